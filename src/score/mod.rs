@@ -1,0 +1,72 @@
+//! Scores `∇_x log p_t(x)` on batches: the exact score of a diffused Gaussian mixture, the one
+//! conversion module between score / ε / x₀ / v parameterisations, and wrappers that count
+//! evaluations (NFE) or perturb a score (power checks).
+
+pub mod convert;
+mod mixture;
+
+pub use mixture::{Covariance, Diffused, GaussianMixture, MixtureScore, Scratch};
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+use scoresde_solvers::Time;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A time-dependent score model evaluated on a batch (`n × d`, one row per point).
+pub trait Score: Sync {
+    /// Dimension d.
+    fn dim(&self) -> usize;
+    /// Writes `∇_x log p_t(x_i)` into row i of `out`.
+    fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>);
+}
+
+/// Counts score evaluations: one per row per call. NFE per particle = `rows() / n`.
+pub struct Counted<'a> {
+    inner: &'a dyn Score,
+    rows: AtomicU64,
+    calls: AtomicU64,
+}
+
+impl<'a> Counted<'a> {
+    pub fn new(inner: &'a dyn Score) -> Self {
+        Self {
+            inner,
+            rows: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+        }
+    }
+    /// Row evaluations so far.
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Relaxed)
+    }
+    /// Batched calls so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+impl Score for Counted<'_> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
+        self.rows.fetch_add(x.nrows() as u64, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.inner.score(t, x, out)
+    }
+}
+
+/// `factor × inner`: a deliberately wrong score for power checks (e.g. × 0.8).
+pub struct Scaled<'a> {
+    pub inner: &'a dyn Score,
+    pub factor: f64,
+}
+
+impl Score for Scaled<'_> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+        self.inner.score(t, x, out.view_mut());
+        out *= self.factor;
+    }
+}

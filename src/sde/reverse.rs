@@ -1,0 +1,104 @@
+//! Reverse-time SDE and probability-flow ODE of a forward SDE driven by a score (Anderson 1982;
+//! Song et al. 2021, eqs. 6 and 13), as systems the generic solvers integrate backward in time.
+
+use super::Sde;
+use crate::score::Score;
+use ndarray::{ArrayView2, ArrayViewMut2, Zip};
+use scoresde_solvers::{OdeSystem, SdeSystem, Time};
+
+/// Writes `out ← a(t) x + c(t) · out` row by row, where `out` holds the score on entry.
+fn combine(
+    sde: &dyn Sde,
+    t: Time<'_>,
+    score_weight: impl Fn(&dyn Sde, f64) -> f64,
+    x: ArrayView2<f64>,
+    mut out: ArrayViewMut2<f64>,
+) {
+    match t {
+        Time::Shared(t) => {
+            let (a, c) = (sde.drift_coeff(t), score_weight(sde, t));
+            Zip::from(&mut out)
+                .and(&x)
+                .for_each(|o, &x| *o = a * x + c * *o);
+        }
+        Time::PerRow(ts) => {
+            for ((mut o, x), &t) in out.rows_mut().into_iter().zip(x.rows()).zip(ts) {
+                let (a, c) = (sde.drift_coeff(t), score_weight(sde, t));
+                Zip::from(&mut o)
+                    .and(&x)
+                    .for_each(|o, &x| *o = a * x + c * *o);
+            }
+        }
+    }
+}
+
+/// The forward SDE itself as a solver system: drift `a(t) x`, diffusion g(t).
+#[derive(Clone, Copy, Debug)]
+pub struct Forward<'a> {
+    pub sde: &'a dyn Sde,
+    pub dim: usize,
+}
+
+impl SdeSystem for Forward<'_> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn drift(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+        out.fill(0.0);
+        combine(self.sde, t, |_, _| 0.0, x, out);
+    }
+    fn diffusion(&self, t: f64) -> f64 {
+        self.sde.diffusion(t)
+    }
+}
+
+/// Reverse-time SDE `dx = [f(x, t) − g(t)² s(x, t)] dt + g(t) dw̄`, integrated from t_max to ε.
+#[derive(Clone, Copy)]
+pub struct ReverseSde<'a> {
+    pub sde: &'a dyn Sde,
+    pub score: &'a dyn Score,
+}
+
+impl<'a> ReverseSde<'a> {
+    pub fn new(sde: &'a dyn Sde, score: &'a dyn Score) -> Self {
+        Self { sde, score }
+    }
+
+    /// The probability-flow ODE `dx/dt = f − ½ g² s`, which shares every marginal p_t.
+    pub fn probability_flow(&self) -> ProbabilityFlow<'a> {
+        ProbabilityFlow {
+            sde: self.sde,
+            score: self.score,
+        }
+    }
+}
+
+impl SdeSystem for ReverseSde<'_> {
+    fn dim(&self) -> usize {
+        self.score.dim()
+    }
+    fn drift(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+        self.score.score(t, x, out.view_mut());
+        combine(self.sde, t, |s, t| -s.diffusion(t).powi(2), x, out);
+    }
+    fn diffusion(&self, t: f64) -> f64 {
+        self.sde.diffusion(t)
+    }
+}
+
+/// Probability-flow ODE `dx/dt = f(x, t) − ½ g(t)² s(x, t)` (Song et al. 2021, eq. 13).
+#[derive(Clone, Copy)]
+pub struct ProbabilityFlow<'a> {
+    pub sde: &'a dyn Sde,
+    pub score: &'a dyn Score,
+}
+
+impl OdeSystem for ProbabilityFlow<'_> {
+    fn dim(&self) -> usize {
+        self.score.dim()
+    }
+    fn rhs(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+        self.score.score(t, x, out.view_mut());
+        combine(self.sde, t, |s, t| -0.5 * s.diffusion(t).powi(2), x, out);
+    }
+}

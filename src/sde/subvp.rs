@@ -1,0 +1,46 @@
+//! The sub-VP SDE `dx = −½ β x dt + √(β(t)(1 − e^{−2B(t)})) dw` (Song et al. 2021, eq. 12).
+
+use super::{BetaSchedule, Marginal, Sde};
+
+/// sub-VP SDE: same mean as VP, kernel std `s(t) = 1 − e^{−B(t)}` (the std, not the variance).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct SubVpSde {
+    pub schedule: BetaSchedule,
+}
+
+impl SubVpSde {
+    pub fn linear(beta_min: f64, beta_max: f64) -> Self {
+        Self {
+            schedule: BetaSchedule::Linear { beta_min, beta_max },
+        }
+    }
+}
+
+impl Sde for SubVpSde {
+    fn name(&self) -> &'static str {
+        "subvp"
+    }
+    fn drift_coeff(&self, t: f64) -> f64 {
+        -0.5 * self.schedule.beta(t)
+    }
+    fn diffusion(&self, t: f64) -> f64 {
+        let b = self.schedule.integral(t);
+        (self.schedule.beta(t) * -(-2.0 * b).exp_m1()).sqrt()
+    }
+    fn marginal(&self, t: f64) -> Marginal {
+        let b = self.schedule.integral(t);
+        Marginal {
+            mean: (-0.5 * b).exp(),
+            std: -(-b).exp_m1(),
+        }
+    }
+    fn t_max(&self) -> f64 {
+        self.schedule.t_max()
+    }
+    fn prior_std(&self) -> f64 {
+        1.0
+    }
+    fn default_eps(&self) -> f64 {
+        1e-3
+    }
+}
