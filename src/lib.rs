@@ -22,6 +22,7 @@
 pub mod data;
 pub mod error;
 pub mod io;
+pub mod numerics;
 pub mod sample;
 pub mod score;
 pub mod sde;

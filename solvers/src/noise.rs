@@ -3,7 +3,7 @@
 use ndarray::ArrayViewMut2;
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
-use rand_xoshiro::Xoshiro256PlusPlus;
+use rand_xoshiro::SplitMix64;
 
 /// A source of standard normal noise for a block of rows at one step.
 pub trait Noise: Sync {
@@ -13,14 +13,15 @@ pub trait Noise: Sync {
 
 /// N(0, 1) noise keyed by (seed, domain, row, step).
 ///
-/// Each (row, step) pair seeds its own xoshiro256++ generator from a SplitMix64-style hash of
-/// the key, so a particle's noise is the same whatever batch it is in, whatever thread runs it
+/// Each (row, step) pair starts its own SplitMix64 stream (Steele, Lea & Flood 2014) at a
+/// 64-bit hash of the key, so a particle's noise is the same whatever batch it is in, whatever thread runs it
 /// and in whatever order rows are visited. `domain` separates independent uses of one seed
 /// (prior draws, solver noise, data draws).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyedNormal {
-    pub seed: u64,
-    pub domain: u64,
+    seed: u64,
+    domain: u64,
+    base: u64,
 }
 
 /// SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mixer.
@@ -34,14 +35,21 @@ fn mix(mut z: u64) -> u64 {
 
 impl KeyedNormal {
     pub fn new(seed: u64, domain: u64) -> Self {
-        Self { seed, domain }
+        Self { seed, domain, base: mix(mix(seed) ^ domain) }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn domain(&self) -> u64 {
+        self.domain
     }
 
     /// The generator for one (row, step) key.
     #[inline]
-    pub fn rng(&self, row: u64, step: u64) -> Xoshiro256PlusPlus {
-        let k = mix(mix(mix(mix(self.seed) ^ self.domain) ^ row) ^ step);
-        Xoshiro256PlusPlus::seed_from_u64(k)
+    pub fn rng(&self, row: u64, step: u64) -> SplitMix64 {
+        SplitMix64::seed_from_u64(mix(mix(self.base ^ row) ^ step))
     }
 
     /// Fills one row with N(0, 1) draws for (row, step).
@@ -57,10 +65,7 @@ impl KeyedNormal {
 impl Noise for KeyedNormal {
     fn fill(&self, row0: usize, step: u64, mut out: ArrayViewMut2<f64>) {
         for (i, mut r) in out.rows_mut().into_iter().enumerate() {
-            let mut rng = self.rng((row0 + i) as u64, step);
-            for v in r.iter_mut() {
-                *v = rng.sample(StandardNormal);
-            }
+            self.fill_row((row0 + i) as u64, step, r.as_slice_mut().expect("standard layout"));
         }
     }
 }

@@ -5,6 +5,7 @@
 //! and the score are computed with log-sum-exp.
 
 use super::{convert, Score};
+use crate::numerics::{exp_nonpos, exp_nonpos_lanes};
 use crate::sde::{Marginal, Sde};
 use crate::{Error, Result};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
@@ -195,12 +196,12 @@ impl GaussianMixture {
                 }
             }
         }
-        Diffused {
-            mix: self,
-            scaled_means: &self.means * k.mean,
-            lognorm,
-            inv,
-        }
+        let scaled_means = &self.means * k.mean;
+        let iso = self.covs.iter().all(|c| matches!(c, Covariance::Isotropic { .. })).then(|| IsoSoa {
+            means_t: scaled_means.t().iter().copied().collect(),
+            half_inv: (0..nk).map(|c| 0.5 * inv[c * d]).collect(),
+        });
+        Diffused { mix: self, scaled_means, lognorm, inv, iso }
     }
 
     /// `n` exact draws and their component labels, keyed by (seed, domain, row).
@@ -294,6 +295,16 @@ pub struct Diffused<'a> {
     lognorm: Vec<f64>,
     /// Eigenvalues of `C_k⁻¹` (K × d, repeated for isotropic components).
     inv: Vec<f64>,
+    /// Structure-of-arrays constants when every component is isotropic (the fast path).
+    iso: Option<IsoSoa>,
+}
+
+/// Constants of an all-isotropic diffused mixture laid out for vectorised loops over k.
+struct IsoSoa {
+    /// Scaled means transposed: `means_t[j·K + k] = m μ_kj`.
+    means_t: Vec<f64>,
+    /// `½ / c_k` with `C_k = c_k I`.
+    half_inv: Vec<f64>,
 }
 
 impl Diffused<'_> {
@@ -331,10 +342,78 @@ impl Diffused<'_> {
         }
         let mut sum = 0.0;
         for e in s.e.iter_mut() {
-            *e = (*e - max).exp();
+            *e = exp_nonpos(*e - max);
             sum += *e;
         }
         (max, sum)
+    }
+
+    /// Scores of a row-major batch (`x.len() = n·d`) when every component is isotropic:
+    /// `∇log p_t(x) = Σ_k r_k (m μ_k − x) / c_k`. Rows are processed in blocks of `LANES`,
+    /// vectorised across rows; each lane performs exactly the operations of a single row, so
+    /// results do not depend on how rows are blocked. Returns false (writing nothing) when the
+    /// mixture has a full covariance.
+    pub fn score_rows_isotropic(&self, x: &[f64], out: &mut [f64], s: &mut Scratch) -> bool {
+        const LANES: usize = 8;
+        let Some(iso) = &self.iso else { return false };
+        let (nk, d) = self.scaled_means.dim();
+        s.e.resize(nk * LANES, 0.0);
+        s.y.resize(2 * d * LANES, 0.0);
+        let (xt, b) = s.y.split_at_mut(d * LANES);
+        for (xb, ob) in x.chunks(d * LANES).zip(out.chunks_mut(d * LANES)) {
+            let rows = xb.len() / d;
+            // Transpose the block: xt[j·LANES + r]; unused lanes repeat row 0.
+            for r in 0..LANES {
+                let src = if r < rows { r } else { 0 };
+                for j in 0..d {
+                    xt[j * LANES + r] = xb[src * d + j];
+                }
+            }
+            let mut max = [f64::NEG_INFINITY; LANES];
+            for ((k, lk), &h) in s.e.chunks_exact_mut(LANES).enumerate().zip(&iso.half_inv) {
+                let mut l = [self.lognorm[k]; LANES];
+                for (j, xj) in xt.chunks_exact(LANES).enumerate() {
+                    let m = iso.means_t[j * nk + k];
+                    for (l, &xv) in l.iter_mut().zip(xj) {
+                        let t = xv - m;
+                        *l -= h * t * t;
+                    }
+                }
+                for (mx, &l) in max.iter_mut().zip(&l) {
+                    *mx = mx.max(l);
+                }
+                lk.copy_from_slice(&l);
+            }
+            let mut sum = [0.0; LANES];
+            let mut a = [0.0; LANES];
+            b.iter_mut().for_each(|v| *v = 0.0);
+            for ((k, lk), &h) in s.e.chunks_exact(LANES).enumerate().zip(&iso.half_inv) {
+                let mut e = [0.0; LANES];
+                for ((e, &l), &mx) in e.iter_mut().zip(lk).zip(&max) {
+                    *e = l - mx;
+                }
+                exp_nonpos_lanes(&mut e);
+                let mut w = [0.0; LANES];
+                for r in 0..LANES {
+                    sum[r] += e[r];
+                    w[r] = 2.0 * h * e[r];
+                    a[r] += w[r];
+                }
+                for (j, bj) in b.chunks_exact_mut(LANES).enumerate() {
+                    let m = iso.means_t[j * nk + k];
+                    for (bv, &wv) in bj.iter_mut().zip(&w) {
+                        *bv += wv * m;
+                    }
+                }
+            }
+            for r in 0..rows {
+                let norm = 1.0 / sum[r];
+                for j in 0..d {
+                    ob[r * d + j] = (b[j * LANES + r] - a[r] * xt[j * LANES + r]) * norm;
+                }
+            }
+        }
+        true
     }
 
     /// `log p_t(x)`.
@@ -352,9 +431,9 @@ impl Diffused<'_> {
         max + sum.ln()
     }
 
-    /// Writes `∇ log p_t(x) = −Σ_k r_k C_k⁻¹ (x − m μ_k)` into `out`; returns `log p_t(x)`.
-    pub fn score(&self, x: ArrayView1<f64>, s: &mut Scratch, out: &mut [f64]) -> f64 {
-        let (max, sum) = self.logits(x, s);
+    /// Writes `∇ log p_t(x) = −Σ_k r_k C_k⁻¹ (x − m μ_k)` into `out`.
+    pub fn score(&self, x: ArrayView1<f64>, s: &mut Scratch, out: &mut [f64]) {
+        let (_, sum) = self.logits(x, s);
         let d = out.len();
         out.iter_mut().for_each(|o| *o = 0.0);
         for k in 0..self.lognorm.len() {
@@ -378,7 +457,6 @@ impl Diffused<'_> {
                 }
             }
         }
-        max + sum.ln()
     }
 
     /// Index of the most responsible component.
@@ -490,9 +568,13 @@ impl Score for MixtureScore {
     fn dim(&self) -> usize {
         self.mixture.dim()
     }
-    fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
-        self.for_rows(t, x, out, |p, _, xr, s, o| {
-            p.score(xr, s, o);
-        });
+    fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+        if let (Time::Shared(t), Some(xs), Some(os)) = (t, x.as_slice(), out.as_slice_mut()) {
+            let mut s = Scratch::default();
+            if self.mixture.at(self.kernel(t)).score_rows_isotropic(xs, os, &mut s) {
+                return;
+            }
+        }
+        self.for_rows(t, x, out, |p, _, xr, s, o| p.score(xr, s, o));
     }
 }
