@@ -192,7 +192,7 @@ impl TimeGrid {
 /// Options shared by all solvers.
 #[derive(Clone, Default)]
 pub struct SolveOptions<'a> {
-    /// Rows per independent chunk (0: a default of 256). Does not change results.
+    /// Rows per independent chunk (0: a default of 1024). Does not change results.
     pub chunk_size: usize,
     /// Times at which to record the state, in integration order.
     pub record: Vec<f64>,
@@ -203,7 +203,7 @@ pub struct SolveOptions<'a> {
 impl SolveOptions<'_> {
     fn chunk(&self) -> usize {
         if self.chunk_size == 0 {
-            256
+            1024
         } else {
             self.chunk_size
         }
