@@ -193,12 +193,12 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     let steps = run.stats.accepted as f64 / run.stats.particles.max(1) as f64;
     let secs = run.wall.as_secs_f64();
     eprintln!(
-        "sampled n={} d={} data={} sde={} sampler={:?} steps={} eps={} nfe={} rejected={} wall={:.3}s throughput={:.2}M particle-steps/s -> {}",
+        "sampled n={} d={} data={} sde={} sampler={} steps={} eps={} nfe={} rejected={} wall={:.3}s throughput={:.2}M particle-steps/s -> {}",
         a.n,
         data.dim(),
         data.name(),
         sde.name(),
-        a.sampler,
+        a.sampler.to_possible_value().expect("no skipped variants").get_name(),
         format_num(steps),
         a.eps.unwrap_or(sde.default_eps()),
         format_num(run.nfe),

@@ -153,8 +153,12 @@ impl TimeGrid {
                 "time grid contains a non-finite time".into(),
             ));
         }
+        // Note f64::signum(0.0) = 1, so a repeated time is rejected explicitly.
         let dir = (times[1] - times[0]).signum();
-        if dir == 0.0 || times.windows(2).any(|w| (w[1] - w[0]).signum() != dir) {
+        if times
+            .windows(2)
+            .any(|w| w[1] == w[0] || (w[1] - w[0]).signum() != dir)
+        {
             return Err(SolveError::Invalid(
                 "time grid is not strictly monotone".into(),
             ));

@@ -35,7 +35,11 @@ fn mix(mut z: u64) -> u64 {
 
 impl KeyedNormal {
     pub fn new(seed: u64, domain: u64) -> Self {
-        Self { seed, domain, base: mix(mix(seed) ^ domain) }
+        Self {
+            seed,
+            domain,
+            base: mix(mix(seed) ^ domain),
+        }
     }
 
     pub fn seed(&self) -> u64 {
@@ -65,7 +69,11 @@ impl KeyedNormal {
 impl Noise for KeyedNormal {
     fn fill(&self, row0: usize, step: u64, mut out: ArrayViewMut2<f64>) {
         for (i, mut r) in out.rows_mut().into_iter().enumerate() {
-            self.fill_row((row0 + i) as u64, step, r.as_slice_mut().expect("standard layout"));
+            self.fill_row(
+                (row0 + i) as u64,
+                step,
+                r.as_slice_mut().expect("standard layout"),
+            );
         }
     }
 }

@@ -197,11 +197,39 @@ impl GaussianMixture {
             }
         }
         let scaled_means = &self.means * k.mean;
-        let iso = self.covs.iter().all(|c| matches!(c, Covariance::Isotropic { .. })).then(|| IsoSoa {
-            means_t: scaled_means.t().iter().copied().collect(),
-            half_inv: (0..nk).map(|c| 0.5 * inv[c * d]).collect(),
-        });
-        Diffused { mix: self, scaled_means, lognorm, inv, iso }
+        let iso = self
+            .covs
+            .iter()
+            .all(|c| matches!(c, Covariance::Isotropic { .. }))
+            .then(|| IsoSoa {
+                means_t: scaled_means.t().iter().copied().collect(),
+                half_inv: (0..nk).map(|c| 0.5 * inv[c * d]).collect(),
+            });
+        Diffused {
+            mix: self,
+            scaled_means,
+            lognorm,
+            inv,
+            iso,
+        }
+    }
+
+    /// `p_t` as a mixture in its own right: means `m μ_k`, covariances `m² Σ_k + s² I` (for exact
+    /// draws from, or CDFs of, a diffused marginal).
+    pub fn diffused_mixture(&self, k: Marginal) -> Result<Self> {
+        let d = self.dim();
+        let (m2, s2) = (k.mean * k.mean, k.std * k.std);
+        let covs = self
+            .covs
+            .iter()
+            .map(|c| match c {
+                Covariance::Isotropic { var } => Ok(Covariance::Isotropic { var: m2 * var + s2 }),
+                Covariance::Full { matrix, .. } => {
+                    Covariance::full(matrix * m2 + Array2::<f64>::eye(d) * s2)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::new(self.weights.clone(), &self.means * k.mean, covs)
     }
 
     /// `n` exact draws and their component labels, keyed by (seed, domain, row).
@@ -571,7 +599,11 @@ impl Score for MixtureScore {
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         if let (Time::Shared(t), Some(xs), Some(os)) = (t, x.as_slice(), out.as_slice_mut()) {
             let mut s = Scratch::default();
-            if self.mixture.at(self.kernel(t)).score_rows_isotropic(xs, os, &mut s) {
+            if self
+                .mixture
+                .at(self.kernel(t))
+                .score_rows_isotropic(xs, os, &mut s)
+            {
                 return;
             }
         }
