@@ -53,3 +53,26 @@ pub fn ks_test(sample: &[f64], cdf: impl Fn(f64) -> f64) -> (f64, f64) {
     let sn = n.sqrt();
     (d, kolmogorov_sf((sn + 0.12 + 0.11 / sn) * d))
 }
+
+/// Two-sample KS: `D = sup |F_a − F_b|` with the asymptotic p-value at the effective size
+/// `n_e = n_a n_b / (n_a + n_b)` (Numerical Recipes §14.3).
+pub fn ks_two_sample(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (mut i, mut j, mut d) = (0usize, 0usize, 0.0f64);
+    while i < a.len() && j < b.len() {
+        let v = a[i].min(b[j]);
+        while i < a.len() && a[i] <= v {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= v {
+            j += 1;
+        }
+        d = d.max((i as f64 / na - j as f64 / nb).abs());
+    }
+    let ne = (na * nb / (na + nb)).sqrt();
+    (d, kolmogorov_sf((ne + 0.12 + 0.11 / ne) * d))
+}
