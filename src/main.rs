@@ -7,7 +7,7 @@ use scoresde::io::{read_csv, write_csv, AtomicFile};
 use scoresde::sample::{sample, SampleSpec, Sampler};
 use scoresde::score::MixtureScore;
 use scoresde::sde::{BetaSchedule, Sde, SubVpSde, VeSde, VpSde};
-use scoresde::stats::{sampler_suite, SuiteConfig};
+use scoresde::stats::{mixture_tests, two_sample_tests, SuiteConfig};
 use scoresde::{invalid, Error, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -258,32 +258,15 @@ fn cmd_test(
             "note: the permutation tests use the first {m} points of each sample (--max-points)"
         );
     }
-    let cfg = SuiteConfig { permutations, seed };
-    let outcomes = {
-        let mut o = sampler_suite(
-            x.slice(ndarray::s![..m, ..]),
-            reference.slice(ndarray::s![..m, ..]),
-            None,
-            cfg,
-        );
-        if let Some(mix) = data.mixture() {
-            // Proportion and KS tests are cheap: use every point.
-            let full = sampler_suite(
-                x.view(),
-                reference.view(),
-                Some(mix),
-                SuiteConfig {
-                    permutations: 1,
-                    seed,
-                },
-            );
-            o.extend(
-                full.into_iter()
-                    .filter(|t| t.name == "chi2" || t.name == "ks"),
-            );
-        }
-        o
-    };
+    let mut outcomes = two_sample_tests(
+        x.slice(ndarray::s![..m, ..]),
+        reference.slice(ndarray::s![..m, ..]),
+        SuiteConfig { permutations, seed },
+    );
+    if let Some(mix) = data.mixture() {
+        // The exact-mixture tests are O(n): they use every point.
+        outcomes.extend(mixture_tests(x.view(), reference.view(), mix));
+    }
     let mut rejected = false;
     for t in &outcomes {
         let verdict = if t.rejects(alpha) { "REJECT" } else { "ok" };

@@ -224,6 +224,9 @@ pub struct Solution {
     pub records: Vec<(f64, Array2<f64>)>,
 }
 
+/// What one chunk returns: its work counters and its recorded states.
+type ChunkResult = Result<(Stats, Vec<Array2<f64>>), SolveError>;
+
 /// Runs `f(row0, chunk)` over independent row chunks of `x` on the rayon pool, concatenating
 /// the per-chunk records in row order.
 fn run_chunks<F>(
@@ -233,10 +236,10 @@ fn run_chunks<F>(
     f: F,
 ) -> Result<Solution, SolveError>
 where
-    F: Fn(usize, ArrayViewMut2<f64>) -> Result<(Stats, Vec<Array2<f64>>), SolveError> + Sync,
+    F: Fn(usize, ArrayViewMut2<f64>) -> ChunkResult + Sync,
 {
     let chunk = opts.chunk();
-    let parts: Vec<Result<(Stats, Vec<Array2<f64>>), SolveError>> = x
+    let parts: Vec<ChunkResult> = x
         .axis_chunks_iter_mut(Axis(0), chunk)
         .into_par_iter()
         .enumerate()

@@ -30,8 +30,7 @@ struct ComponentSpec {
 /// Parses and validates a mixture: positive weights, equal mean lengths, and for each component
 /// exactly one of `std` (isotropic) or `cov` (symmetric positive definite).
 pub fn parse_mixture_toml(text: &str) -> Result<GaussianMixture> {
-    let file: MixtureFile = toml::from_str(text)
-        .map_err(|e| Error::Data(format!("malformed mixture TOML: {}", e.to_string().trim())))?;
+    let file: MixtureFile = toml::from_str(text).map_err(|e| Error::Data(toml_error(text, &e)))?;
     if file.components.is_empty() {
         return Err(Error::Data("mixture has no [[components]]".into()));
     }
@@ -73,4 +72,18 @@ pub fn parse_mixture_toml(text: &str) -> Result<GaussianMixture> {
         });
     }
     GaussianMixture::new(weights, means, covs)
+}
+
+/// One line: "malformed mixture TOML at line L, column C: message".
+pub(crate) fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("malformed mixture TOML at line {line}, column {col}: {msg}")
+        }
+        None => format!("malformed mixture TOML: {msg}"),
+    }
 }

@@ -19,7 +19,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use scoresde_solvers::KeyedNormal;
 
 /// Noise domain of prior draws (see [`KeyedNormal`]).
-pub const PRIOR_DOMAIN: u64 = 0x5052_494f_52;
+pub const PRIOR_DOMAIN: u64 = 0x0050_5249_4f52;
 
 /// The perturbation kernel at one time: `x_t = m x_0 + s z`.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -51,11 +51,24 @@ impl Default for SuiteConfig {
 }
 
 /// Runs every applicable test of `samples` against exact `reference` draws (and against the
-/// exact mixture, when there is one).
+/// exact mixture, when there is one): [`two_sample_tests`] then [`mixture_tests`].
 pub fn sampler_suite(
     samples: ArrayView2<f64>,
     reference: ArrayView2<f64>,
     mixture: Option<&GaussianMixture>,
+    cfg: SuiteConfig,
+) -> Vec<TestOutcome> {
+    let mut out = two_sample_tests(samples, reference, cfg);
+    if let Some(mix) = mixture {
+        out.extend(mixture_tests(samples, reference, mix));
+    }
+    out
+}
+
+/// MMD and energy permutation tests (O(n²) time and memory).
+pub fn two_sample_tests(
+    samples: ArrayView2<f64>,
+    reference: ArrayView2<f64>,
     cfg: SuiteConfig,
 ) -> Vec<TestOutcome> {
     let mut out = Vec::new();
@@ -76,7 +89,18 @@ pub fn sampler_suite(
         p_value: en.p_value,
         detail: format!("energy statistic mn/(m+n)·E, B={}", cfg.permutations),
     });
-    if let Some(mix) = mixture {
+    out
+}
+
+/// Tests that use the exact mixture (O(n) memory): χ² of component proportions, two-sample KS
+/// of the exact log-density, and one-sample KS of each coordinate.
+pub fn mixture_tests(
+    samples: ArrayView2<f64>,
+    reference: ArrayView2<f64>,
+    mix: &GaussianMixture,
+) -> Vec<TestOutcome> {
+    let mut out = Vec::new();
+    {
         if mix.n_components() > 1 {
             let c = chi2::component_chi2(mix, samples, reference);
             out.push(TestOutcome {

@@ -1,0 +1,350 @@
+//! The command line: bad input gives one clear line, a non-zero exit and no output file;
+//! same seed, same bytes, whatever the thread count or chunk size; `test` exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scoresde"))
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Asserts a failed run: non-zero exit, one stderr line containing `needle`, no file at `out`.
+fn assert_fails(o: &Output, needle: &str, out: &Path) {
+    let e = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success: {e}");
+    assert_eq!(e.trim_end().lines().count(), 1, "want one line, got: {e}");
+    assert!(e.contains(needle), "stderr {e:?} lacks {needle:?}");
+    assert!(!out.exists(), "{} was written", out.display());
+    let leftovers: Vec<PathBuf> = out
+        .parent()
+        .and_then(|p| std::fs::read_dir(p).ok())
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_no_file() {
+    let dir = tmp();
+    let out = dir.path().join("s.csv");
+    let o = out.to_str().unwrap();
+    assert_fails(
+        &run(&["sample", "--data", "9gaussians", "--out", o]),
+        "unknown dataset '9gaussians'",
+        &out,
+    );
+    assert_fails(
+        &run(&["data", "--data", "nope", "--out", o]),
+        "unknown dataset",
+        &out,
+    );
+    assert_fails(
+        &run(&["sample", "--data", "8gaussians", "--steps", "0", "--out", o]),
+        "--steps",
+        &out,
+    );
+    assert_fails(
+        &run(&["sample", "--data", "8gaussians", "--eps", "0", "--out", o]),
+        "--eps",
+        &out,
+    );
+    assert_fails(
+        &run(&["sample", "--data", "8gaussians", "--eps", "1.5", "--out", o]),
+        "--eps",
+        &out,
+    );
+    assert_fails(
+        &run(&[
+            "sample",
+            "--data",
+            "8gaussians",
+            "--steps",
+            "-3",
+            "--out",
+            o,
+        ]),
+        "-3",
+        &out,
+    );
+    assert_fails(
+        &run(&[
+            "sample",
+            "--data",
+            "8gaussians",
+            "--sampler",
+            "magic",
+            "--out",
+            o,
+        ]),
+        "magic",
+        &out,
+    );
+    assert_fails(
+        &run(&["sample", "--data", "moons", "--out", o]),
+        "no exact score",
+        &out,
+    );
+    let unwritable = dir.path().join("no/such/dir/s.csv");
+    assert_fails(
+        &run(&[
+            "sample",
+            "--data",
+            "8gaussians",
+            "--out",
+            unwritable.to_str().unwrap(),
+        ]),
+        "cannot write",
+        &unwritable,
+    );
+
+    let toml = dir.path().join("m.toml");
+    std::fs::write(&toml, "[[components]]\nweight = 0.5\nmean = [0.0, 1.0\n").unwrap();
+    assert_fails(
+        &run(&["sample", "--data", toml.to_str().unwrap(), "--out", o]),
+        "malformed mixture TOML",
+        &out,
+    );
+    std::fs::write(
+        &toml,
+        "[[components]]\nweight = 1.0\nmean = [0.0, 0.0]\ncov = [[1.0, 2.0], [2.0, 1.0]]\n",
+    )
+    .unwrap();
+    assert_fails(
+        &run(&["sample", "--data", toml.to_str().unwrap(), "--out", o]),
+        "not positive definite",
+        &out,
+    );
+    std::fs::write(
+        &toml,
+        "[[components]]\nweight = 1.0\nmean = [0.0, 0.0]\nstd = 1.0\ncolour = 3\n",
+    )
+    .unwrap();
+    assert_fails(
+        &run(&["data", "--data", toml.to_str().unwrap(), "--out", o]),
+        "colour",
+        &out,
+    );
+    std::fs::write(&toml, "[[components]]\nweight = 1.0\nmean = [0.0, 0.0]\nstd = 1.0\n[[components]]\nweight = 1.0\nmean = [0.0]\nstd = 1.0\n").unwrap();
+    assert_fails(
+        &run(&["data", "--data", toml.to_str().unwrap(), "--out", o]),
+        "component 1",
+        &out,
+    );
+}
+
+#[test]
+fn failed_run_keeps_an_existing_file() {
+    let dir = tmp();
+    let out = dir.path().join("s.csv");
+    std::fs::write(&out, "x0,x1\n1,2\n").unwrap();
+    let r = run(&[
+        "sample",
+        "--data",
+        "8gaussians",
+        "--steps",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!r.status.success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "x0,x1\n1,2\n");
+}
+
+#[test]
+fn sample_is_reproducible_across_threads_and_chunks_and_reports_nfe() {
+    let dir = tmp();
+    let mut files = vec![];
+    for (threads, chunk) in [("1", "0"), ("2", "0"), ("2", "13")] {
+        let out = dir.path().join(format!("s{threads}_{chunk}.csv"));
+        let o = bin()
+            .env("RAYON_NUM_THREADS", threads)
+            .args([
+                "sample",
+                "--data",
+                "8gaussians",
+                "--steps",
+                "200",
+                "--n",
+                "500",
+                "--seed",
+                "5",
+                "--chunk",
+                chunk,
+            ])
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("nfe=200") && e.contains("wall="), "summary: {e}");
+        files.push(std::fs::read(&out).unwrap());
+    }
+    assert!(files.windows(2).all(|w| w[0] == w[1]), "outputs differ");
+    let text = String::from_utf8(files.remove(0)).unwrap();
+    assert!(text.starts_with("x0,x1\n"));
+    assert_eq!(text.lines().count(), 501);
+}
+
+#[test]
+fn csv_round_trips_f64_exactly() {
+    let dir = tmp();
+    let path = dir.path().join("x.csv");
+    let x = ndarray::array![
+        [0.1, -1e-300],
+        [std::f64::consts::PI, 1.0 / 3.0],
+        [5e-324, -0.0]
+    ];
+    scoresde::io::write_csv(scoresde::io::AtomicFile::create(&path).unwrap(), x.view()).unwrap();
+    let y = scoresde::io::read_csv(&path).unwrap();
+    assert!(x
+        .iter()
+        .zip(y.iter())
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+}
+
+#[test]
+fn test_command_exit_codes() {
+    let dir = tmp();
+    let good = dir.path().join("good.csv");
+    let bad = dir.path().join("bad.csv");
+    assert!(run(&[
+        "data",
+        "--data",
+        "ncsn",
+        "--n",
+        "1500",
+        "--seed",
+        "3",
+        "--out",
+        good.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let o = run(&[
+        "sample",
+        "--data",
+        "8gaussians",
+        "--steps",
+        "100",
+        "--n",
+        "1500",
+        "--out",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = |samples: &Path, data: &str| {
+        run(&[
+            "test",
+            "--samples",
+            samples.to_str().unwrap(),
+            "--data",
+            data,
+            "--permutations",
+            "100",
+        ])
+    };
+    let ok = t(&good, "ncsn");
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    for name in ["mmd", "energy", "chi2", "logp-ks", "ks"] {
+        assert!(stdout.contains(name), "{stdout}");
+    }
+    assert_eq!(t(&bad, "ncsn").status.code(), Some(1));
+    let missing = dir.path().join("missing.csv");
+    assert_eq!(t(&missing, "ncsn").status.code(), Some(2));
+    assert_eq!(
+        t(&good, "bimodal-1d").status.code(),
+        Some(2),
+        "dimension mismatch is an input error"
+    );
+    std::fs::write(&bad, "x0,x1\n1,nan\n").unwrap();
+    let o = t(&bad, "ncsn");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("bad.csv:2"), "{}", stderr(&o));
+}
+
+#[test]
+fn toy_datasets_and_user_mixtures_sample() {
+    let dir = tmp();
+    for name in [
+        "moons",
+        "swissroll",
+        "checkerboard",
+        "rings",
+        "pinwheel",
+        "2spirals",
+        "25gaussians",
+        "bimodal-1d",
+    ] {
+        let out = dir.path().join(format!("{name}.csv"));
+        let o = run(&[
+            "data",
+            "--data",
+            name,
+            "--n",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let x = scoresde::io::read_csv(&out).unwrap();
+        assert_eq!(x.nrows(), 100);
+        assert!(x.iter().all(|v| v.is_finite() && v.abs() < 20.0), "{name}");
+    }
+    let toml = dir.path().join("m.toml");
+    std::fs::write(&toml, "[[components]]\nweight = 0.3\nmean = [-2.0, 1.0]\ncov = [[0.30, 0.10], [0.10, 0.20]]\n\n[[components]]\nweight = 0.7\nmean = [2.0, 0.0]\nstd = 0.5\n").unwrap();
+    let out = dir.path().join("m.csv");
+    for sde in ["vp", "subvp", "ve"] {
+        let o = run(&[
+            "sample",
+            "--data",
+            toml.to_str().unwrap(),
+            "--sde",
+            sde,
+            "--sampler",
+            "pf-rk45",
+            "--n",
+            "300",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{sde}: {}", stderr(&o));
+        let t = run(&[
+            "test",
+            "--samples",
+            out.to_str().unwrap(),
+            "--data",
+            toml.to_str().unwrap(),
+            "--permutations",
+            "100",
+        ]);
+        assert_eq!(
+            t.status.code(),
+            Some(0),
+            "{sde}: {}",
+            String::from_utf8_lossy(&t.stdout)
+        );
+    }
+}
