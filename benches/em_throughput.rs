@@ -12,14 +12,32 @@ use scoresde::sde::{Sde, VpSde};
 use std::sync::Arc;
 
 fn main() {
-    let n: usize = std::env::var("EM_BENCH_PARTICLES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::var("EM_BENCH_PARTICLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let steps = 1000;
     let data = Dataset::from_spec("8gaussians").expect("builtin");
     let sde: Arc<dyn Sde> = Arc::new(VpSde::default());
     let score = MixtureScore::new(data.mixture().expect("mixture").clone(), sde.clone());
-    let spec = SampleSpec { sampler: Sampler::Em, steps, n, seed: 0, ..Default::default() };
+    let spec = SampleSpec {
+        sampler: Sampler::Em,
+        steps,
+        n,
+        seed: 0,
+        ..Default::default()
+    };
     // Warm-up on a small batch, then the timed runs.
-    sample(sde.as_ref(), &score, &SampleSpec { n: 1000, ..spec.clone() }, None).expect("warm-up");
+    sample(
+        sde.as_ref(),
+        &score,
+        &SampleSpec {
+            n: 1000,
+            ..spec.clone()
+        },
+        None,
+    )
+    .expect("warm-up");
     let mut best = f64::INFINITY;
     for _ in 0..3 {
         let run = sample(sde.as_ref(), &score, &spec, None).expect("sampling");
