@@ -4,8 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-cargo fmt --all -- --check
-cargo clippy --release --workspace --all-targets -- -D warnings
+# fmt and clippy ship with the toolchain here; skip (loudly) where a toolchain lacks them.
+if cargo fmt --version >/dev/null 2>&1; then cargo fmt --all -- --check; else echo "test.sh: rustfmt missing, format check skipped" >&2; fi
+if cargo clippy --version >/dev/null 2>&1; then
+    cargo clippy --release --workspace --all-targets -- -D warnings
+else
+    echo "test.sh: clippy missing, lint check skipped" >&2
+fi
 mkdir -p target
 log=target/test-output.log
 status=0

@@ -114,39 +114,25 @@ fn bad_input_is_one_clear_line_and_no_file() {
         &unwritable,
     );
 
+    // Bad mixture files: (content, expected cause).
     let toml = dir.path().join("m.toml");
-    std::fs::write(&toml, "[[components]]\nweight = 0.5\nmean = [0.0, 1.0\n").unwrap();
-    assert_fails(
-        &run(&["sample", "--data", toml.to_str().unwrap(), "--out", o]),
-        "malformed mixture TOML",
-        &out,
-    );
-    std::fs::write(
-        &toml,
-        "[[components]]\nweight = 1.0\nmean = [0.0, 0.0]\ncov = [[1.0, 2.0], [2.0, 1.0]]\n",
-    )
-    .unwrap();
-    assert_fails(
-        &run(&["sample", "--data", toml.to_str().unwrap(), "--out", o]),
-        "not positive definite",
-        &out,
-    );
-    std::fs::write(
-        &toml,
-        "[[components]]\nweight = 1.0\nmean = [0.0, 0.0]\nstd = 1.0\ncolour = 3\n",
-    )
-    .unwrap();
-    assert_fails(
-        &run(&["data", "--data", toml.to_str().unwrap(), "--out", o]),
-        "colour",
-        &out,
-    );
-    std::fs::write(&toml, "[[components]]\nweight = 1.0\nmean = [0.0, 0.0]\nstd = 1.0\n[[components]]\nweight = 1.0\nmean = [0.0]\nstd = 1.0\n").unwrap();
-    assert_fails(
-        &run(&["data", "--data", toml.to_str().unwrap(), "--out", o]),
-        "component 1",
-        &out,
-    );
+    let cases = [
+        ("[[components]]\nweight = 0.5\nmean = [0.0, 1.0\n", "malformed mixture TOML at line 3"),
+        ("[[components]]\nweight = 1.0\nmean = [0.0, 0.0]\ncov = [[1.0, 2.0], [2.0, 1.0]]\n", "not positive definite"),
+        ("[[components]]\nweight = 1.0\nmean = [0.0, 0.0]\nstd = 1.0\ncolour = 3\n", "unknown field `colour`"),
+        ("[[components]]\nweight = 1.0\nmean = [0.0, 0.0]\nstd = 1.0\n[[components]]\nweight = 1.0\nmean = [0.0]\nstd = 1.0\n", "component 1"),
+        ("[[components]]\nweight = -1.0\nmean = [0.0]\nstd = 1.0\n", "weight must be positive"),
+    ];
+    for (content, cause) in cases {
+        std::fs::write(&toml, content).unwrap();
+        for cmd in ["sample", "data"] {
+            assert_fails(
+                &run(&[cmd, "--data", toml.to_str().unwrap(), "--out", o]),
+                cause,
+                &out,
+            );
+        }
+    }
 }
 
 #[test]
