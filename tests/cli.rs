@@ -45,62 +45,32 @@ fn bad_input_is_one_clear_line_and_no_file() {
     let dir = tmp();
     let out = dir.path().join("s.csv");
     let o = out.to_str().unwrap();
-    assert_fails(
-        &run(&["sample", "--data", "9gaussians", "--out", o]),
-        "unknown dataset '9gaussians'",
-        &out,
-    );
-    assert_fails(
-        &run(&["data", "--data", "nope", "--out", o]),
-        "unknown dataset",
-        &out,
-    );
-    assert_fails(
-        &run(&["sample", "--data", "8gaussians", "--steps", "0", "--out", o]),
-        "--steps",
-        &out,
-    );
-    assert_fails(
-        &run(&["sample", "--data", "8gaussians", "--eps", "0", "--out", o]),
-        "--eps",
-        &out,
-    );
-    assert_fails(
-        &run(&["sample", "--data", "8gaussians", "--eps", "1.5", "--out", o]),
-        "--eps",
-        &out,
-    );
-    assert_fails(
-        &run(&[
-            "sample",
-            "--data",
-            "8gaussians",
+    // Bad arguments: (arguments before --out, expected cause).
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["sample", "--data", "9gaussians"],
+            "unknown dataset '9gaussians'",
+        ),
+        (&["data", "--data", "nope"], "unknown dataset"),
+        (
+            &["sample", "--data", "8gaussians", "--steps", "0"],
             "--steps",
-            "-3",
-            "--out",
-            o,
-        ]),
-        "-3",
-        &out,
-    );
-    assert_fails(
-        &run(&[
-            "sample",
-            "--data",
-            "8gaussians",
-            "--sampler",
+        ),
+        (&["sample", "--data", "8gaussians", "--eps", "0"], "--eps"),
+        (&["sample", "--data", "8gaussians", "--eps", "1.5"], "--eps"),
+        (&["sample", "--data", "8gaussians", "--steps", "-3"], "-3"),
+        (
+            &["sample", "--data", "8gaussians", "--sampler", "magic"],
             "magic",
-            "--out",
-            o,
-        ]),
-        "magic",
-        &out,
-    );
-    assert_fails(
-        &run(&["sample", "--data", "moons", "--out", o]),
-        "no exact score",
-        &out,
-    );
+        ),
+        (&["sample", "--data", "moons"], "no exact score"),
+        (&["data", "--data", "8gaussians", "--n", "0"], "--n"),
+    ];
+    for (args, cause) in cases {
+        let mut all = args.to_vec();
+        all.extend(["--out", o]);
+        assert_fails(&run(&all), cause, &out);
+    }
     let unwritable = dir.path().join("no/such/dir/s.csv");
     assert_fails(
         &run(&[

@@ -236,9 +236,7 @@ fn chunk<S: OdeSystem + ?Sized>(
                     ys[[a, j]] = xa[[a, j]] + ha[a] * acc;
                 }
             }
-            let (done, rest) = ka.split_at_mut(s);
-            let _ = done;
-            sys.rhs(Time::PerRow(&ts), ys.view(), rest[0].view_mut());
+            sys.rhs(Time::PerRow(&ts), ys.view(), ka[s].view_mut());
         }
         stats.evals += 6 * na as u64;
         // After stage 7, `ys` holds the 5th-order solution and ka[6] = F(t + h, ys) (FSAL).
