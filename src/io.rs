@@ -119,3 +119,24 @@ pub fn read_csv(path: impl AsRef<Path>) -> Result<Array2<f64>> {
     }
     Ok(Array2::from_shape_vec((n, d), vals).expect("row lengths checked"))
 }
+
+/// `" at line L, column C: message"` for a TOML parse or schema error (one line).
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" at line {line}, column {col}: {msg}")
+        }
+        None => format!(": {msg}"),
+    }
+}
+
+/// Parses a TOML file into `T`; errors name the file, line, column and field.
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    toml::from_str(&text)
+        .map_err(|e| Error::Data(format!("{}{}", path.display(), toml_error(&text, &e))))
+}

@@ -20,13 +20,17 @@
 //! ```
 
 pub mod data;
+pub mod ddpm;
 pub mod error;
 pub mod io;
+pub mod nn;
 pub mod numerics;
+pub mod plot;
 pub mod sample;
 pub mod score;
 pub mod sde;
 pub mod stats;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use scoresde_solvers as solvers;

@@ -3,11 +3,17 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use scoresde::data::{Dataset, BUILTINS, DATA_DOMAIN, REFERENCE_DOMAIN};
+use scoresde::io::read_toml;
 use scoresde::io::{read_csv, write_csv, AtomicFile};
+use scoresde::nn::NetConfig;
 use scoresde::sample::{sample, SampleSpec, Sampler};
-use scoresde::score::MixtureScore;
-use scoresde::sde::{BetaSchedule, Sde, SubVpSde, VeSde, VpSde};
+use scoresde::score::convert::Prediction;
+use scoresde::score::{GaussianMixture, MixtureScore, Score};
+use scoresde::sde::{Sde, SdeKind, SdeSpec};
+use scoresde::stats::two_sample::energy_distance;
 use scoresde::stats::{mixture_tests, two_sample_tests, SuiteConfig};
+use scoresde::train::eval::{bucket_edges, excess_loss};
+use scoresde::train::{load_model, RunConfig, RunDir, TrainConfig, Trainer, Weighting};
 use scoresde::{invalid, Error, Result};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -41,8 +47,13 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Sample with the exact score of a mixture dataset.
+    /// Sample with the exact score of a mixture dataset, or with a trained network (--model).
     Sample(SampleArgs),
+    /// Train an ε-network by denoising score matching into a run directory.
+    Train(TrainArgs),
+    /// Excess denoising loss against the exact optimum per t bucket, and sample tests.
+    /// Exit 0: no test rejects; 1: a test rejects; 2: usage or input error.
+    Eval(EvalArgs),
     /// Test samples against exact draws: MMD, energy, χ² of component proportions, KS.
     /// Exit 0: no test rejects; 1: a test rejects; 2: usage or input error.
     Test {
@@ -67,38 +78,16 @@ enum Cmd {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum SdeKind {
-    Vp,
-    Subvp,
-    Ve,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ScheduleKind {
-    Linear,
-    Cosine,
-}
-
 #[derive(Args)]
 struct SampleArgs {
-    /// Builtin mixture name or a mixture .toml file.
+    /// Builtin mixture name or a mixture .toml file (exact score). With --model: optional.
+    #[arg(long, required_unless_present = "model")]
+    data: Option<String>,
+    /// A run directory from `scoresde train`: sample with its EMA network and its SDE.
     #[arg(long)]
-    data: String,
-    #[arg(long, value_enum, default_value_t = SdeKind::Vp)]
-    sde: SdeKind,
-    /// β schedule of the VP and sub-VP SDEs.
-    #[arg(long, value_enum, default_value_t = ScheduleKind::Linear)]
-    schedule: ScheduleKind,
-    #[arg(long, default_value_t = 0.1)]
-    beta_min: f64,
-    #[arg(long, default_value_t = 20.0)]
-    beta_max: f64,
-    #[arg(long, default_value_t = 0.01)]
-    sigma_min: f64,
-    /// VE σ_max (default: the data diameter).
-    #[arg(long)]
-    sigma_max: Option<f64>,
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    sde: SdeSpec,
     #[arg(long, value_enum, default_value_t = Sampler::Em)]
     sampler: Sampler,
     /// Steps of a fixed-grid sampler.
@@ -122,23 +111,71 @@ struct SampleArgs {
     chunk: usize,
 }
 
-fn build_sde(a: &SampleArgs, data: &Dataset) -> Result<Arc<dyn Sde>> {
-    let schedule = match a.schedule {
-        ScheduleKind::Linear => BetaSchedule::Linear {
-            beta_min: a.beta_min,
-            beta_max: a.beta_max,
-        },
-        ScheduleKind::Cosine => BetaSchedule::cosine(),
-    };
-    schedule.validate()?;
-    Ok(match a.sde {
-        SdeKind::Vp => Arc::new(VpSde { schedule }),
-        SdeKind::Subvp => Arc::new(SubVpSde { schedule }),
-        SdeKind::Ve => Arc::new(VeSde::new(
-            a.sigma_min,
-            a.sigma_max.unwrap_or_else(|| data.diameter()),
-        )?),
-    })
+#[derive(Args)]
+struct TrainArgs {
+    /// Builtin name, mixture .toml or a .csv of points (header x0,x1,…).
+    #[arg(long)]
+    data: Option<String>,
+    /// A training config (.toml with optional data, [sde], [net] and [train] tables).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Total optimiser steps (with --resume: the new total).
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    hidden: Option<usize>,
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Size of the sinusoidal time embedding.
+    #[arg(long)]
+    time_dim: Option<usize>,
+    #[arg(long, value_enum)]
+    weighting: Option<Weighting>,
+    #[arg(long, value_enum)]
+    prediction: Option<Prediction>,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Train on DDPM's integer grid with N steps (VP only).
+    #[arg(long)]
+    discrete: Option<usize>,
+    #[arg(long = "sde", value_enum)]
+    sde_kind: Option<SdeKind>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The run directory (created; must not hold a run unless --resume).
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A run directory from `scoresde train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// The exact mixture to compare with (default: the run's training data).
+    #[arg(long)]
+    data: Option<String>,
+    /// Draws per t bucket for the excess loss, and samples for the tests.
+    #[arg(long, default_value_t = 2000)]
+    n: usize,
+    /// Number of t buckets (log-spaced from the run's t_eps to T).
+    #[arg(long, default_value_t = 8)]
+    buckets: usize,
+    /// Reverse EM steps for the sample tests (0: skip them).
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    #[arg(long, default_value_t = 0.01)]
+    alpha: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write the per-bucket losses as CSV.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn progress_bar(total: u64) -> Option<ProgressBar> {
@@ -156,14 +193,26 @@ fn progress_bar(total: u64) -> Option<ProgressBar> {
 }
 
 fn cmd_sample(a: SampleArgs) -> Result<()> {
-    let data = Dataset::from_spec(&a.data)?;
-    let mixture = data.mixture().cloned().ok_or_else(|| {
-        Error::Data(format!(
-            "dataset '{}' has no exact score (it is not a Gaussian mixture)",
-            data.name()
-        ))
-    })?;
-    let sde = build_sde(&a, &data)?;
+    // The score: a trained network (its own SDE) or the exact score of a mixture.
+    let (score, sde, data_name, d): (Box<dyn Score>, Arc<dyn Sde>, String, usize) = match &a.model {
+        Some(dir) => {
+            let (cfg, net) = load_model(dir)?;
+            let sde = net.sde().clone();
+            (Box::new(net), sde, cfg.data, cfg.net.dim)
+        }
+        None => {
+            let data = Dataset::from_spec(a.data.as_deref().unwrap_or_default())?;
+            let mixture = exact_mixture(&data)?;
+            let sde = a.sde.build(|| data.diameter())?;
+            let name = data.name().to_string();
+            (
+                Box::new(MixtureScore::new(mixture, sde.clone())),
+                sde,
+                name,
+                data.dim(),
+            )
+        }
+    };
     let spec = SampleSpec {
         sampler: a.sampler,
         steps: a.steps,
@@ -177,12 +226,11 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     };
     // Fail on an unwritable --out before spending any time.
     let out = AtomicFile::create(&a.out)?;
-    let score = MixtureScore::new(mixture, sde.clone());
     let pb = progress_bar(a.n as u64);
     let tick = pb.as_ref().map(|pb| move |k: u64| pb.inc(k));
     let run = sample(
         sde.as_ref(),
-        &score,
+        score.as_ref(),
         &spec,
         tick.as_ref().map(|f| f as &(dyn Fn(u64) + Sync)),
     )?;
@@ -195,8 +243,8 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     eprintln!(
         "sampled n={} d={} data={} sde={} sampler={} steps={} eps={} nfe={} rejected={} wall={:.3}s throughput={:.2}M particle-steps/s -> {}",
         a.n,
-        data.dim(),
-        data.name(),
+        d,
+        data_name,
         sde.name(),
         a.sampler.to_possible_value().expect("no skipped variants").get_name(),
         format_num(steps),
@@ -208,6 +256,235 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+fn exact_mixture(data: &Dataset) -> Result<Arc<GaussianMixture>> {
+    data.mixture().cloned().ok_or_else(|| {
+        Error::Data(format!(
+            "dataset '{}' has no exact score (it is not a Gaussian mixture)",
+            data.name()
+        ))
+    })
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    let dir = RunDir::new(&a.out);
+    let mut trainer = if a.resume {
+        let given = [
+            ("--data", a.data.is_some()),
+            ("--config", a.config.is_some()),
+            ("--batch", a.batch.is_some()),
+            ("--hidden", a.hidden.is_some()),
+            ("--layers", a.layers.is_some()),
+            ("--time-dim", a.time_dim.is_some()),
+            ("--weighting", a.weighting.is_some()),
+            ("--prediction", a.prediction.is_some()),
+            ("--lr", a.lr.is_some()),
+            ("--discrete", a.discrete.is_some()),
+            ("--sde", a.sde_kind.is_some()),
+            ("--seed", a.seed.is_some()),
+        ];
+        if let Some((flag, _)) = given.iter().find(|g| g.1) {
+            return Err(invalid!(
+                "{flag} cannot change a run on --resume (the run's settings are in {})",
+                a.out.join("run.toml").display()
+            ));
+        }
+        let mut t = dir.resume()?;
+        if let Some(steps) = a.steps {
+            t.cfg.train.steps = steps;
+        }
+        t
+    } else {
+        if dir.exists() {
+            return Err(invalid!(
+                "{} already holds a run: pass --resume to continue it, or choose another --out",
+                a.out.display()
+            ));
+        }
+        let mut cfg = match &a.config {
+            Some(p) => read_toml::<RunConfig>(p)?,
+            None => RunConfig {
+                data: String::new(),
+                sde: SdeSpec::default(),
+                net: NetConfig::default(),
+                train: TrainConfig::default(),
+            },
+        };
+        let t = &mut cfg.train;
+        let n = &mut cfg.net;
+        macro_rules! set {
+            ($($dst:expr => $src:expr),*) => { $(if let Some(v) = $src { $dst = v; })* };
+        }
+        set!(cfg.data => a.data, t.steps => a.steps, t.batch => a.batch, n.hidden => a.hidden,
+             n.layers => a.layers, n.time_dim => a.time_dim, t.weighting => a.weighting,
+             n.prediction => a.prediction, t.lr => a.lr, t.seed => a.seed, cfg.sde.kind => a.sde_kind);
+        if a.discrete.is_some() {
+            t.discrete = a.discrete;
+        }
+        Trainer::new(cfg)?
+    };
+    let total = trainer.cfg.train.steps;
+    let start_step = trainer.state.step;
+    if total <= start_step {
+        return Err(invalid!(
+            "the run is already at step {start_step}; pass --steps larger than that to continue"
+        ));
+    }
+    // Fail on an unwritable run directory before training.
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
+    let pb = if std::io::stderr().is_terminal() {
+        let pb = ProgressBar::new(total as u64);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "[{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}",
+            )
+            .expect("valid template"),
+        );
+        pb.set_position(start_step as u64);
+        pb.reset_eta();
+        Some(pb)
+    } else {
+        None
+    };
+    let started = std::time::Instant::now();
+    let mut smooth = f64::NAN;
+    let every = trainer.cfg.train.checkpoint_every;
+    while trainer.state.step < total {
+        let rec = trainer.step()?;
+        smooth = if smooth.is_nan() {
+            rec.loss
+        } else {
+            0.98 * smooth + 0.02 * rec.loss
+        };
+        if let Some(pb) = &pb {
+            pb.inc(1);
+            if rec.step % 10 == 0 {
+                pb.set_message(format!("loss {smooth:.4}"));
+            }
+        }
+        if rec.step % every == 0 && rec.step < total {
+            dir.save(&trainer)?;
+        }
+    }
+    dir.save(&trainer)?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let done = total - start_step;
+    let tail = &trainer.history[trainer.history.len().saturating_sub((done / 100).max(10))..];
+    let final_loss = tail.iter().map(|r| r.loss).sum::<f64>() / tail.len().max(1) as f64;
+    eprintln!(
+        "trained data={} sde={} net={}x{} (+{}-d time embedding, {} parameters) steps={}..{} batch={} loss={:.5} (mean of last {}) wall={:.1}s {:.1} steps/s -> {}",
+        trainer.cfg.data,
+        trainer.sde().name(),
+        trainer.cfg.net.layers,
+        trainer.cfg.net.hidden,
+        trainer.cfg.net.time_dim,
+        trainer.cfg.net.parameters(),
+        start_step,
+        total,
+        trainer.cfg.train.batch,
+        final_loss,
+        tail.len(),
+        secs,
+        done as f64 / secs,
+        a.out.display()
+    );
+    Ok(())
+}
+
+fn cmd_eval(a: EvalArgs) -> Result<bool> {
+    if a.n < 2 || a.buckets == 0 {
+        return Err(invalid!("--n must be at least 2 and --buckets at least 1"));
+    }
+    let (cfg, net) = load_model(&a.model)?;
+    let spec = a.data.clone().unwrap_or(cfg.data.clone());
+    let data = Dataset::from_spec(&spec)?;
+    let mixture = exact_mixture(&data)?;
+    if data.dim() != cfg.net.dim {
+        return Err(Error::Data(format!(
+            "the model has dimension {} but dataset '{spec}' has {}",
+            cfg.net.dim,
+            data.dim()
+        )));
+    }
+    let sde = net.sde().clone();
+    let (_, step) = RunDir::new(&a.model).load_config()?;
+    let edges = bucket_edges(cfg.train.t_eps, sde.t_max(), a.buckets);
+    let rows = excess_loss(&net, &mixture, &sde, &edges, a.n, a.seed);
+    println!(
+        "model {} (step {step}, EMA weights) against the exact ε* of {} under the {} SDE; n={} per bucket, seed={}",
+        a.model.display(),
+        data.name(),
+        sde.name(),
+        a.n,
+        a.seed
+    );
+    println!("losses per coordinate: dsm = E‖ε_θ−ε‖², optimum = E‖ε*−ε‖², excess = E‖ε_θ−ε*‖² = dsm − optimum");
+    println!(
+        "  {:>21}  {:>10}  {:>10}  {:>10}  {:>9}  {:>8}",
+        "t bucket", "dsm", "optimum", "excess", "± se", "excess %"
+    );
+    let mut csv = String::from("t_lo,t_hi,dsm,optimum,excess,excess_se\n");
+    for r in &rows {
+        println!(
+            "  [{:>8.2e}, {:>8.2e})  {:>10.5}  {:>10.5}  {:>10.6}  {:>9.6}  {:>7.2}%",
+            r.t_lo,
+            r.t_hi,
+            r.dsm,
+            r.optimum,
+            r.excess,
+            r.excess_se,
+            100.0 * r.excess / r.dsm.max(f64::MIN_POSITIVE)
+        );
+        csv.push_str(&format!(
+            "{:e},{:e},{:e},{:e},{:e},{:e}\n",
+            r.t_lo, r.t_hi, r.dsm, r.optimum, r.excess, r.excess_se
+        ));
+    }
+    let mean_excess = rows.iter().map(|r| r.excess).sum::<f64>() / rows.len() as f64;
+    println!("  mean excess over buckets: {mean_excess:.6}");
+    if let Some(out) = &a.out {
+        let mut f = AtomicFile::create(out)?;
+        std::io::Write::write_all(f.writer(), csv.as_bytes()).map_err(|e| Error::io(out, e))?;
+        f.commit()?;
+    }
+    if a.steps == 0 {
+        return Ok(false);
+    }
+    let spec = SampleSpec {
+        steps: a.steps,
+        n: a.n,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let learned = sample(sde.as_ref(), &net, &spec, None)?;
+    let exact = sample(
+        sde.as_ref(),
+        &MixtureScore::new(mixture.clone(), sde.clone()),
+        &spec,
+        None,
+    )?;
+    let reference = data.sample(a.n, a.seed, REFERENCE_DOMAIN);
+    let e_learned = energy_distance(learned.x.view(), reference.view());
+    let e_exact = energy_distance(exact.x.view(), reference.view());
+    println!(
+        "reverse EM ({} steps, n={}): energy distance to exact draws: learned {e_learned:.5}, exact score {e_exact:.5} (ratio {:.2})",
+        a.steps,
+        a.n,
+        e_learned / e_exact.max(f64::MIN_POSITIVE)
+    );
+    report_tests(
+        &learned.x,
+        &data,
+        "learned samples",
+        a.alpha,
+        a.seed,
+        500,
+        5000,
+    )
 }
 
 /// Integers without a fraction, others with four decimals.
@@ -244,12 +521,33 @@ fn cmd_test(
             data.dim()
         )));
     }
+    report_tests(
+        &x,
+        &data,
+        &samples.display().to_string(),
+        alpha,
+        seed,
+        permutations,
+        max_points,
+    )
+}
+
+/// Runs the sample tests of `x` against exact draws of `data` and prints one line per test.
+/// Returns whether any test rejects.
+fn report_tests(
+    x: &ndarray::Array2<f64>,
+    data: &Dataset,
+    what: &str,
+    alpha: f64,
+    seed: u64,
+    permutations: usize,
+    max_points: usize,
+) -> Result<bool> {
     let n = x.nrows();
     let reference = data.sample(n, seed, REFERENCE_DOMAIN);
     let m = n.min(max_points.max(2));
     println!(
-        "testing {} (n={n}, d={}) against exact draws of {} (n={n}, seed={seed}), alpha={alpha} per test",
-        samples.display(),
+        "testing {what} (n={n}, d={}) against exact draws of {} (n={n}, seed={seed}), alpha={alpha} per test",
         x.ncols(),
         data.name()
     );
@@ -304,6 +602,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_csv(file, data.sample(n, seed, DATA_DOMAIN).view())?;
         }
         Cmd::Sample(a) => cmd_sample(a)?,
+        Cmd::Train(a) => cmd_train(a)?,
+        Cmd::Eval(a) => {
+            if cmd_eval(a)? {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Cmd::Test {
             samples,
             data,
@@ -321,6 +625,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    scoresde::nn::tune_runtime();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {

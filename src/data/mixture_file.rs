@@ -76,14 +76,5 @@ pub fn parse_mixture_toml(text: &str) -> Result<GaussianMixture> {
 
 /// One line: "malformed mixture TOML at line L, column C: message".
 pub(crate) fn toml_error(text: &str, e: &toml::de::Error) -> String {
-    let msg = e.message().trim().replace('\n', " ");
-    match e.span() {
-        Some(span) => {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("malformed mixture TOML at line {line}, column {col}: {msg}")
-        }
-        None => format!("malformed mixture TOML: {msg}"),
-    }
+    format!("malformed mixture TOML{}", crate::io::toml_error(text, e))
 }

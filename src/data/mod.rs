@@ -11,7 +11,7 @@ pub use toy::Toy;
 
 use crate::score::GaussianMixture;
 use crate::{Error, Result};
-use ndarray::{array, Array2};
+use ndarray::{array, Array2, ArrayView2};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -160,16 +160,20 @@ impl Dataset {
     pub fn diameter(&self) -> f64 {
         match self {
             Dataset::Mixture { mixture, .. } => mixture.diameter(),
-            Dataset::Toy(t) => {
-                let x = t.sample(2000, 0, DATA_DOMAIN);
-                let mut far = 0.0f64;
-                for a in x.rows() {
-                    for b in x.rows() {
-                        far = far.max((&a - &b).mapv(|v| v * v).sum().sqrt());
-                    }
-                }
-                far
-            }
+            Dataset::Toy(t) => point_diameter(t.sample(2000, 0, DATA_DOMAIN).view()),
         }
     }
+}
+
+/// Largest pairwise distance among (at most about 2000 evenly spaced) rows of `x`.
+pub fn point_diameter(x: ArrayView2<f64>) -> f64 {
+    let step = (x.nrows() / 2000).max(1);
+    let rows: Vec<_> = x.rows().into_iter().step_by(step).collect();
+    let mut far = 0.0f64;
+    for a in &rows {
+        for b in &rows {
+            far = far.max((a - b).mapv(|v| v * v).sum().sqrt());
+        }
+    }
+    far
 }

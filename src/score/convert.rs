@@ -10,7 +10,17 @@
 use crate::sde::Marginal;
 
 /// What a model predicts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Prediction {
     #[default]
@@ -59,6 +69,29 @@ impl Prediction {
             Prediction::X0 => score_from_x0(out, x, k),
             Prediction::V => score_from_eps(eps_from_v(out, x, k), k),
             Prediction::Score => out,
+        }
+    }
+
+    /// The regression target of one coordinate for `x_t = m x₀ + s ε`.
+    #[inline]
+    pub fn target(self, x0: f64, eps: f64, k: Marginal) -> f64 {
+        match self {
+            Prediction::Eps => eps,
+            Prediction::X0 => x0,
+            Prediction::V => k.mean * eps - k.std * x0,
+            Prediction::Score => score_from_eps(eps, k),
+        }
+    }
+
+    /// `J = ∂ε/∂out` at fixed x_t: `ε̂ − ε = J (out − target)`, so `J² ‖out − target‖²` is the
+    /// ε-MSE (DDPM's L_simple) whatever the parameterisation.
+    #[inline]
+    pub fn eps_jacobian(self, k: Marginal) -> f64 {
+        match self {
+            Prediction::Eps => 1.0,
+            Prediction::X0 => -k.mean / k.std,
+            Prediction::V => k.mean / (k.mean * k.mean + k.std * k.std),
+            Prediction::Score => -k.std,
         }
     }
 }

@@ -4,12 +4,14 @@
 
 mod reverse;
 mod schedule;
+mod spec;
 mod subvp;
 mod ve;
 mod vp;
 
 pub use reverse::{Forward, ProbabilityFlow, ReverseSde};
 pub use schedule::BetaSchedule;
+pub use spec::{ScheduleKind, SdeKind, SdeSpec};
 pub use subvp::SubVpSde;
 pub use ve::VeSde;
 pub use vp::VpSde;
@@ -55,6 +57,29 @@ pub trait Sde: Send + Sync + std::fmt::Debug {
     fn prior_std(&self) -> f64;
     /// Default sampling cut-off ε (1e-3 for VP and sub-VP, 1e-5 for VE; Song et al. 2021).
     fn default_eps(&self) -> f64;
+
+    /// log-SNR `log(m(t)² / s(t)²)`, decreasing in t (twice DPM-Solver's λ_t).
+    fn log_snr(&self, t: f64) -> f64 {
+        self.marginal(t).log_snr()
+    }
+
+    /// The inverse of [`Sde::log_snr`] on `[0, t_max]` (clamped there). The default bisects to
+    /// machine precision; the SDEs here override it with closed forms.
+    fn t_of_log_snr(&self, l: f64) -> f64 {
+        let (mut lo, mut hi) = (0.0, self.t_max());
+        while hi - lo > 4.0 * f64::EPSILON * hi {
+            let mid = 0.5 * (lo + hi);
+            if mid <= lo || mid >= hi {
+                break;
+            }
+            if self.log_snr(mid) > l {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        0.5 * (lo + hi)
+    }
 
     /// The drift `f(x, t) = a(t) x` on a batch.
     fn drift(&self, x: ArrayView2<f64>, t: f64) -> Array2<f64> {

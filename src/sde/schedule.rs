@@ -52,6 +52,23 @@ impl BetaSchedule {
 
     /// Largest usable time. The cosine schedule has β → ∞ at t = 1; like DPM-Solver's
     /// `NoiseScheduleVP('cosine')` it stops at T = 0.9946.
+    /// The inverse of [`BetaSchedule::integral`]: the t with `∫₀ᵗ β = b` (b ≥ 0).
+    /// Linear: the positive root of `½(β₁−β₀)t² + β₀t = b`, written as `2b / (β₀ + √(β₀² + 2(β₁−β₀)b))`
+    /// to avoid cancellation. Cosine: `cos θ(t) = cos θ(0) e^{−b/2}`.
+    pub fn inverse_integral(&self, b: f64) -> f64 {
+        let b = b.max(0.0);
+        match *self {
+            BetaSchedule::Linear { beta_min, beta_max } => {
+                2.0 * b
+                    / (beta_min + (beta_min * beta_min + 2.0 * (beta_max - beta_min) * b).sqrt())
+            }
+            BetaSchedule::Cosine { s } => {
+                let c = Self::theta(s, 0.0).cos() * (-0.5 * b).exp();
+                c.acos() / std::f64::consts::FRAC_PI_2 * (1.0 + s) - s
+            }
+        }
+    }
+
     pub fn t_max(&self) -> f64 {
         match self {
             BetaSchedule::Linear { .. } => 1.0,

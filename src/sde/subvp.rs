@@ -43,4 +43,11 @@ impl Sde for SubVpSde {
     fn default_eps(&self) -> f64 {
         1e-3
     }
+    /// With u = e^B, `SNR = u / (u − 1)²`; for q = e^{−l} the root u > 1 is
+    /// `1 + q/2 + ½√(q² + 4q)`.
+    fn t_of_log_snr(&self, l: f64) -> f64 {
+        let q = (-l).exp();
+        let b = (0.5 * q + 0.5 * (q * q + 4.0 * q).sqrt()).ln_1p();
+        self.schedule.inverse_integral(b).clamp(0.0, self.t_max())
+    }
 }

@@ -61,4 +61,9 @@ impl Sde for VeSde {
     fn default_eps(&self) -> f64 {
         1e-5
     }
+    /// `log SNR = −2 log σ(t)`, σ geometric in t.
+    fn t_of_log_snr(&self, l: f64) -> f64 {
+        ((-0.5 * l - self.sigma_min.ln()) / (self.sigma_max / self.sigma_min).ln())
+            .clamp(0.0, self.t_max())
+    }
 }

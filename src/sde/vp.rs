@@ -54,4 +54,10 @@ impl Sde for VpSde {
     fn default_eps(&self) -> f64 {
         1e-3
     }
+    /// `log SNR = −log(e^B − 1)`, so `B = log(1 + e^{−l})` (a softplus).
+    fn t_of_log_snr(&self, l: f64) -> f64 {
+        let z = -l;
+        let b = z.max(0.0) + (-z.abs()).exp().ln_1p();
+        self.schedule.inverse_integral(b).clamp(0.0, self.t_max())
+    }
 }

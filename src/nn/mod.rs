@@ -1,0 +1,133 @@
+//! Score networks: an MLP with a sinusoidal time embedding, trained in candle and evaluated for
+//! sampling by an ndarray path that shares its weights.
+//!
+//! * [`EpsNet`]: the candle model (autograd, training, safetensors).
+//! * [`Mlp`]: the same network on ndarray + matrixmultiply sgemm with fused bias and
+//!   activation, for fast batched inference; [`NetScore`] wraps it as a [`crate::score::Score`]
+//!   through the one conversion module (`s = −ε/σ(t)` for ε-prediction).
+//! * [`TimeEmbedding`]: the one home of the sinusoidal embedding of `t`.
+
+mod embedding;
+mod infer;
+mod model;
+mod silu;
+
+pub use embedding::{TimeEmbedding, TIME_SCALE};
+pub use infer::{Mlp, NetScore};
+pub use model::{mlp_from, named, EpsNet};
+pub use silu::silu;
+
+use crate::score::convert::Prediction;
+use crate::{invalid, Result};
+use serde::{Deserialize, Serialize};
+
+/// Hidden-layer non-linearity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    #[default]
+    Silu,
+    Relu,
+}
+
+/// Architecture of the MLP: input `[x, emb(t)]` (d + E), `layers` hidden layers of width
+/// `hidden` with the activation, and a linear output of width d.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetConfig {
+    /// Data dimension d (0 in a training config: taken from the data).
+    pub dim: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    /// Size E of the sinusoidal time embedding (even).
+    pub time_dim: usize,
+    pub activation: Activation,
+    pub prediction: Prediction,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            dim: 0,
+            hidden: 128,
+            layers: 3,
+            time_dim: 64,
+            activation: Activation::Silu,
+            prediction: Prediction::Eps,
+        }
+    }
+}
+
+impl NetConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.dim == 0 || self.hidden == 0 || self.layers == 0 {
+            return Err(invalid!(
+                "network needs dim, hidden and layers ≥ 1 (got dim = {}, hidden = {}, layers = {})",
+                self.dim,
+                self.hidden,
+                self.layers
+            ));
+        }
+        if self.time_dim < 2 || self.time_dim % 2 != 0 {
+            return Err(invalid!(
+                "time embedding size must be even and ≥ 2, got {}",
+                self.time_dim
+            ));
+        }
+        Ok(())
+    }
+
+    /// `(fan_in, fan_out)` of each linear layer, the output layer last.
+    pub fn layer_shapes(&self) -> Vec<(usize, usize)> {
+        let mut v = vec![(self.dim + self.time_dim, self.hidden)];
+        v.extend((1..self.layers).map(|_| (self.hidden, self.hidden)));
+        v.push((self.hidden, self.dim));
+        v
+    }
+
+    /// Number of trainable parameters.
+    pub fn parameters(&self) -> usize {
+        self.layer_shapes().iter().map(|(i, o)| i * o + o).sum()
+    }
+
+    /// Multiply–adds per row of one forward pass (×2 for FLOPs).
+    pub fn macs_per_row(&self) -> usize {
+        self.layer_shapes().iter().map(|(i, o)| i * o).sum()
+    }
+}
+
+/// Safetensors names of the weight and bias of layer `i` (the output layer is the last).
+pub fn param_names(i: usize) -> [String; 2] {
+    [format!("layers.{i}.weight"), format!("layers.{i}.bias")]
+}
+
+/// Process-wide settings for fast network code; call once at start-up, before any other
+/// thread exists (the CLI and the benchmarks do).
+///
+/// * OpenBLAS runs single-threaded: the inference path already splits rows over the rayon
+///   pool, and OpenBLAS's own threads on top of it oversubscribe the cores (measured: half the
+///   throughput, most of it in `sched_yield`).
+/// * Freed activation buffers stay in the heap: a training step allocates and frees tensors
+///   of about 1 MiB, which glibc serves with mmap/munmap by default; the page faults and TLB
+///   shoot-downs cost about a quarter of a step on 2 cores. `mallopt` raises the mmap and trim
+///   thresholds.
+pub fn tune_runtime() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // candle's elementwise "barrier pool" spins a worker between ops; on 2 cores that worker
+        // takes CPU from the matmuls (measured 34 → 41 steps/s). Matmuls stay multi-threaded.
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: both calls only change library tunables, before any heavy work starts.
+    unsafe {
+        openblas_set_num_threads(1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[link(name = "openblas")]
+extern "C" {
+    fn openblas_set_num_threads(n: std::ffi::c_int);
+}

@@ -1,0 +1,260 @@
+//! Figures with plotters: one embedded open font (DejaVu Sans, `assets/fonts`), so figures render
+//! the same on every machine; the Okabe–Ito colour-blind-safe palette; titled charts with
+//! labelled axes and legends; PNG or SVG by file extension, written atomically.
+
+use crate::train::LossRecord;
+use crate::{Error, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+/// The family name the embedded font is registered under.
+pub const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            plotters::style::register_font(FONT, style, FONT_BYTES)
+                .unwrap_or_else(|_| panic!("the embedded font is valid"));
+        }
+    });
+}
+
+/// Okabe & Ito (2008) palette: distinguishable under the common colour-vision deficiencies.
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),   // blue
+    RGBColor(213, 94, 0),    // vermillion
+    RGBColor(0, 158, 115),   // bluish green
+    RGBColor(204, 121, 167), // reddish purple
+    RGBColor(230, 159, 0),   // orange
+    RGBColor(86, 180, 233),  // sky blue
+    RGBColor(240, 228, 66),  // yellow
+    RGBColor(0, 0, 0),       // black
+];
+
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mark {
+    Line,
+    LineAndPoints,
+    Points,
+}
+
+/// One labelled series.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub mark: Mark,
+}
+
+/// A 2D chart of series.
+#[derive(Clone, Debug, Default)]
+pub struct Chart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub log_x: bool,
+    pub log_y: bool,
+    pub series: Vec<Series>,
+}
+
+fn perr(path: &Path) -> impl Fn(String) -> Error + '_ {
+    move |e| Error::Data(format!("cannot draw {}: {e}", path.display()))
+}
+
+/// Renders onto a temporary file next to `path` (same extension) and renames it into place.
+pub fn render(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<()>,
+    draw_svg: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>,
+) -> Result<()> {
+    register_font();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let tmp = tempfile::Builder::new()
+        .prefix(".scoresde-")
+        .suffix(&format!(".{ext}"))
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    match ext {
+        "png" => {
+            let root = BitMapBackend::new(tmp.path(), size).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| perr(path)(e.to_string()))?;
+            draw(&root)?;
+            root.present().map_err(|e| perr(path)(e.to_string()))?;
+        }
+        "svg" => {
+            let root = SVGBackend::new(tmp.path(), size).into_drawing_area();
+            root.fill(&WHITE).map_err(|e| perr(path)(e.to_string()))?;
+            draw_svg(&root)?;
+            root.present().map_err(|e| perr(path)(e.to_string()))?;
+        }
+        other => {
+            return Err(perr(path)(format!(
+                "unknown image format '.{other}' (png or svg)"
+            )))
+        }
+    }
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Draws `chart` to `path` (`.png` or `.svg`).
+pub fn line_chart(path: &Path, chart: &Chart) -> Result<()> {
+    render(
+        path,
+        (900, 600),
+        |a| draw_chart(a, chart, path),
+        |a| draw_chart(a, chart, path),
+    )
+}
+
+fn range(v: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for x in v.filter(|x| x.is_finite() && (!log || *x > 0.0)) {
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    if !lo.is_finite() {
+        return if log { (0.1, 10.0) } else { (0.0, 1.0) };
+    }
+    if log {
+        let pad = (hi / lo).powf(0.04);
+        (lo / pad, hi * pad)
+    } else {
+        let pad = ((hi - lo) * 0.04).max(1e-12 * hi.abs().max(1.0));
+        (lo - pad, hi + pad)
+    }
+}
+
+/// Draws a chart on any plotters drawing area.
+pub fn draw_chart<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+    path: &Path,
+) -> Result<()> {
+    let err = |e: String| perr(path)(e);
+    let xs = range(
+        chart
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.0)),
+        chart.log_x,
+    );
+    let ys = range(
+        chart
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1)),
+        chart.log_y,
+    );
+    let mut b = ChartBuilder::on(area);
+    b.caption(&chart.title, (FONT, 24))
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(72);
+    macro_rules! body {
+        ($ctx:expr) => {{
+            let mut ctx = $ctx.map_err(|e| err(e.to_string()))?;
+            ctx.configure_mesh()
+                .x_desc(&chart.x_label)
+                .y_desc(&chart.y_label)
+                .label_style((FONT, 15))
+                .axis_desc_style((FONT, 17))
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            for (i, s) in chart.series.iter().enumerate() {
+                let c = PALETTE[i % PALETTE.len()];
+                let pts: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|p| {
+                        p.0.is_finite()
+                            && p.1.is_finite()
+                            && (!chart.log_x || p.0 > 0.0)
+                            && (!chart.log_y || p.1 > 0.0)
+                    })
+                    .collect();
+                if matches!(s.mark, Mark::LineAndPoints) {
+                    ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                        .map_err(|e| err(e.to_string()))?;
+                }
+                let anno = if matches!(s.mark, Mark::Points) {
+                    ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 2, c.filled())))
+                        .map_err(|e| err(e.to_string()))?
+                } else {
+                    ctx.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                        .map_err(|e| err(e.to_string()))?
+                };
+                anno.label(&s.label).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
+            }
+            if chart.series.len() > 1 || chart.series.iter().any(|s| !s.label.is_empty()) {
+                ctx.configure_series_labels()
+                    .label_font((FONT, 15))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .position(SeriesLabelPosition::UpperRight)
+                    .draw()
+                    .map_err(|e| err(e.to_string()))?;
+            }
+            Ok(())
+        }};
+    }
+    match (chart.log_x, chart.log_y) {
+        (false, false) => body!(b.build_cartesian_2d(xs.0..xs.1, ys.0..ys.1)),
+        (true, false) => body!(b.build_cartesian_2d((xs.0..xs.1).log_scale(), ys.0..ys.1)),
+        (false, true) => body!(b.build_cartesian_2d(xs.0..xs.1, (ys.0..ys.1).log_scale())),
+        (true, true) => {
+            body!(b.build_cartesian_2d((xs.0..xs.1).log_scale(), (ys.0..ys.1).log_scale()))
+        }
+    }
+}
+
+/// The training loss per step and its moving average (window 1% of the run, at least 10).
+pub fn loss_curve(path: &Path, history: &[LossRecord], data: &str) -> Result<()> {
+    let raw: Vec<(f64, f64)> = history.iter().map(|r| (r.step as f64, r.loss)).collect();
+    let w = (history.len() / 100).max(10);
+    let smooth: Vec<(f64, f64)> = history
+        .windows(w.min(history.len().max(1)))
+        .map(|win| {
+            let last = win[win.len() - 1];
+            (
+                last.step as f64,
+                win.iter().map(|r| r.loss).sum::<f64>() / win.len() as f64,
+            )
+        })
+        .collect();
+    let chart = Chart {
+        title: format!("Denoising loss — {data}"),
+        x_label: "optimiser step".into(),
+        y_label: "loss (ε-MSE per coordinate)".into(),
+        log_x: false,
+        log_y: true,
+        series: vec![
+            Series {
+                label: "per step".into(),
+                points: raw,
+                mark: Mark::Line,
+            },
+            Series {
+                label: format!("moving average ({w} steps)"),
+                points: smooth,
+                mark: Mark::Line,
+            },
+        ],
+    };
+    line_chart(path, &chart)
+}

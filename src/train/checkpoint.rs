@@ -1,0 +1,265 @@
+//! Run directories: `runs/NAME/` holds
+//! * `model.safetensors` (raw weights), `ema.safetensors` (EMA weights),
+//!   `optimizer.safetensors` (Adam moments), each tagged with the step in its metadata;
+//! * `run.toml`: format version, step and the full [`RunConfig`] (data, SDE, network, training);
+//! * `loss.csv` (`step,loss,lr,grad_norm`) and `loss.png`.
+//!
+//! Every file is written to a temporary name and renamed; `run.toml` goes last, so it only ever
+//! names a step whose weights are complete. A truncated, corrupted or mismatched file is an
+//! error naming the file and the cause.
+
+use super::{OptState, RunConfig, TrainData, Trainer};
+use crate::io::AtomicFile;
+use crate::nn::{mlp_from, named, EpsNet, Mlp};
+use crate::{Error, Result};
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const FORMAT: u32 = 1;
+
+/// One logged optimiser step.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LossRecord {
+    /// Steps completed.
+    pub step: usize,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFile {
+    format: u32,
+    version: String,
+    step: usize,
+    config: RunConfig,
+}
+
+/// A run directory.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = AtomicFile::create(path)?;
+    f.writer()
+        .write_all(bytes)
+        .map_err(|e| Error::io(path, e))?;
+    f.commit()
+}
+
+fn corrupt(path: &Path, why: impl std::fmt::Display) -> Error {
+    Error::Data(format!(
+        "{}: corrupted or truncated checkpoint ({why})",
+        path.display()
+    ))
+}
+
+impl RunDir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Whether a completed checkpoint exists here.
+    pub fn exists(&self) -> bool {
+        self.file("run.toml").is_file()
+    }
+
+    /// Saves weights, EMA, optimiser state, loss log and plot; `run.toml` last.
+    pub fn save(&self, tr: &Trainer) -> Result<()> {
+        std::fs::create_dir_all(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let s = &tr.state;
+        let meta = HashMap::from([("step".to_string(), s.step.to_string())]);
+        let shapes: Vec<Vec<usize>> = tr
+            .net()
+            .vars()
+            .iter()
+            .map(|v| v.as_tensor().dims().to_vec())
+            .collect();
+        let to_tensors = |bufs: &[Vec<f32>]| -> Result<Vec<Tensor>> {
+            bufs.iter()
+                .zip(&shapes)
+                .map(|(b, sh)| Tensor::from_slice(b, sh.as_slice(), &Device::Cpu))
+                .collect::<candle_core::Result<_>>()
+                .map_err(|e| Error::Invalid(format!("checkpoint: {e}")))
+        };
+        let ser = |path: &Path, items: Vec<(String, Tensor)>| -> Result<()> {
+            let bytes = safetensors::serialize(items, Some(meta.clone()))
+                .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+            write_atomic(path, &bytes)
+        };
+        ser(
+            &self.file("model.safetensors"),
+            named(to_tensors(&s.w)?.into_iter()),
+        )?;
+        ser(
+            &self.file("ema.safetensors"),
+            named(to_tensors(&s.ema)?.into_iter()),
+        )?;
+        let mut opt = Vec::new();
+        for (prefix, bufs) in [("m.", &s.m), ("v.", &s.v)] {
+            for (name, t) in named(to_tensors(bufs)?.into_iter()) {
+                opt.push((format!("{prefix}{name}"), t));
+            }
+        }
+        ser(&self.file("optimizer.safetensors"), opt)?;
+        let mut csv = String::from("step,loss,lr,grad_norm\n");
+        for r in &tr.history {
+            csv.push_str(&format!(
+                "{},{:e},{:e},{:e}\n",
+                r.step, r.loss, r.lr, r.grad_norm
+            ));
+        }
+        write_atomic(&self.file("loss.csv"), csv.as_bytes())?;
+        crate::plot::loss_curve(&self.file("loss.png"), &tr.history, &tr.cfg.data)?;
+        let run = RunFile {
+            format: FORMAT,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            step: s.step,
+            config: tr.cfg.clone(),
+        };
+        let text = toml::to_string(&run).map_err(|e| Error::Invalid(format!("run.toml: {e}")))?;
+        write_atomic(&self.file("run.toml"), text.as_bytes())
+    }
+
+    /// The config and step of the last complete checkpoint.
+    pub fn load_config(&self) -> Result<(RunConfig, usize)> {
+        let path = self.file("run.toml");
+        if !path.is_file() {
+            return Err(Error::Data(format!(
+                "{}: no run here (run.toml is missing)",
+                self.path.display()
+            )));
+        }
+        let run: RunFile = crate::io::read_toml(&path)?;
+        if run.format != FORMAT {
+            return Err(Error::Data(format!(
+                "{}: checkpoint format {} is not supported (expected {FORMAT})",
+                path.display(),
+                run.format
+            )));
+        }
+        Ok((run.config, run.step))
+    }
+
+    /// Reads one safetensors file, checking that it belongs to checkpoint `step`.
+    fn tensors(&self, name: &str, step: usize) -> Result<HashMap<String, Tensor>> {
+        let path = self.file(name);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let (_, meta) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(&path, e))?;
+        let tagged = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("step"))
+            .cloned();
+        if tagged.as_deref() != Some(step.to_string().as_str()) {
+            return Err(Error::Data(format!(
+                "{}: holds step {} but run.toml names step {step} (an interrupted save? the files do not belong together)",
+                path.display(),
+                tagged.unwrap_or_else(|| "?".into())
+            )));
+        }
+        candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| corrupt(&path, e))
+    }
+
+    fn buffers(
+        &self,
+        name: &str,
+        step: usize,
+        cfg: &RunConfig,
+        prefix: &str,
+    ) -> Result<Vec<Vec<f32>>> {
+        let what = self.file(name).display().to_string();
+        let mut map = self.tensors(name, step)?;
+        if !prefix.is_empty() {
+            map = map
+                .into_iter()
+                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v)))
+                .collect();
+        }
+        let net = EpsNet::from_tensors(cfg.net.clone(), map, &what)?;
+        net.vars()
+            .iter()
+            .map(|v| {
+                v.as_tensor()
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1())
+                    .map_err(|e| corrupt(Path::new(&what), e))
+            })
+            .collect()
+    }
+
+    /// Continues a run from its last checkpoint (weights, Adam moments, EMA, step, loss log).
+    pub fn resume(&self) -> Result<Trainer> {
+        let (cfg, step) = self.load_config()?;
+        let w = self.buffers("model.safetensors", step, &cfg, "")?;
+        let ema = self.buffers("ema.safetensors", step, &cfg, "")?;
+        let m = self.buffers("optimizer.safetensors", step, &cfg, "m.")?;
+        let v = self.buffers("optimizer.safetensors", step, &cfg, "v.")?;
+        let history = self.read_history(step)?;
+        let data = TrainData::from_spec(&cfg.data)?;
+        let net = EpsNet::init(cfg.net.clone(), cfg.train.seed)?;
+        let state = OptState { step, w, m, v, ema };
+        let ts: Vec<Tensor> = state
+            .w
+            .iter()
+            .zip(net.vars())
+            .map(|(b, v)| Tensor::from_slice(b, v.as_tensor().shape(), &Device::Cpu))
+            .collect::<candle_core::Result<_>>()
+            .map_err(|e| Error::Invalid(format!("resume: {e}")))?;
+        net.set(&ts)?;
+        Trainer::with_state(cfg, data, net, state, history)
+    }
+
+    fn read_history(&self, step: usize) -> Result<Vec<LossRecord>> {
+        let path = self.file("loss.csv");
+        if !path.is_file() {
+            return Ok(vec![]);
+        }
+        let mut rdr = csv::Reader::from_path(&path)
+            .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+        let mut out = Vec::new();
+        for rec in rdr.deserialize() {
+            let r: LossRecord = rec.map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+            if r.step <= step {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The config and an inference network from the EMA (or raw) weights.
+    pub fn load_mlp(&self, ema: bool) -> Result<(RunConfig, Mlp)> {
+        let (cfg, step) = self.load_config()?;
+        let name = if ema {
+            "ema.safetensors"
+        } else {
+            "model.safetensors"
+        };
+        let what = self.file(name).display().to_string();
+        let net = EpsNet::from_tensors(cfg.net.clone(), self.tensors(name, step)?, &what)?;
+        let mlp = mlp_from(&cfg.net, net.vars().iter().map(|v| v.as_tensor()))?;
+        Ok((cfg, mlp))
+    }
+}
+
+/// A run's SDE and its EMA network as a score, ready for the samplers.
+pub fn load_model(dir: impl Into<PathBuf>) -> Result<(RunConfig, crate::nn::NetScore)> {
+    let dir = RunDir::new(dir);
+    let (cfg, mlp) = dir.load_mlp(true)?;
+    let data = TrainData::from_spec(&cfg.data).ok();
+    let sde = cfg
+        .sde
+        .build(|| data.map(|d| d.diameter()).unwrap_or(1.0))?;
+    Ok((cfg, crate::nn::NetScore::new(mlp, sde)))
+}

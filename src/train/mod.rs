@@ -1,0 +1,345 @@
+//! Denoising score matching in candle (Vincent 2011; Song et al. 2021 eq. 7; Ho et al. 2020's
+//! Algorithm 1 on a discrete grid): `x_t = m(t) x₀ + s(t) ε`, the network regresses its target
+//! (ε, x₀, v or the score) and the loss is the ε-MSE `J² ‖out − target‖²`
+//! ([`crate::score::convert::Prediction::eps_jacobian`]), averaged over coordinates.
+//!
+//! Adam (Kingma & Ba 2015) with linear warm-up, global-norm gradient clipping and an EMA of the
+//! weights run as one fused loop over flat f32 buffers, so the optimiser state is plain data that
+//! checkpoints exactly. Every batch is keyed by (seed, step): a resumed run draws what an
+//! uninterrupted one would, and the same seed gives the same weights bit for bit.
+
+mod checkpoint;
+mod config;
+mod data;
+pub mod eval;
+
+pub use checkpoint::{load_model, LossRecord, RunDir};
+pub use config::{RunConfig, TrainConfig, Weighting};
+pub use data::TrainData;
+
+use crate::ddpm::DiscreteSchedule;
+use crate::nn::EpsNet;
+use crate::sde::{Marginal, Sde, SdeKind, VpSde};
+use crate::{invalid, Error, Result};
+use candle_core::{Device, Tensor};
+use ndarray::Array2;
+use rand::Rng;
+use rand_distr::StandardNormal;
+use scoresde_solvers::KeyedNormal;
+use std::sync::Arc;
+
+/// Seed domain of training batches (noise levels and ε).
+pub const TRAIN_DOMAIN: u64 = 0x7EA1;
+/// Seed domain of training data draws.
+pub const TRAIN_DATA_DOMAIN: u64 = 0x7EA2;
+
+const ADAM_B1: f32 = 0.9;
+const ADAM_B2: f32 = 0.999;
+const ADAM_EPS: f32 = 1e-8;
+
+/// How training draws noise levels.
+#[derive(Clone, Debug)]
+enum Levels {
+    /// t ~ U(t_eps, T).
+    Uniform { t0: f64, t1: f64 },
+    /// −log SNR(t) ~ U: density ∝ g²/σ² (likelihood weighting by importance sampling).
+    LogSnr { l0: f64, l1: f64 },
+    /// i ~ U{1..N} on DDPM's grid, with the discrete ᾱ_i.
+    Discrete(DiscreteSchedule),
+}
+
+impl Levels {
+    fn new(sde: &dyn Sde, cfg: &RunConfig) -> Result<Self> {
+        let t = &cfg.train;
+        if let Some(n) = t.discrete {
+            if cfg.sde.kind != SdeKind::Vp {
+                return Err(invalid!(
+                    "discrete training needs the VP SDE (got {})",
+                    sde.name()
+                ));
+            }
+            let vp = VpSde {
+                schedule: vp_schedule(cfg)?,
+            };
+            return Ok(Levels::Discrete(DiscreteSchedule::from_vp(&vp, n)?));
+        }
+        Ok(match t.weighting {
+            Weighting::Simple => Levels::Uniform {
+                t0: t.t_eps,
+                t1: sde.t_max(),
+            },
+            Weighting::Likelihood => Levels::LogSnr {
+                l0: sde.log_snr(t.t_eps),
+                l1: sde.log_snr(sde.t_max()),
+            },
+        })
+    }
+
+    /// (network time, kernel) for a uniform draw u ∈ [0, 1).
+    fn draw(&self, sde: &dyn Sde, u: f64) -> (f64, Marginal) {
+        match self {
+            Levels::Uniform { t0, t1 } => {
+                let t = t0 + u * (t1 - t0);
+                (t, sde.marginal(t))
+            }
+            Levels::LogSnr { l0, l1 } => {
+                let t = sde.t_of_log_snr(l0 + u * (l1 - l0));
+                (t, sde.marginal(t))
+            }
+            Levels::Discrete(s) => {
+                let i = 1 + ((u * s.len() as f64) as usize).min(s.len() - 1);
+                (s.time(i), s.marginal(i))
+            }
+        }
+    }
+}
+
+fn vp_schedule(cfg: &RunConfig) -> Result<crate::sde::BetaSchedule> {
+    let s = match cfg.sde.schedule {
+        crate::sde::ScheduleKind::Linear => crate::sde::BetaSchedule::Linear {
+            beta_min: cfg.sde.beta_min,
+            beta_max: cfg.sde.beta_max,
+        },
+        crate::sde::ScheduleKind::Cosine => crate::sde::BetaSchedule::cosine(),
+    };
+    s.validate()?;
+    Ok(s)
+}
+
+/// Optimiser state over flat f32 buffers, one per parameter tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptState {
+    pub step: usize,
+    pub w: Vec<Vec<f32>>,
+    pub m: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+    pub ema: Vec<Vec<f32>>,
+}
+
+/// A training run in memory.
+pub struct Trainer {
+    pub cfg: RunConfig,
+    sde: Arc<dyn Sde>,
+    data: TrainData,
+    levels: Levels,
+    net: EpsNet,
+    pub state: OptState,
+    pub history: Vec<LossRecord>,
+}
+
+fn cerr(e: candle_core::Error) -> Error {
+    Error::Invalid(format!("training: {e}"))
+}
+
+fn flat(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all().and_then(|t| t.to_vec1()).map_err(cerr)
+}
+
+impl Trainer {
+    /// A fresh run. Fills in the data dimension and resolves VE's σ_max, so that the saved
+    /// config rebuilds exactly this run.
+    pub fn new(mut cfg: RunConfig) -> Result<Self> {
+        let data = TrainData::from_spec(&cfg.data)?;
+        if cfg.net.dim == 0 {
+            cfg.net.dim = data.dim();
+        } else if cfg.net.dim != data.dim() {
+            return Err(invalid!(
+                "net.dim = {} but the data '{}' has dimension {}",
+                cfg.net.dim,
+                cfg.data,
+                data.dim()
+            ));
+        }
+        cfg.sde = cfg.sde.resolved(|| data.diameter());
+        let net = EpsNet::init(cfg.net.clone(), cfg.train.seed)?;
+        let w: Vec<Vec<f32>> = net
+            .vars()
+            .iter()
+            .map(|v| flat(v.as_tensor()))
+            .collect::<Result<_>>()?;
+        let zeros: Vec<Vec<f32>> = w.iter().map(|x| vec![0.0; x.len()]).collect();
+        let state = OptState {
+            step: 0,
+            ema: w.clone(),
+            m: zeros.clone(),
+            v: zeros,
+            w,
+        };
+        Self::with_state(cfg, data, net, state, vec![])
+    }
+
+    fn with_state(
+        cfg: RunConfig,
+        data: TrainData,
+        net: EpsNet,
+        state: OptState,
+        history: Vec<LossRecord>,
+    ) -> Result<Self> {
+        cfg.train.validate()?;
+        cfg.net.validate()?;
+        let sde = cfg.sde.build(|| data.diameter())?;
+        let levels = Levels::new(sde.as_ref(), &cfg)?;
+        Ok(Self {
+            cfg,
+            sde,
+            data,
+            levels,
+            net,
+            state,
+            history,
+        })
+    }
+
+    pub fn sde(&self) -> &Arc<dyn Sde> {
+        &self.sde
+    }
+
+    pub fn data(&self) -> &TrainData {
+        &self.data
+    }
+
+    pub fn net(&self) -> &EpsNet {
+        &self.net
+    }
+
+    /// Learning rate at optimiser step k (0-based): linear warm-up, then constant.
+    pub fn lr(&self, k: usize) -> f64 {
+        let w = self.cfg.train.warmup;
+        self.cfg.train.lr
+            * if w == 0 {
+                1.0
+            } else {
+                ((k + 1) as f64 / w as f64).min(1.0)
+            }
+    }
+
+    /// The batch of step k: network input, target and per-row ε-MSE weight.
+    fn batch(&self, k: usize) -> Result<(Tensor, Tensor, Tensor)> {
+        let b = self.cfg.train.batch;
+        let d = self.cfg.net.dim;
+        let pred = self.cfg.net.prediction;
+        let key = KeyedNormal::new(self.cfg.train.seed, TRAIN_DOMAIN);
+        let x0 = self
+            .data
+            .draw(b, key.rng(u64::MAX, k as u64).random(), TRAIN_DATA_DOMAIN);
+        let mut xt = Array2::<f64>::zeros((b, d));
+        let mut target = Vec::with_capacity(b * d);
+        let mut weight = Vec::with_capacity(b);
+        let mut ts = Vec::with_capacity(b);
+        for i in 0..b {
+            let mut rng = key.rng(i as u64, k as u64);
+            let (t, kern) = self.levels.draw(self.sde.as_ref(), rng.random::<f64>());
+            ts.push(t);
+            let j = pred.eps_jacobian(kern);
+            weight.push((j * j) as f32);
+            for c in 0..d {
+                let e: f64 = rng.sample(StandardNormal);
+                let x0c = x0[[i, c]];
+                xt[[i, c]] = kern.mean * x0c + kern.std * e;
+                target.push(pred.target(x0c, e, kern) as f32);
+            }
+        }
+        let input = self.net.input(xt.view(), &ts)?;
+        let target = Tensor::from_vec(target, (b, d), &Device::Cpu).map_err(cerr)?;
+        let weight = Tensor::from_vec(weight, (b, 1), &Device::Cpu).map_err(cerr)?;
+        Ok((input, target, weight))
+    }
+
+    /// One optimiser step; returns its record.
+    pub fn step(&mut self) -> Result<LossRecord> {
+        let k = self.state.step;
+        let (input, target, weight) = self.batch(k)?;
+        let out = self.net.forward(&input).map_err(cerr)?;
+        let loss = (out - target)
+            .and_then(|r| r.sqr())
+            .and_then(|r| r.broadcast_mul(&weight))
+            .and_then(|r| r.mean_all())
+            .map_err(cerr)?;
+        let loss_value: f32 = loss.to_scalar().map_err(cerr)?;
+        if !loss_value.is_finite() {
+            return Err(Error::Invalid(format!(
+                "training diverged: the loss is {loss_value} at step {k} (lower --lr or keep gradient clipping on)"
+            )));
+        }
+        let grads = loss.backward().map_err(cerr)?;
+        let g: Vec<Vec<f32>> = self
+            .net
+            .vars()
+            .iter()
+            .map(|v| match grads.get(v.as_tensor()) {
+                Some(g) => flat(g),
+                None => Ok(vec![0.0; v.as_tensor().elem_count()]),
+            })
+            .collect::<Result<_>>()?;
+        let norm = g
+            .iter()
+            .flat_map(|x| x.iter())
+            .map(|&v| (v as f64) * (v as f64))
+            .sum::<f64>()
+            .sqrt();
+        let clip = self.cfg.train.grad_clip;
+        let scale = if clip > 0.0 && norm > clip {
+            (clip / norm) as f32
+        } else {
+            1.0
+        };
+        let lr = self.lr(k);
+        self.adam(&g, scale, lr as f32);
+        let shapes: Vec<Tensor> = self
+            .state
+            .w
+            .iter()
+            .zip(self.net.vars())
+            .map(|(w, v)| Tensor::from_slice(w, v.as_tensor().shape(), &Device::Cpu))
+            .collect::<candle_core::Result<_>>()
+            .map_err(cerr)?;
+        self.net.set(&shapes)?;
+        let rec = LossRecord {
+            step: k + 1,
+            loss: loss_value as f64,
+            lr,
+            grad_norm: norm,
+        };
+        self.history.push(rec);
+        Ok(rec)
+    }
+
+    /// Adam + EMA in one pass over each parameter buffer.
+    fn adam(&mut self, g: &[Vec<f32>], scale: f32, lr: f32) {
+        let s = &mut self.state;
+        s.step += 1;
+        let t = s.step as i32;
+        let c1 = 1.0 - ADAM_B1.powi(t);
+        let c2 = 1.0 - ADAM_B2.powi(t);
+        let decay = (self.cfg.train.ema_decay as f32).min((1 + t) as f32 / (10 + t) as f32);
+        for p in 0..g.len() {
+            let it = s.w[p]
+                .iter_mut()
+                .zip(&mut s.m[p])
+                .zip(&mut s.v[p])
+                .zip(&mut s.ema[p])
+                .zip(&g[p]);
+            for ((((w, m), v), e), &gi) in it {
+                let gi = gi * scale;
+                *m = ADAM_B1 * *m + (1.0 - ADAM_B1) * gi;
+                *v = ADAM_B2 * *v + (1.0 - ADAM_B2) * gi * gi;
+                *w -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
+                *e = decay * *e + (1.0 - decay) * *w;
+            }
+        }
+    }
+
+    /// The EMA weights as an inference network.
+    pub fn ema_mlp(&self) -> Result<crate::nn::Mlp> {
+        let ts = self.tensors(&self.state.ema)?;
+        crate::nn::mlp_from(&self.cfg.net, ts.iter())
+    }
+
+    fn tensors(&self, bufs: &[Vec<f32>]) -> Result<Vec<Tensor>> {
+        bufs.iter()
+            .zip(self.net.vars())
+            .map(|(w, v)| Tensor::from_slice(w, v.as_tensor().shape(), &Device::Cpu))
+            .collect::<candle_core::Result<_>>()
+            .map_err(cerr)
+    }
+}
