@@ -68,7 +68,7 @@ impl NetConfig {
                 self.layers
             ));
         }
-        if self.time_dim < 2 || self.time_dim % 2 != 0 {
+        if self.time_dim < 2 || !self.time_dim.is_multiple_of(2) {
             return Err(invalid!(
                 "time embedding size must be even and ≥ 2, got {}",
                 self.time_dim
@@ -104,8 +104,8 @@ pub fn param_names(i: usize) -> [String; 2] {
 /// Process-wide settings for fast network code; call once at start-up, before any other
 /// thread exists (the CLI and the benchmarks do).
 ///
-/// * OpenBLAS runs single-threaded: the inference path already splits rows over the rayon
-///   pool, and OpenBLAS's own threads on top of it oversubscribe the cores (measured: half the
+/// * OpenBLAS runs single-threaded: callers split rows over the rayon pool themselves, and
+///   OpenBLAS's own threads on top of that oversubscribe the cores (measured: half the
 ///   throughput, most of it in `sched_yield`).
 /// * Freed activation buffers stay in the heap: a training step allocates and frees tensors
 ///   of about 1 MiB, which glibc serves with mmap/munmap by default; the page faults and TLB

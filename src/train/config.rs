@@ -84,7 +84,7 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(invalid!("lr must be positive, got {}", self.lr));
         }
-        if !(self.grad_clip >= 0.0) {
+        if self.grad_clip.is_nan() || self.grad_clip < 0.0 {
             return Err(invalid!("grad_clip must be ≥ 0, got {}", self.grad_clip));
         }
         if !(0.0..1.0).contains(&self.ema_decay) {

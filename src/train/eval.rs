@@ -76,8 +76,8 @@ pub fn excess_loss(
             exact.score(Time::PerRow(&ts), xt.view(), s_exact.view_mut());
             let (mut dsm, mut opt) = (0.0, 0.0);
             let mut ex = Vec::with_capacity(n);
-            for i in 0..n {
-                let k = sde.marginal(ts[i]);
+            for (i, &t) in ts.iter().enumerate() {
+                let k = sde.marginal(t);
                 let mut e_row = 0.0;
                 Zip::from(s_model.row(i))
                     .and(s_exact.row(i))

@@ -312,13 +312,13 @@ impl Trainer {
         let c1 = 1.0 - ADAM_B1.powi(t);
         let c2 = 1.0 - ADAM_B2.powi(t);
         let decay = (self.cfg.train.ema_decay as f32).min((1 + t) as f32 / (10 + t) as f32);
-        for p in 0..g.len() {
+        for (p, gp) in g.iter().enumerate() {
             let it = s.w[p]
                 .iter_mut()
                 .zip(&mut s.m[p])
                 .zip(&mut s.v[p])
                 .zip(&mut s.ema[p])
-                .zip(&g[p]);
+                .zip(gp);
             for ((((w, m), v), e), &gi) in it {
                 let gi = gi * scale;
                 *m = ADAM_B1 * *m + (1.0 - ADAM_B1) * gi;
