@@ -311,21 +311,51 @@ fn train_sample_eval_and_resume_through_the_cli() {
     let run_dir = dir.path().join("runs/small");
     let r = run_dir.to_str().unwrap();
     let base = [
-        "train", "--data", "ncsn", "--hidden", "32", "--layers", "2", "--time-dim", "16",
-        "--batch", "64", "--seed", "4", "--out", r,
+        "train",
+        "--data",
+        "ncsn",
+        "--hidden",
+        "32",
+        "--layers",
+        "2",
+        "--time-dim",
+        "16",
+        "--batch",
+        "64",
+        "--seed",
+        "4",
+        "--out",
+        r,
     ];
     let o = run(&[&base[..], &["--steps", "40"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("steps=0..40"), "{}", stderr(&o));
-    for f in ["model.safetensors", "ema.safetensors", "optimizer.safetensors", "run.toml", "loss.csv", "loss.png"] {
+    for f in [
+        "model.safetensors",
+        "ema.safetensors",
+        "optimizer.safetensors",
+        "run.toml",
+        "loss.csv",
+        "loss.png",
+    ] {
         assert!(run_dir.join(f).is_file(), "{f} missing");
     }
     // An existing run is never overwritten without --resume.
     let o = run(&[&base[..], &["--steps", "40"]].concat());
-    assert!(!o.status.success() && stderr(&o).contains("--resume"), "{}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("--resume"),
+        "{}",
+        stderr(&o)
+    );
     // --resume refuses changes to the run and continues the step counter and loss log.
-    let o = run(&["train", "--resume", "--hidden", "64", "--steps", "60", "--out", r]);
-    assert!(!o.status.success() && stderr(&o).contains("--hidden cannot change"), "{}", stderr(&o));
+    let o = run(&[
+        "train", "--resume", "--hidden", "64", "--steps", "60", "--out", r,
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--hidden cannot change"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["train", "--resume", "--steps", "60", "--out", r]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("steps=40..60"), "{}", stderr(&o));
@@ -333,19 +363,54 @@ fn train_sample_eval_and_resume_through_the_cli() {
     assert_eq!(log.lines().count(), 61, "header + 60 steps");
 
     let out = dir.path().join("s.csv");
-    let o = run(&["sample", "--model", r, "--sampler", "pf-heun", "--steps", "15", "--n", "50", "--out", out.to_str().unwrap()]);
+    let o = run(&[
+        "sample",
+        "--model",
+        r,
+        "--sampler",
+        "pf-heun",
+        "--steps",
+        "15",
+        "--n",
+        "50",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("nfe=30"), "network evaluations counted: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("nfe=30"),
+        "network evaluations counted: {}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 51);
 
     let csv = dir.path().join("eval.csv");
-    let o = run(&["eval", "--model", r, "--n", "200", "--buckets", "3", "--steps", "50", "--out", csv.to_str().unwrap()]);
+    let o = run(&[
+        "eval",
+        "--model",
+        r,
+        "--n",
+        "200",
+        "--buckets",
+        "3",
+        "--steps",
+        "50",
+        "--out",
+        csv.to_str().unwrap(),
+    ]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("excess") && text.contains("energy distance"), "{text}");
+    assert!(
+        text.contains("excess") && text.contains("energy distance"),
+        "{text}"
+    );
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 4);
 
     // A damaged checkpoint: one line, exit 2, nothing written.
-    std::fs::write(run_dir.join("ema.safetensors"), b"\x08\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
+    std::fs::write(
+        run_dir.join("ema.safetensors"),
+        b"\x08\x00\x00\x00\x00\x00\x00\x00{}",
+    )
+    .unwrap();
     let out2 = dir.path().join("s2.csv");
     let o = run(&["sample", "--model", r, "--out", out2.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
@@ -359,11 +424,32 @@ fn bad_training_input_is_one_line() {
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "data = \"ncsn\"\n[train]\nbatchsize = 3\n").unwrap();
     for (args, needle) in [
-        (vec!["train", "--data", "nope", "--out"], "unknown dataset 'nope'"),
+        (
+            vec!["train", "--data", "nope", "--out"],
+            "unknown dataset 'nope'",
+        ),
         (vec!["train", "--out"], "no training data"),
-        (vec!["train", "--data", "ncsn", "--time-dim", "7", "--out"], "time embedding size must be even"),
-        (vec!["train", "--config", cfg.to_str().unwrap(), "--out"], "bad.toml at line 3"),
-        (vec!["train", "--data", "ncsn", "--discrete", "100", "--sde", "ve", "--out"], "discrete training needs the VP SDE"),
+        (
+            vec!["train", "--data", "ncsn", "--time-dim", "7", "--out"],
+            "time embedding size must be even",
+        ),
+        (
+            vec!["train", "--config", cfg.to_str().unwrap(), "--out"],
+            "bad.toml at line 3",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "ncsn",
+                "--discrete",
+                "100",
+                "--sde",
+                "ve",
+                "--out",
+            ],
+            "discrete training needs the VP SDE",
+        ),
     ] {
         let o = run(&[&args[..], &[out.to_str().unwrap()]].concat());
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
