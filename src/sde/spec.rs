@@ -62,14 +62,7 @@ impl Default for SdeSpec {
 impl SdeSpec {
     /// Builds the SDE; `diameter` supplies VE's σ_max when it is not given.
     pub fn build(&self, diameter: impl FnOnce() -> f64) -> Result<Arc<dyn Sde>> {
-        let schedule = match self.schedule {
-            ScheduleKind::Linear => BetaSchedule::Linear {
-                beta_min: self.beta_min,
-                beta_max: self.beta_max,
-            },
-            ScheduleKind::Cosine => BetaSchedule::cosine(),
-        };
-        schedule.validate()?;
+        let schedule = self.beta_schedule()?;
         Ok(match self.kind {
             SdeKind::Vp => Arc::new(VpSde { schedule }),
             SdeKind::Subvp => Arc::new(SubVpSde { schedule }),
@@ -78,6 +71,19 @@ impl SdeSpec {
                 self.sigma_max.unwrap_or_else(diameter),
             )?),
         })
+    }
+
+    /// The β schedule of the VP and sub-VP SDEs, validated.
+    pub fn beta_schedule(&self) -> Result<BetaSchedule> {
+        let schedule = match self.schedule {
+            ScheduleKind::Linear => BetaSchedule::Linear {
+                beta_min: self.beta_min,
+                beta_max: self.beta_max,
+            },
+            ScheduleKind::Cosine => BetaSchedule::cosine(),
+        };
+        schedule.validate()?;
+        Ok(schedule)
     }
 
     /// The same spec with VE's σ_max fixed (so that a saved config rebuilds the same SDE).

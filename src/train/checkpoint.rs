@@ -8,7 +8,7 @@
 //! names a step whose weights are complete. A truncated, corrupted or mismatched file is an
 //! error naming the file and the cause.
 
-use super::{OptState, RunConfig, TrainData, Trainer};
+use super::{buffers_to_tensors, OptState, RunConfig, TrainData, Trainer};
 use crate::io::AtomicFile;
 use crate::nn::{mlp_from, named, EpsNet, Mlp};
 use crate::{Error, Result};
@@ -79,19 +79,7 @@ impl RunDir {
         std::fs::create_dir_all(&self.path).map_err(|e| Error::io(&self.path, e))?;
         let s = &tr.state;
         let meta = HashMap::from([("step".to_string(), s.step.to_string())]);
-        let shapes: Vec<Vec<usize>> = tr
-            .net()
-            .vars()
-            .iter()
-            .map(|v| v.as_tensor().dims().to_vec())
-            .collect();
-        let to_tensors = |bufs: &[Vec<f32>]| -> Result<Vec<Tensor>> {
-            bufs.iter()
-                .zip(&shapes)
-                .map(|(b, sh)| Tensor::from_slice(b, sh.as_slice(), &Device::Cpu))
-                .collect::<candle_core::Result<_>>()
-                .map_err(|e| Error::Invalid(format!("checkpoint: {e}")))
-        };
+        let to_tensors = |bufs: &[Vec<f32>]| buffers_to_tensors(bufs, tr.net());
         let ser = |path: &Path, items: Vec<(String, Tensor)>| -> Result<()> {
             let bytes = safetensors::serialize(items, Some(meta.clone()))
                 .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
@@ -210,13 +198,7 @@ impl RunDir {
         let data = TrainData::from_spec(&cfg.data)?;
         let net = EpsNet::init(cfg.net.clone(), cfg.train.seed)?;
         let state = OptState { step, w, m, v, ema };
-        let ts: Vec<Tensor> = state
-            .w
-            .iter()
-            .zip(net.vars())
-            .map(|(b, v)| Tensor::from_slice(b, v.as_tensor().shape(), &Device::Cpu))
-            .collect::<candle_core::Result<_>>()
-            .map_err(|e| Error::Invalid(format!("resume: {e}")))?;
+        let ts = buffers_to_tensors(&state.w, &net)?;
         net.set(&ts)?;
         Trainer::with_state(cfg, data, net, state, history)
     }

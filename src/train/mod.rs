@@ -59,7 +59,7 @@ impl Levels {
                 ));
             }
             let vp = VpSde {
-                schedule: vp_schedule(cfg)?,
+                schedule: cfg.sde.beta_schedule()?,
             };
             return Ok(Levels::Discrete(DiscreteSchedule::from_vp(&vp, n)?));
         }
@@ -92,18 +92,6 @@ impl Levels {
             }
         }
     }
-}
-
-fn vp_schedule(cfg: &RunConfig) -> Result<crate::sde::BetaSchedule> {
-    let s = match cfg.sde.schedule {
-        crate::sde::ScheduleKind::Linear => crate::sde::BetaSchedule::Linear {
-            beta_min: cfg.sde.beta_min,
-            beta_max: cfg.sde.beta_max,
-        },
-        crate::sde::ScheduleKind::Cosine => crate::sde::BetaSchedule::cosine(),
-    };
-    s.validate()?;
-    Ok(s)
 }
 
 /// Optimiser state over flat f32 buffers, one per parameter tensor.
@@ -285,14 +273,7 @@ impl Trainer {
         };
         let lr = self.lr(k);
         self.adam(&g, scale, lr as f32);
-        let shapes: Vec<Tensor> = self
-            .state
-            .w
-            .iter()
-            .zip(self.net.vars())
-            .map(|(w, v)| Tensor::from_slice(w, v.as_tensor().shape(), &Device::Cpu))
-            .collect::<candle_core::Result<_>>()
-            .map_err(cerr)?;
+        let shapes = buffers_to_tensors(&self.state.w, &self.net)?;
         self.net.set(&shapes)?;
         let rec = LossRecord {
             step: k + 1,
@@ -331,15 +312,16 @@ impl Trainer {
 
     /// The EMA weights as an inference network.
     pub fn ema_mlp(&self) -> Result<crate::nn::Mlp> {
-        let ts = self.tensors(&self.state.ema)?;
+        let ts = buffers_to_tensors(&self.state.ema, &self.net)?;
         crate::nn::mlp_from(&self.cfg.net, ts.iter())
     }
+}
 
-    fn tensors(&self, bufs: &[Vec<f32>]) -> Result<Vec<Tensor>> {
-        bufs.iter()
-            .zip(self.net.vars())
-            .map(|(w, v)| Tensor::from_slice(w, v.as_tensor().shape(), &Device::Cpu))
-            .collect::<candle_core::Result<_>>()
-            .map_err(cerr)
-    }
+/// Flat parameter buffers as tensors of the network's shapes (`[W₀, b₀, …]` order).
+pub(crate) fn buffers_to_tensors(bufs: &[Vec<f32>], net: &EpsNet) -> Result<Vec<Tensor>> {
+    bufs.iter()
+        .zip(net.vars())
+        .map(|(b, v)| Tensor::from_slice(b, v.as_tensor().shape(), &Device::Cpu))
+        .collect::<candle_core::Result<_>>()
+        .map_err(cerr)
 }
