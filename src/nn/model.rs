@@ -91,11 +91,6 @@ impl EpsNet {
         Ok(h)
     }
 
-    /// Current weights by safetensors name.
-    pub fn tensors(&self) -> Vec<(String, Tensor)> {
-        named(self.vars.iter().map(|v| v.as_tensor().clone()))
-    }
-
     /// Rebuilds a network from named tensors, checking every name, shape and dtype against `cfg`.
     pub fn from_tensors(
         cfg: NetConfig,
