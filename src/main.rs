@@ -1,12 +1,12 @@
 //! `scoresde`: a thin command-line front end to the library.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use scoresde::data::{Dataset, BUILTINS, DATA_DOMAIN, REFERENCE_DOMAIN};
 use scoresde::io::read_toml;
 use scoresde::io::{read_csv, write_csv, AtomicFile};
 use scoresde::nn::NetConfig;
-use scoresde::sample::{sample, SampleSpec, Sampler};
+use scoresde::sample::{sample, SampleSpec, Sampler, SamplerOptions};
 use scoresde::score::convert::Prediction;
 use scoresde::score::{GaussianMixture, MixtureScore, Score};
 use scoresde::sde::{Sde, SdeKind, SdeSpec};
@@ -90,9 +90,11 @@ struct SampleArgs {
     sde: SdeSpec,
     #[arg(long, value_enum, default_value_t = Sampler::Em)]
     sampler: Sampler,
-    /// Steps of a fixed-grid sampler.
+    /// Steps N (per sampler: steps, grid points, NFE budget or iterations; see the README).
     #[arg(long, default_value_t = 1000)]
     steps: usize,
+    #[command(flatten)]
+    options: SamplerOptions,
     #[arg(long, default_value_t = 1e-5)]
     rtol: f64,
     #[arg(long, default_value_t = 1e-5)]
@@ -223,6 +225,7 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         seed: a.seed,
         chunk: a.chunk,
         record: vec![],
+        options: a.options.clone(),
     };
     // Fail on an unwritable --out before spending any time.
     let out = AtomicFile::create(&a.out)?;
@@ -246,7 +249,7 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         d,
         data_name,
         sde.name(),
-        a.sampler.to_possible_value().expect("no skipped variants").get_name(),
+        a.sampler.name(),
         format_num(steps),
         a.eps.unwrap_or(sde.default_eps()),
         format_num(run.nfe),

@@ -2,4 +2,4 @@
 
 mod schedule;
 
-pub use schedule::DiscreteSchedule;
+pub use schedule::{DiscreteSchedule, Posterior};

@@ -81,6 +81,23 @@ pub trait Sde: Send + Sync + std::fmt::Debug {
         0.5 * (lo + hi)
     }
 
+    /// The forward transition kernel from time `from` to a later time `to`:
+    /// `x_to = a x_from + b z` with `a = m(to)/m(from)` and `b² = s(to)² − a² s(from)²` (the
+    /// kernels of a linear SDE compose). Predictors and DDIM step with it.
+    fn transition(&self, from: f64, to: f64) -> Marginal {
+        let (k0, k1) = (self.marginal(from), self.marginal(to));
+        let a = k1.mean / k0.mean;
+        Marginal {
+            mean: a,
+            std: (k1.std * k1.std - a * a * k0.std * k0.std).max(0.0).sqrt(),
+        }
+    }
+
+    /// The VP SDE behind this object, if it is one (DDPM's discrete schedules need β(t)).
+    fn as_vp(&self) -> Option<&VpSde> {
+        None
+    }
+
     /// The drift `f(x, t) = a(t) x` on a batch.
     fn drift(&self, x: ArrayView2<f64>, t: f64) -> Array2<f64> {
         x.mapv(|v| v * self.drift_coeff(t))

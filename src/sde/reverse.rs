@@ -53,15 +53,29 @@ impl SdeSystem for Forward<'_> {
 }
 
 /// Reverse-time SDE `dx = [f(x, t) − g(t)² s(x, t)] dt + g(t) dw̄`, integrated from t_max to ε.
+///
+/// With `lambda` = λ ∈ [0, 1] it is Huang, Lim & Courville 2021's plug-in reverse SDE
+/// `dx = [f − (1 − λ/2) g² s] dt + √(1 − λ) g dw̄`, which has the same marginals for every λ:
+/// λ = 0 is the reverse SDE, λ = 1 the probability-flow ODE.
 #[derive(Clone, Copy)]
 pub struct ReverseSde<'a> {
     pub sde: &'a dyn Sde,
     pub score: &'a dyn Score,
+    pub lambda: f64,
 }
 
 impl<'a> ReverseSde<'a> {
     pub fn new(sde: &'a dyn Sde, score: &'a dyn Score) -> Self {
-        Self { sde, score }
+        Self {
+            sde,
+            score,
+            lambda: 0.0,
+        }
+    }
+
+    /// The plug-in reverse SDE with this λ.
+    pub fn with_lambda(self, lambda: f64) -> Self {
+        Self { lambda, ..self }
     }
 
     /// The probability-flow ODE `dx/dt = f − ½ g² s`, which shares every marginal p_t.
@@ -79,10 +93,11 @@ impl SdeSystem for ReverseSde<'_> {
     }
     fn drift(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         self.score.score(t, x, out.view_mut());
-        combine(self.sde, t, |s, t| -s.diffusion(t).powi(2), x, out);
+        let w = 1.0 - 0.5 * self.lambda;
+        combine(self.sde, t, |s, t| -w * s.diffusion(t).powi(2), x, out);
     }
     fn diffusion(&self, t: f64) -> f64 {
-        self.sde.diffusion(t)
+        (1.0 - self.lambda).max(0.0).sqrt() * self.sde.diffusion(t)
     }
 }
 

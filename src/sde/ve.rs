@@ -58,6 +58,15 @@ impl Sde for VeSde {
     fn prior_std(&self) -> f64 {
         self.sigma_max
     }
+    /// `a = 1`, `b² = σ(to)² − σ(from)²`.
+    fn transition(&self, from: f64, to: f64) -> Marginal {
+        Marginal {
+            mean: 1.0,
+            std: (self.sigma(to).powi(2) - self.sigma(from).powi(2))
+                .max(0.0)
+                .sqrt(),
+        }
+    }
     fn default_eps(&self) -> f64 {
         1e-5
     }

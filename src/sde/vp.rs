@@ -54,6 +54,17 @@ impl Sde for VpSde {
     fn default_eps(&self) -> f64 {
         1e-3
     }
+    /// `a = e^{−ΔB/2}`, `b² = 1 − a² = −expm1(−ΔB)`: full precision for short steps.
+    fn transition(&self, from: f64, to: f64) -> Marginal {
+        let db = self.schedule.integral(to) - self.schedule.integral(from);
+        Marginal {
+            mean: (-0.5 * db).exp(),
+            std: (-(-db).exp_m1()).max(0.0).sqrt(),
+        }
+    }
+    fn as_vp(&self) -> Option<&VpSde> {
+        Some(self)
+    }
     /// `log SNR = −log(e^B − 1)`, so `B = log(1 + e^{−l})` (a softplus).
     fn t_of_log_snr(&self, l: f64) -> f64 {
         let z = -l;

@@ -1,0 +1,40 @@
+//! DDIM (Song, Meng & Ermon 2021, eq. 12) for any SDE with Gaussian kernels: from t to t' < t,
+//! `x_{t'} = m' x̂₀ + √(s'² − σ_η²) ε̂ + σ_η z` with `x̂₀ = (x − s ε̂)/m` and
+//! `σ_η = η (s'/s) b`, where `b² = s² − (m/m')² s'²` is the forward step variance (for VP:
+//! `σ_η = η √((1 − ᾱ')/(1 − ᾱ)) √(1 − ᾱ/ᾱ')`). η = 0 is deterministic (= DPM-Solver-1),
+//! η = 1 has DDPM's posterior variance β̃.
+
+use super::engine::Engine;
+use crate::Result;
+use ndarray::{Array2, Zip};
+
+pub(crate) fn run(
+    eng: &mut Engine<'_>,
+    x: &mut Array2<f64>,
+    times: &[f64],
+    eta: f64,
+) -> Result<()> {
+    let (n, d) = x.dim();
+    for w in times.windows(2) {
+        let (t, t_next) = (w[0], w[1]);
+        let (k, k_next) = (eng.marginal(t), eng.marginal(t_next));
+        let b = eng.sde.transition(t_next, t).std;
+        let sig = eta * k_next.std / k.std * b;
+        let c_eps = (k_next.std * k_next.std - sig * sig).max(0.0).sqrt();
+        let eps = eng.eps(t, x.view());
+        let z = if sig > 0.0 {
+            Some(eng.normal(n, d))
+        } else {
+            None
+        };
+        Zip::from(&mut *x).and(&eps).for_each(|x, &e| {
+            let x0 = (*x - k.std * e) / k.mean;
+            *x = k_next.mean * x0 + c_eps * e;
+        });
+        if let Some(z) = z {
+            x.scaled_add(sig, &z);
+        }
+        eng.finish_step(t_next, x)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! The whole-batch stepping engine of the step-map samplers (PC, EDM, DPM-Solver, DDIM, DDPM,
+//! Langevin): score / ε / x₀ evaluations in parallel row blocks, keyed noise, records,
+//! progress and the non-finite check after every step.
+//!
+//! Unlike the chunked ODE/SDE solvers, a step here sees the whole batch, so batch statistics
+//! (the Langevin corrector's averaged norms) are those of all n particles. Results depend on
+//! neither the thread count nor the block size: every row is computed independently and every
+//! reduction is summed in row order.
+
+use crate::score::{convert, Score};
+use crate::sde::{Marginal, Sde};
+use crate::Result;
+use ndarray::{Array2, ArrayView2, Axis, Zip};
+use rayon::prelude::*;
+use scoresde_solvers::{KeyedNormal, SolveError, Time};
+
+/// Rows per parallel block of score evaluations.
+const BLOCK: usize = 256;
+
+/// What the samplers share while they run.
+pub(crate) struct Engine<'a> {
+    pub sde: &'a dyn Sde,
+    score: &'a dyn Score,
+    noise: KeyedNormal,
+    /// Noise draws so far: each draw gets its own key (row, draw).
+    draws: u64,
+    /// Steps taken so far (for error messages).
+    steps: u64,
+    record: &'a [f64],
+    pub records: Vec<(f64, Array2<f64>)>,
+    progress: Option<&'a (dyn Fn(u64) + Sync)>,
+    /// Steps the sampler will take in all, and particles reported so far.
+    total_steps: u64,
+    reported: u64,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        sde: &'a dyn Sde,
+        score: &'a dyn Score,
+        noise: KeyedNormal,
+        record: &'a [f64],
+        progress: Option<&'a (dyn Fn(u64) + Sync)>,
+        total_steps: usize,
+    ) -> Self {
+        Self {
+            sde,
+            score,
+            noise,
+            draws: 0,
+            steps: 0,
+            record,
+            records: Vec::new(),
+            progress,
+            total_steps: total_steps.max(1) as u64,
+            reported: 0,
+        }
+    }
+
+    /// `∇log p_t(x)` for every row.
+    pub fn score(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
+        let mut out = Array2::zeros(x.raw_dim());
+        x.axis_chunks_iter(Axis(0), BLOCK)
+            .into_par_iter()
+            .zip(out.axis_chunks_iter_mut(Axis(0), BLOCK).into_par_iter())
+            .for_each(|(x, o)| self.score.score(Time::Shared(t), x, o));
+        out
+    }
+
+    /// The ε-prediction `ε̂ = −s(t) ∇log p_t(x)`.
+    pub fn eps(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
+        let k = self.sde.marginal(t);
+        self.score(t, x)
+            .mapv_into(|s| convert::eps_from_score(s, k))
+    }
+
+    /// Tweedie's denoiser `x̂₀ = (x + s² ∇log p_t(x)) / m`.
+    pub fn x0(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
+        let k = self.sde.marginal(t);
+        let mut s = self.score(t, x);
+        Zip::from(&mut s)
+            .and(&x)
+            .for_each(|s, &x| *s = convert::x0_from_score(*s, x, k));
+        s
+    }
+
+    /// The kernel at t.
+    pub fn marginal(&self, t: f64) -> Marginal {
+        self.sde.marginal(t)
+    }
+
+    /// A fresh `n × d` block of N(0, 1) draws, keyed by (seed, row, draw number).
+    pub fn normal(&mut self, n: usize, d: usize) -> Array2<f64> {
+        let draw = self.draws;
+        self.draws += 1;
+        let mut z = Array2::zeros((n, d));
+        let key = self.noise;
+        z.axis_chunks_iter_mut(Axis(0), BLOCK)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(b, mut z)| {
+                for (i, mut row) in z.rows_mut().into_iter().enumerate() {
+                    key.fill_row(
+                        (b * BLOCK + i) as u64,
+                        draw,
+                        row.as_slice_mut().expect("standard layout"),
+                    );
+                }
+            });
+        z
+    }
+
+    /// Ends a step that left the state at time `t`: checks that every value is finite, keeps
+    /// the state if `t` is a record time, and reports progress.
+    pub fn finish_step(&mut self, t: f64, x: &Array2<f64>) -> Result<()> {
+        let step = self.steps;
+        self.steps += 1;
+        if let Some(row) = x
+            .rows()
+            .into_iter()
+            .position(|r| r.iter().any(|v| !v.is_finite()))
+        {
+            return Err(SolveError::NonFinite { step, t, row }.into());
+        }
+        self.visit(t, x);
+        if let Some(p) = self.progress {
+            let n = x.nrows() as u64;
+            let done = (n * self.steps.min(self.total_steps)) / self.total_steps;
+            p(done - self.reported);
+            self.reported = done;
+        }
+        Ok(())
+    }
+
+    /// Keeps the state if `t` is one of the record times.
+    pub fn visit(&mut self, t: f64, x: &Array2<f64>) {
+        let scale = t.abs().max(1e-300);
+        for &r in self.record {
+            if (r - t).abs() <= 1e-12 * scale && !self.records.iter().any(|(s, _)| *s == r) {
+                self.records.push((r, x.clone()));
+            }
+        }
+    }
+
+    /// Checks that every record time was visited.
+    pub fn check_records(&self) -> Result<()> {
+        for &r in self.record {
+            if !self.records.iter().any(|(s, _)| *s == r) {
+                return Err(SolveError::Invalid(format!(
+                    "record time {r} is not a point of the sampler's time grid"
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+}

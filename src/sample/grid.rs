@@ -1,0 +1,89 @@
+//! Sampling time grids from t_max down to ε. Every grid starts exactly at t_max and ends exactly
+//! at ε (the endpoints are set, not computed), and is strictly decreasing.
+
+use crate::ddpm::DiscreteSchedule;
+use crate::sde::Sde;
+use crate::{invalid, Result};
+use scoresde_solvers::TimeGrid;
+
+/// How the points of a grid are spread between t_max and ε.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Spacing {
+    /// Uniform in t (Song et al. 2021).
+    Time,
+    /// Uniform in log-SNR, i.e. in DPM-Solver's λ = log(m/s) (Lu et al. 2022).
+    Logsnr,
+    /// EDM's ρ-schedule in σ̃ = s/m: `σ̃_i = (σ̃_max^{1/ρ} + i/(N−1)(σ̃_min^{1/ρ} − σ̃_max^{1/ρ}))^ρ`
+    /// (Karras et al. 2022, eq. 5).
+    Edm,
+}
+
+/// `points ≥ 2` times from `t_max` to `eps`, spread by `spacing`.
+pub fn time_grid(
+    sde: &dyn Sde,
+    spacing: Spacing,
+    rho: f64,
+    t_max: f64,
+    eps: f64,
+    points: usize,
+) -> Result<TimeGrid> {
+    if points < 2 {
+        return Err(invalid!(
+            "a sampling grid needs at least 2 points (1 step), got {points}"
+        ));
+    }
+    let last = (points - 1) as f64;
+    let mut times: Vec<f64> = match spacing {
+        Spacing::Time => (0..points)
+            .map(|i| t_max + (eps - t_max) * i as f64 / last)
+            .collect(),
+        Spacing::Logsnr => {
+            let (l0, l1) = (sde.log_snr(t_max), sde.log_snr(eps));
+            (0..points)
+                .map(|i| sde.t_of_log_snr(l0 + (l1 - l0) * i as f64 / last))
+                .collect()
+        }
+        Spacing::Edm => {
+            if !(rho > 0.0 && rho.is_finite()) {
+                return Err(invalid!("--rho must be positive, got {rho}"));
+            }
+            // σ̃ = s/m = exp(−½ log SNR).
+            let sig = |t: f64| (-0.5 * sde.log_snr(t)).exp();
+            let (a, b) = (sig(t_max).powf(1.0 / rho), sig(eps).powf(1.0 / rho));
+            (0..points)
+                .map(|i| {
+                    let s = (a + (b - a) * i as f64 / last).powf(rho);
+                    sde.t_of_log_snr(-2.0 * s.ln())
+                })
+                .collect()
+        }
+    };
+    times[0] = t_max;
+    times[points - 1] = eps;
+    Ok(TimeGrid::new(times).map_err(|e| {
+        invalid!("{e}: {points} points between {t_max} and {eps} are too many for this spacing")
+    })?)
+}
+
+/// DDPM's grid: the SDE times `t̃_i` whose continuous ᾱ equals the discrete ᾱ_i of an N-step
+/// schedule, at `points` indices spread linearly from i = N down to i = 1 (DDIM's linear
+/// sub-sequence τ; all N when points = N).
+pub fn ddpm_grid(schedule: &DiscreteSchedule, points: usize) -> Result<TimeGrid> {
+    let n = schedule.len();
+    if points < 2 || points > n {
+        return Err(invalid!(
+            "a sub-sequence of a {n}-step DDPM schedule needs 2 … {n} points, got {points}"
+        ));
+    }
+    let last = (points - 1) as f64;
+    let times = (0..points)
+        .map(|j| {
+            let i = n as f64 - (n - 1) as f64 * j as f64 / last;
+            schedule.time(i.round() as usize)
+        })
+        .collect();
+    Ok(TimeGrid::new(times)?)
+}

@@ -1,0 +1,519 @@
+//! Sampling: every sampler of the zoo, from the prior at t_max down to ε, with the score
+//! evaluations (NFE) counted by a wrapper around the model and checked against each sampler's
+//! formula ([`Sampler::nfe`]).
+//!
+//! * Chunked solvers of `scoresde-solvers`: reverse-SDE Euler–Maruyama and the plug-in
+//!   λ-family, PF-ODE Euler / Heun (trapezoid in t) / RK4 / adaptive RK45.
+//! * Whole-batch step maps ([`engine`]): predictor–corrector ([`pc`]), EDM Heun and stochastic
+//!   ([`edm`]), DPM-Solver-1/2/3 and ++(2M) ([`dpm`]), DDIM and DDPM ([`ddim`], [`pc`] on DDPM's
+//!   grid), plain and annealed Langevin ([`langevin`]).
+//!
+//! Grids ([`grid`]) start exactly at t_max and end exactly at ε; an optional final Tweedie step
+//! maps the state at ε to `x̂₀` (one more NFE).
+
+mod ddim;
+mod dpm;
+mod edm;
+mod engine;
+pub mod grid;
+mod langevin;
+mod options;
+mod pc;
+
+pub use grid::Spacing;
+pub use options::{Corrector, Predictor, SamplerOptions, Variance};
+
+use crate::ddpm::DiscreteSchedule;
+use crate::score::{Counted, Score};
+use crate::sde::Sde;
+use crate::{invalid, Result};
+use engine::Engine;
+use ndarray::Array2;
+use scoresde_solvers::{
+    dopri5, euler_maruyama, ode_fixed, FixedMethod, KeyedNormal, SolveOptions, Stats, TimeGrid,
+    Tolerances,
+};
+use std::time::{Duration, Instant};
+
+/// Noise domain of the reverse-SDE solver noise.
+pub const SOLVER_DOMAIN: u64 = 0x50_4C56;
+
+/// Samplers available with any score. What `--steps` N means differs by family; see
+/// [`Sampler::nfe`] for the evaluations each spends.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sampler {
+    /// Euler–Maruyama on the reverse-time SDE, N steps.
+    Em,
+    /// Euler on the probability-flow ODE, N steps.
+    PfEuler,
+    /// Heun (trapezoid in t) on the PF-ODE, N steps.
+    PfHeun,
+    /// Classical RK4 on the PF-ODE, N steps.
+    PfRk4,
+    /// Adaptive Dormand–Prince 5(4) on the PF-ODE with rtol/atol (NFE reported per particle).
+    PfRk45,
+    /// Euler–Maruyama on Huang et al.'s plug-in reverse SDE with --lambda, N steps.
+    PlugIn,
+    /// Predictor–corrector (--predictor, --corrector, --corrector-steps, --snr), N levels.
+    Pc,
+    /// EDM Algorithm 1 (Heun in σ̃ = s/m), N grid points (EDM's N).
+    EdmHeun,
+    /// EDM Algorithm 2 (--s-churn, --s-tmin, --s-tmax, --s-noise), N grid points.
+    EdmSde,
+    /// DPM-Solver-1 (= DDIM), N = NFE budget.
+    #[value(name = "dpm-solver-1")]
+    #[serde(rename = "dpm-solver-1")]
+    DpmSolver1,
+    /// DPM-Solver-2 (single-step, r₁ = ½), N = NFE budget.
+    #[value(name = "dpm-solver-2")]
+    #[serde(rename = "dpm-solver-2")]
+    DpmSolver2,
+    /// DPM-Solver-3 (single-step, r₁ = ⅓, r₂ = ⅔), N = NFE budget.
+    #[value(name = "dpm-solver-3")]
+    #[serde(rename = "dpm-solver-3")]
+    DpmSolver3,
+    /// DPM-Solver++(2M), multistep, N steps.
+    #[value(name = "dpm-solver-pp2m")]
+    #[serde(rename = "dpm-solver-pp2m")]
+    DpmSolverPp2m,
+    /// DDIM with --eta, N grid points (with --discrete M: a sub-sequence of DDPM's M steps).
+    Ddim,
+    /// DDPM ancestral sampling (Ho et al. Algorithm 2) on the N-step schedule (--variance).
+    Ddpm,
+    /// Plain Langevin dynamics at t = ε, N iterations of step --step-size.
+    Langevin,
+    /// Annealed Langevin (NCSN), N iterations at each of --levels noise levels.
+    AnnealedLangevin,
+}
+
+impl Sampler {
+    /// The CLI name.
+    pub fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether the final Tweedie step is on by default.
+    pub fn denoises_by_default(self) -> bool {
+        matches!(
+            self,
+            Sampler::EdmHeun | Sampler::EdmSde | Sampler::Ddim | Sampler::Ddpm
+        )
+    }
+
+    /// Score evaluations per particle for `steps` = N (None: adaptive). With d = 1 when the
+    /// final denoising step is on:
+    /// em, pf-euler, plug-in, dpm-solver-pp2m: N + d; pf-heun: 2N + d; pf-rk4: 4N + d;
+    /// pc: N (p + c n) + d (p, c = 1 when the predictor / corrector is on, n corrector steps);
+    /// edm-heun, edm-sde: 2(N − 1) + d (EDM's 2N − 1 with its default denoising);
+    /// dpm-solver-k: N + d; ddim, ddpm: (N − 1) + d (= N with the default denoising);
+    /// langevin: N + d; annealed-langevin: L N + d.
+    pub fn nfe(self, steps: usize, opts: &SamplerOptions) -> Option<u64> {
+        let n = steps as u64;
+        let d = u64::from(opts.denoise.unwrap_or(self.denoises_by_default()));
+        Some(
+            d + match self {
+                Sampler::Em
+                | Sampler::PfEuler
+                | Sampler::PlugIn
+                | Sampler::DpmSolverPp2m
+                | Sampler::DpmSolver1
+                | Sampler::DpmSolver2
+                | Sampler::DpmSolver3
+                | Sampler::Langevin => n,
+                Sampler::PfHeun => 2 * n,
+                Sampler::PfRk4 => 4 * n,
+                Sampler::PfRk45 => return None,
+                Sampler::Pc => n * pc_settings(opts, None).evals_per_step(),
+                Sampler::EdmHeun | Sampler::EdmSde => 2 * n.saturating_sub(1),
+                Sampler::Ddim | Sampler::Ddpm => n.saturating_sub(1),
+                Sampler::AnnealedLangevin => opts.levels as u64 * n,
+            },
+        )
+    }
+}
+
+/// The PC settings of `opts` (the variance default depends on the SDE).
+fn pc_settings(opts: &SamplerOptions, sde: Option<&dyn Sde>) -> pc::Pc {
+    pc::Pc {
+        predictor: opts.predictor,
+        corrector: opts.corrector,
+        corrector_steps: opts.corrector_steps,
+        snr: opts.snr,
+        variance: opts.variance.unwrap_or(match sde {
+            Some(s) if s.name() == "ve" => Variance::BetaTilde,
+            _ => Variance::Beta,
+        }),
+    }
+}
+
+/// What to sample and how.
+#[derive(Clone, Debug)]
+pub struct SampleSpec {
+    pub sampler: Sampler,
+    /// Steps of a fixed-grid sampler (ignored by `pf-rk45`).
+    pub steps: usize,
+    pub rtol: f64,
+    pub atol: f64,
+    /// Final time ε (None: the SDE's default).
+    pub eps: Option<f64>,
+    pub n: usize,
+    pub seed: u64,
+    /// Rows per chunk (0: default). Results do not depend on it.
+    pub chunk: usize,
+    /// Times at which to keep the state (0 keeps the denoised output).
+    pub record: Vec<f64>,
+    /// Settings beyond the step count.
+    pub options: SamplerOptions,
+}
+
+impl Default for SampleSpec {
+    fn default() -> Self {
+        Self {
+            sampler: Sampler::Em,
+            steps: 1000,
+            rtol: 1e-5,
+            atol: 1e-5,
+            eps: None,
+            n: 1000,
+            seed: 0,
+            chunk: 0,
+            record: vec![],
+            options: SamplerOptions::default(),
+        }
+    }
+}
+
+/// The samples and what they cost.
+#[derive(Clone, Debug)]
+pub struct SampleRun {
+    pub x: Array2<f64>,
+    /// Score evaluations per particle, as counted around the model.
+    pub nfe: f64,
+    pub stats: Stats,
+    pub wall: Duration,
+    pub records: Vec<(f64, Array2<f64>)>,
+}
+
+/// Draws `spec.n` samples: prior draws at t_max (keyed by the seed), then the sampler to ε.
+pub fn sample(
+    sde: &dyn Sde,
+    score: &dyn Score,
+    spec: &SampleSpec,
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<SampleRun> {
+    if spec.n == 0 {
+        return Err(invalid!("--n must be at least 1"));
+    }
+    let x_t = sde.prior_sample(spec.n, score.dim(), spec.seed);
+    integrate(sde, score, x_t, spec, progress)
+}
+
+/// Integrates from the given states at t_max down to ε with `spec`'s sampler.
+pub fn integrate(
+    sde: &dyn Sde,
+    score: &dyn Score,
+    x_t: Array2<f64>,
+    spec: &SampleSpec,
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<SampleRun> {
+    let t_max = sde.t_max();
+    let eps = spec.eps.unwrap_or(sde.default_eps());
+    if !(eps > 0.0 && eps < t_max) {
+        return Err(invalid!("--eps must lie in (0, {t_max}), got {eps}"));
+    }
+    if spec.sampler != Sampler::PfRk45 && spec.steps == 0 {
+        return Err(invalid!("--steps must be at least 1"));
+    }
+    if x_t.ncols() != score.dim() {
+        return Err(invalid!(
+            "states have dimension {} but the score has {}",
+            x_t.ncols(),
+            score.dim()
+        ));
+    }
+    let opts = &spec.options;
+    check_options(spec.sampler, opts)?;
+    let denoise = opts.denoise.unwrap_or(spec.sampler.denoises_by_default());
+    let counted = Counted::new(score);
+    let n = x_t.nrows();
+    let start = Instant::now();
+    // Record times other than 0 (the denoised output) go to the solver.
+    let solver_record: Vec<f64> = spec.record.iter().copied().filter(|&r| r != 0.0).collect();
+    let (mut x, stats, mut records) = match spec.sampler {
+        Sampler::Em
+        | Sampler::PfEuler
+        | Sampler::PfHeun
+        | Sampler::PfRk4
+        | Sampler::PfRk45
+        | Sampler::PlugIn => {
+            let sol = solve(sde, &counted, x_t, spec, eps, &solver_record, progress)?;
+            (sol.x, sol.stats, sol.records)
+        }
+        _ => step_map(sde, &counted, x_t, spec, eps, &solver_record, progress)?,
+    };
+    if denoise {
+        let eng = Engine::new(
+            sde,
+            &counted,
+            KeyedNormal::new(spec.seed, SOLVER_DOMAIN),
+            &[],
+            None,
+            1,
+        );
+        x = eng.x0(eps, x.view());
+        if let Some(row) = x
+            .rows()
+            .into_iter()
+            .position(|r| r.iter().any(|v| !v.is_finite()))
+        {
+            return Err(scoresde_solvers::SolveError::NonFinite {
+                step: stats.accepted / stats.particles.max(1),
+                t: 0.0,
+                row,
+            }
+            .into());
+        }
+    }
+    if spec.record.contains(&0.0) {
+        records.push((0.0, x.clone()));
+    }
+    // Records in the order they were asked for.
+    records.sort_by(|a, b| {
+        let pos = |t: f64| spec.record.iter().position(|&r| r == t);
+        pos(a.0).cmp(&pos(b.0))
+    });
+    Ok(SampleRun {
+        x,
+        nfe: counted.rows() as f64 / n as f64,
+        stats,
+        wall: start.elapsed(),
+        records,
+    })
+}
+
+/// Rejects settings a sampler cannot use.
+fn check_options(sampler: Sampler, o: &SamplerOptions) -> Result<()> {
+    if !(0.0..=1.0).contains(&o.lambda) {
+        return Err(invalid!("--lambda must lie in [0, 1], got {}", o.lambda));
+    }
+    if !(o.eta >= 0.0 && o.eta.is_finite()) {
+        return Err(invalid!("--eta must be non-negative, got {}", o.eta));
+    }
+    if !(o.snr > 0.0 && o.snr.is_finite()) {
+        return Err(invalid!("--snr must be positive, got {}", o.snr));
+    }
+    if !(o.step_size > 0.0 && o.step_size.is_finite()) {
+        return Err(invalid!(
+            "--step-size must be positive, got {}",
+            o.step_size
+        ));
+    }
+    if !(o.s_churn >= 0.0 && o.s_noise >= 0.0 && o.s_tmin <= o.s_tmax) {
+        return Err(invalid!(
+            "EDM churn needs s_churn ≥ 0, s_noise ≥ 0 and s_tmin ≤ s_tmax"
+        ));
+    }
+    if sampler == Sampler::Pc && o.predictor == Predictor::None && o.corrector == Corrector::None {
+        return Err(invalid!(
+            "--sampler pc needs a predictor or a corrector (both are none)"
+        ));
+    }
+    if sampler == Sampler::AnnealedLangevin && o.levels == 0 {
+        return Err(invalid!("--levels must be at least 1"));
+    }
+    Ok(())
+}
+
+/// The samplers run by the chunked solvers of `scoresde-solvers`.
+fn solve(
+    sde: &dyn Sde,
+    counted: &Counted<'_>,
+    x_t: Array2<f64>,
+    spec: &SampleSpec,
+    eps: f64,
+    record: &[f64],
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<scoresde_solvers::Solution> {
+    let t_max = sde.t_max();
+    let reverse = sde.reverse(counted);
+    let opts = SolveOptions {
+        chunk_size: spec.chunk,
+        record: record.to_vec(),
+        progress,
+    };
+    let grid = || -> Result<TimeGrid> {
+        let spacing = spec.options.spacing.unwrap_or(Spacing::Time);
+        grid::time_grid(sde, spacing, spec.options.rho, t_max, eps, spec.steps + 1)
+    };
+    let noise = KeyedNormal::new(spec.seed, SOLVER_DOMAIN);
+    let pf = reverse.probability_flow();
+    Ok(match spec.sampler {
+        Sampler::Em => euler_maruyama(&reverse, x_t, &grid()?, &noise, &opts)?,
+        Sampler::PlugIn => euler_maruyama(
+            &reverse.with_lambda(spec.options.lambda),
+            x_t,
+            &grid()?,
+            &noise,
+            &opts,
+        )?,
+        Sampler::PfEuler => ode_fixed(&pf, FixedMethod::Euler, x_t, &grid()?, &opts)?,
+        Sampler::PfHeun => ode_fixed(&pf, FixedMethod::Heun, x_t, &grid()?, &opts)?,
+        Sampler::PfRk4 => ode_fixed(&pf, FixedMethod::Rk4, x_t, &grid()?, &opts)?,
+        Sampler::PfRk45 => {
+            if !(spec.rtol > 0.0 && spec.atol > 0.0) {
+                return Err(invalid!(
+                    "--rtol and --atol must be positive (got {} and {})",
+                    spec.rtol,
+                    spec.atol
+                ));
+            }
+            dopri5(
+                &pf,
+                x_t,
+                t_max,
+                eps,
+                Tolerances::new(spec.rtol, spec.atol),
+                &opts,
+            )?
+        }
+        _ => unreachable!("step-map samplers run in step_map"),
+    })
+}
+
+/// DDPM's N-step schedule on the VP-SDE `sde`.
+fn ddpm_schedule(sde: &dyn Sde, n: usize, sampler: Sampler) -> Result<DiscreteSchedule> {
+    let vp = sde.as_vp().ok_or_else(|| {
+        invalid!(
+            "--sampler {} on a discrete schedule needs the VP SDE (got {})",
+            sampler.name(),
+            sde.name()
+        )
+    })?;
+    DiscreteSchedule::from_vp(vp, n)
+}
+
+/// The whole-batch step-map samplers. Returns the state at ε, work counters and records.
+fn step_map(
+    sde: &dyn Sde,
+    counted: &Counted<'_>,
+    mut x: Array2<f64>,
+    spec: &SampleSpec,
+    eps: f64,
+    record: &[f64],
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<(Array2<f64>, Stats, Vec<(f64, Array2<f64>)>)> {
+    let o = &spec.options;
+    let t_max = sde.t_max();
+    let n_steps = spec.steps;
+    let spacing = |default| o.spacing.unwrap_or(default);
+    let grid_of =
+        |points: usize, default| grid::time_grid(sde, spacing(default), o.rho, t_max, eps, points);
+    // The grid (or levels) of each sampler, and the steps it will take.
+    let (times, steps): (Vec<f64>, usize) = match spec.sampler {
+        Sampler::Pc => (
+            grid_of(n_steps + 1, Spacing::Time)?.times().to_vec(),
+            n_steps,
+        ),
+        Sampler::EdmHeun | Sampler::EdmSde => {
+            let g = grid_of(n_steps, Spacing::Edm)?;
+            (g.times().to_vec(), n_steps - 1)
+        }
+        Sampler::DpmSolver1 | Sampler::DpmSolver2 | Sampler::DpmSolver3 => {
+            let k = match spec.sampler {
+                Sampler::DpmSolver1 => 1,
+                Sampler::DpmSolver2 => 2,
+                _ => 3,
+            };
+            let m = dpm::orders(k, n_steps).len();
+            (grid_of(m + 1, Spacing::Logsnr)?.times().to_vec(), m)
+        }
+        Sampler::DpmSolverPp2m => (
+            grid_of(n_steps + 1, Spacing::Logsnr)?.times().to_vec(),
+            n_steps,
+        ),
+        Sampler::Ddim => {
+            let g = match o.discrete {
+                Some(m) => grid::ddpm_grid(&ddpm_schedule(sde, m, spec.sampler)?, n_steps)?,
+                None => grid_of(n_steps, Spacing::Time)?,
+            };
+            (g.times().to_vec(), n_steps - 1)
+        }
+        Sampler::Ddpm => {
+            let m = o.discrete.unwrap_or(n_steps);
+            let g = grid::ddpm_grid(&ddpm_schedule(sde, m, spec.sampler)?, n_steps)?;
+            (g.times().to_vec(), n_steps - 1)
+        }
+        Sampler::Langevin => (vec![eps], n_steps),
+        Sampler::AnnealedLangevin => {
+            let levels = if o.levels == 1 {
+                vec![eps]
+            } else {
+                grid_of(o.levels, Spacing::Time)?.times().to_vec()
+            };
+            (levels, o.levels * n_steps)
+        }
+        _ => unreachable!("solver samplers run in solve"),
+    };
+    let mut eng = Engine::new(
+        sde,
+        counted,
+        KeyedNormal::new(spec.seed, SOLVER_DOMAIN),
+        record,
+        progress,
+        steps,
+    );
+    eng.visit(times[0], &x);
+    match spec.sampler {
+        Sampler::Pc => pc::run(&mut eng, &mut x, &times, &pc_settings(o, Some(sde)))?,
+        Sampler::Ddpm => {
+            let ancestral = pc::Pc {
+                predictor: Predictor::Ancestral,
+                corrector: Corrector::None,
+                ..pc_settings(o, Some(sde))
+            };
+            pc::run(&mut eng, &mut x, &times, &ancestral)?
+        }
+        Sampler::EdmHeun | Sampler::EdmSde => {
+            let churn = edm::Churn {
+                s_churn: if spec.sampler == Sampler::EdmSde {
+                    o.s_churn
+                } else {
+                    0.0
+                },
+                s_tmin: o.s_tmin,
+                s_tmax: o.s_tmax,
+                s_noise: o.s_noise,
+            };
+            edm::run(&mut eng, &mut x, &times, &churn)?
+        }
+        Sampler::DpmSolver1 | Sampler::DpmSolver2 | Sampler::DpmSolver3 => {
+            let k = match spec.sampler {
+                Sampler::DpmSolver1 => 1,
+                Sampler::DpmSolver2 => 2,
+                _ => 3,
+            };
+            dpm::run(&mut eng, &mut x, &times, &dpm::orders(k, n_steps))?
+        }
+        Sampler::DpmSolverPp2m => dpm::run_pp2m(&mut eng, &mut x, &times)?,
+        Sampler::Ddim => ddim::run(&mut eng, &mut x, &times, o.eta)?,
+        Sampler::Langevin | Sampler::AnnealedLangevin => {
+            langevin::run(&mut eng, &mut x, &times, n_steps, o.step_size)?
+        }
+        _ => unreachable!("solver samplers run in solve"),
+    }
+    eng.check_records()?;
+    let particles = x.nrows() as u64;
+    let stats = Stats {
+        particles,
+        evals: counted.rows(),
+        accepted: particles * steps as u64,
+        rejected: 0,
+    };
+    Ok((x, stats, eng.records))
+}
