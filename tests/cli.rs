@@ -456,3 +456,101 @@ fn bad_training_input_is_one_line() {
         assert_fails(&o, needle, &out.join("run.toml"));
     }
 }
+
+/// The zoo from the CLI: options reach the samplers, `nfe=` follows each formula, and a
+/// contradictory choice is one line.
+#[test]
+fn sampler_zoo_from_the_cli() {
+    let dir = tmp();
+    let out = dir.path().join("s.csv");
+    let o = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &[
+                "--sampler",
+                "pc",
+                "--predictor",
+                "ancestral",
+                "--corrector-steps",
+                "2",
+                "--steps",
+                "50",
+            ],
+            "nfe=150 ",
+        ),
+        (&["--sampler", "edm-heun", "--steps", "18"], "nfe=35 "),
+        (&["--sampler", "dpm-solver-3", "--steps", "20"], "nfe=20 "),
+        (
+            &[
+                "--sampler",
+                "ddim",
+                "--steps",
+                "20",
+                "--eta",
+                "0.5",
+                "--discrete",
+                "1000",
+            ],
+            "nfe=20 ",
+        ),
+        (
+            &[
+                "--sampler",
+                "ddpm",
+                "--steps",
+                "100",
+                "--variance",
+                "beta-tilde",
+            ],
+            "nfe=100 ",
+        ),
+        (
+            &[
+                "--sampler",
+                "edm-sde",
+                "--steps",
+                "30",
+                "--s-churn",
+                "40",
+                "--denoise",
+                "false",
+            ],
+            "nfe=58 ",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["sample", "--data", "8gaussians", "--n", "300", "--out", o];
+        all.extend_from_slice(args);
+        let r = run(&all);
+        let e = stderr(&r);
+        assert!(r.status.success(), "{args:?}: {e}");
+        assert!(e.contains(want), "{args:?}: {e} lacks {want}");
+        std::fs::remove_file(&out).unwrap();
+    }
+    let r = run(&[
+        "sample",
+        "--data",
+        "8gaussians",
+        "--sde",
+        "ve",
+        "--sampler",
+        "ddpm",
+        "--out",
+        o,
+    ]);
+    assert_fails(&r, "needs the VP SDE", &out);
+    let r = run(&[
+        "sample",
+        "--data",
+        "8gaussians",
+        "--sampler",
+        "pc",
+        "--predictor",
+        "none",
+        "--corrector",
+        "none",
+        "--out",
+        o,
+    ]);
+    assert_fails(&r, "needs a predictor or a corrector", &out);
+}

@@ -252,10 +252,13 @@ fn nfe_is_counted_and_matches_the_formula() {
         let run = sample(sde.as_ref(), &score, &spec, None).unwrap();
         assert_eq!(
             run.nfe,
-            sampler.nfe_formula(37).unwrap() as f64,
+            sampler.nfe(37, &Default::default()).unwrap() as f64,
             "{sampler:?}"
         );
-        assert_eq!(run.stats.evals, 50 * sampler.nfe_formula(37).unwrap());
+        assert_eq!(
+            run.stats.evals,
+            50 * sampler.nfe(37, &Default::default()).unwrap()
+        );
     }
     let spec = SampleSpec {
         sampler: Sampler::PfRk45,

@@ -18,7 +18,7 @@ fn t_of_lambda(eng: &Engine<'_>, l: f64) -> f64 {
 /// ⌊nfe/k⌋ steps of order k, then one step of order nfe mod k if that is not 0.
 pub(crate) fn orders(k: usize, nfe: usize) -> Vec<usize> {
     let mut o = vec![k; nfe / k];
-    if nfe % k != 0 {
+    if !nfe.is_multiple_of(k) {
         o.push(nfe % k);
     }
     o

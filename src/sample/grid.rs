@@ -63,9 +63,9 @@ pub fn time_grid(
     };
     times[0] = t_max;
     times[points - 1] = eps;
-    Ok(TimeGrid::new(times).map_err(|e| {
+    TimeGrid::new(times).map_err(|e| {
         invalid!("{e}: {points} points between {t_max} and {eps} are too many for this spacing")
-    })?)
+    })
 }
 
 /// DDPM's grid: the SDE times `t̃_i` whose continuous ᾱ equals the discrete ᾱ_i of an N-step

@@ -245,7 +245,7 @@ pub fn integrate(
     let start = Instant::now();
     // Record times other than 0 (the denoised output) go to the solver.
     let solver_record: Vec<f64> = spec.record.iter().copied().filter(|&r| r != 0.0).collect();
-    let (mut x, stats, mut records) = match spec.sampler {
+    let (mut x, t_end, stats, mut records) = match spec.sampler {
         Sampler::Em
         | Sampler::PfEuler
         | Sampler::PfHeun
@@ -253,7 +253,7 @@ pub fn integrate(
         | Sampler::PfRk45
         | Sampler::PlugIn => {
             let sol = solve(sde, &counted, x_t, spec, eps, &solver_record, progress)?;
-            (sol.x, sol.stats, sol.records)
+            (sol.x, eps, sol.stats, sol.records)
         }
         _ => step_map(sde, &counted, x_t, spec, eps, &solver_record, progress)?,
     };
@@ -266,7 +266,7 @@ pub fn integrate(
             None,
             1,
         );
-        x = eng.x0(eps, x.view());
+        x = eng.x0(t_end, x.view());
         if let Some(row) = x
             .rows()
             .into_iter()
@@ -398,7 +398,11 @@ fn ddpm_schedule(sde: &dyn Sde, n: usize, sampler: Sampler) -> Result<DiscreteSc
     DiscreteSchedule::from_vp(vp, n)
 }
 
-/// The whole-batch step-map samplers. Returns the state at ε, work counters and records.
+/// A sampler's final state, its time, work counters and records.
+type Finished = (Array2<f64>, f64, Stats, Vec<(f64, Array2<f64>)>);
+
+/// The whole-batch step-map samplers. Returns the final state and its time (ε, or DDPM's t̃_1),
+/// work counters and records.
 fn step_map(
     sde: &dyn Sde,
     counted: &Counted<'_>,
@@ -407,7 +411,7 @@ fn step_map(
     eps: f64,
     record: &[f64],
     progress: Option<&(dyn Fn(u64) + Sync)>,
-) -> Result<(Array2<f64>, Stats, Vec<(f64, Array2<f64>)>)> {
+) -> Result<Finished> {
     let o = &spec.options;
     let t_max = sde.t_max();
     let n_steps = spec.steps;
@@ -515,5 +519,6 @@ fn step_map(
         accepted: particles * steps as u64,
         rejected: 0,
     };
-    Ok((x, stats, eng.records))
+    let t_end = *times.last().expect("grids have points");
+    Ok((x, t_end, stats, eng.records))
 }

@@ -1,0 +1,679 @@
+//! The sampler zoo against the exact mixture score: NFE formulas, time grids, convergence
+//! orders, orderings at small NFE, PC vs corrector-only, the NCSN Langevin positive control,
+//! EDM churn, and non-finite errors.
+
+mod common;
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use scoresde::data::REFERENCE_DOMAIN;
+use scoresde::sample::{
+    integrate, sample, Corrector, Predictor, SampleSpec, Sampler, SamplerOptions, Spacing, Variance,
+};
+use scoresde::score::{Covariance, GaussianMixture, MixtureScore, Score};
+use scoresde::sde::{Sde, VeSde, VpSde};
+use scoresde::solvers::Time;
+use scoresde::stats::two_sample::energy_distance;
+use scoresde::stats::{chi2::component_chi2, mixture_tests, SuiteConfig};
+use std::sync::{Arc, Mutex};
+
+fn vp_oracle(mixture: Arc<GaussianMixture>) -> (Arc<dyn Sde>, MixtureScore) {
+    let sde: Arc<dyn Sde> = Arc::new(VpSde::default());
+    (sde.clone(), MixtureScore::new(mixture, sde))
+}
+
+fn spec(sampler: Sampler, steps: usize, options: SamplerOptions) -> SampleSpec {
+    SampleSpec {
+        sampler,
+        steps,
+        options,
+        ..Default::default()
+    }
+}
+
+fn no_denoise() -> SamplerOptions {
+    SamplerOptions {
+        denoise: Some(false),
+        ..Default::default()
+    }
+}
+
+fn mean_err(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+    (a - b)
+        .rows()
+        .into_iter()
+        .map(|r| r.dot(&r).sqrt())
+        .sum::<f64>()
+        / a.nrows() as f64
+}
+
+/// Least-squares slope of log y against log x.
+fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
+    let lx: Vec<f64> = x.iter().map(|v| v.ln()).collect();
+    let ly: Vec<f64> = y.iter().map(|v| v.ln()).collect();
+    let k = lx.len() as f64;
+    let (mx, my) = (lx.iter().sum::<f64>() / k, ly.iter().sum::<f64>() / k);
+    lx.iter()
+        .zip(&ly)
+        .map(|(a, b)| (a - mx) * (b - my))
+        .sum::<f64>()
+        / lx.iter().map(|a| (a - mx).powi(2)).sum::<f64>()
+}
+
+/// Endpoint errors at ε (no denoising) against RK45 at tol 1e-10 from the same x_T.
+struct Endpoint {
+    sde: Arc<dyn Sde>,
+    score: MixtureScore,
+    x_t: Array2<f64>,
+    reference: Array2<f64>,
+}
+
+impl Endpoint {
+    fn new(mixture: Arc<GaussianMixture>) -> Self {
+        let (sde, score) = vp_oracle(mixture);
+        let d = score.dim();
+        let x_t = sde.prior_sample(200, d, 11);
+        let rk = SampleSpec {
+            sampler: Sampler::PfRk45,
+            rtol: 1e-10,
+            atol: 1e-10,
+            ..Default::default()
+        };
+        let reference = integrate(sde.as_ref(), &score, x_t.clone(), &rk, None)
+            .unwrap()
+            .x;
+        Self {
+            sde,
+            score,
+            x_t,
+            reference,
+        }
+    }
+
+    /// (NFE, error) of `sampler` with `steps` and `options` (denoising off).
+    fn error(&self, sampler: Sampler, steps: usize, mut options: SamplerOptions) -> (f64, f64) {
+        options.denoise = Some(false);
+        let run = integrate(
+            self.sde.as_ref(),
+            &self.score,
+            self.x_t.clone(),
+            &spec(sampler, steps, options),
+            None,
+        )
+        .unwrap();
+        (run.nfe, mean_err(&run.x, &self.reference))
+    }
+
+    fn slope(&self, sampler: Sampler, steps: &[usize], options: SamplerOptions) -> f64 {
+        let (nfe, err): (Vec<f64>, Vec<f64>) = steps
+            .iter()
+            .map(|&s| self.error(sampler, s, options.clone()))
+            .unzip();
+        let slope = loglog_slope(&nfe, &err);
+        eprintln!("{sampler:?}: nfe {nfe:?} errors {err:?} slope {slope:.3}");
+        slope
+    }
+}
+
+/// The mixture scaled by `c` (means and standard deviations), isotropic components only.
+fn scaled(m: &GaussianMixture, c: f64) -> Arc<GaussianMixture> {
+    let stds: Vec<f64> = m
+        .covariances()
+        .iter()
+        .map(|cov| match cov {
+            Covariance::Isotropic { var } => var.sqrt() * c,
+            Covariance::Full { .. } => panic!("isotropic mixtures only"),
+        })
+        .collect();
+    Arc::new(
+        GaussianMixture::isotropic(m.weights().to_vec(), m.means().to_owned() * c, &stds).unwrap(),
+    )
+}
+
+/// Fitted log–log slopes of endpoint error against NFE (200 particles, seed 11, RK45 at
+/// 1e-10 as reference) in the asymptotic range; claim ±0.4 (DPM-Solver Thm. 3.2, EDM Fig. 2).
+#[test]
+fn convergence_orders_match_theory() {
+    for data in ["8gaussians", "bimodal-1d"] {
+        let e = Endpoint::new(common::builtin(data));
+        let cases: [(Sampler, &[usize], f64); 4] = [
+            (Sampler::PfEuler, &[64, 128, 256, 512], -1.0),
+            (Sampler::EdmHeun, &[33, 65, 129, 257], -2.0),
+            (Sampler::DpmSolver2, &[32, 64, 128, 256], -2.0),
+            (Sampler::DpmSolver3, &[60, 120, 240, 480], -3.0),
+        ];
+        for (sampler, steps, order) in cases {
+            let slope = e.slope(sampler, steps, no_denoise());
+            assert!(
+                (slope - order).abs() <= 0.4,
+                "{data}: {sampler:?} slope {slope:.3}, expected {order} ± 0.4"
+            );
+        }
+    }
+}
+
+/// At 10–20 NFE (endpoint error at ε, 200 particles): DPM-Solver-2/3 < DDIM < PF-Euler in t,
+/// on data at image-like scale (each mixture rescaled to per-coordinate std 0.25, as pixels in
+/// [−1, 1] concentrate relative to the N(0, I) prior). DDIM and DPM-Solver share the λ-uniform
+/// grid. Finding, printed not asserted: at the datasets' own scale (per-coordinate std ≈ 1–2,
+/// as wide as the prior) PF-Euler in t beats DDIM at every NFE tried, because the
+/// exponential integrator's advantage is exactness for concentrated data (it is exact for a
+/// point mass), while Euler in t is exact for x₀ ~ N(0, I).
+#[test]
+fn small_nfe_ordering_dpm_solver_ddim_euler() {
+    for (data, std) in [("8gaussians", 2.03), ("bimodal-1d", 1.01)] {
+        let raw = common::builtin(data);
+        let e = Endpoint::new(scaled(&raw, 0.25 / std));
+        for nfe in [10usize, 12, 15, 20] {
+            let euler = e.error(Sampler::PfEuler, nfe, no_denoise()).1;
+            let ddim = e.error(Sampler::DpmSolver1, nfe, no_denoise()).1;
+            let d2 = e.error(Sampler::DpmSolver2, nfe, no_denoise()).1;
+            let d3 = e.error(Sampler::DpmSolver3, nfe, no_denoise()).1;
+            eprintln!("{data} (std 0.25) NFE {nfe}: euler(t) {euler:.3e} ddim(λ) {ddim:.3e} dpm2 {d2:.3e} dpm3 {d3:.3e}");
+            assert!(
+                ddim < euler,
+                "{data} NFE {nfe}: DDIM {ddim} ≥ Euler {euler}"
+            );
+            if nfe == 20 {
+                assert!(
+                    d2 < ddim && d3 < ddim,
+                    "{data} NFE 20: dpm2 {d2}, dpm3 {d3}, ddim {ddim}"
+                );
+            }
+        }
+        let e_raw = Endpoint::new(raw);
+        let (euler, ddim) = (
+            e_raw.error(Sampler::PfEuler, 20, no_denoise()).1,
+            e_raw.error(Sampler::DpmSolver1, 20, no_denoise()).1,
+        );
+        eprintln!("{data} at its own scale, NFE 20: euler(t) {euler:.3e} ddim(λ) {ddim:.3e}");
+    }
+}
+
+/// Records the time of every score call.
+struct TimeLog<'a> {
+    inner: &'a dyn Score,
+    times: Mutex<Vec<f64>>,
+}
+
+impl Score for TimeLog<'_> {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
+        if let Time::Shared(t) = t {
+            self.times.lock().unwrap().push(t);
+        }
+        self.inner.score(t, x, out)
+    }
+}
+
+/// Every sampler with its settings, and the NFE its documented formula gives.
+fn zoo() -> Vec<(Sampler, usize, SamplerOptions, u64)> {
+    let o = SamplerOptions::default;
+    let pc = |p, c, n, denoise| SamplerOptions {
+        predictor: p,
+        corrector: c,
+        corrector_steps: n,
+        denoise: Some(denoise),
+        ..o()
+    };
+    vec![
+        (Sampler::Em, 17, o(), 17),
+        (Sampler::PfEuler, 17, o(), 17),
+        (Sampler::PfHeun, 17, o(), 34),
+        (Sampler::PfRk4, 17, o(), 68),
+        (
+            Sampler::PlugIn,
+            17,
+            SamplerOptions { lambda: 0.5, ..o() },
+            17,
+        ),
+        (
+            Sampler::Pc,
+            17,
+            pc(Predictor::ReverseDiffusion, Corrector::Langevin, 1, false),
+            34,
+        ),
+        (
+            Sampler::Pc,
+            17,
+            pc(Predictor::Ancestral, Corrector::Langevin, 3, true),
+            17 * 4 + 1,
+        ),
+        (
+            Sampler::Pc,
+            17,
+            pc(Predictor::EulerMaruyama, Corrector::None, 1, false),
+            17,
+        ),
+        (
+            Sampler::Pc,
+            17,
+            pc(Predictor::ProbabilityFlow, Corrector::None, 1, true),
+            18,
+        ),
+        (
+            Sampler::Pc,
+            34,
+            pc(Predictor::None, Corrector::Langevin, 1, false),
+            34,
+        ),
+        (Sampler::EdmHeun, 18, o(), 35),
+        (
+            Sampler::EdmHeun,
+            18,
+            SamplerOptions {
+                denoise: Some(false),
+                spacing: Some(Spacing::Time),
+                ..o()
+            },
+            34,
+        ),
+        (
+            Sampler::EdmSde,
+            18,
+            SamplerOptions {
+                s_churn: 40.0,
+                ..o()
+            },
+            35,
+        ),
+        (Sampler::DpmSolver1, 17, o(), 17),
+        (Sampler::DpmSolver2, 17, o(), 17),
+        (Sampler::DpmSolver3, 17, o(), 17),
+        (
+            Sampler::DpmSolver3,
+            17,
+            SamplerOptions {
+                denoise: Some(true),
+                ..o()
+            },
+            18,
+        ),
+        (Sampler::DpmSolverPp2m, 17, o(), 17),
+        (Sampler::Ddim, 17, o(), 17),
+        (
+            Sampler::Ddim,
+            17,
+            SamplerOptions {
+                eta: 1.0,
+                discrete: Some(100),
+                ..o()
+            },
+            17,
+        ),
+        (Sampler::Ddpm, 50, o(), 50),
+        (
+            Sampler::Ddpm,
+            50,
+            SamplerOptions {
+                variance: Some(Variance::BetaTilde),
+                discrete: Some(1000),
+                ..o()
+            },
+            50,
+        ),
+        (Sampler::Langevin, 17, o(), 17),
+        (
+            Sampler::AnnealedLangevin,
+            17,
+            SamplerOptions { levels: 3, ..o() },
+            51,
+        ),
+    ]
+}
+
+/// NFE counted by the wrapper around the score equals each sampler's documented formula, and
+/// the time grid starts exactly at t_max and lands exactly on ε (DDPM: on its matched times).
+#[test]
+fn nfe_formulas_and_time_grids() {
+    let (sde, score) = vp_oracle(common::builtin("8gaussians"));
+    let eps = sde.default_eps();
+    for (sampler, steps, options, nfe) in zoo() {
+        assert_eq!(
+            sampler.nfe(steps, &options),
+            Some(nfe),
+            "{sampler:?} formula"
+        );
+        let log = TimeLog {
+            inner: &score,
+            times: Mutex::new(Vec::new()),
+        };
+        let run = sample(
+            sde.as_ref(),
+            &log,
+            &spec(sampler, steps, options.clone()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(run.nfe, nfe as f64, "{sampler:?} {options:?}: counted NFE");
+        let times = log.times.into_inner().unwrap();
+        let (first, lowest) = (
+            times[0],
+            times.iter().cloned().fold(f64::INFINITY, f64::min),
+        );
+        match sampler {
+            Sampler::Ddpm => {
+                let n = options.discrete.unwrap_or(steps);
+                let sched =
+                    scoresde::ddpm::DiscreteSchedule::from_vp(&VpSde::default(), n).unwrap();
+                assert_eq!(first, sched.time(n), "{sampler:?}: first evaluation");
+                assert_eq!(lowest, sched.time(1), "{sampler:?}: last evaluation");
+            }
+            Sampler::Langevin => assert!(times.iter().all(|&t| t == eps)),
+            Sampler::Ddim if options.discrete.is_some() => {
+                let sched =
+                    scoresde::ddpm::DiscreteSchedule::from_vp(&VpSde::default(), 100).unwrap();
+                assert_eq!(first, sched.time(100));
+                assert_eq!(lowest, sched.time(1));
+            }
+            _ => {
+                assert_eq!(
+                    first,
+                    sde.t_max(),
+                    "{sampler:?} {options:?}: first evaluation"
+                );
+                assert!(lowest >= eps, "{sampler:?}: evaluated below ε at {lowest}");
+                // The last step lands on ε: the state at ε can be recorded.
+                if sampler != Sampler::AnnealedLangevin {
+                    let mut s = spec(sampler, steps, options.clone());
+                    s.record = vec![eps];
+                    s.n = 3;
+                    let r = sample(sde.as_ref(), &score, &s, None).unwrap();
+                    assert_eq!(r.records.len(), 1, "{sampler:?}: no state at ε");
+                }
+            }
+        }
+    }
+}
+
+/// Song et al. Table 1's ordering with the exact score: corrector-only C_2N is worse than P_2N
+/// and PC_N at equal NFE (reverse-diffusion predictor, Langevin r = 0.16, N = 20). Energy
+/// distance to 4000 exact draws, mean over seeds 0–4, n = 2000 each.
+#[test]
+fn corrector_only_is_worst_at_equal_nfe() {
+    let mixture = common::builtin("8gaussians");
+    let (sde, score) = vp_oracle(mixture.clone());
+    let reference = mixture.sample(4000, 99, REFERENCE_DOMAIN).0;
+    let n = 20;
+    let pc = |p, c, steps| {
+        let mut total = 0.0;
+        for seed in 0..5u64 {
+            let s = SampleSpec {
+                seed,
+                n: 2000,
+                ..spec(
+                    Sampler::Pc,
+                    steps,
+                    SamplerOptions {
+                        predictor: p,
+                        corrector: c,
+                        ..Default::default()
+                    },
+                )
+            };
+            let run = sample(sde.as_ref(), &score, &s, None).unwrap();
+            assert_eq!(run.nfe, 2.0 * n as f64);
+            total += energy_distance(run.x.view(), reference.view());
+        }
+        total / 5.0
+    };
+    let p2n = pc(Predictor::ReverseDiffusion, Corrector::None, 2 * n);
+    let pcn = pc(Predictor::ReverseDiffusion, Corrector::Langevin, n);
+    let c2n = pc(Predictor::None, Corrector::Langevin, 2 * n);
+    eprintln!(
+        "energy distance at NFE {}: P_2N {p2n:.4} PC_N {pcn:.4} C_2N {c2n:.4}",
+        2 * n
+    );
+    assert!(c2n > p2n && c2n > pcn, "C_2N {c2n}, P_2N {p2n}, PC_N {pcn}");
+}
+
+/// NCSN positive control (Song & Ermon 2019, Fig. 3; papers.md §11): data
+/// 1/5 N((−5,−5), I) + 4/5 N((5,5), I), 1280 particles started uniform on [−8, 8]² (seed 3).
+/// Plain Langevin (T = 1000, ε = 0.1, exact data score) keeps the initial ≈ 1/2 split: the χ²
+/// test of component proportions against 1280 exact draws rejects at α = 0.01. Annealed
+/// Langevin (L = 10 geometric σ from 20 to 1, T = 100 per level, α_i = ε σ_i²/σ_L²) recovers
+/// 0.2/0.8: it does not reject.
+#[test]
+fn ncsn_langevin_positive_control() {
+    let mixture = common::builtin("ncsn");
+    let reference = mixture.sample(1280, 5, REFERENCE_DOMAIN).0;
+    let init = {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+        Array2::from_shape_fn((1280, 2), |_| rng.random_range(-8.0..8.0))
+    };
+    let run = |sde: Arc<dyn Sde>, sampler, steps, eps| {
+        let score = MixtureScore::new(mixture.clone(), sde.clone());
+        let s = SampleSpec {
+            eps: Some(eps),
+            seed: 4,
+            ..spec(
+                sampler,
+                steps,
+                SamplerOptions {
+                    step_size: 0.1,
+                    levels: 10,
+                    ..Default::default()
+                },
+            )
+        };
+        integrate(sde.as_ref(), &score, init.clone(), &s, None)
+            .unwrap()
+            .x
+    };
+    // σ(ε) = 1e-3 · 20^ε ≈ 1e-3: the data score.
+    let plain = run(
+        Arc::new(VeSde::new(1e-3, 20.0).unwrap()),
+        Sampler::Langevin,
+        1000,
+        1e-9,
+    );
+    // σ_i = 20^{1 − i/9}: 20 … 1 geometric.
+    let annealed = run(
+        Arc::new(VeSde::new(1.0, 20.0).unwrap()),
+        Sampler::AnnealedLangevin,
+        100,
+        1e-12,
+    );
+    let upper = |x: &Array2<f64>| {
+        x.rows().into_iter().filter(|r| r[0] + r[1] > 0.0).count() as f64 / 1280.0
+    };
+    let p_plain = component_chi2(&mixture, plain.view(), reference.view()).p_value;
+    let p_annealed = component_chi2(&mixture, annealed.view(), reference.view()).p_value;
+    eprintln!(
+        "upper-mode fraction: plain {:.3} (p = {p_plain:.2e}), annealed {:.3} (p = {p_annealed:.3})",
+        upper(&plain),
+        upper(&annealed)
+    );
+    assert!(
+        p_plain < 0.01,
+        "plain Langevin should get the weights wrong (p = {p_plain})"
+    );
+    assert!(
+        p_annealed >= 0.01,
+        "annealed Langevin should recover them (p = {p_annealed})"
+    );
+}
+
+/// EDM Algorithm 2 with the exact score: S_churn ∈ {0, 40, 80} (N = 256 levels, S_noise = 1)
+/// passes every test of the suite at α = 0.01 (n = 2000, seed 1, 200 permutations).
+#[test]
+fn edm_churn_passes_with_exact_score() {
+    let mixture = common::builtin("8gaussians");
+    let (sde, score) = vp_oracle(mixture.clone());
+    let reference = mixture.sample(2000, 8, REFERENCE_DOMAIN).0;
+    for churn in [0.0, 40.0, 80.0] {
+        let s = SampleSpec {
+            n: 2000,
+            seed: 1,
+            ..spec(
+                Sampler::EdmSde,
+                256,
+                SamplerOptions {
+                    s_churn: churn,
+                    ..Default::default()
+                },
+            )
+        };
+        let x = sample(sde.as_ref(), &score, &s, None).unwrap().x;
+        let mut tests = scoresde::stats::two_sample_tests(
+            x.view(),
+            reference.view(),
+            SuiteConfig {
+                permutations: 200,
+                seed: 1,
+            },
+        );
+        tests.extend(mixture_tests(x.view(), reference.view(), &mixture));
+        for t in &tests {
+            eprintln!("S_churn {churn}: {} p = {:.3}", t.name, t.p_value);
+            assert!(
+                !t.rejects(0.01),
+                "S_churn {churn}: {} rejects (p = {})",
+                t.name,
+                t.p_value
+            );
+        }
+    }
+}
+
+/// With 21 NFE (7 third-order steps, λ-uniform), DPM-Solver-3 samples of a full-covariance
+/// 2D mixture at image-like scale (the `full_cov_2d` fixture × 0.25) pass the foundation
+/// issue's tests (MMD, energy, χ² of proportions, per-coordinate KS; α = 0.01, n = 4000,
+/// prior seed 5, 200 permutations), while PF-Euler with 21 NFE is rejected. Reported, not
+/// asserted: the sharper log-density KS still rejects DPM-Solver-3 at 21 NFE (it matches RK45
+/// from about 60 NFE); at the fixture's own scale PF-Euler at 21 NFE is not rejected at all.
+#[test]
+fn dpm_solver_3_passes_where_euler_fails_at_21_nfe() {
+    let base = common::full_cov_2d();
+    let c = 0.25;
+    let covs = base
+        .covariances()
+        .iter()
+        .map(|cov| Covariance::full(cov.matrix(2) * (c * c)).unwrap())
+        .collect();
+    let mixture = Arc::new(
+        GaussianMixture::new(base.weights().to_vec(), base.means().to_owned() * c, covs).unwrap(),
+    );
+    let (sde, score) = vp_oracle(mixture.clone());
+    let reference = mixture.sample(4000, 9, REFERENCE_DOMAIN).0;
+    let rejected_by = |sampler| {
+        let s = SampleSpec {
+            n: 4000,
+            seed: 5,
+            ..spec(sampler, 21, SamplerOptions::default())
+        };
+        let run = sample(sde.as_ref(), &score, &s, None).unwrap();
+        assert_eq!(run.nfe, 21.0);
+        let mut tests = scoresde::stats::two_sample_tests(
+            run.x.view(),
+            reference.view(),
+            SuiteConfig {
+                permutations: 200,
+                seed: 2,
+            },
+        );
+        tests.extend(mixture_tests(run.x.view(), reference.view(), &mixture));
+        let mut rejected = Vec::new();
+        for t in &tests {
+            eprintln!("{sampler:?}: {} p = {:.4}", t.name, t.p_value);
+            if t.name != "logp-ks" && t.rejects(0.01) {
+                rejected.push(t.name);
+            }
+        }
+        rejected
+    };
+    let dpm = rejected_by(Sampler::DpmSolver3);
+    assert!(
+        dpm.is_empty(),
+        "DPM-Solver-3 at 21 NFE is rejected by {dpm:?}"
+    );
+    let euler = rejected_by(Sampler::PfEuler);
+    assert!(!euler.is_empty(), "PF-Euler at 21 NFE is not rejected");
+}
+
+/// A score that turns NaN below t = 0.5.
+struct NanBelow<'a>(&'a dyn Score);
+
+impl Score for NanBelow<'_> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+        self.0.score(t, x, out.view_mut());
+        if t.at(0) < 0.5 {
+            out.fill(f64::NAN);
+        }
+    }
+}
+
+/// Every sampler stops with an error naming the step and the time instead of writing NaN.
+#[test]
+fn non_finite_states_stop_every_sampler() {
+    let (sde, score) = vp_oracle(common::builtin("8gaussians"));
+    let bad = NanBelow(&score);
+    for (sampler, steps, options, _) in zoo() {
+        if matches!(sampler, Sampler::Langevin) {
+            continue; // runs at t = ε only: NaN from its first step
+        }
+        let err = sample(sde.as_ref(), &bad, &spec(sampler, steps, options), None).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("non-finite at step") && msg.contains("t = "),
+            "{sampler:?}: {msg}"
+        );
+    }
+    let err = sample(
+        sde.as_ref(),
+        &bad,
+        &spec(Sampler::Langevin, 5, SamplerOptions::default()),
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("step 0"), "{err}");
+}
+
+/// DDPM's Algorithm 2 written out independently with the discrete ᾱ_i of the 1000-step
+/// schedule and ε* at ᾱ_i equals `--sampler ddpm` (same keyed noise) to 1e-9; and the
+/// reverse-diffusion predictor differs from the ancestral (= DDPM) step by O(β²) per step.
+#[test]
+fn ddpm_sampler_is_algorithm_2() {
+    use scoresde::ddpm::DiscreteSchedule;
+    use scoresde::solvers::KeyedNormal;
+    let (sde, score) = vp_oracle(common::builtin("8gaussians"));
+    let n_steps = 1000;
+    let sched = DiscreteSchedule::from_vp(&VpSde::default(), n_steps).unwrap();
+    let s = SampleSpec {
+        n: 64,
+        seed: 5,
+        ..spec(
+            Sampler::Ddpm,
+            n_steps,
+            SamplerOptions {
+                variance: Some(Variance::Beta),
+                ..Default::default()
+            },
+        )
+    };
+    let ours = sample(sde.as_ref(), &score, &s, None).unwrap().x;
+    let mut x = sde.prior_sample(64, 2, 5);
+    let noise = KeyedNormal::new(5, scoresde::sample::SOLVER_DOMAIN);
+    for (k, i) in (1..=n_steps).rev().enumerate() {
+        let (ab, a, b) = (sched.alpha_bar(i), sched.alpha(i), sched.beta(i));
+        let eps = score.eps(sched.time(i), x.view());
+        let mut next = (&x - &(eps * (b / (1.0 - ab).sqrt()))) / a.sqrt();
+        if i > 1 {
+            for (r, mut row) in next.rows_mut().into_iter().enumerate() {
+                let mut z = [0.0; 2];
+                noise.fill_row(r as u64, k as u64, &mut z);
+                row[0] += b.sqrt() * z[0];
+                row[1] += b.sqrt() * z[1];
+            }
+        }
+        x = next;
+    }
+    let diff = mean_err(&ours, &x);
+    eprintln!("DDPM Algorithm 2 vs --sampler ddpm: mean |Δ| = {diff:.3e}");
+    assert!(diff < 1e-9, "{diff}");
+}
