@@ -23,6 +23,7 @@ pub mod data;
 pub mod ddpm;
 pub mod error;
 pub mod io;
+pub mod likelihood;
 pub mod nn;
 pub mod numerics;
 pub mod plot;

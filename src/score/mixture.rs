@@ -487,6 +487,28 @@ impl Diffused<'_> {
         }
     }
 
+    /// Writes the score into `out` and returns the Laplacian `Δ log p_t(x)`: the trace of the
+    /// Hessian `Σ_k r_k (g_k g_kᵀ − C_k⁻¹) − (Σ_k r_k g_k)(Σ_k r_k g_k)ᵀ`, i.e.
+    /// `Σ_k r_k (‖g_k‖² − tr C_k⁻¹) − ‖∇log p_t‖²` with `g_k = −C_k⁻¹(x − m μ_k)` (papers.md §1.3).
+    pub fn score_laplacian(&self, x: ArrayView1<f64>, s: &mut Scratch, out: &mut [f64]) -> f64 {
+        self.score(x, s, out);
+        let d = out.len();
+        let sum: f64 = s.e.iter().sum();
+        let mut lap = 0.0;
+        for k in 0..self.lognorm.len() {
+            let r = s.e[k] / sum;
+            let inv = &self.inv[k * d..(k + 1) * d];
+            let y = &s.y[k * d..(k + 1) * d];
+            // In whitened coordinates g_k = −U diag(inv) y, so ‖g_k‖² = Σ_q (inv_q y_q)².
+            let (g2, tr): (f64, f64) = y
+                .iter()
+                .zip(inv)
+                .fold((0.0, 0.0), |(g, t), (y, i)| (g + (i * y) * (i * y), t + i));
+            lap += r * (g2 - tr);
+        }
+        lap - out.iter().map(|v| v * v).sum::<f64>()
+    }
+
     /// Index of the most responsible component.
     pub fn argmax_component(&self, x: ArrayView1<f64>, s: &mut Scratch) -> usize {
         self.logits(x, s);
@@ -595,6 +617,24 @@ impl MixtureScore {
 impl Score for MixtureScore {
     fn dim(&self) -> usize {
         self.mixture.dim()
+    }
+    /// Exact: the trace of the analytic Hessian.
+    fn score_divergence(
+        &self,
+        t: Time<'_>,
+        x: ArrayView2<f64>,
+        mut out: ArrayViewMut2<f64>,
+        div: &mut [f64],
+    ) {
+        let mut s = Scratch::default();
+        for (i, (xr, mut o)) in x.rows().into_iter().zip(out.rows_mut()).enumerate() {
+            let k = self.kernel(t.at(i));
+            div[i] = self.mixture.at(k).score_laplacian(
+                xr,
+                &mut s,
+                o.as_slice_mut().expect("standard layout"),
+            );
+        }
     }
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         if let (Time::Shared(t), Some(xs), Some(os)) = (t, x.as_slice(), out.as_slice_mut()) {
