@@ -21,6 +21,7 @@
 
 pub mod data;
 pub mod ddpm;
+pub mod elbo;
 pub mod error;
 pub mod io;
 pub mod likelihood;

@@ -43,6 +43,28 @@ impl DiscreteSchedule {
         Self::from_betas(betas, nominal, &sde.schedule)
     }
 
+    /// The VP-SDE observed exactly on the uniform grid `t_i = i T/N`: `ᾱ_i = ᾱ(t_i)`,
+    /// `β_i = 1 − ᾱ(t_i)/ᾱ(t_{i−1}) = −expm1(−∫_{t_{i−1}}^{t_i} β)`. Valid for every N ≥ 1
+    /// (unlike `β(t_i)/N`, which exceeds 1 for N ≤ β_max); the ELBO's T-step chains use it.
+    pub fn exact_vp(sde: &VpSde, n: usize) -> Result<Self> {
+        if n < 1 {
+            return Err(invalid!("a discrete schedule needs at least 1 step"));
+        }
+        let t_max = sde.schedule.t_max();
+        let nominal: Vec<f64> = (1..=n).map(|i| t_max * i as f64 / n as f64).collect();
+        let mut prev = 0.0;
+        let betas = nominal
+            .iter()
+            .map(|&t| {
+                let b = sde.schedule.integral(t);
+                let beta = -(prev - b).exp_m1();
+                prev = b;
+                beta
+            })
+            .collect();
+        Self::from_betas(betas, nominal, &sde.schedule)
+    }
+
     /// Ho et al.'s linear schedule `β_i = β_1 + (i − 1)/(N − 1) (β_N − β_1)`; matched to the
     /// linear VP-SDE with β_min = N β_1, β_max = N β_N (so it equals `from_vp` of that SDE).
     pub fn linear(beta_1: f64, beta_n: f64, n: usize) -> Result<Self> {

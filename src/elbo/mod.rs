@@ -1,0 +1,367 @@
+//! Evidence lower bounds of an ε-model (the exact ε* of a mixture or a trained network), per
+//! point and averaged, in nats, with Monte Carlo standard errors.
+//!
+//! * Discrete (Ho et al. 2020, eq. 5; papers.md §1.4): `−ELBO_T = L_T + Σ_{t=2}^T L_{t−1} + L_0`
+//!   on the T-step chain of the VP-SDE observed at `t_i = i/T` ([`DiscreteSchedule::exact_vp`]),
+//!   with `p_θ(x_{t−1}|x_t) = N(μ_θ, σ_t² I)`, `μ_θ = (x_t − β_t/√(1−ᾱ_t) ε_θ)/√α_t`,
+//!   `L_{t−1} = E‖μ̃_t − μ_θ‖²/(2σ_t²) + (d/2)(β̃_t/σ_t² − 1 − log(β̃_t/σ_t²))` and the Gaussian
+//!   decoder `L_0 = −log N(x_0; μ_θ(x_1, 1), σ_1² I)` (σ_1² = β_1, or β̃_2 for β̃ as in
+//!   Nichol & Dhariwal's clipping, since β̃_1 = 0). One draw of x_t per point and step.
+//! * Continuous (Kingma et al. 2021's L_∞; Song et al. 2021's likelihood weighting λ = g²):
+//!   `−ELBO = KL(q(x_T|x_0) ‖ π) + ½ ∫_ε^T γ'(t) E‖ε − ε̂(x_t, t)‖² dt + L_ε`, with
+//!   `γ'(t) = −d log SNR/dt = g(t)²/s(t)²` and the decoder `x_0 ~ N(x_ε/m, (s/m)² I)`, whose
+//!   expected −log-likelihood is `(d/2)(1 + log(2π s²/m²))`. The integral is estimated with t
+//!   uniform, or importance-sampled uniform in log-SNR (density ∝ γ', weight constant).
+
+use crate::ddpm::DiscreteSchedule;
+use crate::sample::Variance;
+use crate::score::{convert, Score};
+use crate::sde::{Marginal, Sde};
+use crate::{invalid, Result};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
+use rand::Rng;
+use rayon::prelude::*;
+use scoresde_solvers::{KeyedNormal, Time};
+use std::f64::consts::PI;
+
+/// Noise domain of the ELBO's x_t and t draws.
+pub const ELBO_DOMAIN: u64 = 0x454C_424F;
+
+/// Which term of the discrete bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TermKind {
+    /// L_T = KL(q(x_T|x_0) ‖ N(0, I)).
+    Prior,
+    /// L_{t−1}, t = 2 … T.
+    Denoise,
+    /// L_0 = −log p_θ(x_0 | x_1).
+    Recon,
+}
+
+impl TermKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TermKind::Prior => "prior",
+            TermKind::Denoise => "denoise",
+            TermKind::Recon => "recon",
+        }
+    }
+}
+
+/// One term averaged over the points.
+#[derive(Clone, Debug)]
+pub struct Term {
+    pub kind: TermKind,
+    /// The step index t (T for the prior, 1 for L_0 … ; L_{t−1} carries t).
+    pub step: usize,
+    /// Mean over points, nats.
+    pub nats: f64,
+    /// Monte Carlo standard error of the mean.
+    pub stderr: f64,
+}
+
+/// A bound per point and its terms.
+#[derive(Clone, Debug)]
+pub struct Bound {
+    /// −ELBO per point, nats.
+    pub per_point: Array1<f64>,
+    pub terms: Vec<Term>,
+    /// Data dimension (for bits/dim).
+    pub dim: usize,
+}
+
+impl Bound {
+    /// Mean −ELBO, nats.
+    pub fn total(&self) -> f64 {
+        self.per_point.mean().unwrap_or(f64::NAN)
+    }
+    /// Standard error of the mean −ELBO.
+    pub fn stderr(&self) -> f64 {
+        stderr(&self.per_point)
+    }
+    /// Mean −ELBO in bits per dimension.
+    pub fn bits_per_dim(&self) -> f64 {
+        self.total() / (self.dim as f64 * std::f64::consts::LN_2)
+    }
+}
+
+fn stderr(v: &Array1<f64>) -> f64 {
+    let n = v.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    (v.var(1.0) / n).sqrt()
+}
+
+/// `KL(N(m x_0, s² I) ‖ N(0, σ_p² I))` per point.
+pub fn prior_kl(k: Marginal, prior_std: f64, x0: ArrayView2<f64>) -> Array1<f64> {
+    let d = x0.ncols() as f64;
+    let r = (k.std / prior_std).powi(2);
+    x0.rows()
+        .into_iter()
+        .map(|x| 0.5 * (d * r + k.mean * k.mean * x.dot(&x) / prior_std.powi(2) - d - d * r.ln()))
+        .collect()
+}
+
+/// ε̂ at one time for every row (score → ε through `convert`), in parallel blocks.
+fn eps_hat(score: &dyn Score, sde: &dyn Sde, t: Time<'_>, x: ArrayView2<f64>) -> Array2<f64> {
+    let mut s = Array2::zeros(x.raw_dim());
+    const BLOCK: usize = 256;
+    x.axis_chunks_iter(Axis(0), BLOCK)
+        .into_par_iter()
+        .zip(s.axis_chunks_iter_mut(Axis(0), BLOCK).into_par_iter())
+        .enumerate()
+        .for_each(|(b, (x, o))| match t {
+            Time::Shared(t) => score.score(Time::Shared(t), x, o),
+            Time::PerRow(ts) => {
+                let lo = b * BLOCK;
+                score.score(Time::PerRow(&ts[lo..lo + x.nrows()]), x, o)
+            }
+        });
+    for (i, mut row) in s.rows_mut().into_iter().enumerate() {
+        let k = sde.marginal(t.at(i));
+        row.mapv_inplace(|v| convert::eps_from_score(v, k));
+    }
+    s
+}
+
+/// `‖z − ε̂‖²` per row, minus the control variate `b (‖z‖² − d)` (E‖z‖² = d exactly) with the
+/// regression coefficient b fitted over the batch. At small t, where ε̂ ≈ 0 for a fixed x_0,
+/// b ≈ 1 removes the χ²_d noise that dominates the bound's variance; at large t, where ε̂ ≈ z,
+/// b ≈ 0. The fitted b costs a bias of order 1/n.
+fn cv_sq_error(z: &Array2<f64>, eps: &Array2<f64>) -> Array1<f64> {
+    let d = z.ncols() as f64;
+    let x: Array1<f64> = z
+        .rows()
+        .into_iter()
+        .zip(eps.rows())
+        .map(|(z, e)| (&z - &e).mapv(|v| v * v).sum())
+        .collect();
+    let y: Array1<f64> = z.rows().into_iter().map(|z| z.dot(&z) - d).collect();
+    let (xm, ym) = (x.mean().unwrap_or(0.0), y.mean().unwrap_or(0.0));
+    let cov: f64 = x.iter().zip(&y).map(|(a, b)| (a - xm) * (b - ym)).sum();
+    let var: f64 = y.iter().map(|b| (b - ym).powi(2)).sum();
+    let b = if var > 0.0 { cov / var } else { 0.0 };
+    &x - &(y * b)
+}
+
+/// `x_t = m x_0 + s z` with z keyed by (row, key) in the ELBO domain; returns (x_t, z).
+fn perturb(
+    x0: ArrayView2<f64>,
+    k: Marginal,
+    noise: &KeyedNormal,
+    key: u64,
+) -> (Array2<f64>, Array2<f64>) {
+    let mut z = Array2::zeros(x0.raw_dim());
+    for (i, mut row) in z.rows_mut().into_iter().enumerate() {
+        noise.fill_row(i as u64, key, row.as_slice_mut().expect("standard layout"));
+    }
+    let xt = &x0 * k.mean + &z * k.std;
+    (xt, z)
+}
+
+/// The discrete −ELBO_T of `score` on the VP-SDE `sde` for the points `x0`.
+pub fn discrete_bound(
+    sde: &dyn Sde,
+    score: &dyn Score,
+    x0: ArrayView2<f64>,
+    steps: usize,
+    variance: Variance,
+    seed: u64,
+) -> Result<Bound> {
+    let vp = sde
+        .as_vp()
+        .ok_or_else(|| invalid!("the discrete ELBO needs the VP SDE (got {})", sde.name()))?;
+    if steps == 0 {
+        return Err(invalid!("--T must be at least 1"));
+    }
+    if x0.ncols() != score.dim() {
+        return Err(invalid!(
+            "points have dimension {} but the score has {}",
+            x0.ncols(),
+            score.dim()
+        ));
+    }
+    let sched = DiscreteSchedule::exact_vp(vp, steps)?;
+    let d = x0.ncols() as f64;
+    let noise = KeyedNormal::new(seed, ELBO_DOMAIN);
+    let big_t = sched.len();
+    // The reverse variance of step t.
+    let sigma2 = |t: usize| match variance {
+        Variance::Beta => sched.beta(t),
+        Variance::BetaTilde if t == 1 => {
+            if big_t >= 2 {
+                sched.posterior(2).var
+            } else {
+                sched.beta(1)
+            }
+        }
+        Variance::BetaTilde => sched.posterior(t).var,
+    };
+    // Per-point values of every step term, t = 1 … T (t = 1 is L_0).
+    let per_step: Vec<Array1<f64>> = (1..=big_t)
+        .into_par_iter()
+        .map(|t| {
+            let k = sched.marginal(t);
+            let (xt, z) = perturb(x0, k, &noise, t as u64);
+            let eps = eps_hat(score, sde, Time::Shared(sched.time(t)), xt.view());
+            let (a, b) = (sched.alpha(t), sched.beta(t));
+            let s2 = sigma2(t);
+            // With x_t = √ᾱ x_0 + √(1−ᾱ) z: μ̃_t − μ_θ = β/(√α √(1−ᾱ)) (ε_θ − z) (Ho et al.
+            // eq. 10), and for t = 1, x_0 − μ_θ = √(β_1/α_1) (ε_θ − z).
+            let c2 = b * b / (a * k.std * k.std);
+            let sq = cv_sq_error(&z, &eps);
+            if t == 1 {
+                sq.mapv(|e| 0.5 * c2 * e / s2 + 0.5 * d * (2.0 * PI * s2).ln())
+            } else {
+                let ratio = sched.posterior(t).var / s2;
+                let c = 0.5 * d * (ratio - 1.0 - ratio.ln());
+                sq.mapv(|e| 0.5 * c2 * e / s2 + c)
+            }
+        })
+        .collect();
+    let prior = prior_kl(sched.marginal(big_t), sde.prior_std(), x0);
+    let mut per_point = prior.clone();
+    let mut terms = vec![Term {
+        kind: TermKind::Prior,
+        step: big_t,
+        nats: prior.mean().unwrap_or(f64::NAN),
+        stderr: stderr(&prior),
+    }];
+    for (i, v) in per_step.iter().enumerate().rev() {
+        per_point += v;
+        terms.push(Term {
+            kind: if i == 0 {
+                TermKind::Recon
+            } else {
+                TermKind::Denoise
+            },
+            step: i + 1,
+            nats: v.mean().unwrap_or(f64::NAN),
+            stderr: stderr(v),
+        });
+    }
+    Ok(Bound {
+        per_point,
+        terms,
+        dim: x0.ncols(),
+    })
+}
+
+/// How the continuous bound draws t.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeSampling {
+    /// t ~ U(ε, T), weight (T − ε) γ'(t).
+    Uniform,
+    /// log-SNR ~ U (density ∝ γ'), constant weight log SNR(ε) − log SNR(T).
+    Importance,
+}
+
+/// The continuous-time bound and its parts (per point).
+#[derive(Clone, Debug)]
+pub struct ContinuousBound {
+    pub per_point: Array1<f64>,
+    pub prior: Array1<f64>,
+    /// ½ ∫ γ' E‖ε − ε̂‖² dt, estimated per point from `draws` draws.
+    pub diffusion: Array1<f64>,
+    /// The decoder term (the same for every point).
+    pub recon: f64,
+    /// Variance of a single-draw estimate of the diffusion term, averaged over points.
+    pub single_draw_var: f64,
+}
+
+impl ContinuousBound {
+    pub fn total(&self) -> f64 {
+        self.per_point.mean().unwrap_or(f64::NAN)
+    }
+    pub fn stderr(&self) -> f64 {
+        stderr(&self.per_point)
+    }
+}
+
+/// The continuous-time −ELBO from ε to T with `draws` (t, ε) draws per point.
+pub fn continuous_bound(
+    sde: &dyn Sde,
+    score: &dyn Score,
+    x0: ArrayView2<f64>,
+    eps: f64,
+    draws: usize,
+    sampling: TimeSampling,
+    seed: u64,
+) -> Result<ContinuousBound> {
+    let t_max = sde.t_max();
+    if !(eps > 0.0 && eps < t_max) {
+        return Err(invalid!("--eps must lie in (0, {t_max}), got {eps}"));
+    }
+    if draws < 2 {
+        return Err(invalid!(
+            "the continuous bound needs at least 2 draws per point"
+        ));
+    }
+    let (n, d) = x0.dim();
+    let noise = KeyedNormal::new(seed, ELBO_DOMAIN ^ 0xC0);
+    let (l_hi, l_lo) = (sde.log_snr(eps), sde.log_snr(t_max));
+    let mut times = Vec::with_capacity(n * draws);
+    let mut weights = Vec::with_capacity(n * draws);
+    for i in 0..n {
+        let mut rng = noise.rng(i as u64, u64::MAX);
+        for _ in 0..draws {
+            let u: f64 = rng.random();
+            let (t, w) = match sampling {
+                TimeSampling::Uniform => {
+                    let t = eps + u * (t_max - eps);
+                    let k = sde.marginal(t);
+                    (t, (t_max - eps) * (sde.diffusion(t) / k.std).powi(2))
+                }
+                TimeSampling::Importance => {
+                    (sde.t_of_log_snr(l_lo + u * (l_hi - l_lo)), l_hi - l_lo)
+                }
+            };
+            times.push(t);
+            weights.push(w);
+        }
+    }
+    let x0_rep = x0.select(
+        Axis(0),
+        &(0..n)
+            .flat_map(|i| std::iter::repeat_n(i, draws))
+            .collect::<Vec<_>>(),
+    );
+    let mut z = Array2::zeros((n * draws, d));
+    let mut xt = Array2::zeros((n * draws, d));
+    for (r, (mut zr, mut xr)) in z.rows_mut().into_iter().zip(xt.rows_mut()).enumerate() {
+        noise.fill_row(r as u64, 0, zr.as_slice_mut().expect("standard layout"));
+        let k = sde.marginal(times[r]);
+        for j in 0..d {
+            xr[j] = k.mean * x0_rep[[r, j]] + k.std * zr[j];
+        }
+    }
+    let eps_hat = eps_hat(score, sde, Time::PerRow(&times), xt.view());
+    let single: Vec<f64> = (0..n * draws)
+        .map(|r| {
+            let e = &z.row(r) - &eps_hat.row(r);
+            0.5 * weights[r] * e.dot(&e)
+        })
+        .collect();
+    let mut diffusion = Array1::zeros(n);
+    let mut var = 0.0;
+    for i in 0..n {
+        let v = Array1::from(single[i * draws..(i + 1) * draws].to_vec());
+        diffusion[i] = v.mean().unwrap_or(f64::NAN);
+        var += v.var(1.0);
+    }
+    let k = sde.marginal(eps);
+    let recon = 0.5 * d as f64 * (1.0 + (2.0 * PI * (k.std / k.mean).powi(2)).ln());
+    let prior = prior_kl(sde.marginal(t_max), sde.prior_std(), x0);
+    let per_point = &prior + &diffusion + recon;
+    Ok(ContinuousBound {
+        per_point,
+        prior,
+        diffusion,
+        recon,
+        single_draw_var: var / n as f64,
+    })
+}
