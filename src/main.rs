@@ -1,12 +1,16 @@
 //! `scoresde`: a thin command-line front end to the library.
 
+use clap::ValueEnum;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
 use scoresde::data::{Dataset, BUILTINS, DATA_DOMAIN, REFERENCE_DOMAIN};
+use scoresde::elbo::{continuous_bound, discrete_bound, TimeSampling};
 use scoresde::io::read_toml;
 use scoresde::io::{read_csv, write_csv, AtomicFile};
+use scoresde::likelihood::{pf_ode_nll, Divergence, NllSpec};
 use scoresde::nn::NetConfig;
-use scoresde::sample::{sample, SampleSpec, Sampler, SamplerOptions};
+use scoresde::sample::{sample, SampleSpec, Sampler, SamplerOptions, Variance};
 use scoresde::score::convert::Prediction;
 use scoresde::score::{GaussianMixture, MixtureScore, Score};
 use scoresde::sde::{Sde, SdeKind, SdeSpec};
@@ -54,6 +58,11 @@ enum Cmd {
     /// Excess denoising loss against the exact optimum per t bucket, and sample tests.
     /// Exit 0: no test rejects; 1: a test rejects; 2: usage or input error.
     Eval(EvalArgs),
+    /// ELBO terms (prior L_T, denoise L_{t−1}, recon L_0, total) of the exact ε* or a trained
+    /// model, as CSV `term,t,nats,stderr`; the total (nats and bits/dim) on stdout.
+    Elbo(ElboArgs),
+    /// Exact negative log-likelihoods through the probability-flow ODE, one row per point.
+    Nll(NllArgs),
     /// Test samples against exact draws: MMD, energy, χ² of component proportions, KS.
     /// Exit 0: no test rejects; 1: a test rejects; 2: usage or input error.
     Test {
@@ -111,6 +120,71 @@ struct SampleArgs {
     /// Rows per work chunk; results do not depend on it.
     #[arg(long, default_value_t = 0, hide = true)]
     chunk: usize,
+}
+
+/// The model an ELBO or likelihood is computed for, and the points.
+#[derive(Args)]
+struct ModelArgs {
+    /// Builtin mixture or mixture .toml: the points' distribution (and the exact model with
+    /// --exact). With --model: default the run's training data.
+    #[arg(long)]
+    data: Option<String>,
+    /// Use the exact score of --data.
+    #[arg(long, conflicts_with = "model", required_unless_present = "model")]
+    exact: bool,
+    /// A run directory from `scoresde train` (EMA weights and the run's SDE).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    #[command(flatten)]
+    sde: SdeSpec,
+    /// Points drawn from --data (seed --seed).
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct ElboArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Steps T of the discrete bound.
+    #[arg(long = "T", default_value_t = 1000)]
+    steps: usize,
+    #[arg(long, value_enum, default_value_t = Variance::Beta)]
+    variance: Variance,
+    /// The continuous-time bound instead (rows prior, diffusion, recon, total).
+    #[arg(long)]
+    continuous: bool,
+    /// Continuous bound: draws of t per point.
+    #[arg(long, default_value_t = 16)]
+    draws: usize,
+    /// Continuous bound: how t is drawn.
+    #[arg(long, value_enum, default_value_t = TimeSampling::Importance)]
+    sampling: TimeSampling,
+    /// Continuous bound: lower end ε.
+    #[arg(long, default_value_t = 1e-5)]
+    eps: f64,
+}
+
+#[derive(Args)]
+struct NllArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A CSV of points (header x0,x1,…) instead of --n draws.
+    #[arg(long)]
+    points: Option<PathBuf>,
+    #[arg(long, default_value_t = 1e-5)]
+    rtol: f64,
+    #[arg(long, default_value_t = 1e-5)]
+    atol: f64,
+    /// Where the data sit on the time axis.
+    #[arg(long, default_value_t = 1e-5)]
+    eps: f64,
+    #[arg(long, value_enum, default_value_t = Divergence::Exact)]
+    divergence: Divergence,
 }
 
 #[derive(Args)]
@@ -257,6 +331,171 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         secs,
         run.stats.accepted as f64 / secs / 1e6,
         a.out.display()
+    );
+    Ok(())
+}
+
+/// The score, its SDE, the points' dataset name and the points (drawn, or from `points`).
+type Loaded = (Box<dyn Score>, Arc<dyn Sde>, String, Array2<f64>);
+
+fn load_model_and_points(a: &ModelArgs, points: Option<&PathBuf>) -> Result<Loaded> {
+    let (score, sde, data_spec): (Box<dyn Score>, Arc<dyn Sde>, String) = match &a.model {
+        Some(dir) => {
+            let (cfg, net) = load_model(dir)?;
+            let sde = net.sde().clone();
+            (Box::new(net), sde, a.data.clone().unwrap_or(cfg.data))
+        }
+        None => {
+            let spec = a
+                .data
+                .clone()
+                .ok_or_else(|| invalid!("--exact needs --data"))?;
+            let data = Dataset::from_spec(&spec)?;
+            let sde = a.sde.build(|| data.diameter())?;
+            let score = MixtureScore::new(exact_mixture(&data)?, sde.clone());
+            (Box::new(score), sde, spec)
+        }
+    };
+    let x = match points {
+        Some(p) => read_csv(p)?,
+        None => {
+            if a.n == 0 {
+                return Err(invalid!("--n must be at least 1"));
+            }
+            Dataset::from_spec(&data_spec)?.sample(a.n, a.seed, REFERENCE_DOMAIN)
+        }
+    };
+    if x.ncols() != score.dim() {
+        return Err(Error::Data(format!(
+            "the points have dimension {} but the model has {}",
+            x.ncols(),
+            score.dim()
+        )));
+    }
+    Ok((score, sde, data_spec, x))
+}
+
+fn cmd_elbo(a: ElboArgs) -> Result<()> {
+    let m = &a.model;
+    let mut out = AtomicFile::create(&m.out)?;
+    let (score, sde, data, x) = load_model_and_points(m, None)?;
+    let d = x.ncols() as f64;
+    let mut csv = String::from("term,t,nats,stderr\n");
+    let (total, se) = if a.continuous {
+        let b = continuous_bound(
+            sde.as_ref(),
+            score.as_ref(),
+            x.view(),
+            a.eps,
+            a.draws,
+            a.sampling,
+            m.seed,
+        )?;
+        let se = |v: &ndarray::Array1<f64>| (v.var(1.0) / v.len() as f64).sqrt();
+        csv.push_str(&format!(
+            "prior,{},{:e},{:e}\n",
+            sde.t_max(),
+            b.prior.mean().unwrap_or(f64::NAN),
+            se(&b.prior)
+        ));
+        csv.push_str(&format!(
+            "diffusion,,{:e},{:e}\n",
+            b.diffusion.mean().unwrap_or(f64::NAN),
+            se(&b.diffusion)
+        ));
+        csv.push_str(&format!("recon,{},{:e},0\n", a.eps, b.recon));
+        (b.total(), b.stderr())
+    } else {
+        let b = discrete_bound(
+            sde.as_ref(),
+            score.as_ref(),
+            x.view(),
+            a.steps,
+            a.variance,
+            m.seed,
+        )?;
+        for t in &b.terms {
+            csv.push_str(&format!(
+                "{},{},{:e},{:e}\n",
+                t.kind.name(),
+                t.step,
+                t.nats,
+                t.stderr
+            ));
+        }
+        (b.total(), b.stderr())
+    };
+    csv.push_str(&format!("total,,{total:e},{se:e}\n"));
+    std::io::Write::write_all(out.writer(), csv.as_bytes()).map_err(|e| Error::io(&m.out, e))?;
+    out.commit()?;
+    let what = if a.continuous {
+        format!(
+            "continuous bound (ε = {}, {} {} draws)",
+            a.eps,
+            a.draws,
+            a.sampling
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default()
+        )
+    } else {
+        format!(
+            "T = {}, variance {}",
+            a.steps,
+            a.variance
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default()
+        )
+    };
+    println!(
+        "-ELBO = {total:.5} ± {se:.5} nats ({:.5} bits/dim) over n={} points of {data}, {what}, sde={}",
+        total / (d * std::f64::consts::LN_2),
+        x.nrows(),
+        sde.name()
+    );
+    Ok(())
+}
+
+fn cmd_nll(a: NllArgs) -> Result<()> {
+    let m = &a.model;
+    let mut out = AtomicFile::create(&m.out)?;
+    let (score, sde, data, x) = load_model_and_points(m, a.points.as_ref())?;
+    let spec = NllSpec {
+        rtol: a.rtol,
+        atol: a.atol,
+        eps: a.eps,
+        divergence: a.divergence,
+        seed: m.seed,
+        chunk: 0,
+    };
+    let run = pf_ode_nll(sde.as_ref(), score.as_ref(), x.view(), &spec)?;
+    let d = x.ncols();
+    let mut csv = (0..d)
+        .map(|j| format!("x{j}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    csv.push_str(",nll\n");
+    for (row, nll) in x.rows().into_iter().zip(&run.nll) {
+        for v in row {
+            csv.push_str(&format!("{v:e},"));
+        }
+        csv.push_str(&format!("{nll:e}\n"));
+    }
+    std::io::Write::write_all(out.writer(), csv.as_bytes()).map_err(|e| Error::io(&m.out, e))?;
+    out.commit()?;
+    let se = (run.nll.var(1.0) / run.nll.len() as f64).sqrt();
+    println!(
+        "NLL = {:.5} ± {se:.5} nats ({:.5} bits/dim) over n={} points of {data}, PF-ODE RK45 rtol={} atol={} eps={}, nfe={:.1}, sde={}, wall={:.2}s",
+        run.mean(),
+        run.mean() / (d as f64 * std::f64::consts::LN_2),
+        x.nrows(),
+        a.rtol,
+        a.atol,
+        a.eps,
+        run.nfe,
+        sde.name(),
+        run.wall.as_secs_f64()
     );
     Ok(())
 }
@@ -605,6 +844,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             write_csv(file, data.sample(n, seed, DATA_DOMAIN).view())?;
         }
         Cmd::Sample(a) => cmd_sample(a)?,
+        Cmd::Elbo(a) => cmd_elbo(a)?,
+        Cmd::Nll(a) => cmd_nll(a)?,
         Cmd::Train(a) => cmd_train(a)?,
         Cmd::Eval(a) => {
             if cmd_eval(a)? {

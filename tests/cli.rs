@@ -554,3 +554,110 @@ fn sampler_zoo_from_the_cli() {
     ]);
     assert_fails(&r, "needs a predictor or a corrector", &out);
 }
+
+/// `elbo` and `nll` from the CLI: CSV layouts, totals on stdout, errors as one line.
+#[test]
+fn elbo_and_nll_commands() {
+    let dir = tmp();
+    let terms = dir.path().join("terms.csv");
+    let t = terms.to_str().unwrap();
+    let r = run(&[
+        "elbo",
+        "--data",
+        "bimodal-1d",
+        "--exact",
+        "--T",
+        "50",
+        "--n",
+        "200",
+        "--seed",
+        "1",
+        "--out",
+        t,
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let out = String::from_utf8_lossy(&r.stdout).to_string();
+    assert!(
+        out.contains("-ELBO = ") && out.contains("bits/dim"),
+        "{out}"
+    );
+    let csv = std::fs::read_to_string(&terms).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "term,t,nats,stderr");
+    assert!(lines[1].starts_with("prior,50,"));
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("denoise,")).count(),
+        49
+    );
+    assert!(lines[lines.len() - 2].starts_with("recon,1,"));
+    assert!(lines[lines.len() - 1].starts_with("total,,"));
+
+    let nll = dir.path().join("nll.csv");
+    let o = nll.to_str().unwrap();
+    let r = run(&[
+        "nll",
+        "--data",
+        "8gaussians",
+        "--exact",
+        "--n",
+        "50",
+        "--out",
+        o,
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("NLL = "));
+    let csv = std::fs::read_to_string(&nll).unwrap();
+    assert!(csv.starts_with("x0,x1,nll\n"));
+    assert_eq!(csv.lines().count(), 51);
+    // Points from a CSV.
+    let pts = dir.path().join("pts.csv");
+    let r = run(&[
+        "data",
+        "--data",
+        "8gaussians",
+        "--n",
+        "20",
+        "--out",
+        pts.to_str().unwrap(),
+    ]);
+    assert!(r.status.success());
+    std::fs::remove_file(&nll).unwrap();
+    let r = run(&[
+        "nll",
+        "--data",
+        "8gaussians",
+        "--exact",
+        "--points",
+        pts.to_str().unwrap(),
+        "--out",
+        o,
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(std::fs::read_to_string(&nll).unwrap().lines().count(), 21);
+    std::fs::remove_file(&nll).unwrap();
+    // Errors.
+    let r = run(&["nll", "--data", "moons", "--exact", "--out", o]);
+    assert_fails(&r, "no exact score", &nll);
+    let r = run(&[
+        "elbo",
+        "--data",
+        "8gaussians",
+        "--exact",
+        "--sde",
+        "ve",
+        "--out",
+        o,
+    ]);
+    assert_fails(&r, "needs the VP SDE", &nll);
+    let r = run(&[
+        "nll",
+        "--data",
+        "bimodal-1d",
+        "--exact",
+        "--points",
+        pts.to_str().unwrap(),
+        "--out",
+        o,
+    ]);
+    assert_fails(&r, "dimension", &nll);
+}

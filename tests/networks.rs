@@ -401,6 +401,30 @@ fn trained_score_samples_8gaussians_and_excess_loss_falls() {
         "energy distance learned {el} > 3 × exact {ee}"
     );
 
+    // Song et al. Table 2's ordering for the trained network: PF-ODE NLL (central-difference
+    // divergence) < −ELBO_1000 (β variance), paired over 300 points, beyond 3 standard errors.
+    let net = NetScore::new(t.ema_mlp().unwrap(), sde.clone());
+    let pts = mix.sample(300, 12, scoresde::data::REFERENCE_DOMAIN).0;
+    let nll = scoresde::likelihood::pf_ode_nll(sde.as_ref(), &net, pts.view(), &Default::default())
+        .unwrap();
+    let elbo = scoresde::elbo::discrete_bound(
+        sde.as_ref(),
+        &net,
+        pts.view(),
+        1000,
+        scoresde::sample::Variance::Beta,
+        3,
+    )
+    .unwrap();
+    let gap = &elbo.per_point - &nll.nll;
+    let (g, se) = (gap.mean().unwrap(), (gap.var(1.0) / 300.0).sqrt());
+    eprintln!(
+        "trained net: PF-ODE NLL {:.4}, −ELBO {:.4}, gap {g:.4} ± {se:.4}",
+        nll.mean(),
+        elbo.total()
+    );
+    assert!(g > 3.0 * se, "PF-ODE NLL not below −ELBO: gap {g} ± {se}");
+
     // Power check: the energy criterion fails a network stopped after 300 steps.
     let mut weak = Trainer::new(run_cfg("8gaussians", 100, 0)).unwrap();
     for _ in 0..100 {

@@ -117,8 +117,8 @@ impl OdeSystem for Augmented<'_> {
             let xm = &x - &(&v * H);
             self.score.score(t, xp.view(), sp.view_mut());
             self.score.score(t, xm.view(), sm.view_mut());
-            for i in 0..n {
-                div[i] = v.row(i).dot(&(&sp.row(i) - &sm.row(i))) / (2.0 * H);
+            for (i, dv) in div.iter_mut().enumerate() {
+                *dv = v.row(i).dot(&(&sp.row(i) - &sm.row(i))) / (2.0 * H);
             }
             out.slice_mut(s![.., d..2 * d]).fill(0.0);
         } else {
