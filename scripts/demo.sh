@@ -18,6 +18,13 @@ for data in 8gaussians experiments/full-cov-mixture.toml; do
         "$bin" test --samples "$out/$name-$sampler.csv" --data "$data" --seed 1
     done
 done
+# A few samplers of the zoo at 20 NFE, and likelihoods: PF-ODE NLL vs −ELBO (exact model).
+for sampler in dpm-solver-3 dpm-solver-pp2m ddim edm-heun; do
+    steps=20; [ "$sampler" = edm-heun ] && steps=11
+    "$bin" sample --data 8gaussians --sampler "$sampler" --steps "$steps" --n 2000 --seed 1 --out "$out/8gaussians-$sampler.csv"
+done
+"$bin" nll --data 8gaussians --exact --n 1000 --seed 1 --out "$out/8gaussians-nll.csv"
+"$bin" elbo --data 8gaussians --exact --T 1000 --n 1000 --seed 1 --out "$out/8gaussians-elbo-terms.csv"
 for data in 8gaussians experiments/full-cov-mixture.toml; do
     name=$(basename "$data" .toml)
     run="$out/runs/$name"
@@ -26,4 +33,6 @@ for data in 8gaussians experiments/full-cov-mixture.toml; do
     fi
     # eval exits 1 when a sample test rejects: report it, keep going.
     "$bin" eval --model "$run" --n 2000 --seed 1 --out "$out/$name-excess.csv" || echo "(eval: a test rejected, see above)"
+    "$bin" nll --model "$run" --n 500 --seed 1 --out "$out/$name-model-nll.csv"
+    "$bin" elbo --model "$run" --T 1000 --n 500 --seed 1 --out "$out/$name-model-elbo-terms.csv"
 done
