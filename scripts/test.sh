@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite: set-up, formatting, lints, then every test in release mode (the statistical
-# tests are fixed-seed and take about a minute there). Ends with a total "N passed, N failed".
+# tests are fixed-seed and take about a minute there), then `scoresde figures --quick`.
+# Ends with a total "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -17,5 +18,14 @@ status=0
 cargo test --release --workspace 2>&1 | tee "$log" || status=$?
 passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
+# Every paper figure at --quick size, into a scratch directory: each asserted claim must hold.
+figs=$(mktemp -d)
+if target/release/scoresde figures --quick --out "$figs"; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1)); status=1
+    echo "test.sh: scoresde figures --quick failed" >&2
+fi
+rm -rf "$figs"
 echo "total: $passed passed, $failed failed"
 exit "$status"

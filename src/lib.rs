@@ -23,6 +23,7 @@ pub mod data;
 pub mod ddpm;
 pub mod elbo;
 pub mod error;
+pub mod experiments;
 pub mod io;
 pub mod likelihood;
 pub mod nn;

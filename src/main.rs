@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use scoresde::data::{Dataset, BUILTINS, DATA_DOMAIN, REFERENCE_DOMAIN};
 use scoresde::elbo::{continuous_bound, discrete_bound, TimeSampling};
+use scoresde::experiments;
 use scoresde::io::read_toml;
 use scoresde::io::{read_csv, write_csv, AtomicFile};
 use scoresde::likelihood::{pf_ode_nll, Divergence, NllSpec};
@@ -63,6 +64,29 @@ enum Cmd {
     Elbo(ElboArgs),
     /// Exact negative log-likelihoods through the probability-flow ODE, one row per point.
     Nll(NllArgs),
+    /// List the named experiments.
+    List,
+    /// Run one experiment (a name from `list` or a .toml file) into OUT/NAME/.
+    /// Exit 0: every asserted claim holds; 1: a claim fails; 2: usage or input error.
+    Run {
+        /// Experiment name or path to an experiment .toml.
+        experiment: String,
+        /// Smaller sizes (CI).
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, default_value = "figures")]
+        out: PathBuf,
+        /// Override the experiment's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Run every experiment tagged `paper` into OUT/NAME/ (exit codes as `run`).
+    Figures {
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, default_value = "figures")]
+        out: PathBuf,
+    },
     /// Test samples against exact draws: MMD, energy, χ² of component proportions, KS.
     /// Exit 0: no test rejects; 1: a test rejects; 2: usage or input error.
     Test {
@@ -500,6 +524,48 @@ fn cmd_nll(a: NllArgs) -> Result<()> {
     Ok(())
 }
 
+/// Runs experiments, printing one line each and every failed claim on stderr; returns whether
+/// every asserted claim held.
+fn run_experiments(
+    list: &[experiments::Experiment],
+    out: &std::path::Path,
+    quick: bool,
+    seed: Option<u64>,
+) -> Result<bool> {
+    let mut ok = true;
+    for e in list {
+        let r = experiments::run(e, out, quick, seed)?;
+        let failed = r.failures();
+        println!(
+            "{}: {} claims, {} failed, {:.1}s -> {}",
+            e.name,
+            r.claims.len(),
+            failed.len(),
+            r.wall,
+            r.dir.display()
+        );
+        for c in &r.claims {
+            if !c.passed() {
+                eprintln!(
+                    "{}: claim {}{}: '{}' statistic {:.4e}, threshold {}",
+                    e.name,
+                    if c.asserted {
+                        "FAILED"
+                    } else {
+                        "not met (reported only)"
+                    },
+                    "",
+                    c.name,
+                    c.statistic,
+                    c.threshold
+                );
+            }
+        }
+        ok &= failed.is_empty();
+    }
+    Ok(ok)
+}
+
 fn exact_mixture(data: &Dataset) -> Result<Arc<GaussianMixture>> {
     data.mixture().cloned().ok_or_else(|| {
         Error::Data(format!(
@@ -845,6 +911,36 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Sample(a) => cmd_sample(a)?,
         Cmd::Elbo(a) => cmd_elbo(a)?,
+        Cmd::List => {
+            for e in experiments::builtin()? {
+                let tags = if e.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", e.tags.join(", "))
+                };
+                println!("{:<18} {}{tags}", e.name, e.description);
+            }
+        }
+        Cmd::Run {
+            experiment,
+            quick,
+            out,
+            seed,
+        } => {
+            let e = experiments::Experiment::load(&experiment)?;
+            if !run_experiments(&[e], &out, quick, seed)? {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Cmd::Figures { quick, out } => {
+            let all: Vec<_> = experiments::builtin()?
+                .into_iter()
+                .filter(|e| e.tags.iter().any(|t| t == "paper"))
+                .collect();
+            if !run_experiments(&all, &out, quick, None)? {
+                return Ok(ExitCode::from(1));
+            }
+        }
         Cmd::Nll(a) => cmd_nll(a)?,
         Cmd::Train(a) => cmd_train(a)?,
         Cmd::Eval(a) => {

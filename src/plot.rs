@@ -128,12 +128,48 @@ fn range(v: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
         return if log { (0.1, 10.0) } else { (0.0, 1.0) };
     }
     if log {
+        // Start at the decade below so that the axis always carries a labelled tick.
         let pad = (hi / lo).powf(0.04);
-        (lo / pad, hi * pad)
+        let decade = 10f64.powf(lo.log10().floor());
+        ((lo / pad).min(decade), hi * pad)
     } else {
         let pad = ((hi - lo) * 0.04).max(1e-12 * hi.abs().max(1.0));
         (lo - pad, hi + pad)
     }
+}
+
+/// A tick label with at most 4 significant digits: `0.001`, `250`, `1e-5` (never `9.999999e-5`).
+fn tick(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let r: f64 = format!("{v:.3e}").parse().unwrap_or(v);
+    if (1e-3..1e5).contains(&r.abs()) {
+        format!("{r}")
+    } else {
+        format!("{r:e}")
+    }
+}
+
+/// Draws several charts side by side in one image (`.png` or `.svg`).
+pub fn panels(path: &Path, charts: &[Chart]) -> Result<()> {
+    let size = (600 * charts.len().max(1) as u32, 600);
+    render(
+        path,
+        size,
+        |a| {
+            for (area, c) in a.split_evenly((1, charts.len().max(1))).iter().zip(charts) {
+                draw_chart(area, c, path)?;
+            }
+            Ok(())
+        },
+        |a| {
+            for (area, c) in a.split_evenly((1, charts.len().max(1))).iter().zip(charts) {
+                draw_chart(area, c, path)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Draws a chart on any plotters drawing area.
@@ -166,6 +202,8 @@ pub fn draw_chart<DB: DrawingBackend>(
         ($ctx:expr) => {{
             let mut ctx = $ctx.map_err(|e| err(e.to_string()))?;
             ctx.configure_mesh()
+                .x_label_formatter(&|v| tick(*v))
+                .y_label_formatter(&|v| tick(*v))
                 .x_desc(&chart.x_label)
                 .y_desc(&chart.y_label)
                 .label_style((FONT, 15))

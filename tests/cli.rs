@@ -661,3 +661,63 @@ fn elbo_and_nll_commands() {
     ]);
     assert_fails(&r, "dimension", &nll);
 }
+
+/// Experiments: `list`, a user's own file, `--quick` outputs with a manifest of claims, and a
+/// malformed file named with its line and field.
+#[test]
+fn experiments_list_run_and_errors() {
+    let dir = tmp();
+    let r = run(&["list"]);
+    assert!(r.status.success());
+    let listing = String::from_utf8_lossy(&r.stdout).to_string();
+    for name in ["samplers-vs-nfe", "elbo-vs-T", "ncsn-langevin"] {
+        assert!(listing.contains(name), "{listing}");
+    }
+    let mine = dir.path().join("mine.toml");
+    std::fs::write(
+        &mine,
+        "name = \"my-orders\"\ndescription = \"orders on a 1D mixture\"\nkind = \"samplers-vs-nfe\"\ndata = \"bimodal-1d\"\n\n[samplers_vs_nfe]\nparticles = 50\nnfe = [48, 96, 192]\nquick_nfe = [48, 96, 192]\nsamplers = [\"pf-euler\", \"dpm-solver-2\"]\nfit_last = 3\ntolerance = 0.4\n",
+    )
+    .unwrap();
+    let out = dir.path().join("figs");
+    let r = run(&[
+        "run",
+        mine.to_str().unwrap(),
+        "--quick",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let d = out.join("my-orders");
+    for f in ["errors.png", "errors.svg", "errors.csv", "manifest.json"] {
+        assert!(d.join(f).exists(), "{f} missing");
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["claims"].as_array().unwrap().len(), 2);
+    for c in m["claims"].as_array().unwrap() {
+        assert_eq!(c["verdict"], "pass", "{c}");
+        assert!(c["statistic"].is_number() && c["threshold"].is_string());
+    }
+    assert!(m["git_revision"].is_string() && m["wall_seconds"].is_number() && m["nfe"].is_array());
+    // A malformed file: unknown field on line 3.
+    std::fs::write(
+        &mine,
+        "name = \"x\"\ndescription = \"d\"\nkindd = \"samplers-vs-nfe\"\n",
+    )
+    .unwrap();
+    let r = run(&[
+        "run",
+        mine.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let e = stderr(&r);
+    assert_eq!(r.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("mine.toml") && e.contains("line 3") && e.contains("kindd"),
+        "{e}"
+    );
+    let r = run(&["run", "no-such-experiment"]);
+    assert!(stderr(&r).contains("unknown experiment"));
+}

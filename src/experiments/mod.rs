@@ -1,0 +1,286 @@
+//! Named experiments: definitions in `experiments/*.toml` (serde, unknown fields rejected),
+//! each run into `DIR/NAME/` with PNG + SVG charts, the CSV behind every chart and a
+//! `manifest.json` (config, seed, version, git revision, wall time, NFE, claims with verdicts).
+
+mod elbo_vs_t;
+mod ncsn_langevin;
+mod samplers_vs_nfe;
+
+use crate::io::{toml_error, AtomicFile};
+use crate::plot::{line_chart, Chart};
+use crate::sde::SdeSpec;
+use crate::{invalid, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The experiment files shipped with scoresde (`scoresde list`).
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "experiments/samplers-vs-nfe.toml",
+        include_str!("../../experiments/samplers-vs-nfe.toml"),
+    ),
+    (
+        "experiments/elbo-vs-t.toml",
+        include_str!("../../experiments/elbo-vs-t.toml"),
+    ),
+    (
+        "experiments/ncsn-langevin.toml",
+        include_str!("../../experiments/ncsn-langevin.toml"),
+    ),
+];
+
+/// What an experiment runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    SamplersVsNfe,
+    ElboVsT,
+    NcsnLangevin,
+}
+
+/// One experiment definition.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub name: String,
+    /// One line for `scoresde list`.
+    pub description: String,
+    /// `paper` experiments are what `scoresde figures` runs.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub kind: Kind,
+    /// Builtin dataset or mixture file.
+    pub data: String,
+    #[serde(default)]
+    pub sde: SdeSpec,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub samplers_vs_nfe: Option<samplers_vs_nfe::Params>,
+    #[serde(default)]
+    pub elbo_vs_t: Option<elbo_vs_t::Params>,
+    #[serde(default)]
+    pub ncsn_langevin: Option<ncsn_langevin::Params>,
+}
+
+impl Experiment {
+    /// Parses a definition; errors name the file, line, column and field.
+    pub fn parse(origin: &str, text: &str) -> Result<Self> {
+        let e: Experiment = toml::from_str(text)
+            .map_err(|e| Error::Data(format!("{origin}{}", toml_error(text, &e))))?;
+        if e.name.trim().is_empty() || e.name.contains(['/', '\\']) {
+            return Err(Error::Data(format!(
+                "{origin}: name '{}' must be non-empty and contain no path separator",
+                e.name
+            )));
+        }
+        Ok(e)
+    }
+
+    /// A builtin name or a path to a `.toml` file.
+    pub fn load(spec: &str) -> Result<Self> {
+        if spec.ends_with(".toml") || Path::new(spec).exists() {
+            let text = std::fs::read_to_string(spec).map_err(|e| Error::io(spec, e))?;
+            return Self::parse(spec, &text);
+        }
+        for e in builtin()? {
+            if e.name == spec {
+                return Ok(e);
+            }
+        }
+        let names: Vec<String> = builtin()?.into_iter().map(|e| e.name).collect();
+        Err(Error::Data(format!(
+            "unknown experiment '{spec}' (known: {}; or a path to a .toml file)",
+            names.join(", ")
+        )))
+    }
+}
+
+/// Every builtin experiment.
+pub fn builtin() -> Result<Vec<Experiment>> {
+    BUILTIN
+        .iter()
+        .map(|(origin, text)| Experiment::parse(origin, text))
+        .collect()
+}
+
+/// One checked claim of a paper.
+#[derive(Clone, Debug, Serialize)]
+pub struct Claim {
+    pub name: String,
+    /// "pass" or "fail".
+    pub verdict: &'static str,
+    pub statistic: f64,
+    pub threshold: String,
+    /// false: reported only (papers.md does not mark it assertable on toys).
+    pub asserted: bool,
+}
+
+impl Claim {
+    pub fn new(name: &str, pass: bool, statistic: f64, threshold: &str) -> Self {
+        Self {
+            name: name.into(),
+            verdict: if pass { "pass" } else { "fail" },
+            statistic,
+            threshold: threshold.into(),
+            asserted: true,
+        }
+    }
+    pub fn report_only(self) -> Self {
+        Self {
+            asserted: false,
+            ..self
+        }
+    }
+    pub fn passed(&self) -> bool {
+        self.verdict == "pass"
+    }
+}
+
+/// Where an experiment writes, and what it has written.
+pub struct Outputs {
+    pub dir: PathBuf,
+    pub files: Vec<String>,
+    pub quick: bool,
+    pub seed: u64,
+    /// NFE of each configuration, for the manifest.
+    pub nfe: Vec<(String, f64)>,
+}
+
+impl Outputs {
+    /// `NAME.png` and `NAME.svg`.
+    pub fn chart(&mut self, name: &str, chart: &Chart) -> Result<()> {
+        for ext in ["png", "svg"] {
+            let f = format!("{name}.{ext}");
+            line_chart(&self.dir.join(&f), chart)?;
+            self.files.push(f);
+        }
+        Ok(())
+    }
+
+    /// `NAME.png` and `NAME.svg` with the charts side by side.
+    pub fn panels(&mut self, name: &str, charts: &[Chart]) -> Result<()> {
+        for ext in ["png", "svg"] {
+            let f = format!("{name}.{ext}");
+            crate::plot::panels(&self.dir.join(&f), charts)?;
+            self.files.push(f);
+        }
+        Ok(())
+    }
+
+    /// `NAME.csv` from a header and rows.
+    pub fn csv(&mut self, name: &str, header: &str, rows: &[String]) -> Result<()> {
+        let f = format!("{name}.csv");
+        self.text(&f, &format!("{header}\n{}\n", rows.join("\n")))
+    }
+
+    /// Any text file, written atomically.
+    pub fn text(&mut self, file: &str, body: &str) -> Result<()> {
+        let path = self.dir.join(file);
+        let mut a = AtomicFile::create(&path)?;
+        std::io::Write::write_all(a.writer(), body.as_bytes()).map_err(|e| Error::io(&path, e))?;
+        a.commit()?;
+        self.files.push(file.into());
+        Ok(())
+    }
+}
+
+/// The result of one experiment.
+pub struct Report {
+    pub claims: Vec<Claim>,
+    pub dir: PathBuf,
+    pub wall: f64,
+}
+
+impl Report {
+    /// Asserted claims that failed.
+    pub fn failures(&self) -> Vec<&Claim> {
+        self.claims
+            .iter()
+            .filter(|c| c.asserted && !c.passed())
+            .collect()
+    }
+}
+
+fn git_revision() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Runs `exp` into `out/NAME/`.
+pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Result<Report> {
+    let start = Instant::now();
+    let dir = out.join(&exp.name);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let seed = seed.unwrap_or(exp.seed);
+    let mut o = Outputs {
+        dir: dir.clone(),
+        files: Vec::new(),
+        quick,
+        seed,
+        nfe: Vec::new(),
+    };
+    let missing = |k: &str| {
+        invalid!(
+            "experiment '{}' of kind {k} needs its [{k}] table",
+            exp.name
+        )
+    };
+    let claims = match exp.kind {
+        Kind::SamplersVsNfe => samplers_vs_nfe::run(
+            exp,
+            exp.samplers_vs_nfe
+                .as_ref()
+                .ok_or_else(|| missing("samplers_vs_nfe"))?,
+            &mut o,
+        )?,
+        Kind::ElboVsT => elbo_vs_t::run(
+            exp,
+            exp.elbo_vs_t.as_ref().ok_or_else(|| missing("elbo_vs_t"))?,
+            &mut o,
+        )?,
+        Kind::NcsnLangevin => ncsn_langevin::run(
+            exp,
+            exp.ncsn_langevin
+                .as_ref()
+                .ok_or_else(|| missing("ncsn_langevin"))?,
+            &mut o,
+        )?,
+    };
+    let wall = start.elapsed().as_secs_f64();
+    let manifest = serde_json::json!({
+        "name": exp.name,
+        "description": exp.description,
+        "config": exp,
+        "seed": seed,
+        "quick": quick,
+        "version": env!("CARGO_PKG_VERSION"),
+        "git_revision": git_revision(),
+        "wall_seconds": wall,
+        "nfe": o.nfe.iter().map(|(k, v)| serde_json::json!({"config": k, "nfe": v})).collect::<Vec<_>>(),
+        "files": o.files,
+        "claims": claims,
+    });
+    let body = serde_json::to_string_pretty(&manifest).map_err(|e| invalid!("manifest: {e}"))?;
+    o.text("manifest.json", &(body + "\n"))?;
+    Ok(Report { claims, dir, wall })
+}
+
+/// Least-squares slope of log y against log x.
+pub fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
+    let lx: Vec<f64> = x.iter().map(|v| v.ln()).collect();
+    let ly: Vec<f64> = y.iter().map(|v| v.ln()).collect();
+    let k = lx.len() as f64;
+    let (mx, my) = (lx.iter().sum::<f64>() / k, ly.iter().sum::<f64>() / k);
+    lx.iter()
+        .zip(&ly)
+        .map(|(a, b)| (a - mx) * (b - my))
+        .sum::<f64>()
+        / lx.iter().map(|a| (a - mx).powi(2)).sum::<f64>()
+}

@@ -1,0 +1,131 @@
+//! EDM Fig. 2 / DPM-Solver on toy data: endpoint error at ε against NFE for every deterministic
+//! sampler with the exact score, and the fitted convergence orders (papers.md §8.2, §9).
+
+use super::{loglog_slope, Claim, Experiment, Outputs};
+use crate::data::Dataset;
+use crate::plot::{Chart, Mark, Series};
+use crate::sample::{integrate, SampleSpec, Sampler, SamplerOptions};
+use crate::score::MixtureScore;
+use crate::{invalid, Error, Result};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Particles (prior draws shared by every sampler).
+    pub particles: usize,
+    /// NFE budgets (multiples of 12 keep every order's steps whole).
+    pub nfe: Vec<usize>,
+    /// NFE budgets with --quick.
+    pub quick_nfe: Vec<usize>,
+    /// Sampler names as on the CLI.
+    pub samplers: Vec<Sampler>,
+    /// Largest NFE values used to fit each slope (the asymptotic range).
+    pub fit_last: usize,
+    /// Allowed |slope + order| for the convergence-order claims.
+    pub tolerance: f64,
+}
+
+/// The theoretical order of a deterministic sampler, and the steps it takes for `nfe`.
+fn order_and_steps(s: Sampler, nfe: usize) -> Option<(f64, usize)> {
+    Some(match s {
+        Sampler::PfEuler | Sampler::DpmSolver1 => (1.0, nfe),
+        Sampler::Ddim => (1.0, nfe + 1),
+        Sampler::PfHeun => (2.0, nfe / 2),
+        Sampler::EdmHeun => (2.0, nfe / 2 + 1),
+        Sampler::DpmSolver2 | Sampler::DpmSolverPp2m => (2.0, nfe),
+        Sampler::DpmSolver3 => (3.0, nfe),
+        Sampler::PfRk4 => (4.0, nfe / 4),
+        _ => return None,
+    })
+}
+
+pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
+    let data = Dataset::from_spec(&exp.data)?;
+    let mixture = data
+        .mixture()
+        .ok_or_else(|| Error::Data(format!("{}: needs a mixture dataset", exp.name)))?
+        .clone();
+    let sde = exp.sde.build(|| data.diameter())?;
+    let score = MixtureScore::new(mixture, sde.clone());
+    let x_t = sde.prior_sample(p.particles, data.dim(), o.seed);
+    let rk = SampleSpec {
+        sampler: Sampler::PfRk45,
+        rtol: 1e-10,
+        atol: 1e-10,
+        ..Default::default()
+    };
+    let reference = integrate(sde.as_ref(), &score, x_t.clone(), &rk, None)?.x;
+    let budgets = if o.quick { &p.quick_nfe } else { &p.nfe };
+    let (mut rows, mut series, mut claims) = (Vec::new(), Vec::new(), Vec::new());
+    for &s in &p.samplers {
+        let (order, _) = order_and_steps(s, 12).ok_or_else(|| {
+            invalid!(
+                "{}: sampler {} is not a deterministic fixed-step sampler",
+                exp.name,
+                s.name()
+            )
+        })?;
+        let mut pts = Vec::new();
+        for &nfe in budgets {
+            let (_, steps) = order_and_steps(s, nfe).expect("checked above");
+            let spec = SampleSpec {
+                sampler: s,
+                steps,
+                options: SamplerOptions {
+                    denoise: Some(false),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let run = integrate(sde.as_ref(), &score, x_t.clone(), &spec, None)?;
+            let err = (&run.x - &reference)
+                .rows()
+                .into_iter()
+                .map(|r| r.dot(&r).sqrt())
+                .sum::<f64>()
+                / p.particles as f64;
+            rows.push(format!("{},{},{:e}", s.name(), run.nfe, err));
+            o.nfe.push((format!("{} steps={steps}", s.name()), run.nfe));
+            pts.push((run.nfe, err));
+        }
+        let k = p.fit_last.min(pts.len()).max(2);
+        let tail = &pts[pts.len() - k..];
+        let slope = loglog_slope(
+            &tail.iter().map(|p| p.0).collect::<Vec<_>>(),
+            &tail.iter().map(|p| p.1).collect::<Vec<_>>(),
+        );
+        claims.push(Claim::new(
+            &format!(
+                "{} converges at order {order}: slope of log error vs log NFE",
+                s.name()
+            ),
+            (slope + order).abs() <= p.tolerance,
+            slope,
+            &format!("{} ± {}", -order, p.tolerance),
+        ));
+        series.push(Series {
+            label: format!("{} (slope {slope:.2})", s.name()),
+            points: pts,
+            mark: Mark::LineAndPoints,
+        });
+    }
+    o.csv("errors", "sampler,nfe,endpoint_error", &rows)?;
+    o.chart(
+        "errors",
+        &Chart {
+            title: format!(
+                "Endpoint error vs NFE, exact score, {} ({} SDE, {} particles)",
+                data.name(),
+                sde.name(),
+                p.particles
+            ),
+            x_label: "NFE (score evaluations per sample)".into(),
+            y_label: "mean ‖x − x_RK45‖ at ε".into(),
+            log_x: true,
+            log_y: true,
+            series,
+        },
+    )?;
+    Ok(claims)
+}
