@@ -547,14 +547,13 @@ fn run_experiments(
         for c in &r.claims {
             if !c.passed() {
                 eprintln!(
-                    "{}: claim {}{}: '{}' statistic {:.4e}, threshold {}",
+                    "{}: claim {}: '{}' statistic {:.4e}, threshold {}",
                     e.name,
                     if c.asserted {
                         "FAILED"
                     } else {
                         "not met (reported only)"
                     },
-                    "",
                     c.name,
                     c.statistic,
                     c.threshold
