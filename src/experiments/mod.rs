@@ -2,6 +2,7 @@
 //! each run into `DIR/NAME/` with PNG + SVG charts, the CSV behind every chart and a
 //! `manifest.json` (config, seed, version, git revision, wall time, NFE, claims with verdicts).
 
+mod adaptive_ode;
 mod elbo_vs_t;
 mod ncsn_langevin;
 mod samplers_vs_nfe;
@@ -25,6 +26,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../experiments/elbo-vs-t.toml"),
     ),
     (
+        "experiments/adaptive-ode.toml",
+        include_str!("../../experiments/adaptive-ode.toml"),
+    ),
+    (
         "experiments/ncsn-langevin.toml",
         include_str!("../../experiments/ncsn-langevin.toml"),
     ),
@@ -37,6 +42,7 @@ pub enum Kind {
     SamplersVsNfe,
     ElboVsT,
     NcsnLangevin,
+    AdaptiveOde,
 }
 
 /// One experiment definition.
@@ -62,6 +68,8 @@ pub struct Experiment {
     pub elbo_vs_t: Option<elbo_vs_t::Params>,
     #[serde(default)]
     pub ncsn_langevin: Option<ncsn_langevin::Params>,
+    #[serde(default)]
+    pub adaptive_ode: Option<adaptive_ode::Params>,
 }
 
 impl Experiment {
@@ -250,6 +258,11 @@ pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Resu
             exp.ncsn_langevin
                 .as_ref()
                 .ok_or_else(|| missing("ncsn_langevin"))?,
+            &mut o,
+        )?,
+        Kind::AdaptiveOde => adaptive_ode::run(
+            exp,
+            exp.adaptive_ode.as_ref().ok_or_else(|| missing("adaptive_ode"))?,
             &mut o,
         )?,
     };
