@@ -151,20 +151,22 @@ fn tick(v: f64) -> String {
     }
 }
 
-/// Draws several charts side by side in one image (`.png` or `.svg`).
-pub fn panels(path: &Path, charts: &[Chart]) -> Result<()> {
-    let size = (600 * charts.len().max(1) as u32, 600);
+/// Draws several charts in one image (`.png` or `.svg`), in rows of `cols` panels.
+pub fn panels(path: &Path, charts: &[Chart], cols: usize) -> Result<()> {
+    let cols = cols.clamp(1, charts.len().max(1));
+    let rows = charts.len().div_ceil(cols).max(1);
+    let size = (600 * cols as u32, 560 * rows as u32);
     render(
         path,
         size,
         |a| {
-            for (area, c) in a.split_evenly((1, charts.len().max(1))).iter().zip(charts) {
+            for (area, c) in a.split_evenly((rows, cols)).iter().zip(charts) {
                 draw_chart(area, c, path)?;
             }
             Ok(())
         },
         |a| {
-            for (area, c) in a.split_evenly((1, charts.len().max(1))).iter().zip(charts) {
+            for (area, c) in a.split_evenly((rows, cols)).iter().zip(charts) {
                 draw_chart(area, c, path)?;
             }
             Ok(())

@@ -55,7 +55,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         err_pts.push((tol, err));
         en_pts.push((tol, en));
     }
-    o.csv("adaptive", "tolerance,nfe,endpoint_error,energy_distance", &rows)?;
+    o.csv(
+        "adaptive",
+        "tolerance,nfe,endpoint_error,energy_distance",
+        &rows,
+    )?;
     let monotone = nfe_pts.windows(2).all(|w| w[1].1 >= w[0].1);
     let loose = err_pts.first().map_or(f64::NAN, |p| p.1);
     let tight = err_pts.last().map_or(f64::NAN, |p| p.1);

@@ -4,6 +4,7 @@
 
 mod adaptive_ode;
 mod elbo_vs_t;
+mod forward_reverse;
 mod ncsn_langevin;
 mod samplers_vs_nfe;
 
@@ -30,6 +31,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../experiments/adaptive-ode.toml"),
     ),
     (
+        "experiments/forward-reverse-2d.toml",
+        include_str!("../../experiments/forward-reverse-2d.toml"),
+    ),
+    (
         "experiments/ncsn-langevin.toml",
         include_str!("../../experiments/ncsn-langevin.toml"),
     ),
@@ -43,6 +48,8 @@ pub enum Kind {
     ElboVsT,
     NcsnLangevin,
     AdaptiveOde,
+    #[serde(rename = "forward-reverse-2d")]
+    ForwardReverse2d,
 }
 
 /// One experiment definition.
@@ -70,6 +77,8 @@ pub struct Experiment {
     pub ncsn_langevin: Option<ncsn_langevin::Params>,
     #[serde(default)]
     pub adaptive_ode: Option<adaptive_ode::Params>,
+    #[serde(default)]
+    pub forward_reverse_2d: Option<forward_reverse::Params>,
 }
 
 impl Experiment {
@@ -169,9 +178,14 @@ impl Outputs {
 
     /// `NAME.png` and `NAME.svg` with the charts side by side.
     pub fn panels(&mut self, name: &str, charts: &[Chart]) -> Result<()> {
+        self.grid(name, charts, charts.len())
+    }
+
+    /// `NAME.png` and `NAME.svg` with the charts in rows of `cols`.
+    pub fn grid(&mut self, name: &str, charts: &[Chart], cols: usize) -> Result<()> {
         for ext in ["png", "svg"] {
             let f = format!("{name}.{ext}");
-            crate::plot::panels(&self.dir.join(&f), charts)?;
+            crate::plot::panels(&self.dir.join(&f), charts, cols)?;
             self.files.push(f);
         }
         Ok(())
@@ -262,7 +276,16 @@ pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Resu
         )?,
         Kind::AdaptiveOde => adaptive_ode::run(
             exp,
-            exp.adaptive_ode.as_ref().ok_or_else(|| missing("adaptive_ode"))?,
+            exp.adaptive_ode
+                .as_ref()
+                .ok_or_else(|| missing("adaptive_ode"))?,
+            &mut o,
+        )?,
+        Kind::ForwardReverse2d => forward_reverse::run(
+            exp,
+            exp.forward_reverse_2d
+                .as_ref()
+                .ok_or_else(|| missing("forward_reverse_2d"))?,
             &mut o,
         )?,
     };
