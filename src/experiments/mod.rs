@@ -3,6 +3,7 @@
 //! `manifest.json` (config, seed, version, git revision, wall time, NFE, claims with verdicts).
 
 mod adaptive_ode;
+mod ddim_eta;
 mod elbo_vs_t;
 mod forward_reverse;
 mod ncsn_langevin;
@@ -35,6 +36,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../experiments/forward-reverse-2d.toml"),
     ),
     (
+        "experiments/ddim-eta.toml",
+        include_str!("../../experiments/ddim-eta.toml"),
+    ),
+    (
         "experiments/ncsn-langevin.toml",
         include_str!("../../experiments/ncsn-langevin.toml"),
     ),
@@ -50,6 +55,7 @@ pub enum Kind {
     AdaptiveOde,
     #[serde(rename = "forward-reverse-2d")]
     ForwardReverse2d,
+    DdimEta,
 }
 
 /// One experiment definition.
@@ -79,6 +85,8 @@ pub struct Experiment {
     pub adaptive_ode: Option<adaptive_ode::Params>,
     #[serde(default)]
     pub forward_reverse_2d: Option<forward_reverse::Params>,
+    #[serde(default)]
+    pub ddim_eta: Option<ddim_eta::Params>,
 }
 
 impl Experiment {
@@ -286,6 +294,11 @@ pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Resu
             exp.forward_reverse_2d
                 .as_ref()
                 .ok_or_else(|| missing("forward_reverse_2d"))?,
+            &mut o,
+        )?,
+        Kind::DdimEta => ddim_eta::run(
+            exp,
+            exp.ddim_eta.as_ref().ok_or_else(|| missing("ddim_eta"))?,
             &mut o,
         )?,
     };
