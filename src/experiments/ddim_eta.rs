@@ -109,7 +109,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             x_label: "S (sampling steps = NFE)".into(),
             y_label: "energy distance to exact draws".into(),
             log_x: true,
-            log_y: true,
+            log_y: false,
             series: labels
                 .iter()
                 .zip(&table)
