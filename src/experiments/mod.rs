@@ -4,6 +4,7 @@
 
 mod adaptive_ode;
 mod ddim_eta;
+mod ddpm_vs_vpsde;
 mod elbo_vs_t;
 mod forward_reverse;
 mod ncsn_langevin;
@@ -40,6 +41,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../experiments/ddim-eta.toml"),
     ),
     (
+        "experiments/ddpm-vs-vpsde.toml",
+        include_str!("../../experiments/ddpm-vs-vpsde.toml"),
+    ),
+    (
         "experiments/ncsn-langevin.toml",
         include_str!("../../experiments/ncsn-langevin.toml"),
     ),
@@ -56,6 +61,7 @@ pub enum Kind {
     #[serde(rename = "forward-reverse-2d")]
     ForwardReverse2d,
     DdimEta,
+    DdpmVsVpsde,
 }
 
 /// One experiment definition.
@@ -87,6 +93,8 @@ pub struct Experiment {
     pub forward_reverse_2d: Option<forward_reverse::Params>,
     #[serde(default)]
     pub ddim_eta: Option<ddim_eta::Params>,
+    #[serde(default)]
+    pub ddpm_vs_vpsde: Option<ddpm_vs_vpsde::Params>,
 }
 
 impl Experiment {
@@ -299,6 +307,13 @@ pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Resu
         Kind::DdimEta => ddim_eta::run(
             exp,
             exp.ddim_eta.as_ref().ok_or_else(|| missing("ddim_eta"))?,
+            &mut o,
+        )?,
+        Kind::DdpmVsVpsde => ddpm_vs_vpsde::run(
+            exp,
+            exp.ddpm_vs_vpsde
+                .as_ref()
+                .ok_or_else(|| missing("ddpm_vs_vpsde"))?,
             &mut o,
         )?,
     };
