@@ -6,6 +6,7 @@ mod common;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde::data::REFERENCE_DOMAIN;
+use scoresde::experiments::loglog_slope;
 use scoresde::sample::{
     integrate, sample, Corrector, Predictor, SampleSpec, Sampler, SamplerOptions, Spacing, Variance,
 };
@@ -44,19 +45,6 @@ fn mean_err(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
         .map(|r| r.dot(&r).sqrt())
         .sum::<f64>()
         / a.nrows() as f64
-}
-
-/// Least-squares slope of log y against log x.
-fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
-    let lx: Vec<f64> = x.iter().map(|v| v.ln()).collect();
-    let ly: Vec<f64> = y.iter().map(|v| v.ln()).collect();
-    let k = lx.len() as f64;
-    let (mx, my) = (lx.iter().sum::<f64>() / k, ly.iter().sum::<f64>() / k);
-    lx.iter()
-        .zip(&ly)
-        .map(|(a, b)| (a - mx) * (b - my))
-        .sum::<f64>()
-        / lx.iter().map(|a| (a - mx).powi(2)).sum::<f64>()
 }
 
 /// Endpoint errors at ε (no denoising) against RK45 at tol 1e-10 from the same x_T.

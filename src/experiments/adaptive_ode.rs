@@ -2,12 +2,12 @@
 //! solver against its tolerance (papers.md §4.5).
 
 use super::{Claim, Experiment, Outputs};
-use crate::data::{Dataset, REFERENCE_DOMAIN};
+use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::{integrate, SampleSpec, Sampler};
 use crate::score::MixtureScore;
 use crate::stats::two_sample::energy_distance;
-use crate::{Error, Result};
+use crate::Result;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -21,11 +21,7 @@ pub struct Params {
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let data = Dataset::from_spec(&exp.data)?;
-    let mixture = data
-        .mixture()
-        .ok_or_else(|| Error::Data(format!("{}: needs a mixture dataset", exp.name)))?
-        .clone();
+    let (data, mixture) = exp.exact_data()?;
     let sde = exp.sde.build(|| data.diameter())?;
     let score = MixtureScore::new(mixture.clone(), sde.clone());
     let n = if o.quick { p.quick_n } else { p.n };

@@ -3,12 +3,12 @@
 //! distance to exact draws, mean over seeds.
 
 use super::{Claim, Experiment, Outputs};
-use crate::data::{Dataset, REFERENCE_DOMAIN};
+use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::{sample, SampleSpec, Sampler, SamplerOptions, Variance};
 use crate::score::MixtureScore;
 use crate::stats::two_sample::energy_distance;
-use crate::{Error, Result};
+use crate::Result;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -26,11 +26,7 @@ pub struct Params {
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let data = Dataset::from_spec(&exp.data)?;
-    let mixture = data
-        .mixture()
-        .ok_or_else(|| Error::Data(format!("{}: needs a mixture dataset", exp.name)))?
-        .clone();
+    let (data, mixture) = exp.exact_data()?;
     let sde = exp.sde.build(|| data.diameter())?;
     let score = MixtureScore::new(mixture.clone(), sde.clone());
     let (n, seeds) = if o.quick {

@@ -3,13 +3,13 @@
 //! reverse-SDE Euler–Maruyama at equal N (exact score).
 
 use super::{loglog_slope, Claim, Experiment, Outputs};
-use crate::data::{Dataset, REFERENCE_DOMAIN};
+use crate::data::REFERENCE_DOMAIN;
 use crate::ddpm::DiscreteSchedule;
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::{sample, SampleSpec, Sampler};
 use crate::score::MixtureScore;
 use crate::stats::two_sample::energy_distance;
-use crate::{invalid, Error, Result};
+use crate::{invalid, Result};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -25,11 +25,7 @@ pub struct Params {
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let data = Dataset::from_spec(&exp.data)?;
-    let mixture = data
-        .mixture()
-        .ok_or_else(|| Error::Data(format!("{}: needs a mixture dataset", exp.name)))?
-        .clone();
+    let (data, mixture) = exp.exact_data()?;
     let sde = exp.sde.build(|| data.diameter())?;
     let vp = sde
         .as_vp()

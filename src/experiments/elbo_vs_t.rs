@@ -2,13 +2,13 @@
 //! the exact ε* of a mixture, σ_t² = β_t and β̃_t.
 
 use super::{Claim, Experiment, Outputs};
-use crate::data::{Dataset, REFERENCE_DOMAIN};
+use crate::data::REFERENCE_DOMAIN;
 use crate::elbo::discrete_bound;
 use crate::likelihood::{pf_ode_nll, NllSpec};
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::Variance;
 use crate::score::MixtureScore;
-use crate::{Error, Result};
+use crate::Result;
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
 
@@ -30,11 +30,7 @@ fn mean_se(v: &Array1<f64>) -> (f64, f64) {
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let data = Dataset::from_spec(&exp.data)?;
-    let mixture = data
-        .mixture()
-        .ok_or_else(|| Error::Data(format!("{}: needs a mixture dataset", exp.name)))?
-        .clone();
+    let (data, mixture) = exp.exact_data()?;
     let sde = exp.sde.build(|| data.diameter())?;
     let score = MixtureScore::new(mixture.clone(), sde.clone());
     let n = if o.quick { p.quick_points } else { p.points };

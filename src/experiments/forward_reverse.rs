@@ -2,13 +2,13 @@
 //! score) at the same times, each tested against exact draws of p_t (papers.md §4.1).
 
 use super::{Claim, Experiment, Outputs};
-use crate::data::{Dataset, DATA_DOMAIN, REFERENCE_DOMAIN};
+use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::{integrate, SampleSpec, Sampler};
 use crate::score::MixtureScore;
 use crate::sde::Forward;
 use crate::stats::two_sample::mmd_test;
-use crate::{invalid, Error, Result};
+use crate::{invalid, Result};
 use ndarray::Array2;
 use scoresde_solvers::{euler_maruyama, KeyedNormal, SolveOptions, TimeGrid};
 use serde::{Deserialize, Serialize};
@@ -43,11 +43,7 @@ fn scatter(title: String, x: &Array2<f64>) -> Chart {
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let data = Dataset::from_spec(&exp.data)?;
-    let mixture = data
-        .mixture()
-        .ok_or_else(|| Error::Data(format!("{}: needs a mixture dataset", exp.name)))?
-        .clone();
+    let (data, mixture) = exp.exact_data()?;
     if data.dim() != 2 {
         return Err(invalid!("{}: needs 2D data", exp.name));
     }

@@ -10,12 +10,15 @@ mod forward_reverse;
 mod ncsn_langevin;
 mod samplers_vs_nfe;
 
+use crate::data::Dataset;
 use crate::io::{toml_error, AtomicFile};
 use crate::plot::{line_chart, Chart};
+use crate::score::GaussianMixture;
 use crate::sde::SdeSpec;
 use crate::{invalid, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The experiment files shipped with scoresde (`scoresde list`).
@@ -109,6 +112,16 @@ impl Experiment {
             )));
         }
         Ok(e)
+    }
+
+    /// The dataset and its exact mixture (every experiment here needs the exact score).
+    pub fn exact_data(&self) -> Result<(Dataset, Arc<GaussianMixture>)> {
+        let data = Dataset::from_spec(&self.data)?;
+        let mixture = data
+            .mixture()
+            .ok_or_else(|| Error::Data(format!("{}: needs a mixture dataset", self.name)))?
+            .clone();
+        Ok((data, mixture))
     }
 
     /// A builtin name or a path to a `.toml` file.

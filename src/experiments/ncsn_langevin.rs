@@ -3,13 +3,13 @@
 //! sampler tests (plain Langevin gets the mode weights wrong).
 
 use super::{Claim, Experiment, Outputs};
-use crate::data::{Dataset, REFERENCE_DOMAIN};
+use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::{integrate, SampleSpec, Sampler, SamplerOptions};
 use crate::score::MixtureScore;
 use crate::sde::{Sde, VeSde};
 use crate::stats::chi2::component_chi2;
-use crate::{Error, Result};
+use crate::Result;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -36,11 +36,7 @@ pub struct Params {
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let data = Dataset::from_spec(&exp.data)?;
-    let mixture = data
-        .mixture()
-        .ok_or_else(|| Error::Data(format!("{}: needs a mixture dataset", exp.name)))?
-        .clone();
+    let (data, mixture) = exp.exact_data()?;
     let d = data.dim();
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(o.seed);
     let init = Array2::from_shape_fn((p.n, d), |_| rng.random_range(-p.half_width..p.half_width));

@@ -2,11 +2,11 @@
 //! sampler with the exact score, and the fitted convergence orders (papers.md §8.2, §9).
 
 use super::{loglog_slope, Claim, Experiment, Outputs};
-use crate::data::Dataset;
+
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::{integrate, SampleSpec, Sampler, SamplerOptions};
 use crate::score::MixtureScore;
-use crate::{invalid, Error, Result};
+use crate::{invalid, Result};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -41,11 +41,7 @@ fn order_and_steps(s: Sampler, nfe: usize) -> Option<(f64, usize)> {
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let data = Dataset::from_spec(&exp.data)?;
-    let mixture = data
-        .mixture()
-        .ok_or_else(|| Error::Data(format!("{}: needs a mixture dataset", exp.name)))?
-        .clone();
+    let (data, mixture) = exp.exact_data()?;
     let sde = exp.sde.build(|| data.diameter())?;
     let score = MixtureScore::new(mixture, sde.clone());
     let x_t = sde.prior_sample(p.particles, data.dim(), o.seed);
