@@ -16,7 +16,7 @@ use scoresde::score::convert::Prediction;
 use scoresde::score::{GaussianMixture, MixtureScore, Score};
 use scoresde::sde::{Sde, SdeKind, SdeSpec};
 use scoresde::stats::two_sample::energy_distance;
-use scoresde::stats::{mixture_tests, two_sample_tests, SuiteConfig};
+use scoresde::stats::{mixture_tests, stderr, two_sample_tests, SuiteConfig};
 use scoresde::train::eval::{bucket_edges, excess_loss};
 use scoresde::train::{load_model, RunConfig, RunDir, TrainConfig, Trainer, Weighting};
 use scoresde::{invalid, Error, Result};
@@ -415,17 +415,16 @@ fn cmd_elbo(a: ElboArgs) -> Result<()> {
             a.sampling,
             m.seed,
         )?;
-        let se = |v: &ndarray::Array1<f64>| (v.var(1.0) / v.len() as f64).sqrt();
         csv.push_str(&format!(
             "prior,{},{:e},{:e}\n",
             sde.t_max(),
             b.prior.mean().unwrap_or(f64::NAN),
-            se(&b.prior)
+            stderr(&b.prior)
         ));
         csv.push_str(&format!(
             "diffusion,,{:e},{:e}\n",
             b.diffusion.mean().unwrap_or(f64::NAN),
-            se(&b.diffusion)
+            stderr(&b.diffusion)
         ));
         csv.push_str(&format!("recon,{},{:e},0\n", a.eps, b.recon));
         (b.total(), b.stderr())
@@ -508,7 +507,7 @@ fn cmd_nll(a: NllArgs) -> Result<()> {
     }
     std::io::Write::write_all(out.writer(), csv.as_bytes()).map_err(|e| Error::io(&m.out, e))?;
     out.commit()?;
-    let se = (run.nll.var(1.0) / run.nll.len() as f64).sqrt();
+    let se = stderr(&run.nll);
     println!(
         "NLL = {:.5} ± {se:.5} nats ({:.5} bits/dim) over n={} points of {data}, PF-ODE RK45 rtol={} atol={} eps={}, nfe={:.1}, sde={}, wall={:.2}s",
         run.mean(),

@@ -212,15 +212,8 @@ fn pf_slope(sampler: Sampler, data: &str) -> f64 {
                 / x.nrows() as f64
         })
         .collect();
-    let lx: Vec<f64> = steps.iter().map(|&n| (n as f64).ln()).collect();
-    let ly: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
-    let (mx, my) = (lx.iter().sum::<f64>() / 4.0, ly.iter().sum::<f64>() / 4.0);
-    let slope = lx
-        .iter()
-        .zip(&ly)
-        .map(|(x, y)| (x - mx) * (y - my))
-        .sum::<f64>()
-        / lx.iter().map(|x| (x - mx).powi(2)).sum::<f64>();
+    let nfe: Vec<f64> = steps.iter().map(|&n| n as f64).collect();
+    let slope = scoresde::experiments::loglog_slope(&nfe, &errs);
     eprintln!("{sampler:?} on {data}: errors {errs:?}, slope {slope:.3}");
     slope
 }

@@ -15,8 +15,9 @@
 
 use crate::ddpm::DiscreteSchedule;
 use crate::sample::Variance;
-use crate::score::{convert, Score};
+use crate::score::{par_eps, Score};
 use crate::sde::{Marginal, Sde};
+use crate::stats::stderr;
 use crate::{invalid, Result};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::Rng;
@@ -79,18 +80,6 @@ impl Bound {
     pub fn stderr(&self) -> f64 {
         stderr(&self.per_point)
     }
-    /// Mean −ELBO in bits per dimension.
-    pub fn bits_per_dim(&self) -> f64 {
-        self.total() / (self.dim as f64 * std::f64::consts::LN_2)
-    }
-}
-
-fn stderr(v: &Array1<f64>) -> f64 {
-    let n = v.len() as f64;
-    if n < 2.0 {
-        return f64::NAN;
-    }
-    (v.var(1.0) / n).sqrt()
 }
 
 /// `KL(N(m x_0, s² I) ‖ N(0, σ_p² I))` per point.
@@ -101,28 +90,6 @@ pub fn prior_kl(k: Marginal, prior_std: f64, x0: ArrayView2<f64>) -> Array1<f64>
         .into_iter()
         .map(|x| 0.5 * (d * r + k.mean * k.mean * x.dot(&x) / prior_std.powi(2) - d - d * r.ln()))
         .collect()
-}
-
-/// ε̂ at one time for every row (score → ε through `convert`), in parallel blocks.
-fn eps_hat(score: &dyn Score, sde: &dyn Sde, t: Time<'_>, x: ArrayView2<f64>) -> Array2<f64> {
-    let mut s = Array2::zeros(x.raw_dim());
-    const BLOCK: usize = 256;
-    x.axis_chunks_iter(Axis(0), BLOCK)
-        .into_par_iter()
-        .zip(s.axis_chunks_iter_mut(Axis(0), BLOCK).into_par_iter())
-        .enumerate()
-        .for_each(|(b, (x, o))| match t {
-            Time::Shared(t) => score.score(Time::Shared(t), x, o),
-            Time::PerRow(ts) => {
-                let lo = b * BLOCK;
-                score.score(Time::PerRow(&ts[lo..lo + x.nrows()]), x, o)
-            }
-        });
-    for (i, mut row) in s.rows_mut().into_iter().enumerate() {
-        let k = sde.marginal(t.at(i));
-        row.mapv_inplace(|v| convert::eps_from_score(v, k));
-    }
-    s
 }
 
 /// `‖z − ε̂‖²` per row, minus the control variate `b (‖z‖² − d)` (E‖z‖² = d exactly) with the
@@ -204,7 +171,7 @@ pub fn discrete_bound(
         .map(|t| {
             let k = sched.marginal(t);
             let (xt, z) = perturb(x0, k, &noise, t as u64);
-            let eps = eps_hat(score, sde, Time::Shared(sched.time(t)), xt.view());
+            let eps = par_eps(score, sde, Time::Shared(sched.time(t)), xt.view());
             let (a, b) = (sched.alpha(t), sched.beta(t));
             let s2 = sigma2(t);
             // With x_t = √ᾱ x_0 + √(1−ᾱ) z: μ̃_t − μ_θ = β/(√α √(1−ᾱ)) (ε_θ − z) (Ho et al.
@@ -339,7 +306,7 @@ pub fn continuous_bound(
             xr[j] = k.mean * x0_rep[[r, j]] + k.std * zr[j];
         }
     }
-    let eps_hat = eps_hat(score, sde, Time::PerRow(&times), xt.view());
+    let eps_hat = par_eps(score, sde, Time::PerRow(&times), xt.view());
     let single: Vec<f64> = (0..n * draws)
         .map(|r| {
             let e = &z.row(r) - &eps_hat.row(r);

@@ -8,6 +8,7 @@ use crate::likelihood::{pf_ode_nll, NllSpec};
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::Variance;
 use crate::score::MixtureScore;
+use crate::stats::stderr;
 use crate::Result;
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
@@ -23,10 +24,7 @@ pub struct Params {
 }
 
 fn mean_se(v: &Array1<f64>) -> (f64, f64) {
-    (
-        v.mean().unwrap_or(f64::NAN),
-        (v.var(1.0) / v.len() as f64).sqrt(),
-    )
+    (v.mean().unwrap_or(f64::NAN), stderr(v))
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {

@@ -26,18 +26,20 @@ pub struct Params {
     pub tolerance: f64,
 }
 
-/// The theoretical order of a deterministic sampler, and the steps it takes for `nfe`.
-fn order_and_steps(s: Sampler, nfe: usize) -> Option<(f64, usize)> {
+/// The theoretical order of a deterministic fixed-step sampler.
+fn order(s: Sampler) -> Option<f64> {
     Some(match s {
-        Sampler::PfEuler | Sampler::DpmSolver1 => (1.0, nfe),
-        Sampler::Ddim => (1.0, nfe + 1),
-        Sampler::PfHeun => (2.0, nfe / 2),
-        Sampler::EdmHeun => (2.0, nfe / 2 + 1),
-        Sampler::DpmSolver2 | Sampler::DpmSolverPp2m => (2.0, nfe),
-        Sampler::DpmSolver3 => (3.0, nfe),
-        Sampler::PfRk4 => (4.0, nfe / 4),
+        Sampler::PfEuler | Sampler::DpmSolver1 | Sampler::Ddim => 1.0,
+        Sampler::PfHeun | Sampler::EdmHeun | Sampler::DpmSolver2 | Sampler::DpmSolverPp2m => 2.0,
+        Sampler::DpmSolver3 => 3.0,
+        Sampler::PfRk4 => 4.0,
         _ => return None,
     })
+}
+
+/// The `--steps` that spends exactly `nfe` evaluations, read off [`Sampler::nfe`].
+fn steps_for(s: Sampler, nfe: usize, options: &SamplerOptions) -> Option<usize> {
+    (1..=nfe + 1).find(|&k| s.nfe(k, options) == Some(nfe as u64))
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
@@ -55,23 +57,26 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let budgets = if o.quick { &p.quick_nfe } else { &p.nfe };
     let (mut rows, mut series, mut claims) = (Vec::new(), Vec::new(), Vec::new());
     for &s in &p.samplers {
-        let (order, _) = order_and_steps(s, 12).ok_or_else(|| {
+        let order = order(s).ok_or_else(|| {
             invalid!(
                 "{}: sampler {} is not a deterministic fixed-step sampler",
                 exp.name,
                 s.name()
             )
         })?;
+        let options = SamplerOptions {
+            denoise: Some(false),
+            ..Default::default()
+        };
         let mut pts = Vec::new();
         for &nfe in budgets {
-            let (_, steps) = order_and_steps(s, nfe).expect("checked above");
+            let steps = steps_for(s, nfe, &options).ok_or_else(|| {
+                invalid!("{}: {} cannot spend exactly {nfe} NFE", exp.name, s.name())
+            })?;
             let spec = SampleSpec {
                 sampler: s,
                 steps,
-                options: SamplerOptions {
-                    denoise: Some(false),
-                    ..Default::default()
-                },
+                options: options.clone(),
                 ..Default::default()
             };
             let run = integrate(sde.as_ref(), &score, x_t.clone(), &spec, None)?;

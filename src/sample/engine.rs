@@ -7,15 +7,27 @@
 //! neither the thread count nor the block size: every row is computed independently and every
 //! reduction is summed in row order.
 
-use crate::score::{convert, Score};
+use crate::score::{convert, par_eps, par_score, Score};
 use crate::sde::{Marginal, Sde};
 use crate::Result;
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 use scoresde_solvers::{KeyedNormal, SolveError, Time};
 
-/// Rows per parallel block of score evaluations.
+/// Rows per parallel block of noise draws.
 const BLOCK: usize = 256;
+
+/// An error naming the step, the time and the first particle whose state is not finite.
+pub(crate) fn check_finite(step: u64, t: f64, x: &Array2<f64>) -> Result<()> {
+    match x
+        .rows()
+        .into_iter()
+        .position(|r| r.iter().any(|v| !v.is_finite()))
+    {
+        Some(row) => Err(SolveError::NonFinite { step, t, row }.into()),
+        None => Ok(()),
+    }
+}
 
 /// What the samplers share while they run.
 pub(crate) struct Engine<'a> {
@@ -59,19 +71,12 @@ impl<'a> Engine<'a> {
 
     /// `∇log p_t(x)` for every row.
     pub fn score(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
-        let mut out = Array2::zeros(x.raw_dim());
-        x.axis_chunks_iter(Axis(0), BLOCK)
-            .into_par_iter()
-            .zip(out.axis_chunks_iter_mut(Axis(0), BLOCK).into_par_iter())
-            .for_each(|(x, o)| self.score.score(Time::Shared(t), x, o));
-        out
+        par_score(self.score, Time::Shared(t), x)
     }
 
     /// The ε-prediction `ε̂ = −s(t) ∇log p_t(x)`.
     pub fn eps(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
-        let k = self.sde.marginal(t);
-        self.score(t, x)
-            .mapv_into(|s| convert::eps_from_score(s, k))
+        par_eps(self.score, self.sde, Time::Shared(t), x)
     }
 
     /// Tweedie's denoiser `x̂₀ = (x + s² ∇log p_t(x)) / m`.
@@ -115,13 +120,7 @@ impl<'a> Engine<'a> {
     pub fn finish_step(&mut self, t: f64, x: &Array2<f64>) -> Result<()> {
         let step = self.steps;
         self.steps += 1;
-        if let Some(row) = x
-            .rows()
-            .into_iter()
-            .position(|r| r.iter().any(|v| !v.is_finite()))
-        {
-            return Err(SolveError::NonFinite { step, t, row }.into());
-        }
+        check_finite(step, t, x)?;
         self.visit(t, x);
         if let Some(p) = self.progress {
             let n = x.nrows() as u64;

@@ -267,18 +267,7 @@ pub fn integrate(
             1,
         );
         x = eng.x0(t_end, x.view());
-        if let Some(row) = x
-            .rows()
-            .into_iter()
-            .position(|r| r.iter().any(|v| !v.is_finite()))
-        {
-            return Err(scoresde_solvers::SolveError::NonFinite {
-                step: stats.accepted / stats.particles.max(1),
-                t: 0.0,
-                row,
-            }
-            .into());
-        }
+        engine::check_finite(stats.accepted / stats.particles.max(1), 0.0, &x)?;
     }
     if spec.record.contains(&0.0) {
         records.push((0.0, x.clone()));

@@ -7,7 +7,9 @@ mod mixture;
 
 pub use mixture::{Covariance, Diffused, GaussianMixture, MixtureScore, Scratch};
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use crate::sde::Sde;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use rayon::prelude::*;
 use scoresde_solvers::Time;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -48,6 +50,37 @@ pub trait Score: Sync {
             }
         }
     }
+}
+
+/// Rows per parallel block of [`par_score`].
+const BLOCK: usize = 256;
+
+/// `∇log p_t(x)` for every row, evaluated in parallel blocks of 256 rows (shared or per-row
+/// times). Each row is computed independently, so results do not depend on the thread count.
+pub fn par_score(score: &dyn Score, t: Time<'_>, x: ArrayView2<f64>) -> Array2<f64> {
+    let mut out = Array2::zeros(x.raw_dim());
+    x.axis_chunks_iter(Axis(0), BLOCK)
+        .into_par_iter()
+        .zip(out.axis_chunks_iter_mut(Axis(0), BLOCK).into_par_iter())
+        .enumerate()
+        .for_each(|(b, (x, o))| match t {
+            Time::Shared(t) => score.score(Time::Shared(t), x, o),
+            Time::PerRow(ts) => {
+                let lo = b * BLOCK;
+                score.score(Time::PerRow(&ts[lo..lo + x.nrows()]), x, o)
+            }
+        });
+    out
+}
+
+/// The ε-prediction `ε̂ = −s(t) ∇log p_t(x)` for every row (via [`par_score`] and `convert`).
+pub fn par_eps(score: &dyn Score, sde: &dyn Sde, t: Time<'_>, x: ArrayView2<f64>) -> Array2<f64> {
+    let mut e = par_score(score, t, x);
+    for (i, mut row) in e.rows_mut().into_iter().enumerate() {
+        let k = sde.marginal(t.at(i));
+        row.mapv_inplace(|v| convert::eps_from_score(v, k));
+    }
+    e
 }
 
 /// Counts score evaluations: one per row per call. NFE per particle = `rows() / n`.

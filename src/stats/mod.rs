@@ -14,7 +14,16 @@ pub mod two_sample;
 
 use crate::score::{GaussianMixture, Scratch};
 use crate::sde::Marginal;
-use ndarray::ArrayView2;
+use ndarray::{Array1, ArrayView2};
+
+/// Monte Carlo standard error of the mean of `v`: `√(var(v)/n)` (NaN for fewer than 2 values).
+pub fn stderr(v: &Array1<f64>) -> f64 {
+    let n = v.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    (v.var(1.0) / n).sqrt()
+}
 
 /// One test's outcome.
 #[derive(Clone, Debug)]
