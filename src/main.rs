@@ -637,8 +637,6 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
             "the run is already at step {start_step}; pass --steps larger than that to continue"
         ));
     }
-    // Fail on an unwritable run directory before training.
-    std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
     let pb = if std::io::stderr().is_terminal() {
         let pb = ProgressBar::new(total as u64);
         pb.set_style(
@@ -655,9 +653,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     };
     let started = std::time::Instant::now();
     let mut smooth = f64::NAN;
-    let every = trainer.cfg.train.checkpoint_every;
-    while trainer.state.step < total {
-        let rec = trainer.step()?;
+    trainer.run_to_end(&dir, |rec| {
         smooth = if smooth.is_nan() {
             rec.loss
         } else {
@@ -669,18 +665,14 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
                 pb.set_message(format!("loss {smooth:.4}"));
             }
         }
-        if rec.step % every == 0 && rec.step < total {
-            dir.save(&trainer)?;
-        }
-    }
-    dir.save(&trainer)?;
+    })?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
     let secs = started.elapsed().as_secs_f64();
     let done = total - start_step;
-    let tail = &trainer.history[trainer.history.len().saturating_sub((done / 100).max(10))..];
-    let final_loss = tail.iter().map(|r| r.loss).sum::<f64>() / tail.len().max(1) as f64;
+    let window = (done / 100).max(10);
+    let final_loss = trainer.recent_loss(window);
     eprintln!(
         "trained data={} sde={} net={}x{} (+{}-d time embedding, {} parameters) steps={}..{} batch={} loss={:.5} (mean of last {}) wall={:.1}s {:.1} steps/s -> {}",
         trainer.cfg.data,
@@ -693,7 +685,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         total,
         trainer.cfg.train.batch,
         final_loss,
-        tail.len(),
+        window.min(trainer.history.len()),
         secs,
         done as f64 / secs,
         a.out.display()

@@ -151,27 +151,188 @@ fn tick(v: f64) -> String {
     }
 }
 
-/// Draws several charts in one image (`.png` or `.svg`), in rows of `cols` panels.
-pub fn panels(path: &Path, charts: &[Chart], cols: usize) -> Result<()> {
-    let cols = cols.clamp(1, charts.len().max(1));
-    let rows = charts.len().div_ceil(cols).max(1);
+/// A heat map of a scalar field over a rectangle, with line overlays (e.g. sample paths).
+#[derive(Clone, Debug, Default)]
+pub struct Heatmap {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    /// What the colour shows (colour-bar label).
+    pub value_label: String,
+    pub x_range: (f64, f64),
+    pub y_range: (f64, f64),
+    /// `values[[i, j]]`: cell i of nx along x, cell j of ny along y; NaN cells are left blank.
+    pub values: ndarray::Array2<f64>,
+    pub overlays: Vec<Overlay>,
+}
+
+/// A family of paths drawn over a heat map in one colour, with one legend entry.
+#[derive(Clone, Debug)]
+pub struct Overlay {
+    pub label: String,
+    pub paths: Vec<Vec<(f64, f64)>>,
+    pub color: RGBColor,
+    pub width: u32,
+}
+
+/// One panel of a multi-panel figure.
+#[derive(Clone, Debug)]
+pub enum Panel {
+    Chart(Chart),
+    Heat(Heatmap),
+}
+
+impl From<Chart> for Panel {
+    fn from(c: Chart) -> Self {
+        Panel::Chart(c)
+    }
+}
+
+impl From<Heatmap> for Panel {
+    fn from(h: Heatmap) -> Self {
+        Panel::Heat(h)
+    }
+}
+
+/// Draws several panels in one image (`.png` or `.svg`), in rows of `cols` panels.
+pub fn panels(path: &Path, panels: &[Panel], cols: usize) -> Result<()> {
+    let cols = cols.clamp(1, panels.len().max(1));
+    let rows = panels.len().div_ceil(cols).max(1);
     let size = (600 * cols as u32, 560 * rows as u32);
+    fn each<DB: DrawingBackend>(
+        a: &DrawingArea<DB, Shift>,
+        panels: &[Panel],
+        rows: usize,
+        cols: usize,
+        path: &Path,
+    ) -> Result<()> {
+        for (area, p) in a.split_evenly((rows, cols)).iter().zip(panels) {
+            match p {
+                Panel::Chart(c) => draw_chart(area, c, path)?,
+                Panel::Heat(h) => draw_heatmap(area, h, path)?,
+            }
+        }
+        Ok(())
+    }
     render(
         path,
         size,
-        |a| {
-            for (area, c) in a.split_evenly((rows, cols)).iter().zip(charts) {
-                draw_chart(area, c, path)?;
-            }
-            Ok(())
-        },
-        |a| {
-            for (area, c) in a.split_evenly((rows, cols)).iter().zip(charts) {
-                draw_chart(area, c, path)?;
-            }
-            Ok(())
-        },
+        |a| each(a, panels, rows, cols, path),
+        |a| each(a, panels, rows, cols, path),
     )
+}
+
+/// Viridis colour of `v` ∈ [0, 1].
+fn viridis(v: f64) -> RGBColor {
+    use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
+    ViridisRGB.get_color(v.clamp(0.0, 1.0) as f32)
+}
+
+/// Draws a heat map with a colour bar on any plotters drawing area.
+pub fn draw_heatmap<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    h: &Heatmap,
+    path: &Path,
+) -> Result<()> {
+    let err = |e: String| perr(path)(e);
+    let (w, _) = area.dim_in_pixel();
+    let (main, bar) = area.split_horizontally(w.saturating_sub(110));
+    let (lo, hi) = h
+        .values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (lo, hi) = if lo < hi {
+        (lo, hi)
+    } else {
+        (lo - 0.5, lo + 0.5)
+    };
+    let norm = |v: f64| (v - lo) / (hi - lo);
+    let (nx, ny) = h.values.dim();
+    let (x0, x1) = h.x_range;
+    let (y0, y1) = h.y_range;
+    let (dx, dy) = ((x1 - x0) / nx as f64, (y1 - y0) / ny as f64);
+    let mut ctx = ChartBuilder::on(&main)
+        .caption(&h.title, (FONT, 24))
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| err(e.to_string()))?;
+    ctx.configure_mesh()
+        .disable_mesh()
+        .x_label_formatter(&|v| tick(*v))
+        .y_label_formatter(&|v| tick(*v))
+        .x_desc(&h.x_label)
+        .y_desc(&h.y_label)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 17))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let cells = (0..nx).flat_map(|i| (0..ny).map(move |j| (i, j)));
+    ctx.draw_series(
+        cells
+            .filter(|&(i, j)| h.values[[i, j]].is_finite())
+            .map(|(i, j)| {
+                let (a, b) = (x0 + i as f64 * dx, y0 + j as f64 * dy);
+                Rectangle::new(
+                    [(a, b), (a + dx, b + dy)],
+                    viridis(norm(h.values[[i, j]])).filled(),
+                )
+            }),
+    )
+    .map_err(|e| err(e.to_string()))?;
+    for o in &h.overlays {
+        let c = o.color;
+        let mut anno = None;
+        for p in &o.paths {
+            anno = Some(
+                ctx.draw_series(LineSeries::new(p.iter().copied(), c.stroke_width(o.width)))
+                    .map_err(|e| err(e.to_string()))?,
+            );
+        }
+        if let Some(a) = anno {
+            a.label(&o.label).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+            });
+        }
+    }
+    if !h.overlays.is_empty() {
+        ctx.configure_series_labels()
+            .label_font((FONT, 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+    }
+    // Colour bar.
+    let mut cb = ChartBuilder::on(&bar)
+        .margin_top(52)
+        .margin_bottom(62)
+        .margin_right(8)
+        .y_label_area_size(62)
+        .build_cartesian_2d(0.0..1.0, lo..hi)
+        .map_err(|e| err(e.to_string()))?;
+    cb.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_label_formatter(&|v| tick(*v))
+        .y_desc(&h.value_label)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 15))
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    let steps = 100;
+    cb.draw_series((0..steps).map(|k| {
+        let a = lo + (hi - lo) * k as f64 / steps as f64;
+        let b = lo + (hi - lo) * (k + 1) as f64 / steps as f64;
+        Rectangle::new([(0.0, a), (1.0, b)], viridis(norm(a)).filled())
+    }))
+    .map_err(|e| err(e.to_string()))?;
+    Ok(())
 }
 
 /// Draws a chart on any plotters drawing area.

@@ -7,12 +7,14 @@ mod ddim_eta;
 mod ddpm_vs_vpsde;
 mod elbo_vs_t;
 mod forward_reverse;
+pub mod model;
 mod ncsn_langevin;
 mod samplers_vs_nfe;
+mod sde_trajectories;
 
 use crate::data::Dataset;
 use crate::io::{toml_error, AtomicFile};
-use crate::plot::{line_chart, Chart};
+use crate::plot::{line_chart, Chart, Panel};
 use crate::score::GaussianMixture;
 use crate::sde::SdeSpec;
 use crate::{invalid, Error, Result};
@@ -51,6 +53,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "experiments/ncsn-langevin.toml",
         include_str!("../../experiments/ncsn-langevin.toml"),
     ),
+    (
+        "experiments/sde-trajectories.toml",
+        include_str!("../../experiments/sde-trajectories.toml"),
+    ),
 ];
 
 /// What an experiment runs.
@@ -65,6 +71,7 @@ pub enum Kind {
     ForwardReverse2d,
     DdimEta,
     DdpmVsVpsde,
+    SdeTrajectories,
 }
 
 /// One experiment definition.
@@ -98,6 +105,8 @@ pub struct Experiment {
     pub ddim_eta: Option<ddim_eta::Params>,
     #[serde(default)]
     pub ddpm_vs_vpsde: Option<ddpm_vs_vpsde::Params>,
+    #[serde(default)]
+    pub sde_trajectories: Option<sde_trajectories::Params>,
 }
 
 impl Experiment {
@@ -192,6 +201,8 @@ pub struct Outputs {
     pub seed: u64,
     /// NFE of each configuration, for the manifest.
     pub nfe: Vec<(String, f64)>,
+    /// Trained or reused models, for the manifest.
+    pub models: Vec<model::ModelUse>,
 }
 
 impl Outputs {
@@ -212,9 +223,15 @@ impl Outputs {
 
     /// `NAME.png` and `NAME.svg` with the charts in rows of `cols`.
     pub fn grid(&mut self, name: &str, charts: &[Chart], cols: usize) -> Result<()> {
+        let panels: Vec<Panel> = charts.iter().cloned().map(Panel::from).collect();
+        self.figure(name, &panels, cols)
+    }
+
+    /// `NAME.png` and `NAME.svg` with any panels (charts, heat maps) in rows of `cols`.
+    pub fn figure(&mut self, name: &str, panels: &[Panel], cols: usize) -> Result<()> {
         for ext in ["png", "svg"] {
             let f = format!("{name}.{ext}");
-            crate::plot::panels(&self.dir.join(&f), charts, cols)?;
+            crate::plot::panels(&self.dir.join(&f), panels, cols)?;
             self.files.push(f);
         }
         Ok(())
@@ -276,6 +293,7 @@ pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Resu
         quick,
         seed,
         nfe: Vec::new(),
+        models: Vec::new(),
     };
     let missing = |k: &str| {
         invalid!(
@@ -329,6 +347,13 @@ pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Resu
                 .ok_or_else(|| missing("ddpm_vs_vpsde"))?,
             &mut o,
         )?,
+        Kind::SdeTrajectories => sde_trajectories::run(
+            exp,
+            exp.sde_trajectories
+                .as_ref()
+                .ok_or_else(|| missing("sde_trajectories"))?,
+            &mut o,
+        )?,
     };
     let wall = start.elapsed().as_secs_f64();
     let manifest = serde_json::json!({
@@ -341,6 +366,7 @@ pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Resu
         "git_revision": git_revision(),
         "wall_seconds": wall,
         "nfe": o.nfe.iter().map(|(k, v)| serde_json::json!({"config": k, "nfe": v})).collect::<Vec<_>>(),
+        "models": o.models,
         "files": o.files,
         "claims": claims,
     });

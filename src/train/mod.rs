@@ -310,6 +310,27 @@ impl Trainer {
         }
     }
 
+    /// Steps to `cfg.train.steps`, saving into `dir` every `checkpoint_every` steps and at the
+    /// end; `on_step` sees every record (progress bars).
+    pub fn run_to_end(&mut self, dir: &RunDir, mut on_step: impl FnMut(&LossRecord)) -> Result<()> {
+        let (total, every) = (self.cfg.train.steps, self.cfg.train.checkpoint_every);
+        std::fs::create_dir_all(&dir.path).map_err(|e| Error::io(&dir.path, e))?;
+        while self.state.step < total {
+            let rec = self.step()?;
+            on_step(&rec);
+            if rec.step % every == 0 && rec.step < total {
+                dir.save(self)?;
+            }
+        }
+        dir.save(self)
+    }
+
+    /// Mean loss of the last `k` steps.
+    pub fn recent_loss(&self, k: usize) -> f64 {
+        let tail = &self.history[self.history.len().saturating_sub(k.max(1))..];
+        tail.iter().map(|r| r.loss).sum::<f64>() / tail.len().max(1) as f64
+    }
+
     /// The EMA weights as an inference network.
     pub fn ema_mlp(&self) -> Result<crate::nn::Mlp> {
         let ts = buffers_to_tensors(&self.state.ema, &self.net)?;

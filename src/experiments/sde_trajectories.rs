@@ -1,0 +1,546 @@
+//! Song et al. 2021 Fig. 2 on 1D bimodal data (papers.md §4.2): the exact p_t(x) as a heat map
+//! with forward-SDE, reverse-SDE and probability-flow ODE paths over it, for each SDE; the
+//! marginals of all four processes tested against the exact p_t CDF; PF-ODE paths checked for
+//! crossings; and the PF-ODE round trip 0 → T → 0 against the step count.
+
+use super::{loglog_slope, Claim, Experiment, Outputs};
+use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
+use crate::plot::{Chart, Heatmap, Mark, Overlay, Panel, Series, PALETTE};
+use crate::score::{GaussianMixture, MixtureScore};
+use crate::sde::{Forward, ReverseSde, Sde, SdeSpec};
+use crate::stats::ks::{ks_test, mixture_cdf};
+use crate::{invalid, Result};
+use ndarray::{Array1, Array2};
+use plotters::style::{RGBColor, WHITE};
+use scoresde_solvers::{
+    euler_maruyama, ode_fixed, FixedMethod, KeyedNormal, OdeSystem, Solution, SolveOptions,
+    TimeGrid,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The SDEs, one row of panels each.
+    pub sdes: Vec<SdeSpec>,
+    /// Heat-map cells along x and along t.
+    pub grid_x: usize,
+    pub grid_t: usize,
+    /// Euler–Maruyama steps over [0, T] (a multiple of `ode_steps`).
+    pub steps: usize,
+    /// RK4 steps of the PF-ODE over [0, T].
+    pub ode_steps: usize,
+    /// Paths drawn: SDE and ODE.
+    pub sde_paths: usize,
+    pub ode_paths: usize,
+    /// Particles per process in the KS tests (and under `--quick`).
+    pub n: usize,
+    pub quick_n: usize,
+    /// Times of the KS tests, as fractions of T (snapped to the ODE grid).
+    pub test_times: Vec<f64>,
+    /// Family-wise level, Bonferroni-split over every KS test.
+    pub alpha: f64,
+    /// Step counts of the PF-ODE round trip 0 → T → 0 (RK4).
+    pub roundtrip_steps: Vec<usize>,
+    /// Largest round-trip error accepted at the finest step count.
+    pub roundtrip_tolerance: f64,
+}
+
+/// Per-particle paths `(t, x)` from a solution that recorded every grid time.
+fn paths(sol: &Solution) -> Vec<Vec<(f64, f64)>> {
+    let n = sol.x.nrows();
+    (0..n)
+        .map(|i| sol.records.iter().map(|(t, x)| (*t, x[[i, 0]])).collect())
+        .collect()
+}
+
+fn record_all(grid: &TimeGrid) -> SolveOptions<'static> {
+    SolveOptions {
+        record: grid.times().to_vec(),
+        ..Default::default()
+    }
+}
+
+/// Column of `n` points.
+fn column(v: &[f64]) -> Array2<f64> {
+    Array2::from_shape_vec((v.len(), 1), v.to_vec()).expect("n × 1")
+}
+
+/// The `q`-quantile of a 1D mixture (bisection on its CDF).
+fn quantile(comps: &[(f64, f64, f64)], q: f64) -> f64 {
+    let (mut lo, mut hi) = (-1e3, 1e3);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if mixture_cdf(comps, mid) < q {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+struct Run<'a> {
+    sde: Arc<dyn Sde>,
+    mixture: &'a GaussianMixture,
+    score: MixtureScore,
+    t_max: f64,
+}
+
+impl Run<'_> {
+    fn p_t(&self, t: f64) -> Result<GaussianMixture> {
+        self.mixture.diffused_mixture(self.sde.marginal(t))
+    }
+
+    fn forward_sde(
+        &self,
+        x0: Array2<f64>,
+        steps: usize,
+        seed: u64,
+        record: Vec<f64>,
+    ) -> Result<Solution> {
+        let sys = Forward {
+            sde: self.sde.as_ref(),
+            dim: 1,
+        };
+        let grid = TimeGrid::uniform(0.0, self.t_max, steps)?;
+        let opts = SolveOptions {
+            record,
+            ..Default::default()
+        };
+        Ok(euler_maruyama(
+            &sys,
+            x0,
+            &grid,
+            &KeyedNormal::new(seed, 0xF1),
+            &opts,
+        )?)
+    }
+
+    fn reverse_sde(
+        &self,
+        xt: Array2<f64>,
+        steps: usize,
+        seed: u64,
+        record: Vec<f64>,
+    ) -> Result<Solution> {
+        let sys = ReverseSde::new(self.sde.as_ref(), &self.score);
+        let grid = TimeGrid::uniform(self.t_max, 0.0, steps)?;
+        let opts = SolveOptions {
+            record,
+            ..Default::default()
+        };
+        Ok(euler_maruyama(
+            &sys,
+            xt,
+            &grid,
+            &KeyedNormal::new(seed, 0xF2),
+            &opts,
+        )?)
+    }
+
+    /// PF-ODE by RK4 from `from` to `to` (either direction).
+    fn ode(
+        &self,
+        x: Array2<f64>,
+        from: f64,
+        to: f64,
+        steps: usize,
+        record: Vec<f64>,
+    ) -> Result<Solution> {
+        let pf = ReverseSde::new(self.sde.as_ref(), &self.score).probability_flow();
+        let grid = TimeGrid::uniform(from, to, steps)?;
+        let opts = SolveOptions {
+            record,
+            ..Default::default()
+        };
+        Ok(ode_fixed(
+            &pf as &dyn OdeSystem,
+            FixedMethod::Rk4,
+            x,
+            &grid,
+            &opts,
+        )?)
+    }
+}
+
+/// Negative control for the KS tests: the probability-flow drift f − ½g²s with the reverse SDE's
+/// noise g dw̄ — half the score correction, so its marginals spread wider than p_t.
+struct WrongReverse<'a>(ReverseSde<'a>);
+
+impl scoresde_solvers::SdeSystem for WrongReverse<'_> {
+    fn dim(&self) -> usize {
+        1
+    }
+    fn drift(
+        &self,
+        t: scoresde_solvers::Time<'_>,
+        x: ndarray::ArrayView2<f64>,
+        out: ndarray::ArrayViewMut2<f64>,
+    ) {
+        self.0.probability_flow().rhs(t, x, out);
+    }
+    fn diffusion(&self, t: f64) -> f64 {
+        self.0.sde.diffusion(t)
+    }
+}
+
+fn heat_overlay(label: &str, paths: Vec<Vec<(f64, f64)>>, color: RGBColor, width: u32) -> Overlay {
+    Overlay {
+        label: label.into(),
+        paths,
+        color,
+        width,
+    }
+}
+
+pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
+    let (data, mixture) = exp.exact_data()?;
+    if data.dim() != 1 {
+        return Err(invalid!(
+            "{}: needs 1D data (got dimension {})",
+            exp.name,
+            data.dim()
+        ));
+    }
+    if p.ode_steps == 0 || p.steps % p.ode_steps != 0 {
+        return Err(invalid!(
+            "{}: steps ({}) must be a multiple of ode_steps ({})",
+            exp.name,
+            p.steps,
+            p.ode_steps
+        ));
+    }
+    let n = if o.quick { p.quick_n } else { p.n };
+    let comps0 = mixture.marginal_1d(0);
+    let n_tests = p.sdes.len() * 4 * p.test_times.len();
+    let level = p.alpha / n_tests.max(1) as f64;
+    let (mut claims, mut panels) = (vec![], vec![]);
+    let (mut ks_rows, mut rt_rows, mut heat_rows, mut path_rows, mut dens_rows) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut rt_chart = Chart {
+        title: "PF-ODE round trip 0 → T → 0 (RK4)".into(),
+        x_label: "steps each way".into(),
+        y_label: "max |x₀ − x̂₀|".into(),
+        log_x: true,
+        log_y: true,
+        ..Default::default()
+    };
+    for (si, spec) in p.sdes.iter().enumerate() {
+        let sde = spec.build(|| data.diameter())?;
+        let name = sde.name().to_string();
+        let t_max = sde.t_max();
+        let r = Run {
+            sde: sde.clone(),
+            mixture: &mixture,
+            score: MixtureScore::new(mixture.clone(), sde.clone()),
+            t_max,
+        };
+        let seed = o.seed + 1000 * si as u64;
+        // Heat map of log p_t(x) on cell centres, x range covering every p_t.
+        let half = (0..=20)
+            .map(|k| {
+                let pt = r.p_t(t_max * k as f64 / 20.0)?;
+                Ok(pt
+                    .marginal_1d(0)
+                    .iter()
+                    .map(|(_, m, s)| m.abs() + 3.5 * s)
+                    .fold(0.0, f64::max))
+            })
+            .collect::<Result<Vec<f64>>>()?
+            .into_iter()
+            .fold(0.0, f64::max);
+        let (nx, nt) = (p.grid_x, p.grid_t);
+        let xs: Vec<f64> = (0..nx)
+            .map(|j| -half + (j as f64 + 0.5) * 2.0 * half / nx as f64)
+            .collect();
+        let mut logp = Array2::<f64>::zeros((nt, nx));
+        for i in 0..nt {
+            let t = (i as f64 + 0.5) * t_max / nt as f64;
+            let lp: Array1<f64> = r.score.log_prob(t, column(&xs).view());
+            for j in 0..nx {
+                logp[[i, j]] = lp[j].max(-6.0);
+                heat_rows.push(format!("{name},{t:.5},{:.5},{:.5}", xs[j], lp[j]));
+            }
+        }
+        // Drawn paths: forward SDE from data, reverse SDE from exact p_T, PF-ODE both ways.
+        let x0 = mixture.sample(p.sde_paths, seed, DATA_DOMAIN).0;
+        let em_grid = TimeGrid::uniform(0.0, t_max, p.steps)?;
+        let fwd = r.forward_sde(x0, p.steps, seed, record_all(&em_grid).record)?;
+        let xt = r.p_t(t_max)?.sample(p.sde_paths, seed, REFERENCE_DOMAIN).0;
+        let rev_grid = TimeGrid::uniform(t_max, 0.0, p.steps)?;
+        let rev = r.reverse_sde(xt, p.steps, seed, record_all(&rev_grid).record)?;
+        let q: Vec<f64> = (0..p.ode_paths)
+            .map(|k| quantile(&comps0, (k as f64 + 0.5) / p.ode_paths as f64))
+            .collect();
+        let ode_grid = TimeGrid::uniform(0.0, t_max, p.ode_steps)?;
+        let ode_f = r.ode(
+            column(&q),
+            0.0,
+            t_max,
+            p.ode_steps,
+            record_all(&ode_grid).record,
+        )?;
+        let back_grid = TimeGrid::uniform(t_max, 0.0, p.ode_steps)?;
+        let ode_b = r.ode(
+            ode_f.x.clone(),
+            t_max,
+            0.0,
+            p.ode_steps,
+            record_all(&back_grid).record,
+        )?;
+        for (kind, sol) in [
+            ("forward-sde", &fwd),
+            ("reverse-sde", &rev),
+            ("forward-ode", &ode_f),
+            ("reverse-ode", &ode_b),
+        ] {
+            for (k, path) in paths(sol).iter().enumerate() {
+                let stride = (path.len() / 200).max(1);
+                for (t, x) in path.iter().step_by(stride) {
+                    path_rows.push(format!("{name},{kind},{k},{t:.5},{x:.6}"));
+                }
+            }
+        }
+        let sde_col = PALETTE[1];
+        let heat = |title: String, sde_label: &str, sde_paths: &Solution, ode: &Solution| Heatmap {
+            title,
+            x_label: "t".into(),
+            y_label: "x".into(),
+            value_label: "log pₜ(x) (clipped at −6)".into(),
+            x_range: (0.0, t_max),
+            y_range: (-half, half),
+            values: logp.clone(),
+            overlays: vec![
+                heat_overlay(sde_label, paths(sde_paths), sde_col, 1),
+                heat_overlay(
+                    "probability-flow ODE",
+                    paths(ode),
+                    RGBColor(WHITE.0, WHITE.1, WHITE.2),
+                    2,
+                ),
+            ],
+        };
+        // Densities p_0 and p_T.
+        let dens = |t: f64| -> Result<Vec<(f64, f64)>> {
+            let lp = r.score.log_prob(t, column(&xs).view());
+            Ok(xs
+                .iter()
+                .zip(lp.iter())
+                .map(|(&x, &l)| (x, l.exp()))
+                .collect())
+        };
+        let (d0, d1) = (dens(0.0)?, dens(t_max)?);
+        for ((x, a), (_, b)) in d0.iter().zip(&d1) {
+            dens_rows.push(format!("{name},{x:.5},{a:.6e},{b:.6e}"));
+        }
+        panels.push(Panel::from(Chart {
+            title: format!("{name}: data p₀ and prior p_T"),
+            x_label: "x".into(),
+            y_label: "density".into(),
+            series: vec![
+                Series {
+                    label: "p₀ (data)".into(),
+                    points: d0,
+                    mark: Mark::Line,
+                },
+                Series {
+                    label: format!("p_T (T = {t_max})"),
+                    points: d1,
+                    mark: Mark::Line,
+                },
+            ],
+            ..Default::default()
+        }));
+        panels.push(
+            heat(
+                format!("{name}: forward SDE, p₀ → p_T"),
+                "forward SDE (EM)",
+                &fwd,
+                &ode_f,
+            )
+            .into(),
+        );
+        panels.push(
+            heat(
+                format!("{name}: reverse SDE, p_T → p₀"),
+                "reverse SDE (EM)",
+                &rev,
+                &ode_b,
+            )
+            .into(),
+        );
+
+        // KS tests of all four processes at the test times, n particles each.
+        let h = t_max / p.ode_steps as f64;
+        let times: Vec<f64> = p
+            .test_times
+            .iter()
+            .map(|f| ((f * t_max / h).round() * h).clamp(h, t_max))
+            .collect();
+        let mut down = times.clone();
+        down.reverse();
+        let x0 = mixture.sample(n, seed + 1, DATA_DOMAIN).0;
+        let xt = r.p_t(t_max)?.sample(n, seed + 1, REFERENCE_DOMAIN).0;
+        let sols = [
+            (
+                "forward SDE",
+                r.forward_sde(x0.clone(), p.steps, seed + 1, times.clone())?,
+            ),
+            (
+                "reverse SDE",
+                r.reverse_sde(xt.clone(), p.steps, seed + 1, down.clone())?,
+            ),
+            (
+                "forward PF-ODE",
+                r.ode(x0, 0.0, t_max, p.ode_steps, times.clone())?,
+            ),
+            (
+                "reverse PF-ODE",
+                r.ode(xt.clone(), t_max, 0.0, p.ode_steps, down.clone())?,
+            ),
+        ];
+        let wrong = {
+            let sys = WrongReverse(ReverseSde::new(sde.as_ref(), &r.score));
+            let grid = TimeGrid::uniform(t_max, 0.0, p.steps)?;
+            let opts = SolveOptions {
+                record: down.clone(),
+                ..Default::default()
+            };
+            euler_maruyama(
+                &sys,
+                xt.clone(),
+                &grid,
+                &KeyedNormal::new(seed + 1, 0xF3),
+                &opts,
+            )?
+        };
+        o.nfe
+            .push((format!("{name} reverse SDE (EM)"), p.steps as f64));
+        o.nfe
+            .push((format!("{name} PF-ODE (RK4)"), 4.0 * p.ode_steps as f64));
+        for &t in &times {
+            let comps = r.p_t(t)?.marginal_1d(0);
+            for (method, sol) in &sols {
+                let x = &sol
+                    .records
+                    .iter()
+                    .find(|(s, _)| (s - t).abs() < 1e-9)
+                    .expect("recorded")
+                    .1;
+                let v: Vec<f64> = x.column(0).to_vec();
+                let (d, pv) = ks_test(&v, |x| mixture_cdf(&comps, x));
+                ks_rows.push(format!("{name},{method},{t},{d:.6},{pv:.6e}"));
+                claims.push(Claim::new(
+                    &format!(
+                        "{name}: {method} marginal at t = {t} matches the exact p_t (KS, n = {n})"
+                    ),
+                    pv >= level,
+                    pv,
+                    &format!("p ≥ {level:.2e} (α = {} / {n_tests})", p.alpha),
+                ));
+            }
+        }
+
+        // Power: the wrong reverse process must be rejected at the earliest test time.
+        {
+            let t = times[0];
+            let comps = r.p_t(t)?.marginal_1d(0);
+            let x = &wrong
+                .records
+                .iter()
+                .find(|(s, _)| (s - t).abs() < 1e-9)
+                .expect("recorded")
+                .1;
+            let (d, pv) = ks_test(&x.column(0).to_vec(), |x| mixture_cdf(&comps, x));
+            ks_rows.push(format!(
+                "{name},wrong reverse (control),{t},{d:.6},{pv:.6e}"
+            ));
+            claims.push(Claim::new(
+                &format!("{name}: power — a wrong reverse process (PF drift + SDE noise) is rejected at t = {t} (KS, n = {n})"),
+                pv < level,
+                pv,
+                &format!("p < {level:.2e}"),
+            ));
+        }
+
+        // PF-ODE paths never cross: the order of 200 paths from the quantiles is kept throughout.
+        let m = 200;
+        let qs: Vec<f64> = (0..m)
+            .map(|k| quantile(&comps0, (k as f64 + 0.5) / m as f64))
+            .collect();
+        let sol = r.ode(
+            column(&qs),
+            0.0,
+            t_max,
+            p.ode_steps,
+            record_all(&ode_grid).record,
+        )?;
+        let crossings: usize = sol
+            .records
+            .iter()
+            .map(|(_, x)| {
+                x.column(0)
+                    .windows(2)
+                    .into_iter()
+                    .filter(|w| w[1] <= w[0])
+                    .count()
+            })
+            .sum();
+        claims.push(Claim::new(
+            &format!("{name}: PF-ODE paths from {m} quantiles of p₀ never cross (order kept at all {} grid times)", p.ode_steps + 1),
+            crossings == 0,
+            crossings as f64,
+            "0 order violations",
+        ));
+
+        // Round trip 0 → T → 0 with RK4 against the step count.
+        let mut errs = vec![];
+        for &k in &p.roundtrip_steps {
+            let f = r.ode(column(&qs), 0.0, t_max, k, vec![])?;
+            let b = r.ode(f.x, t_max, 0.0, k, vec![])?;
+            let err = qs
+                .iter()
+                .zip(b.x.column(0))
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            rt_rows.push(format!("{name},{k},{err:.6e}"));
+            errs.push(err);
+        }
+        let ks: Vec<f64> = p.roundtrip_steps.iter().map(|&k| k as f64).collect();
+        let decreasing = errs.windows(2).all(|w| w[1] < w[0]);
+        let last = *errs.last().unwrap_or(&f64::NAN);
+        claims.push(Claim::new(
+            &format!(
+                "{name}: PF-ODE round-trip error falls at every refinement (slope {:.2})",
+                loglog_slope(&ks, &errs)
+            ),
+            decreasing,
+            errs.first().copied().unwrap_or(f64::NAN) / last,
+            "strictly decreasing in the step count",
+        ));
+        claims.push(Claim::new(
+            &format!(
+                "{name}: PF-ODE round trip at {} steps is an identity",
+                ks.last().copied().unwrap_or(0.0)
+            ),
+            last < p.roundtrip_tolerance,
+            last,
+            &format!("max error < {:e}", p.roundtrip_tolerance),
+        ));
+        rt_chart.series.push(Series {
+            label: name.clone(),
+            points: ks.iter().copied().zip(errs).collect(),
+            mark: Mark::LineAndPoints,
+        });
+    }
+    o.figure("trajectories", &panels, 3)?;
+    o.chart("roundtrip", &rt_chart)?;
+    o.csv("ks", "sde,method,t,ks_statistic,p_value", &ks_rows)?;
+    o.csv("roundtrip", "sde,steps,max_error", &rt_rows)?;
+    o.csv("log-density", "sde,t,x,log_p", &heat_rows)?;
+    o.csv("densities", "sde,x,p0,pT", &dens_rows)?;
+    o.csv("paths", "sde,process,path,t,x", &path_rows)?;
+    Ok(claims)
+}
