@@ -41,6 +41,8 @@ pub enum Mark {
     Line,
     LineAndPoints,
     Points,
+    /// Consecutive point pairs are arrows (tail, head): a quiver plot of a vector field.
+    Arrows,
 }
 
 /// One labelled series.
@@ -391,7 +393,18 @@ pub fn draw_chart<DB: DrawingBackend>(
                     ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
                         .map_err(|e| err(e.to_string()))?;
                 }
-                let anno = if matches!(s.mark, Mark::Points) {
+                let anno = if matches!(s.mark, Mark::Arrows) {
+                    ctx.draw_series(
+                        pts.chunks_exact(2)
+                            .map(|a| PathElement::new(vec![a[0], a[1]], c.stroke_width(1))),
+                    )
+                    .map_err(|e| err(e.to_string()))?;
+                    ctx.draw_series(
+                        pts.chunks_exact(2)
+                            .map(|a| Circle::new(a[1], 2, c.filled())),
+                    )
+                    .map_err(|e| err(e.to_string()))?
+                } else if matches!(s.mark, Mark::Points) {
                     ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 2, c.filled())))
                         .map_err(|e| err(e.to_string()))?
                 } else {

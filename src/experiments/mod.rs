@@ -11,6 +11,7 @@ pub mod model;
 mod ncsn_langevin;
 mod samplers_vs_nfe;
 mod sde_trajectories;
+mod swiss_roll;
 
 use crate::data::Dataset;
 use crate::io::{toml_error, AtomicFile};
@@ -57,6 +58,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "experiments/sde-trajectories.toml",
         include_str!("../../experiments/sde-trajectories.toml"),
     ),
+    (
+        "experiments/swiss-roll.toml",
+        include_str!("../../experiments/swiss-roll.toml"),
+    ),
 ];
 
 /// What an experiment runs.
@@ -72,6 +77,7 @@ pub enum Kind {
     DdimEta,
     DdpmVsVpsde,
     SdeTrajectories,
+    SwissRoll,
 }
 
 /// One experiment definition.
@@ -107,6 +113,8 @@ pub struct Experiment {
     pub ddpm_vs_vpsde: Option<ddpm_vs_vpsde::Params>,
     #[serde(default)]
     pub sde_trajectories: Option<sde_trajectories::Params>,
+    #[serde(default)]
+    pub swiss_roll: Option<swiss_roll::Params>,
 }
 
 impl Experiment {
@@ -352,6 +360,13 @@ pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Resu
             exp.sde_trajectories
                 .as_ref()
                 .ok_or_else(|| missing("sde_trajectories"))?,
+            &mut o,
+        )?,
+        Kind::SwissRoll => swiss_roll::run(
+            exp,
+            exp.swiss_roll
+                .as_ref()
+                .ok_or_else(|| missing("swiss_roll"))?,
             &mut o,
         )?,
     };

@@ -1,0 +1,283 @@
+//! Sohl-Dickstein et al. 2015 Fig. 1 (papers.md §5): the forward trajectory q and the learned
+//! reverse trajectory p of a T-step Gaussian diffusion on the Swiss roll at t = 0, T/2, T, and
+//! the reverse drift μ_θ(x, t) − x; Table 1's K − L_null in bits.
+//!
+//! The chain is DDPM's (β_i = β(t_i)/T of the VP-SDE, [`DiscreteSchedule::from_vp`]); the model
+//! is an ε-network trained by denoising score matching in the run, sampled by DDPM's ancestral
+//! rule on the same T steps.
+
+use super::model::ModelSpec;
+use super::{Claim, Experiment, Outputs};
+use crate::data::DATA_DOMAIN;
+use crate::ddpm::DiscreteSchedule;
+use crate::elbo::discrete_bound;
+use crate::plot::{Chart, Mark, Series};
+use crate::sample::{integrate, SampleSpec, Sampler, Variance};
+use crate::score::par_eps;
+use crate::stats::two_sample::{energy_distance, mmd_test};
+use crate::train::TrainData;
+use crate::{invalid, Result};
+use ndarray::{Array2, Axis};
+use scoresde_solvers::{KeyedNormal, Time};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub model: ModelSpec,
+    /// Diffusion steps T of the chain (Sohl-Dickstein et al.: 40).
+    pub steps: usize,
+    /// Samples per panel and for the tests (and under `--quick`).
+    pub n: usize,
+    pub quick_n: usize,
+    /// Arrows per side of the drift grid over [−extent, extent]².
+    pub arrows: usize,
+    pub extent: f64,
+    /// Level of the two-sample test of the final samples against held-out data.
+    pub alpha: f64,
+    pub permutations: usize,
+    /// Least K − L_null (bits) asserted (the paper's 6.45 bits is for a less noisy roll).
+    pub min_bits_over_null: f64,
+}
+
+fn scatter(title: String, x: &Array2<f64>) -> Chart {
+    Chart {
+        title,
+        x_label: "x₀".into(),
+        y_label: "x₁".into(),
+        series: vec![Series {
+            label: String::new(),
+            points: x.rows().into_iter().map(|r| (r[0], r[1])).collect(),
+            mark: Mark::Points,
+        }],
+        ..Default::default()
+    }
+}
+
+pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
+    let data = TrainData::from_spec(&exp.data)?;
+    if data.dim() != 2 {
+        return Err(invalid!("{}: needs 2D data", exp.name));
+    }
+    let net = p.model.trained(exp, o)?;
+    let sde = net.sde().clone();
+    let vp = sde
+        .as_vp()
+        .ok_or_else(|| invalid!("{}: the Swiss-roll chain needs the VP SDE", exp.name))?;
+    let chain = DiscreteSchedule::from_vp(vp, p.steps)?;
+    let n = if o.quick { p.quick_n } else { p.n };
+    let big_t = p.steps;
+    let mid = big_t / 2;
+    // Forward q: exact draws of q(x_i | x_0) from fresh data.
+    let x0 = data.draw(n, o.seed, DATA_DOMAIN);
+    let key = KeyedNormal::new(o.seed, 0x5E11);
+    let mut z = Array2::<f64>::zeros((n, 2));
+    for (i, mut row) in z.rows_mut().into_iter().enumerate() {
+        key.fill_row(i as u64, 0, row.as_slice_mut().expect("standard layout"));
+    }
+    let fwd_at = |i: usize| -> Array2<f64> {
+        let k = chain.marginal(i);
+        &x0 * k.mean + &z * k.std
+    };
+    // Reverse p: DDPM ancestral sampling on the same T steps, recorded at t̃_T, t̃_{T/2} and the
+    // output (time 0: x₀ = Tweedie's denoised x₁, Algorithm 2's last step).
+    let (t_top, t_mid) = (chain.time(big_t), chain.time(mid));
+    let spec = SampleSpec {
+        sampler: Sampler::Ddpm,
+        steps: big_t,
+        n,
+        seed: o.seed,
+        record: vec![t_top, t_mid, 0.0],
+        ..Default::default()
+    };
+    let run = integrate(
+        sde.as_ref(),
+        &net,
+        sde.prior_sample(n, 2, o.seed),
+        &spec,
+        None,
+    )?;
+    o.nfe
+        .push((format!("ddpm ancestral, T = {big_t}"), run.nfe));
+    let rec = |t: f64| {
+        &run.records
+            .iter()
+            .find(|(s, _)| (s - t).abs() < 1e-12)
+            .expect("recorded")
+            .1
+    };
+    // Drift of one reverse step, μ_θ(x_i, i) − x_i, on a grid.
+    let k = p.arrows;
+    let grid: Vec<(f64, f64)> = (0..k * k)
+        .map(|m| {
+            let (a, b) = (m % k, m / k);
+            let at = |j: usize| -p.extent + 2.0 * p.extent * (j as f64 + 0.5) / k as f64;
+            (at(a), at(b))
+        })
+        .collect();
+    let gx = Array2::from_shape_fn(
+        (grid.len(), 2),
+        |(r, c)| if c == 0 { grid[r].0 } else { grid[r].1 },
+    );
+    let drift = |i: usize| -> Array2<f64> {
+        let t = chain.time(i);
+        let eps = par_eps(&net, sde.as_ref(), Time::Shared(t), gx.view());
+        let m = chain.marginal(i);
+        let post = chain.posterior(i);
+        let x0_hat = (&gx - &(&eps * m.std)) / m.mean;
+        &x0_hat * post.coef_x0 + &gx * post.coef_xt - &gx
+    };
+    let drifts = [drift(1), drift(mid), drift(big_t)];
+    let mut charts = vec![];
+    for (i, label) in [
+        (0, "t = 0".to_string()),
+        (mid, format!("t = T/2 = {mid}")),
+        (big_t, format!("t = T = {big_t}")),
+    ] {
+        let x = if i == 0 { x0.clone() } else { fwd_at(i) };
+        charts.push(scatter(format!("forward q, {label}"), &x));
+    }
+    for (t, label) in [
+        (0.0, "t = 0".to_string()),
+        (t_mid, format!("t = T/2 = {mid}")),
+        (t_top, format!("t = T = {big_t}")),
+    ] {
+        charts.push(scatter(format!("reverse p, {label}"), rec(t)));
+    }
+    let mut rows = vec![];
+    for (d, (i, label)) in drifts
+        .iter()
+        .zip([(1, "t = 1"), (mid, "t = T/2"), (big_t, "t = T")])
+    {
+        // Arrows scaled to at most 0.9 of a grid cell.
+        let longest = d
+            .rows()
+            .into_iter()
+            .map(|r| r.dot(&r).sqrt())
+            .fold(0.0, f64::max);
+        let scale = 0.9 * 2.0 * p.extent / k as f64 / longest.max(1e-300);
+        let mut pts = vec![];
+        for (g, r) in grid.iter().zip(d.rows()) {
+            pts.push(*g);
+            pts.push((g.0 + scale * r[0], g.1 + scale * r[1]));
+            rows.push(format!("{i},{},{},{:e},{:e}", g.0, g.1, r[0], r[1]));
+        }
+        charts.push(Chart {
+            title: format!("drift μθ(x, t) − x, {label} (arrows ×{scale:.1})"),
+            x_label: "x₀".into(),
+            y_label: "x₁".into(),
+            series: vec![Series {
+                label: String::new(),
+                points: pts,
+                mark: Mark::Arrows,
+            }],
+            ..Default::default()
+        });
+    }
+    o.grid("swiss-roll", &charts, 3)?;
+    o.csv("drift", "step,x0,x1,drift0,drift1", &rows)?;
+    let mut samples = vec![];
+    for (name, x) in [("data", &x0), ("model", rec(0.0))] {
+        for r in x.rows() {
+            samples.push(format!("{name},{},{}", r[0], r[1]));
+        }
+    }
+    o.csv("samples", "set,x0,x1", &samples)?;
+
+    let mut claims = vec![];
+    // Final samples against held-out data, and the data-vs-data energy floor.
+    let held = data.draw(n, o.seed + 7, DATA_DOMAIN);
+    let other = data.draw(n, o.seed + 8, DATA_DOMAIN);
+    let model = rec(0.0);
+    let pv = mmd_test(model.view(), held.view(), p.permutations, o.seed).p_value;
+    claims.push(
+        Claim::new(
+            &format!(
+                "reverse samples at t = 0 vs held-out data: MMD test does not reject (n = {n})"
+            ),
+            pv >= p.alpha,
+            pv,
+            &format!("p ≥ {}", p.alpha),
+        )
+        .report_only(),
+    );
+    let (e_model, e_floor) = (
+        energy_distance(model.view(), held.view()),
+        energy_distance(other.view(), held.view()),
+    );
+    claims.push(Claim::new(
+        "reverse samples at t = 0: energy distance to held-out data within 5× the data-vs-data floor",
+        e_model < 5.0 * e_floor.max(1e-12),
+        e_model / e_floor,
+        "ratio < 5",
+    ));
+    // K = −(−ELBO_T) in bits per sample; L_null = log-likelihood (bits) under the isotropic
+    // Gaussian fitted to the data.
+    let bound = discrete_bound(
+        sde.as_ref(),
+        &net,
+        held.view(),
+        big_t,
+        Variance::Beta,
+        o.seed,
+    )?;
+    let k_bits = -bound.per_point.mean().unwrap_or(f64::NAN) / std::f64::consts::LN_2;
+    let mean = held.mean_axis(Axis(0)).expect("n > 0");
+    let var = (&held - &mean).mapv(|v| v * v).mean().unwrap_or(f64::NAN);
+    let l_null = -(2.0 / 2.0) * (2.0 * std::f64::consts::PI * std::f64::consts::E * var).log2();
+    claims.push(Claim::new(
+        &format!("Table 1: K − L_null > {} bits (K = {k_bits:.2}, L_null = {l_null:.2} bits; paper 6.45)", p.min_bits_over_null),
+        k_bits - l_null > p.min_bits_over_null,
+        k_bits - l_null,
+        &format!("> {} bits", p.min_bits_over_null),
+    ));
+    // The drift near t = 0 points toward the roll: cosine with the direction to the nearest
+    // data point, over grid points at least 0.2 away from it.
+    let cloud = &held;
+    let mut cos = vec![];
+    for (g, r) in grid.iter().zip(drifts[0].rows()) {
+        let (mut best, mut dir) = (f64::INFINITY, (0.0, 0.0));
+        for c in cloud.rows() {
+            let (dx, dy) = (c[0] - g.0, c[1] - g.1);
+            let d2 = dx * dx + dy * dy;
+            if d2 < best {
+                best = d2;
+                dir = (dx, dy);
+            }
+        }
+        let norm = (r[0] * r[0] + r[1] * r[1]).sqrt();
+        if best.sqrt() > 0.2 && norm > 0.0 {
+            cos.push((r[0] * dir.0 + r[1] * dir.1) / (norm * best.sqrt()));
+        }
+    }
+    let mean_cos = cos.iter().sum::<f64>() / cos.len().max(1) as f64;
+    claims.push(Claim::new(
+        "the drift at t = 1 points toward the roll (mean cosine with the direction to the nearest data point)",
+        mean_cos > 0.5,
+        mean_cos,
+        "> 0.5",
+    ));
+    // At t = T the drift is small around the origin compared with the edge of the grid.
+    let norms = |r: ndarray::ArrayView1<f64>| r.dot(&r).sqrt();
+    let (mut inner, mut outer) = (vec![], vec![]);
+    for (g, r) in grid.iter().zip(drifts[2].rows()) {
+        let rad = (g.0 * g.0 + g.1 * g.1).sqrt();
+        if rad < 0.25 * p.extent {
+            inner.push(norms(r));
+        } else if rad > 0.75 * p.extent {
+            outer.push(norms(r));
+        }
+    }
+    let ratio = (inner.iter().sum::<f64>() / inner.len().max(1) as f64)
+        / (outer.iter().sum::<f64>() / outer.len().max(1) as f64);
+    claims.push(
+        Claim::new(
+            "the drift at t = T is ≈ 0 around the origin (mean |drift| inside r < extent/4 over outside r > 3·extent/4)",
+            ratio < 0.5,
+            ratio,
+            "< 0.5",
+        )
+        .report_only(),
+    );
+    Ok(claims)
+}
