@@ -204,7 +204,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             data.dim()
         ));
     }
-    if p.ode_steps == 0 || p.steps % p.ode_steps != 0 {
+    if p.ode_steps == 0 || !p.steps.is_multiple_of(p.ode_steps) {
         return Err(invalid!(
             "{}: steps ({}) must be a multiple of ode_steps ({})",
             exp.name,
