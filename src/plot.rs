@@ -224,6 +224,25 @@ pub fn panels(path: &Path, panels: &[Panel], cols: usize) -> Result<()> {
     )
 }
 
+/// The legend's sample of a series drawn in colour `c`.
+fn legend_mark(c: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+}
+
+/// The legend box, upper right, in the embedded font.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    ctx: &mut ChartContext<'a, DB, CT>,
+    path: &Path,
+) -> Result<()> {
+    ctx.configure_series_labels()
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| perr(path)(e.to_string()))
+}
+
 /// Viridis colour of `v` ∈ [0, 1].
 fn viridis(v: f64) -> RGBColor {
     use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
@@ -296,19 +315,11 @@ pub fn draw_heatmap<DB: DrawingBackend>(
             );
         }
         if let Some(a) = anno {
-            a.label(&o.label).legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
-            });
+            a.label(&o.label).legend(legend_mark(c));
         }
     }
     if !h.overlays.is_empty() {
-        ctx.configure_series_labels()
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_legend(&mut ctx, path)?;
     }
     // Colour bar.
     let mut cb = ChartBuilder::on(&bar)
@@ -411,18 +422,10 @@ pub fn draw_chart<DB: DrawingBackend>(
                     ctx.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
                         .map_err(|e| err(e.to_string()))?
                 };
-                anno.label(&s.label).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
-                });
+                anno.label(&s.label).legend(legend_mark(c));
             }
             if chart.series.len() > 1 || chart.series.iter().any(|s| !s.label.is_empty()) {
-                ctx.configure_series_labels()
-                    .label_font((FONT, 15))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .position(SeriesLabelPosition::UpperRight)
-                    .draw()
-                    .map_err(|e| err(e.to_string()))?;
+                draw_legend(&mut ctx, path)?;
             }
             Ok(())
         }};

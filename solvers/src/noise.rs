@@ -1,6 +1,6 @@
 //! Counter-keyed Gaussian noise: the draw for (row, step) depends on nothing else.
 
-use ndarray::ArrayViewMut2;
+use ndarray::{Array2, ArrayViewMut2};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use rand_xoshiro::SplitMix64;
@@ -63,6 +63,15 @@ impl KeyedNormal {
         for v in out {
             *v = rng.sample(StandardNormal);
         }
+    }
+
+    /// An `n × d` matrix of N(0, 1) draws, row i keyed by (i, step).
+    pub fn matrix(&self, n: usize, d: usize, step: u64) -> Array2<f64> {
+        let mut z = Array2::zeros((n, d));
+        for (i, mut row) in z.rows_mut().into_iter().enumerate() {
+            self.fill_row(i as u64, step, row.as_slice_mut().expect("standard layout"));
+        }
+        z
     }
 }
 

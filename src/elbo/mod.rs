@@ -119,10 +119,7 @@ fn perturb(
     noise: &KeyedNormal,
     key: u64,
 ) -> (Array2<f64>, Array2<f64>) {
-    let mut z = Array2::zeros(x0.raw_dim());
-    for (i, mut row) in z.rows_mut().into_iter().enumerate() {
-        noise.fill_row(i as u64, key, row.as_slice_mut().expect("standard layout"));
-    }
+    let z = noise.matrix(x0.nrows(), x0.ncols(), key);
     let xt = &x0 * k.mean + &z * k.std;
     (xt, z)
 }

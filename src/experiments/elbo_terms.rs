@@ -64,11 +64,7 @@ fn distortion(
     seed: u64,
 ) -> Vec<f64> {
     let (n, d) = x0.dim();
-    let key = KeyedNormal::new(seed, 0xD157);
-    let mut z = Array2::<f64>::zeros((n, d));
-    for (i, mut row) in z.rows_mut().into_iter().enumerate() {
-        key.fill_row(i as u64, 0, row.as_slice_mut().expect("standard layout"));
-    }
+    let z = KeyedNormal::new(seed, 0xD157).matrix(n, d, 0);
     steps
         .iter()
         .map(|&i| {

@@ -8,7 +8,7 @@ use crate::likelihood::{pf_ode_nll, NllSpec};
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::Variance;
 use crate::score::MixtureScore;
-use crate::stats::stderr;
+use crate::stats::mean_se;
 use crate::Result;
 use ndarray::Array1;
 use serde::{Deserialize, Serialize};
@@ -21,10 +21,6 @@ pub struct Params {
     /// Chain lengths T.
     pub steps: Vec<usize>,
     pub quick_steps: Vec<usize>,
-}
-
-fn mean_se(v: &Array1<f64>) -> (f64, f64) {
-    (v.mean().unwrap_or(f64::NAN), stderr(v))
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {

@@ -1,15 +1,13 @@
 //! Song et al. 2021 Fig. 1 on toy data: the forward SDE's marginals and the reverse SDE's (exact
 //! score) at the same times, each tested against exact draws of p_t (papers.md §4.1).
 
-use super::{Claim, Experiment, Outputs};
+use super::{scatter, Claim, Experiment, Outputs};
 use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
-use crate::plot::{Chart, Mark, Series};
 use crate::sample::{integrate, SampleSpec, Sampler};
 use crate::score::MixtureScore;
 use crate::sde::Forward;
 use crate::stats::two_sample::mmd_test;
 use crate::{invalid, Result};
-use ndarray::Array2;
 use scoresde_solvers::{euler_maruyama, KeyedNormal, SolveOptions, TimeGrid};
 use serde::{Deserialize, Serialize};
 
@@ -25,21 +23,6 @@ pub struct Params {
     /// Family-wise level, Bonferroni-split over the tests.
     pub alpha: f64,
     pub permutations: usize,
-}
-
-fn scatter(title: String, x: &Array2<f64>) -> Chart {
-    Chart {
-        title,
-        x_label: "x₀".into(),
-        y_label: "x₁".into(),
-        log_x: false,
-        log_y: false,
-        series: vec![Series {
-            label: String::new(),
-            points: x.rows().into_iter().map(|r| (r[0], r[1])).collect(),
-            mark: Mark::Points,
-        }],
-    }
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {

@@ -11,7 +11,7 @@ use crate::plot::{Chart, Mark, Series};
 use crate::sample::Variance;
 use crate::score::{MixtureScore, Score};
 use crate::sde::Sde;
-use crate::stats::stderr;
+use crate::stats::mean_se;
 use crate::Result;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
@@ -45,10 +45,6 @@ struct Row {
     judged: Array1<f64>,
     cont: Array1<f64>,
     nll_pts: Array1<f64>,
-}
-
-fn mean_se(v: &Array1<f64>) -> (f64, f64) {
-    (v.mean().unwrap_or(f64::NAN), stderr(v))
 }
 
 fn evaluate(

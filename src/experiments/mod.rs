@@ -18,10 +18,11 @@ mod swiss_roll;
 
 use crate::data::Dataset;
 use crate::io::{toml_error, AtomicFile};
-use crate::plot::{line_chart, Chart, Panel};
+use crate::plot::{line_chart, Chart, Mark, Panel, Series};
 use crate::score::GaussianMixture;
 use crate::sde::SdeSpec;
 use crate::{invalid, Error, Result};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -387,6 +388,22 @@ pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Resu
     let body = serde_json::to_string_pretty(&manifest).map_err(|e| invalid!("manifest: {e}"))?;
     o.text("manifest.json", &(body + "\n"))?;
     Ok(Report { claims, dir, wall })
+}
+
+/// A 2D scatter chart of the rows of `x` (axes x₀, x₁).
+pub fn scatter(title: String, x: &Array2<f64>) -> Chart {
+    Chart {
+        title,
+        x_label: "x₀".into(),
+        y_label: "x₁".into(),
+        log_x: false,
+        log_y: false,
+        series: vec![Series {
+            label: String::new(),
+            points: x.rows().into_iter().map(|r| (r[0], r[1])).collect(),
+            mark: Mark::Points,
+        }],
+    }
 }
 
 /// Least-squares slope of log y against log x.

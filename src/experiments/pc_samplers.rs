@@ -105,12 +105,6 @@ impl Ctx<'_> {
     }
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let m = v.iter().sum::<f64>() / v.len() as f64;
-    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
-    (m, var.sqrt())
-}
-
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (_, mixture): (_, std::sync::Arc<GaussianMixture>) = exp.exact_data()?;
     let (steps, seeds, n) = if o.quick {
@@ -172,7 +166,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                         es.push(e);
                         nfe = f;
                     }
-                    let (mean, sd) = mean_std(&es);
+                    let es = ndarray::Array1::from(es);
+                    let (mean, sd) = (es.mean().unwrap_or(f64::NAN), es.std(1.0));
                     rows.push(format!(
                         "{sde},{},{pname},{ns},{nfe},{snr},{mean:e},{sd:e}",
                         col.name()

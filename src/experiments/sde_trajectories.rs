@@ -13,8 +13,8 @@ use crate::{invalid, Result};
 use ndarray::{Array1, Array2};
 use plotters::style::{RGBColor, WHITE};
 use scoresde_solvers::{
-    euler_maruyama, ode_fixed, FixedMethod, KeyedNormal, OdeSystem, Solution, SolveOptions,
-    TimeGrid,
+    euler_maruyama, ode_fixed, FixedMethod, KeyedNormal, OdeSystem, SdeSystem, Solution,
+    SolveOptions, TimeGrid,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -55,11 +55,35 @@ fn paths(sol: &Solution) -> Vec<Vec<(f64, f64)>> {
         .collect()
 }
 
-fn record_all(grid: &TimeGrid) -> SolveOptions<'static> {
-    SolveOptions {
-        record: grid.times().to_vec(),
-        ..Default::default()
-    }
+/// Grid from `from` to `to` in `steps` steps, and its solve options recording at `record`
+/// (None: at every grid time, for drawing paths).
+fn grid_and_options(
+    from: f64,
+    to: f64,
+    steps: usize,
+    record: Option<Vec<f64>>,
+) -> Result<(TimeGrid, SolveOptions<'static>)> {
+    let grid = TimeGrid::uniform(from, to, steps)?;
+    let record = record.unwrap_or_else(|| grid.times().to_vec());
+    Ok((
+        grid,
+        SolveOptions {
+            record,
+            ..Default::default()
+        },
+    ))
+}
+
+/// Euler–Maruyama for `sys` from `from` to `to` (either direction).
+fn em(
+    sys: &dyn SdeSystem,
+    x: Array2<f64>,
+    (from, to, steps): (f64, f64, usize),
+    noise: KeyedNormal,
+    record: Option<Vec<f64>>,
+) -> Result<Solution> {
+    let (grid, opts) = grid_and_options(from, to, steps, record)?;
+    Ok(euler_maruyama(sys, x, &grid, &noise, &opts)?)
 }
 
 /// Column of `n` points.
@@ -98,24 +122,19 @@ impl Run<'_> {
         x0: Array2<f64>,
         steps: usize,
         seed: u64,
-        record: Vec<f64>,
+        record: Option<Vec<f64>>,
     ) -> Result<Solution> {
         let sys = Forward {
             sde: self.sde.as_ref(),
             dim: 1,
         };
-        let grid = TimeGrid::uniform(0.0, self.t_max, steps)?;
-        let opts = SolveOptions {
-            record,
-            ..Default::default()
-        };
-        Ok(euler_maruyama(
+        em(
             &sys,
             x0,
-            &grid,
-            &KeyedNormal::new(seed, 0xF1),
-            &opts,
-        )?)
+            (0.0, self.t_max, steps),
+            KeyedNormal::new(seed, 0xF1),
+            record,
+        )
     }
 
     fn reverse_sde(
@@ -123,21 +142,34 @@ impl Run<'_> {
         xt: Array2<f64>,
         steps: usize,
         seed: u64,
-        record: Vec<f64>,
+        record: Option<Vec<f64>>,
     ) -> Result<Solution> {
         let sys = ReverseSde::new(self.sde.as_ref(), &self.score);
-        let grid = TimeGrid::uniform(self.t_max, 0.0, steps)?;
-        let opts = SolveOptions {
-            record,
-            ..Default::default()
-        };
-        Ok(euler_maruyama(
+        em(
             &sys,
             xt,
-            &grid,
-            &KeyedNormal::new(seed, 0xF2),
-            &opts,
-        )?)
+            (self.t_max, 0.0, steps),
+            KeyedNormal::new(seed, 0xF2),
+            record,
+        )
+    }
+
+    /// The negative control [`WrongReverse`], from t_max down to 0.
+    fn wrong_reverse(
+        &self,
+        xt: Array2<f64>,
+        steps: usize,
+        seed: u64,
+        record: Option<Vec<f64>>,
+    ) -> Result<Solution> {
+        let sys = WrongReverse(ReverseSde::new(self.sde.as_ref(), &self.score));
+        em(
+            &sys,
+            xt,
+            (self.t_max, 0.0, steps),
+            KeyedNormal::new(seed, 0xF3),
+            record,
+        )
     }
 
     /// PF-ODE by RK4 from `from` to `to` (either direction).
@@ -147,14 +179,10 @@ impl Run<'_> {
         from: f64,
         to: f64,
         steps: usize,
-        record: Vec<f64>,
+        record: Option<Vec<f64>>,
     ) -> Result<Solution> {
         let pf = ReverseSde::new(self.sde.as_ref(), &self.score).probability_flow();
-        let grid = TimeGrid::uniform(from, to, steps)?;
-        let opts = SolveOptions {
-            record,
-            ..Default::default()
-        };
+        let (grid, opts) = grid_and_options(from, to, steps, record)?;
         Ok(ode_fixed(
             &pf as &dyn OdeSystem,
             FixedMethod::Rk4,
@@ -169,7 +197,7 @@ impl Run<'_> {
 /// noise g dw̄ — half the score correction, so its marginals spread wider than p_t.
 struct WrongReverse<'a>(ReverseSde<'a>);
 
-impl scoresde_solvers::SdeSystem for WrongReverse<'_> {
+impl SdeSystem for WrongReverse<'_> {
     fn dim(&self) -> usize {
         1
     }
@@ -266,30 +294,14 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         }
         // Drawn paths: forward SDE from data, reverse SDE from exact p_T, PF-ODE both ways.
         let x0 = mixture.sample(p.sde_paths, seed, DATA_DOMAIN).0;
-        let em_grid = TimeGrid::uniform(0.0, t_max, p.steps)?;
-        let fwd = r.forward_sde(x0, p.steps, seed, record_all(&em_grid).record)?;
+        let fwd = r.forward_sde(x0, p.steps, seed, None)?;
         let xt = r.p_t(t_max)?.sample(p.sde_paths, seed, REFERENCE_DOMAIN).0;
-        let rev_grid = TimeGrid::uniform(t_max, 0.0, p.steps)?;
-        let rev = r.reverse_sde(xt, p.steps, seed, record_all(&rev_grid).record)?;
+        let rev = r.reverse_sde(xt, p.steps, seed, None)?;
         let q: Vec<f64> = (0..p.ode_paths)
             .map(|k| quantile(&comps0, (k as f64 + 0.5) / p.ode_paths as f64))
             .collect();
-        let ode_grid = TimeGrid::uniform(0.0, t_max, p.ode_steps)?;
-        let ode_f = r.ode(
-            column(&q),
-            0.0,
-            t_max,
-            p.ode_steps,
-            record_all(&ode_grid).record,
-        )?;
-        let back_grid = TimeGrid::uniform(t_max, 0.0, p.ode_steps)?;
-        let ode_b = r.ode(
-            ode_f.x.clone(),
-            t_max,
-            0.0,
-            p.ode_steps,
-            record_all(&back_grid).record,
-        )?;
+        let ode_f = r.ode(column(&q), 0.0, t_max, p.ode_steps, None)?;
+        let ode_b = r.ode(ode_f.x.clone(), t_max, 0.0, p.ode_steps, None)?;
         for (kind, sol) in [
             ("forward-sde", &fwd),
             ("reverse-sde", &rev),
@@ -386,36 +398,22 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         let sols = [
             (
                 "forward SDE",
-                r.forward_sde(x0.clone(), p.steps, seed + 1, times.clone())?,
+                r.forward_sde(x0.clone(), p.steps, seed + 1, Some(times.clone()))?,
             ),
             (
                 "reverse SDE",
-                r.reverse_sde(xt.clone(), p.steps, seed + 1, down.clone())?,
+                r.reverse_sde(xt.clone(), p.steps, seed + 1, Some(down.clone()))?,
             ),
             (
                 "forward PF-ODE",
-                r.ode(x0, 0.0, t_max, p.ode_steps, times.clone())?,
+                r.ode(x0, 0.0, t_max, p.ode_steps, Some(times.clone()))?,
             ),
             (
                 "reverse PF-ODE",
-                r.ode(xt.clone(), t_max, 0.0, p.ode_steps, down.clone())?,
+                r.ode(xt.clone(), t_max, 0.0, p.ode_steps, Some(down.clone()))?,
             ),
         ];
-        let wrong = {
-            let sys = WrongReverse(ReverseSde::new(sde.as_ref(), &r.score));
-            let grid = TimeGrid::uniform(t_max, 0.0, p.steps)?;
-            let opts = SolveOptions {
-                record: down.clone(),
-                ..Default::default()
-            };
-            euler_maruyama(
-                &sys,
-                xt.clone(),
-                &grid,
-                &KeyedNormal::new(seed + 1, 0xF3),
-                &opts,
-            )?
-        };
+        let wrong = r.wrong_reverse(xt.clone(), p.steps, seed + 1, Some(down))?;
         o.nfe
             .push((format!("{name} reverse SDE (EM)"), p.steps as f64));
         o.nfe
@@ -470,13 +468,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         let qs: Vec<f64> = (0..m)
             .map(|k| quantile(&comps0, (k as f64 + 0.5) / m as f64))
             .collect();
-        let sol = r.ode(
-            column(&qs),
-            0.0,
-            t_max,
-            p.ode_steps,
-            record_all(&ode_grid).record,
-        )?;
+        let sol = r.ode(column(&qs), 0.0, t_max, p.ode_steps, None)?;
         let crossings: usize = sol
             .records
             .iter()
@@ -498,8 +490,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         // Round trip 0 → T → 0 with RK4 against the step count.
         let mut errs = vec![];
         for &k in &p.roundtrip_steps {
-            let f = r.ode(column(&qs), 0.0, t_max, k, vec![])?;
-            let b = r.ode(f.x, t_max, 0.0, k, vec![])?;
+            let f = r.ode(column(&qs), 0.0, t_max, k, Some(vec![]))?;
+            let b = r.ode(f.x, t_max, 0.0, k, Some(vec![]))?;
             let err = qs
                 .iter()
                 .zip(b.x.column(0))

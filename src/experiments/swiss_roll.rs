@@ -7,7 +7,7 @@
 //! rule on the same T steps.
 
 use super::model::ModelSpec;
-use super::{Claim, Experiment, Outputs};
+use super::{scatter, Claim, Experiment, Outputs};
 use crate::data::DATA_DOMAIN;
 use crate::ddpm::DiscreteSchedule;
 use crate::elbo::discrete_bound;
@@ -40,20 +40,6 @@ pub struct Params {
     pub min_bits_over_null: f64,
 }
 
-fn scatter(title: String, x: &Array2<f64>) -> Chart {
-    Chart {
-        title,
-        x_label: "x₀".into(),
-        y_label: "x₁".into(),
-        series: vec![Series {
-            label: String::new(),
-            points: x.rows().into_iter().map(|r| (r[0], r[1])).collect(),
-            mark: Mark::Points,
-        }],
-        ..Default::default()
-    }
-}
-
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let data = TrainData::from_spec(&exp.data)?;
     if data.dim() != 2 {
@@ -70,11 +56,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let mid = big_t / 2;
     // Forward q: exact draws of q(x_i | x_0) from fresh data.
     let x0 = data.draw(n, o.seed, DATA_DOMAIN);
-    let key = KeyedNormal::new(o.seed, 0x5E11);
-    let mut z = Array2::<f64>::zeros((n, 2));
-    for (i, mut row) in z.rows_mut().into_iter().enumerate() {
-        key.fill_row(i as u64, 0, row.as_slice_mut().expect("standard layout"));
-    }
+    let z = KeyedNormal::new(o.seed, 0x5E11).matrix(n, 2, 0);
     let fwd_at = |i: usize| -> Array2<f64> {
         let k = chain.marginal(i);
         &x0 * k.mean + &z * k.std

@@ -105,13 +105,7 @@ pub trait Sde: Send + Sync + std::fmt::Debug {
 
     /// `n` draws from the prior, keyed by (seed, row).
     fn prior_sample(&self, n: usize, d: usize, seed: u64) -> Array2<f64> {
-        let key = KeyedNormal::new(seed, PRIOR_DOMAIN);
-        let mut x = Array2::zeros((n, d));
-        for (i, mut row) in x.rows_mut().into_iter().enumerate() {
-            key.fill_row(i as u64, 0, row.as_slice_mut().expect("standard layout"));
-        }
-        x *= self.prior_std();
-        x
+        KeyedNormal::new(seed, PRIOR_DOMAIN).matrix(n, d, 0) * self.prior_std()
     }
 
     /// `log π(x)` per row.

@@ -25,6 +25,11 @@ pub fn stderr(v: &Array1<f64>) -> f64 {
     (v.var(1.0) / n).sqrt()
 }
 
+/// Mean and its standard error.
+pub fn mean_se(v: &Array1<f64>) -> (f64, f64) {
+    (v.mean().unwrap_or(f64::NAN), stderr(v))
+}
+
 /// One test's outcome.
 #[derive(Clone, Debug)]
 pub struct TestOutcome {
