@@ -62,6 +62,9 @@ pub struct Chart {
     pub log_x: bool,
     pub log_y: bool,
     pub series: Vec<Series>,
+    /// Fixed axis ranges `[x, y]` (default: fitted to the points), e.g. to share axes between
+    /// side-by-side panels.
+    pub limits: Option<[(f64, f64); 2]>,
 }
 
 fn perr(path: &Path) -> impl Fn(String) -> Error + '_ {
@@ -355,20 +358,15 @@ pub fn draw_chart<DB: DrawingBackend>(
     path: &Path,
 ) -> Result<()> {
     let err = |e: String| perr(path)(e);
-    let xs = range(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.0)),
-        chart.log_x,
-    );
-    let ys = range(
-        chart
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1)),
-        chart.log_y,
-    );
+    let [xs, ys] = chart.limits.unwrap_or_else(|| {
+        let axis = |f: fn(&(f64, f64)) -> f64, log| {
+            range(
+                chart.series.iter().flat_map(|s| s.points.iter().map(f)),
+                log,
+            )
+        };
+        [axis(|p| p.0, chart.log_x), axis(|p| p.1, chart.log_y)]
+    });
     let mut b = ChartBuilder::on(area);
     b.caption(&chart.title, (FONT, 24))
         .margin(14)
@@ -472,6 +470,7 @@ pub fn loss_curve(path: &Path, history: &[LossRecord], data: &str) -> Result<()>
                 mark: Mark::Line,
             },
         ],
+        ..Default::default()
     };
     line_chart(path, &chart)
 }

@@ -73,6 +73,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                     points: nfe_pts,
                     mark: Mark::LineAndPoints,
                 }],
+                ..Default::default()
             },
             Chart {
                 title: "Sample error vs tolerance".into(),
@@ -92,6 +93,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                         mark: Mark::LineAndPoints,
                     },
                 ],
+                ..Default::default()
             },
         ],
     )?;

@@ -120,6 +120,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                     mark: Mark::LineAndPoints,
                 })
                 .collect(),
+            ..Default::default()
         },
     )?;
     let ne = p.etas.len();

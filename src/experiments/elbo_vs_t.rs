@@ -137,6 +137,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                     mark: Mark::Line,
                 },
             ],
+            ..Default::default()
         },
     )?;
     Ok(claims)

@@ -15,6 +15,7 @@ mod pc_samplers;
 mod samplers_vs_nfe;
 mod sde_trajectories;
 mod swiss_roll;
+mod toy_gallery;
 
 use crate::data::Dataset;
 use crate::io::{toml_error, AtomicFile};
@@ -78,6 +79,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "experiments/elbo-terms.toml",
         include_str!("../../experiments/elbo-terms.toml"),
     ),
+    (
+        "experiments/toy-gallery.toml",
+        include_str!("../../experiments/toy-gallery.toml"),
+    ),
 ];
 
 /// What an experiment runs.
@@ -97,6 +102,7 @@ pub enum Kind {
     PcSamplers,
     Likelihoods,
     ElboTerms,
+    ToyGallery,
 }
 
 /// One experiment definition.
@@ -140,6 +146,8 @@ pub struct Experiment {
     pub likelihoods: Option<likelihoods::Params>,
     #[serde(default)]
     pub elbo_terms: Option<elbo_terms::Params>,
+    #[serde(default)]
+    pub toy_gallery: Option<toy_gallery::Params>,
 }
 
 impl Experiment {
@@ -369,6 +377,7 @@ pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Resu
         PcSamplers => pc_samplers.pc_samplers,
         Likelihoods => likelihoods.likelihoods,
         ElboTerms => elbo_terms.elbo_terms,
+        ToyGallery => toy_gallery.toy_gallery,
     );
     let wall = start.elapsed().as_secs_f64();
     let manifest = serde_json::json!({
@@ -403,6 +412,7 @@ pub fn scatter(title: String, x: &Array2<f64>) -> Chart {
             points: x.rows().into_iter().map(|r| (r[0], r[1])).collect(),
             mark: Mark::Points,
         }],
+        ..Default::default()
     }
 }
 

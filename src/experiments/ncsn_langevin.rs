@@ -106,6 +106,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                     .collect(),
                 mark: Mark::Points,
             }],
+            ..Default::default()
         });
     }
     let header = format!(

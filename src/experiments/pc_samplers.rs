@@ -195,6 +195,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             log_x: true,
             log_y: true,
             series,
+            ..Default::default()
         });
     }
     o.grid("pc-samplers", &charts, 2)?;

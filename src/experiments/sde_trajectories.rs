@@ -7,7 +7,7 @@ use super::{loglog_slope, Claim, Experiment, Outputs};
 use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
 use crate::plot::{Chart, Heatmap, Mark, Overlay, Panel, Series, PALETTE};
 use crate::score::{GaussianMixture, MixtureScore};
-use crate::sde::{Forward, ReverseSde, Sde, SdeSpec};
+use crate::sde::{Forward, ReverseSde, Sde, SdeSpec, WrongReverse};
 use crate::stats::ks::{ks_test, mixture_cdf};
 use crate::{invalid, Result};
 use ndarray::{Array1, Array2};
@@ -190,27 +190,6 @@ impl Run<'_> {
             &grid,
             &opts,
         )?)
-    }
-}
-
-/// Negative control for the KS tests: the probability-flow drift f − ½g²s with the reverse SDE's
-/// noise g dw̄ — half the score correction, so its marginals spread wider than p_t.
-struct WrongReverse<'a>(ReverseSde<'a>);
-
-impl SdeSystem for WrongReverse<'_> {
-    fn dim(&self) -> usize {
-        1
-    }
-    fn drift(
-        &self,
-        t: scoresde_solvers::Time<'_>,
-        x: ndarray::ArrayView2<f64>,
-        out: ndarray::ArrayViewMut2<f64>,
-    ) {
-        self.0.probability_flow().rhs(t, x, out);
-    }
-    fn diffusion(&self, t: f64) -> f64 {
-        self.0.sde.diffusion(t)
     }
 }
 

@@ -9,7 +9,7 @@ mod subvp;
 mod ve;
 mod vp;
 
-pub use reverse::{Forward, ProbabilityFlow, ReverseSde};
+pub use reverse::{Forward, ProbabilityFlow, ReverseSde, WrongReverse};
 pub use schedule::BetaSchedule;
 pub use spec::{ScheduleKind, SdeKind, SdeSpec};
 pub use subvp::SubVpSde;

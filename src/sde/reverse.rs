@@ -117,3 +117,20 @@ impl OdeSystem for ProbabilityFlow<'_> {
         combine(self.sde, t, |s, t| -0.5 * s.diffusion(t).powi(2), x, out);
     }
 }
+
+/// Negative control for sampler tests: the probability-flow drift f − ½g²s with the reverse
+/// SDE's noise g dw̄. It applies half the score correction the noise needs, so its marginals
+/// are wider than p_t; a test that cannot reject it has no power.
+pub struct WrongReverse<'a>(pub ReverseSde<'a>);
+
+impl SdeSystem for WrongReverse<'_> {
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn drift(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
+        self.0.probability_flow().rhs(t, x, out);
+    }
+    fn diffusion(&self, t: f64) -> f64 {
+        self.0.sde.diffusion(t)
+    }
+}

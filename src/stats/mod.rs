@@ -1,6 +1,7 @@
 //! Calibrated tests of samples against the exact data distribution.
 //!
-//! * two-sample: unbiased MMD² and energy distance with permutation p-values;
+//! * two-sample: unbiased MMD², energy distance and Schilling's kNN statistic with permutation
+//!   p-values;
 //! * component proportions: χ² on the most-responsible-component counts (mixtures);
 //! * one-sample: KS of each coordinate's marginal against the exact mixture CDF, Bonferroni
 //!   corrected over coordinates;
@@ -79,7 +80,10 @@ pub fn sampler_suite(
     out
 }
 
-/// MMD and energy permutation tests (O(n²) time and memory).
+/// Neighbours per point in the suite's kNN test.
+pub const KNN_K: usize = 10;
+
+/// MMD, energy and kNN permutation tests (O(n²) time and memory).
 pub fn two_sample_tests(
     samples: ArrayView2<f64>,
     reference: ArrayView2<f64>,
@@ -102,6 +106,16 @@ pub fn two_sample_tests(
         statistic: en.statistic,
         p_value: en.p_value,
         detail: format!("energy statistic mn/(m+n)·E, B={}", cfg.permutations),
+    });
+    let nn = two_sample::knn_test(samples, reference, KNN_K, cfg.permutations, cfg.seed ^ 0x4E);
+    out.push(TestOutcome {
+        name: "knn",
+        statistic: nn.statistic,
+        p_value: nn.p_value,
+        detail: format!(
+            "Schilling's {KNN_K}-nearest-neighbour same-sample fraction, B={}",
+            cfg.permutations
+        ),
     });
     out
 }

@@ -1,0 +1,322 @@
+//! Every toy dataset beside samples of a score network trained on it (papers.md §2): one
+//! trained model per dataset, sampled by one sampler, with two-sample statistics against
+//! held-out data and a wrong reverse process as the power control.
+
+use super::model::ModelSpec;
+use super::{Claim, Experiment, Outputs};
+use crate::data::DATA_DOMAIN;
+use crate::plot::{Chart, Mark, Series};
+use crate::sample::{sample, SampleSpec, Sampler};
+use crate::sde::{Marginal, ReverseSde, WrongReverse};
+use crate::stats::chi2::component_chi2;
+use crate::stats::two_sample::{energy_distance, knn_test, mmd_test};
+use crate::stats::KNN_K;
+use crate::train::TrainData;
+use crate::{invalid, Result};
+use ndarray::Array2;
+use scoresde_solvers::{euler_maruyama, KeyedNormal, SolveOptions, TimeGrid};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// One model per dataset (`data` set on each); the gallery shows them in this order.
+    pub models: Vec<ModelSpec>,
+    /// The sampler of the learned panels and its steps.
+    pub sampler: Sampler,
+    pub steps: usize,
+    /// Samples per dataset for the statistics (and under `--quick`); at most `shown` are drawn.
+    pub n: usize,
+    pub quick_n: usize,
+    pub shown: usize,
+    /// Asserted: energy distance to held-out data below `max_ratio` × the data-vs-data floor.
+    pub max_ratio: f64,
+    /// Level of the (reported) MMD permutation test, and its permutations.
+    pub alpha: f64,
+    pub permutations: usize,
+}
+
+/// Histogram bins of 1D panels.
+const BINS: usize = 60;
+
+/// One dataset's row of the gallery.
+struct Entry {
+    name: String,
+    data: Array2<f64>,
+    model: Array2<f64>,
+    /// Exact density on a grid (1D mixtures).
+    density: Option<Vec<(f64, f64)>>,
+}
+
+pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
+    if p.models.is_empty() {
+        return Err(invalid!("{}: [toy_gallery] lists no models", exp.name));
+    }
+    let n = if o.quick { p.quick_n } else { p.n };
+    if n < 2 {
+        return Err(invalid!("{}: n must be at least 2", exp.name));
+    }
+    let (mut entries, mut rows, mut claims) = (vec![], vec![], vec![]);
+    for spec in &p.models {
+        let cfg = spec.config(exp, o.quick);
+        let data = TrainData::from_spec(&cfg.data)?;
+        let name = data.name().to_string();
+        let net = spec.trained(exp, o)?;
+        let sde = net.sde().clone();
+        let run = sample(
+            sde.as_ref(),
+            &net,
+            &SampleSpec {
+                sampler: p.sampler,
+                steps: p.steps,
+                n,
+                seed: o.seed,
+                ..Default::default()
+            },
+            None,
+        )?;
+        o.nfe
+            .push((format!("{name}: {}", p.sampler.name()), run.nfe));
+        // Power control: the wrong reverse process from the same prior draws, same steps.
+        let grid = TimeGrid::uniform(sde.t_max(), sde.default_eps(), p.steps)?;
+        let wrong = euler_maruyama(
+            &WrongReverse(ReverseSde::new(sde.as_ref(), &net)),
+            sde.prior_sample(n, data.dim(), o.seed),
+            &grid,
+            &KeyedNormal::new(o.seed, 0x6A11),
+            &SolveOptions::default(),
+        )?
+        .x;
+        let shown = data.draw(n, o.seed, DATA_DOMAIN);
+        let held = data.draw(n, o.seed + 7, DATA_DOMAIN);
+        let floor = energy_distance(shown.view(), held.view()).max(1e-12);
+        let ratio = energy_distance(run.x.view(), held.view()) / floor;
+        let wrong_ratio = energy_distance(wrong.view(), held.view()) / floor;
+        let mmd_p = mmd_test(run.x.view(), held.view(), p.permutations, o.seed).p_value;
+        // Local structure: Schilling's kNN same-sample fraction (chance level: data vs data).
+        let knn = knn_test(run.x.view(), held.view(), KNN_K, p.permutations, o.seed);
+        let knn_null = knn_test(shown.view(), held.view(), KNN_K, p.permutations, o.seed);
+        let mixture = data.dataset().and_then(|d| d.mixture()).cloned();
+        let chi2_p = mixture
+            .as_ref()
+            .filter(|m| m.n_components() > 1)
+            .map(|m| component_chi2(m, run.x.view(), held.view()).p_value);
+        let at = format!("n = {n}, seed {}", o.seed);
+        claims.push(Claim::new(
+            &format!("{name}: learned samples ({}, {} steps) within {}× the data-vs-data energy floor ({at})", p.sampler.name(), p.steps, p.max_ratio),
+            ratio < p.max_ratio,
+            ratio,
+            &format!("< {}", p.max_ratio),
+        ));
+        claims.push(Claim::new(
+            &format!("{name}: power — the wrong reverse process (PF drift + SDE noise) exceeds the same bound ({at})"),
+            wrong_ratio >= p.max_ratio,
+            wrong_ratio,
+            &format!("≥ {}", p.max_ratio),
+        ));
+        claims.push(
+            Claim::new(
+                &format!("{name}: kNN test ({KNN_K} neighbours, B = {}) of learned samples vs held-out data does not reject at α = {} ({at}; same-sample fraction {:.3}, data vs data {:.3})", p.permutations, p.alpha, knn.statistic, knn_null.statistic),
+                knn.p_value >= p.alpha,
+                knn.p_value,
+                &format!("p ≥ {}", p.alpha),
+            )
+            .report_only(),
+        );
+        let chi2_cell = chi2_p.map_or(String::new(), |v| format!("{v:.3e}"));
+        rows.push(format!(
+            "{name},{},{},{n},{floor:e},{ratio:.3},{wrong_ratio:.3},{mmd_p:.4},{:.4},{:.4},{:.4},{chi2_cell}",
+            data.dim(),
+            cfg.train.steps,
+            knn.statistic,
+            knn.p_value,
+            knn_null.statistic,
+        ));
+        let density = mixture.filter(|m| m.dim() == 1).map(|m| {
+            let p0 = m.at(Marginal {
+                mean: 1.0,
+                std: 0.0,
+            });
+            let mut scratch = crate::score::Scratch::default();
+            let (lo, hi) = bounds(shown.column(0).iter().copied());
+            (0..=200)
+                .map(|k| {
+                    let x = lo + (hi - lo) * k as f64 / 200.0;
+                    let lp = p0.log_prob(ndarray::arr1(&[x]).view(), &mut scratch);
+                    (x, lp.exp())
+                })
+                .collect()
+        });
+        entries.push(Entry {
+            name,
+            data: shown,
+            model: run.x,
+            density,
+        });
+    }
+    o.csv(
+        "gallery",
+        "dataset,dim,train_steps,n,energy_floor,energy_ratio,wrong_reverse_energy_ratio,mmd_p,knn_fraction,knn_p,knn_fraction_data_vs_data,component_chi2_p",
+        &rows,
+    )?;
+    let mut table = String::from(
+        "| dataset | train steps | energy / floor | wrong reverse / floor | MMD p | kNN fraction (data: ≈ 0.50) | kNN p | component χ² p |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in &rows {
+        let c: Vec<&str> = r.split(',').collect();
+        table += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            c[0], c[2], c[5], c[6], c[7], c[8], c[9], c[11]
+        );
+    }
+    o.text("gallery.md", &table)?;
+    let charts: Vec<Chart> = entries
+        .iter()
+        .flat_map(|e| {
+            panels(
+                e,
+                p.shown,
+                &format!("{}, {} steps", p.sampler.name(), p.steps),
+            )
+        })
+        .collect();
+    o.grid("toy-gallery", &charts, 4)?;
+    Ok(claims.into_iter().map(|c| c.learned(o.quick)).collect())
+}
+
+/// Range of `v` padded by 5% on each side.
+fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = v
+        .filter(|x| x.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(x), b.max(x))
+        });
+    let pad = 0.05 * (hi - lo).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+/// The data panel and the learned panel of one dataset, on the data's axes (learned points
+/// outside them are counted in the title, not drawn).
+fn panels(e: &Entry, shown: usize, how: &str) -> [Chart; 2] {
+    let k = shown.min(e.data.nrows());
+    if e.data.ncols() == 1 {
+        let (lo, hi) = bounds(e.data.column(0).iter().copied());
+        let hist = |x: &Array2<f64>, label: &str| -> (Series, usize) {
+            let w = (hi - lo) / BINS as f64;
+            let mut counts = [0usize; BINS];
+            let mut outside = 0;
+            for &v in x.column(0) {
+                let b = ((v - lo) / w).floor();
+                if (0.0..BINS as f64).contains(&b) {
+                    counts[b as usize] += 1;
+                } else {
+                    outside += 1;
+                }
+            }
+            let scale = 1.0 / (x.nrows() as f64 * w);
+            let points = (0..BINS)
+                .flat_map(|b| {
+                    let h = counts[b] as f64 * scale;
+                    [(lo + b as f64 * w, h), (lo + (b + 1) as f64 * w, h)]
+                })
+                .collect();
+            let series = Series {
+                label: label.into(),
+                points,
+                mark: Mark::Line,
+            };
+            (series, outside)
+        };
+        let exact = e.density.clone().map(|points| Series {
+            label: "exact density".into(),
+            points,
+            mark: Mark::Line,
+        });
+        let chart = |title: String, s: Series| Chart {
+            title,
+            x_label: "x".into(),
+            y_label: "density".into(),
+            series: [Some(s), exact.clone()].into_iter().flatten().collect(),
+            ..Default::default()
+        };
+        let (d, _) = hist(&e.data, "data histogram");
+        let (m, out) = hist(&e.model, "learned histogram");
+        let top = [&d, &m]
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .chain(exact.iter().flat_map(|s| s.points.iter().map(|p| p.1)))
+            .fold(0.0, f64::max);
+        let mut pair = [
+            chart(format!("{}: data (n = {})", e.name, e.data.nrows()), d),
+            chart(
+                format!("{}: learned ({how}){}", e.name, outside_note(out)),
+                m,
+            ),
+        ];
+        for c in &mut pair {
+            c.limits = Some([(lo, hi), (0.0, 1.05 * top)]);
+        }
+        return pair;
+    }
+    let lim = [
+        bounds(e.data.column(0).iter().copied()),
+        bounds(e.data.column(1).iter().copied()),
+    ];
+    let inside = |r: &ndarray::ArrayView1<f64>| {
+        (lim[0].0..=lim[0].1).contains(&r[0]) && (lim[1].0..=lim[1].1).contains(&r[1])
+    };
+    let scatter = |x: &Array2<f64>, title: String| {
+        let rows: Vec<_> = x.rows().into_iter().take(k).collect();
+        let out = rows.iter().filter(|r| !inside(r)).count();
+        Chart {
+            title: format!("{title}{}", outside_note(out)),
+            x_label: "x₀".into(),
+            y_label: "x₁".into(),
+            series: vec![Series {
+                label: String::new(),
+                points: rows
+                    .iter()
+                    .filter(|r| inside(r))
+                    .map(|r| (r[0], r[1]))
+                    .collect(),
+                mark: Mark::Points,
+            }],
+            limits: Some(lim),
+            ..Default::default()
+        }
+    };
+    [
+        scatter(&e.data, format!("{}: data ({k} shown)", e.name)),
+        scatter(&e.model, format!("{}: learned ({how})", e.name)),
+    ]
+}
+
+fn outside_note(out: usize) -> String {
+    if out == 0 {
+        String::new()
+    } else {
+        format!(", {out} off-axes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::data::BUILTINS;
+
+    /// The shipped gallery shows every builtin dataset, each once.
+    #[test]
+    fn builtin_gallery_covers_every_dataset() {
+        let exps = super::super::builtin().unwrap();
+        let gallery = exps.iter().find(|e| e.name == "toy-gallery").unwrap();
+        let p = gallery.toy_gallery.as_ref().unwrap();
+        let mut shown: Vec<String> = p
+            .models
+            .iter()
+            .map(|m| m.data.clone().unwrap_or_else(|| gallery.data.clone()))
+            .collect();
+        shown.sort();
+        let mut all: Vec<String> = BUILTINS.iter().map(|b| b.0.to_string()).collect();
+        all.sort();
+        assert_eq!(shown, all);
+    }
+}
