@@ -87,7 +87,7 @@ enum Cmd {
         #[arg(long, default_value = "figures")]
         out: PathBuf,
     },
-    /// Test samples against exact draws: MMD, energy, χ² of component proportions, KS.
+    /// Test samples against exact draws: MMD, energy, kNN, χ² of component proportions, KS.
     /// Exit 0: no test rejects; 1: a test rejects; 2: usage or input error.
     Test {
         /// CSV of samples (header x0,x1,…).
@@ -102,7 +102,7 @@ enum Cmd {
         /// Seed of the reference draws and of the permutations.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Permutations for the MMD and energy tests.
+        /// Permutations for the MMD, energy and kNN tests.
         #[arg(long, default_value_t = 500)]
         permutations: usize,
         /// At most this many points of each sample enter the permutation tests (O(n²) memory).

@@ -275,12 +275,8 @@ fn two_sample_ks_is_calibrated() {
 #[test]
 fn knn_sees_blurred_modes_that_mmd_misses() {
     let mix = common::builtin("25gaussians");
-    let blurred = GaussianMixture::isotropic(
-        vec![1.0; 25],
-        mix.means().to_owned(),
-        &[0.1; 25],
-    )
-    .unwrap();
+    let blurred =
+        GaussianMixture::isotropic(vec![1.0; 25], mix.means().to_owned(), &[0.1; 25]).unwrap();
     let x = blurred.sample(N, 5, 1).0;
     let y = mix.sample(N, 5, 2).0;
     let knn = two_sample::knn_test(x.view(), y.view(), 10, PERMUTATIONS, 5);
