@@ -78,22 +78,37 @@ impl Pooled {
         seed: u64,
         stat: impl Fn(Blocks) -> f64 + Sync,
     ) -> (f64, f64) {
-        let mut label = vec![-1.0; self.n];
-        label[..m].iter_mut().for_each(|l| *l = 1.0);
-        let observed = stat(self.blocks(&label));
-        let exceed: usize = (0..b)
-            .into_par_iter()
-            .map(|k| {
-                let mut rng = Xoshiro256PlusPlus::seed_from_u64(
-                    seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                );
-                let mut l = label.clone();
-                l.shuffle(&mut rng);
-                usize::from(stat(self.blocks(&l)) >= observed)
-            })
-            .sum();
-        (observed, (1 + exceed) as f64 / (b + 1) as f64)
+        permutation_p(self.n, m, b, seed, |first| {
+            let label: Vec<f64> = first.iter().map(|&f| if f { 1.0 } else { -1.0 }).collect();
+            stat(self.blocks(&label))
+        })
     }
+}
+
+/// `stat` of the observed labelling (the first `m` of `n` pooled points form the first sample)
+/// and its p-value over `b` seeded random relabellings, `(1 + #{T_b ≥ T_obs}) / (b + 1)`.
+fn permutation_p(
+    n: usize,
+    m: usize,
+    b: usize,
+    seed: u64,
+    stat: impl Fn(&[bool]) -> f64 + Sync,
+) -> (f64, f64) {
+    let mut label = vec![false; n];
+    label[..m].iter_mut().for_each(|l| *l = true);
+    let observed = stat(&label);
+    let exceed: usize = (0..b)
+        .into_par_iter()
+        .map(|k| {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(
+                seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
+            let mut l = label.clone();
+            l.shuffle(&mut rng);
+            usize::from(stat(&l) >= observed)
+        })
+        .sum();
+    (observed, (1 + exceed) as f64 / (b + 1) as f64)
 }
 
 fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
@@ -236,23 +251,10 @@ pub fn knn_test(
             .sum::<usize>();
         same as f64 / graph.len().max(1) as f64
     };
-    let mut label = vec![false; n];
-    label[..x.nrows()].iter_mut().for_each(|l| *l = true);
-    let observed = stat(&label);
-    let exceed: usize = (0..b)
-        .into_par_iter()
-        .map(|r| {
-            let mut rng = Xoshiro256PlusPlus::seed_from_u64(
-                seed ^ (r as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            );
-            let mut l = label.clone();
-            l.shuffle(&mut rng);
-            usize::from(stat(&l) >= observed)
-        })
-        .sum();
+    let (observed, p_value) = permutation_p(n, x.nrows(), b, seed, stat);
     PermutationResult {
         statistic: observed,
-        p_value: (1 + exceed) as f64 / (b + 1) as f64,
+        p_value,
         bandwidth: 0.0,
     }
 }
