@@ -31,7 +31,7 @@ pub struct Params {
     pub shown: usize,
     /// Asserted: energy distance to held-out data below `max_ratio` × the data-vs-data floor.
     pub max_ratio: f64,
-    /// Level of the (reported) MMD permutation test, and its permutations.
+    /// Level of the (reported) kNN test and permutations of the MMD and kNN tests.
     pub alpha: f64,
     pub permutations: usize,
 }

@@ -33,12 +33,7 @@ struct Blocks {
 
 impl Pooled {
     fn new(x: ArrayView2<f64>, y: ArrayView2<f64>, f: impl Fn(f64) -> f64 + Sync) -> Self {
-        let pts: Vec<&[f64]> = x
-            .rows()
-            .into_iter()
-            .chain(y.rows())
-            .map(|r| r.to_slice().expect("standard layout"))
-            .collect();
+        let pts = pooled_rows(&x, &y);
         let n = pts.len();
         let mut a = vec![0.0; n * n];
         a.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
@@ -111,18 +106,22 @@ fn permutation_p(
     (observed, (1 + exceed) as f64 / (b + 1) as f64)
 }
 
+/// The rows of `x` then `y`, as slices: the pooled sample.
+fn pooled_rows<'a>(x: &'a ArrayView2<f64>, y: &'a ArrayView2<f64>) -> Vec<&'a [f64]> {
+    x.rows()
+        .into_iter()
+        .chain(y.rows())
+        .map(|r| r.to_slice().expect("standard layout"))
+        .collect()
+}
+
 fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(a, b)| (a - b) * (a - b)).sum()
 }
 
 /// Median of the pairwise Euclidean distances of the pooled sample.
 pub fn median_distance(x: ArrayView2<f64>, y: ArrayView2<f64>) -> f64 {
-    let pts: Vec<&[f64]> = x
-        .rows()
-        .into_iter()
-        .chain(y.rows())
-        .map(|r| r.to_slice().expect("standard layout"))
-        .collect();
+    let pts = pooled_rows(&x, &y);
     let mut d2: Vec<f64> = Vec::with_capacity(pts.len() * pts.len() / 2);
     for i in 0..pts.len() {
         for j in 0..i {
@@ -208,12 +207,7 @@ pub fn knn_test(
     b: usize,
     seed: u64,
 ) -> PermutationResult {
-    let pts: Vec<&[f64]> = x
-        .rows()
-        .into_iter()
-        .chain(y.rows())
-        .map(|r| r.to_slice().expect("standard layout"))
-        .collect();
+    let pts = pooled_rows(&x, &y);
     let n = pts.len();
     if n < 2 {
         return PermutationResult {
