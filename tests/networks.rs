@@ -26,7 +26,28 @@ fn cfg(dim: usize, activation: Activation, prediction: Prediction) -> NetConfig 
         time_dim: 16,
         activation,
         prediction,
+        fourier: 0,
+        fourier_scale: 1.0,
+        residual: false,
     }
+}
+
+/// The test configs of the candle/ndarray comparisons: plain, Fourier features, residual.
+fn arch_variants(d: usize, act: Activation) -> Vec<NetConfig> {
+    let base = cfg(d, act, Prediction::Eps);
+    vec![
+        base.clone(),
+        NetConfig {
+            fourier: 8,
+            fourier_scale: 2.0,
+            ..base.clone()
+        },
+        NetConfig {
+            fourier: 4,
+            residual: true,
+            ..base
+        },
+    ]
 }
 
 fn run_cfg(data: &str, steps: usize, seed: u64) -> RunConfig {
@@ -54,68 +75,105 @@ fn candle_and_ndarray_paths_agree_to_f32_tolerance() {
         (3, Activation::Relu),
         (1, Activation::Silu),
     ] {
-        let net = EpsNet::init(cfg(d, act, Prediction::Eps), 7).unwrap();
-        let mlp = net.mlp().unwrap();
-        let n = 300; // more than one inference block
-        let x = Array2::from_shape_fn((n, d), |(i, j)| ((i * 7 + j * 3) % 23) as f64 / 5.0 - 2.0);
-        let ts: Vec<f64> = (0..n).map(|i| 1e-5 + i as f64 / n as f64).collect();
-        for shared in [false, true] {
-            let t_rows: Vec<f64> = if shared { vec![0.37; n] } else { ts.clone() };
-            let input = net.input(x.view(), &t_rows).unwrap();
-            let want: Vec<Vec<f32>> = net.forward(&input).unwrap().to_vec2().unwrap();
-            let mut got = Array2::<f32>::zeros((n, d));
-            let time = if shared {
-                Time::Shared(0.37)
-            } else {
-                Time::PerRow(&t_rows)
-            };
-            mlp.forward(x.view(), time, got.view_mut());
-            let mut worst = 0.0f32;
-            for i in 0..n {
-                for j in 0..d {
-                    let scale = 1.0 + want[i][j].abs();
-                    worst = worst.max((got[[i, j]] - want[i][j]).abs() / scale);
+        for c in arch_variants(d, act) {
+            let net = EpsNet::init(c.clone(), 7).unwrap();
+            let mlp = net.mlp().unwrap();
+            let n = 300; // more than one block
+            let x =
+                Array2::from_shape_fn((n, d), |(i, j)| ((i * 7 + j * 3) % 23) as f64 / 5.0 - 2.0);
+            let ts: Vec<f64> = (0..n).map(|i| 1e-5 + i as f64 / n as f64).collect();
+            for shared in [false, true] {
+                let t_rows: Vec<f64> = if shared { vec![0.37; n] } else { ts.clone() };
+                let input = net.input(x.view(), &t_rows).unwrap();
+                let want: Vec<Vec<f32>> = net.forward(&input).unwrap().to_vec2().unwrap();
+                let mut got = Array2::<f32>::zeros((n, d));
+                let time = if shared {
+                    Time::Shared(0.37)
+                } else {
+                    Time::PerRow(&t_rows)
+                };
+                mlp.forward(x.view(), time, got.view_mut());
+                let mut worst = 0.0f32;
+                for i in 0..n {
+                    for j in 0..d {
+                        let scale = 1.0 + want[i][j].abs();
+                        worst = worst.max((got[[i, j]] - want[i][j]).abs() / scale);
+                    }
                 }
+                assert!(
+                    worst < 2e-5,
+                    "d={d} {act:?} fourier={} residual={} shared={shared}: worst relative difference {worst:e}",
+                    c.fourier,
+                    c.residual
+                );
             }
-            assert!(
-                worst < 2e-5,
-                "d={d} {act:?} shared={shared}: worst relative difference {worst:e}"
-            );
         }
     }
 }
 
+/// The network written with candle's own ops (matmul, broadcast add, silu/relu) on slices of the
+/// same parameter `Var`: an independent forward pass whose autograd checks the fused backward.
+fn reference_forward(net: &EpsNet, input: &Tensor) -> Tensor {
+    let c = net.config();
+    let shapes = c.layer_shapes();
+    let p = net.params().as_tensor();
+    let mut at = 0;
+    let mut h = input.clone();
+    for (l, &(i, o)) in shapes.iter().enumerate() {
+        let w = p.narrow(0, at, i * o).unwrap().reshape((i, o)).unwrap();
+        let b = p.narrow(0, at + i * o, o).unwrap();
+        at += i * o + o;
+        let z = h.matmul(&w).unwrap().broadcast_add(&b).unwrap();
+        if l + 1 == shapes.len() {
+            h = z;
+        } else {
+            let a = match c.activation {
+                Activation::Silu => z.silu().unwrap(),
+                Activation::Relu => z.relu().unwrap(),
+            };
+            h = if c.residual && l > 0 { (a + &h).unwrap() } else { a };
+        }
+    }
+    h
+}
+
 #[test]
-fn custom_silu_gradient_matches_candles_builtin() {
-    let x = Tensor::from_vec(
-        (0..2000)
-            .map(|i| -30.0 + i as f32 * 0.03)
-            .collect::<Vec<f32>>(),
-        2000,
-        &Device::Cpu,
-    )
-    .unwrap();
-    let v = candle_core::Var::from_tensor(&x).unwrap();
-    let ours = scoresde::nn::silu(v.as_tensor()).unwrap();
-    let theirs = v.as_tensor().silu().unwrap();
-    let g1 = ours.sum_all().unwrap().backward().unwrap();
-    let g2 = theirs.sum_all().unwrap().backward().unwrap();
-    let (a, b): (Vec<f32>, Vec<f32>) = (ours.to_vec1().unwrap(), theirs.to_vec1().unwrap());
-    let (ga, gb): (Vec<f32>, Vec<f32>) = (
-        g1.get(v.as_tensor()).unwrap().to_vec1().unwrap(),
-        g2.get(v.as_tensor()).unwrap().to_vec1().unwrap(),
-    );
-    for i in 0..a.len() {
-        assert!(
-            (a[i] - b[i]).abs() <= 2e-6 * (1.0 + b[i].abs()),
-            "silu at {i}"
-        );
-        assert!(
-            (ga[i] - gb[i]).abs() <= 2e-6,
-            "silu' at {i}: {} vs {}",
-            ga[i],
-            gb[i]
-        );
+fn fused_network_op_matches_candles_builtin_ops_and_their_gradient() {
+    for (d, act) in [(2, Activation::Silu), (3, Activation::Relu)] {
+        for c in arch_variants(d, act) {
+            let net = EpsNet::init(c.clone(), 11).unwrap();
+            let n = 600; // three blocks, the last one partial
+            let x = Array2::from_shape_fn((n, d), |(i, j)| ((i * 5 + j * 11) % 29) as f64 / 6.0 - 2.3);
+            let ts: Vec<f64> = (0..n).map(|i| 1e-4 + (i as f64 * 0.37) % 1.0).collect();
+            let input = net.input(x.view(), &ts).unwrap();
+            let target = Tensor::from_vec(
+                (0..n * d).map(|i| ((i % 13) as f32 - 6.0) / 4.0).collect::<Vec<f32>>(),
+                (n, d),
+                &Device::Cpu,
+            )
+            .unwrap();
+            let loss = |out: Tensor| (out - &target).unwrap().sqr().unwrap().mean_all().unwrap();
+            let ours = net.forward(&input).unwrap();
+            let theirs = reference_forward(&net, &input);
+            let (a, b): (Vec<f32>, Vec<f32>) = (
+                ours.flatten_all().unwrap().to_vec1().unwrap(),
+                theirs.flatten_all().unwrap().to_vec1().unwrap(),
+            );
+            for (u, v) in a.iter().zip(&b) {
+                assert!((u - v).abs() <= 2e-5 * (1.0 + v.abs()), "{act:?} {c:?}: output {u} vs {v}");
+            }
+            let p = net.params().as_tensor();
+            let ga: Vec<f32> = loss(ours).backward().unwrap().get(p).unwrap().to_vec1().unwrap();
+            let gb: Vec<f32> = loss(theirs).backward().unwrap().get(p).unwrap().to_vec1().unwrap();
+            let scale = gb.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = ga.iter().zip(&gb).fold(0f32, |m, (u, v)| m.max((u - v).abs()));
+            assert!(
+                worst <= 1e-4 * scale,
+                "{act:?} fourier={} residual={}: gradient differs by {worst:e} (largest {scale:e})",
+                c.fourier,
+                c.residual
+            );
+        }
     }
 }
 

@@ -1,7 +1,7 @@
-//! Batched inference on ndarray: the network of [`super::EpsNet`] with the first layer split
-//! into its x and embedding parts (at a shared t the embedding's contribution is one vector for
-//! the whole batch), sgemm by `matrixmultiply` on blocks of rows, and bias + activation fused
-//! into one vectorised pass. Blocks run in parallel on the rayon pool.
+//! Batched inference on ndarray: the network of [`super::EpsNet`] through the same kernel
+//! ([`super::kernel`]), with the first layer split into its x part and its embedding part (at a
+//! shared t the embedding's contribution is one vector for the whole batch). Blocks of rows run
+//! in parallel on the rayon pool.
 //!
 //! `matrixmultiply` is called directly rather than through `ndarray`'s `general_mat_mul`, which
 //! hands large products to OpenBLAS and small ones to `matrixmultiply`: the two round
@@ -9,48 +9,41 @@
 //! pads edge tiles, every row is computed the same way whatever the batch size (measured: as
 //! fast as single-threaded OpenBLAS sgemm for these shapes, ≈ 80 GFLOP/s per core).
 
-use super::{Activation, NetConfig, TimeEmbedding};
-use crate::numerics::silu_f32;
+use super::arch::Arch;
+use super::kernel::{gemm, Mat, BLOCK};
+use super::NetConfig;
 use crate::score::Score;
 use crate::sde::Sde;
 use ndarray::parallel::prelude::*;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use scoresde_solvers::Time;
 use std::sync::Arc;
 
-/// Rows per block: a 256 × 256 f32 activation is 256 KiB, half a core's L2.
-const BLOCK: usize = 256;
-
-/// The network's weights as ndarray matrices (`fan_in × fan_out`).
+/// A network's architecture and weights for inference.
 #[derive(Clone, Debug)]
 pub struct Mlp {
-    cfg: NetConfig,
-    emb: TimeEmbedding,
-    /// First layer, rows of x (d × H) and rows of the embedding (E × H).
-    w0x: Array2<f32>,
-    w0e: Array2<f32>,
-    b0: Array1<f32>,
-    /// Hidden layers 1.. and the output layer (last).
-    rest: Vec<(Array2<f32>, Array1<f32>)>,
+    arch: Arc<Arch>,
+    params: Vec<f32>,
 }
 
 impl Mlp {
-    /// From `[(W₀, b₀), …, (W_out, b_out)]` with shapes [`NetConfig::layer_shapes`].
-    pub fn new(cfg: NetConfig, mut layers: Vec<(Array2<f32>, Array1<f32>)>) -> Self {
-        let (w0, b0) = layers.remove(0);
-        let d = cfg.dim;
-        Self {
-            emb: TimeEmbedding::new(cfg.time_dim),
-            w0x: w0.slice(ndarray::s![..d, ..]).to_owned(),
-            w0e: w0.slice(ndarray::s![d.., ..]).to_owned(),
-            b0,
-            rest: layers,
-            cfg,
-        }
+    /// From an architecture and its flat parameters (`[W₀, b₀, …]`, see
+    /// [`super::kernel::ParamLayout`]).
+    pub fn new(arch: Arc<Arch>, params: Vec<f32>) -> Self {
+        assert_eq!(params.len(), arch.layout().total, "parameter count");
+        Self { arch, params }
     }
 
     pub fn config(&self) -> &NetConfig {
-        &self.cfg
+        &self.arch.cfg
+    }
+
+    pub fn arch(&self) -> &Arc<Arch> {
+        &self.arch
+    }
+
+    pub fn params(&self) -> &[f32] {
+        &self.params
     }
 
     /// The raw network output (ε, x₀, v or score, per the config) for each row of `x`.
@@ -64,14 +57,21 @@ impl Mlp {
             .into_par_iter()
             .zip(x.axis_chunks_iter(Axis(0), BLOCK))
             .zip(row0s)
-            .for_each(|((o, xb), r0)| self.block(xb, t, r0, shared.as_ref(), o));
+            .for_each(|((o, xb), r0)| self.block(xb, t, r0, shared.as_deref(), o));
     }
 
-    /// `emb(t) W₀ₑ + b₀`.
-    fn first_layer_constant(&self, t: f64) -> Array1<f32> {
-        let mut e = vec![0f32; self.cfg.time_dim];
-        self.emb.fill(t, &mut e);
-        ArrayView1::from(&e).dot(&self.w0e) + &self.b0
+    /// `emb(t) W₀ₑ + b₀` (W₀ₑ: the embedding rows of the first layer).
+    fn first_layer_constant(&self, t: f64) -> Vec<f32> {
+        let f = &self.arch.features;
+        let lay = self.arch.layout();
+        let (xw, e) = (f.x_width(), self.arch.cfg.time_dim);
+        let h = lay.shapes[0].1;
+        let mut emb = vec![0f32; e];
+        f.fill_t(t, &mut emb);
+        let mut c = lay.b(&self.params, 0).to_vec();
+        let w0e = &lay.w(&self.params, 0)[xw * h..];
+        gemm((1, e, h), Mat::rows(&emb, e), Mat::rows(w0e, h), 1.0, &mut c);
+        c
     }
 
     fn block(
@@ -79,87 +79,41 @@ impl Mlp {
         x: ArrayView2<f64>,
         t: Time<'_>,
         row0: usize,
-        shared: Option<&Array1<f32>>,
+        shared: Option<&[f32]>,
         mut out: ArrayViewMut2<f32>,
     ) {
+        let (f, body, p) = (&self.arch.features, &self.arch.body, &self.params[..]);
         let n = x.nrows();
-        let mut h = Array2::<f32>::zeros((n, self.cfg.hidden));
-        match shared {
-            Some(c) => h.rows_mut().into_iter().for_each(|mut r| r.assign(c)),
-            None => {
-                let mut e = Array2::<f32>::zeros((n, self.cfg.time_dim));
-                for (i, mut r) in e.rows_mut().into_iter().enumerate() {
-                    self.emb
-                        .fill(t.at(row0 + i), r.as_slice_mut().expect("contiguous"));
+        let z0 = match shared {
+            Some(c) => {
+                let xw = f.x_width();
+                let h = c.len();
+                let mut feats = vec![0f32; n * xw];
+                for (r, xr) in feats.chunks_exact_mut(xw).zip(x.rows()) {
+                    f.fill_x(xr, r);
                 }
-                sgemm(&e, &self.w0e, &mut h);
-                h += &self.b0;
+                let mut z0 = Vec::with_capacity(n * h);
+                for _ in 0..n {
+                    z0.extend_from_slice(c);
+                }
+                let w0x = &self.arch.layout().w(p, 0)[..xw * h];
+                gemm((n, xw, h), Mat::rows(&feats, xw), Mat::rows(w0x, h), 1.0, &mut z0);
+                z0
             }
-        }
-        for (mut hr, xr) in h.rows_mut().into_iter().zip(x.rows()) {
-            for (k, &xv) in xr.iter().enumerate() {
-                hr.scaled_add(xv as f32, &self.w0x.row(k));
+            None => {
+                let w = f.width();
+                let mut input = vec![0f32; n * w];
+                for (i, (r, xr)) in input.chunks_exact_mut(w).zip(x.rows()).enumerate() {
+                    f.fill(xr, t.at(row0 + i), r);
+                }
+                body.affine(p, 0, &input, n)
             }
+        };
+        let mut o = vec![0f32; n * body.out_dim()];
+        body.forward(p, n, z0, &mut o, false);
+        for (mut orow, src) in out.rows_mut().into_iter().zip(o.chunks_exact(body.out_dim())) {
+            orow.iter_mut().zip(src).for_each(|(a, &b)| *a = b);
         }
-        self.activate(&mut h, None);
-        let (last, hidden) = self.rest.split_last().expect("an output layer");
-        let mut h2 = Array2::<f32>::zeros((n, self.cfg.hidden));
-        for (w, b) in hidden {
-            sgemm(&h, w, &mut h2);
-            self.activate(&mut h2, Some(b));
-            std::mem::swap(&mut h, &mut h2);
-        }
-        let mut o = Array2::<f32>::zeros((n, self.cfg.dim));
-        sgemm(&h, &last.0, &mut o);
-        out.assign(&o);
-        out += &last.1;
-    }
-
-    /// `h ← act(h + b)` in one pass.
-    fn activate(&self, h: &mut Array2<f32>, b: Option<&Array1<f32>>) {
-        let zero = Array1::zeros(h.ncols());
-        let b = b.unwrap_or(&zero);
-        for mut r in h.rows_mut() {
-            let r = r.as_slice_mut().expect("contiguous");
-            let b = b.as_slice().expect("contiguous");
-            match self.cfg.activation {
-                Activation::Silu => r
-                    .iter_mut()
-                    .zip(b)
-                    .for_each(|(v, &b)| *v = silu_f32(*v + b)),
-                Activation::Relu => r
-                    .iter_mut()
-                    .zip(b)
-                    .for_each(|(v, &b)| *v = (*v + b).max(0.0)),
-            }
-        }
-    }
-}
-
-/// `c = a b` for standard-layout f32 matrices, by `matrixmultiply`.
-fn sgemm(a: &Array2<f32>, b: &Array2<f32>, c: &mut Array2<f32>) {
-    let (m, k) = a.dim();
-    let n = b.ncols();
-    debug_assert_eq!((b.nrows(), c.dim()), (k, (m, n)));
-    // SAFETY: the three arrays are owned, standard layout (row stride = columns, column
-    // stride 1) and of the dimensions passed, so every access stays in bounds.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            k as isize,
-            1,
-            b.as_ptr(),
-            n as isize,
-            1,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
     }
 }
 
@@ -184,12 +138,12 @@ impl NetScore {
 
 impl Score for NetScore {
     fn dim(&self) -> usize {
-        self.mlp.cfg.dim
+        self.mlp.config().dim
     }
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         let mut raw = Array2::<f32>::zeros(x.raw_dim());
         self.mlp.forward(x, t, raw.view_mut());
-        let pred = self.mlp.cfg.prediction;
+        let pred = self.mlp.config().prediction;
         let shared = match t {
             Time::Shared(t) => Some(self.sde.marginal(t)),
             Time::PerRow(_) => None,

@@ -1,21 +1,26 @@
-//! Score networks: an MLP with a sinusoidal time embedding, trained in candle and evaluated for
-//! sampling by an ndarray path that shares its weights.
+//! Score networks: an MLP on `[x, Fourier features of x, sinusoidal embedding of t]`, optionally
+//! with residual hidden layers, trained in candle and evaluated for sampling by an ndarray path
+//! that shares its weights and its kernel.
 //!
-//! * [`EpsNet`]: the candle model (autograd, training, safetensors).
-//! * [`Mlp`]: the same network on ndarray + matrixmultiply sgemm with fused bias and
-//!   activation, for fast batched inference; [`NetScore`] wraps it as a [`crate::score::Score`]
-//!   through the one conversion module (`s = −ε/σ(t)` for ε-prediction).
-//! * [`TimeEmbedding`]: the one home of the sinusoidal embedding of `t`.
+//! * [`EpsNet`]: the candle model (one parameter `Var`, one fused op with its backward).
+//! * [`Mlp`]: the same network for fast batched inference; [`NetScore`] wraps it as a
+//!   [`crate::score::Score`] through the one conversion module (`s = −ε/σ(t)` for ε-prediction).
+//! * [`kernel`]: the one implementation of the layers, forward and backward.
+//! * [`Arch`]: config + input features + body, and the named-tensor (safetensors) mapping.
+//! * [`TimeEmbedding`], [`Features`]: the one home of the input encodings.
 
+pub mod arch;
 mod embedding;
+pub mod features;
 mod infer;
+pub mod kernel;
 mod model;
-mod silu;
 
+pub use arch::{param_names, Arch};
 pub use embedding::{TimeEmbedding, TIME_SCALE};
+pub use features::{Features, Fourier};
 pub use infer::{Mlp, NetScore};
-pub use model::{mlp_from, named, EpsNet};
-pub use silu::silu;
+pub use model::EpsNet;
 
 use crate::score::convert::Prediction;
 use crate::{invalid, Result};
@@ -30,8 +35,9 @@ pub enum Activation {
     Relu,
 }
 
-/// Architecture of the MLP: input `[x, emb(t)]` (d + E), `layers` hidden layers of width
-/// `hidden` with the activation, and a linear output of width d.
+/// Architecture of the MLP: input `[x, sin 2πxB, cos 2πxB, emb(t)]` (d + 2F + E), `layers`
+/// hidden layers of width `hidden` with the activation (layers after the first optionally
+/// residual, `h ← h + act(hW + b)`), and a linear output of width d.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetConfig {
@@ -43,6 +49,12 @@ pub struct NetConfig {
     pub time_dim: usize,
     pub activation: Activation,
     pub prediction: Prediction,
+    /// Number F of random Fourier features of x (0: raw x only).
+    pub fourier: usize,
+    /// Standard deviation σ of the Fourier frequencies B_ij ~ N(0, σ²).
+    pub fourier_scale: f64,
+    /// Identity shortcuts around the hidden layers after the first.
+    pub residual: bool,
 }
 
 impl Default for NetConfig {
@@ -54,9 +66,18 @@ impl Default for NetConfig {
             time_dim: 64,
             activation: Activation::Silu,
             prediction: Prediction::Eps,
+            fourier: 0,
+            fourier_scale: 1.0,
+            residual: false,
         }
     }
 }
+
+/// Largest hidden width, depth, embedding and feature counts a config may ask for.
+pub const MAX_WIDTH: usize = 8192;
+pub const MAX_LAYERS: usize = 64;
+/// Largest data dimension a network may have.
+pub const MAX_DIM: usize = 4096;
 
 impl NetConfig {
     pub fn validate(&self) -> Result<()> {
@@ -66,6 +87,23 @@ impl NetConfig {
                 self.dim,
                 self.hidden,
                 self.layers
+            ));
+        }
+        for (name, v, max) in [
+            ("dim", self.dim, MAX_DIM),
+            ("hidden", self.hidden, MAX_WIDTH),
+            ("layers", self.layers, MAX_LAYERS),
+            ("time_dim", self.time_dim, MAX_WIDTH),
+            ("fourier", self.fourier, MAX_WIDTH),
+        ] {
+            if v > max {
+                return Err(invalid!("network {name} must lie in [0, {max}], got {v}"));
+            }
+        }
+        if self.fourier > 0 && !(self.fourier_scale > 0.0 && self.fourier_scale <= 1e6) {
+            return Err(invalid!(
+                "fourier_scale must lie in (0, 1e6], got {}",
+                self.fourier_scale
             ));
         }
         if self.time_dim < 2 || !self.time_dim.is_multiple_of(2) {
@@ -79,7 +117,7 @@ impl NetConfig {
 
     /// `(fan_in, fan_out)` of each linear layer, the output layer last.
     pub fn layer_shapes(&self) -> Vec<(usize, usize)> {
-        let mut v = vec![(self.dim + self.time_dim, self.hidden)];
+        let mut v = vec![(self.dim + 2 * self.fourier + self.time_dim, self.hidden)];
         v.extend((1..self.layers).map(|_| (self.hidden, self.hidden)));
         v.push((self.hidden, self.dim));
         v
@@ -94,11 +132,6 @@ impl NetConfig {
     pub fn macs_per_row(&self) -> usize {
         self.layer_shapes().iter().map(|(i, o)| i * o).sum()
     }
-}
-
-/// Safetensors names of the weight and bias of layer `i` (the output layer is the last).
-pub fn param_names(i: usize) -> [String; 2] {
-    [format!("layers.{i}.weight"), format!("layers.{i}.bias")]
 }
 
 /// Process-wide settings for fast network code; call once at start-up, before any other

@@ -1,24 +1,29 @@
-//! The ε-network in candle: parameters as `Var`s, a forward pass for training, conversion to and
-//! from named tensors (safetensors checkpoints) and to the ndarray inference path.
+//! The ε-network in candle: all parameters in one flat `Var`, and the whole MLP as one fused
+//! custom op (linear + bias + activation per layer, residual shortcuts, and the hand-written
+//! backward of [`super::kernel`]), so a training step is one node in candle's graph plus the
+//! loss, with no per-layer allocation, broadcast or reduction ops.
 
-use super::{param_names, silu, Activation, Mlp, NetConfig, TimeEmbedding};
+use super::arch::Arch;
+use super::kernel::Cache;
+use super::{Mlp, NetConfig};
 use crate::{Error, Result};
-use candle_core::{DType, Device, Tensor, Var};
-use ndarray::{Array1, Array2, ArrayView2};
+use candle_core::{CpuStorage, CustomOp2, Device, Layout, Shape, Storage, Tensor, Var};
+use ndarray::ArrayView2;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
-use std::collections::HashMap;
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
 
 /// Seed domain of weight initialisation.
 const INIT_DOMAIN: u64 = 0x1A17;
 
-/// An MLP `[x, emb(t)] → hidden^L → d` whose weights are candle `Var`s (weights stored
-/// `fan_in × fan_out`, so a layer is `h W + b`).
+/// Rows of input built per parallel task.
+const INPUT_CHUNK: usize = 128;
+
+/// An MLP `[x, γ(x), emb(t)] → hidden^L → d` whose parameters are one candle `Var`.
 pub struct EpsNet {
-    cfg: NetConfig,
-    emb: TimeEmbedding,
-    /// `[W₀, b₀, W₁, b₁, …, W_out, b_out]`.
-    vars: Vec<Var>,
+    arch: Arc<Arch>,
+    params: Var,
 }
 
 fn cerr(what: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
@@ -27,143 +32,165 @@ fn cerr(what: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
 
 impl EpsNet {
     /// Fresh weights: PyTorch's `nn.Linear` default, `U(−1/√fan_in, 1/√fan_in)` for weights and
-    /// biases, drawn from a generator keyed by `seed` (candle's own initialisers are not seeded).
+    /// biases, drawn from a generator keyed by `seed` (candle's own initialisers are not seeded);
+    /// the Fourier projection from the same seed.
     pub fn init(cfg: NetConfig, seed: u64) -> Result<Self> {
-        cfg.validate()?;
+        let arch = Arch::init(cfg, seed)?;
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ INIT_DOMAIN.rotate_left(32));
-        let mut vars = Vec::new();
-        for (fan_in, fan_out) in cfg.layer_shapes() {
+        let mut p = Vec::with_capacity(arch.layout().total);
+        for &(fan_in, fan_out) in &arch.layout().shapes {
             let bound = 1.0 / (fan_in as f32).sqrt();
-            let mut draw = |n: usize| -> Vec<f32> {
-                (0..n).map(|_| rng.random_range(-bound..bound)).collect()
-            };
-            let w = draw(fan_in * fan_out);
-            let b = draw(fan_out);
-            let dev = &Device::Cpu;
-            vars.push(Var::from_vec(w, (fan_in, fan_out), dev).map_err(cerr("init"))?);
-            vars.push(Var::from_vec(b, fan_out, dev).map_err(cerr("init"))?);
+            p.extend((0..fan_in * fan_out + fan_out).map(|_| rng.random_range(-bound..bound)));
         }
+        Self::from_parts(arch, p)
+    }
+
+    /// A network from an architecture and its flat parameters.
+    pub fn from_parts(arch: Arch, params: Vec<f32>) -> Result<Self> {
+        if params.len() != arch.layout().total {
+            return Err(Error::Data(format!(
+                "{} parameters given, the architecture has {}",
+                params.len(),
+                arch.layout().total
+            )));
+        }
+        let n = params.len();
+        let params = Var::from_vec(params, n, &Device::Cpu).map_err(cerr("parameters"))?;
         Ok(Self {
-            emb: TimeEmbedding::new(cfg.time_dim),
-            cfg,
-            vars,
+            arch: Arc::new(arch),
+            params,
         })
     }
 
     pub fn config(&self) -> &NetConfig {
-        &self.cfg
+        &self.arch.cfg
     }
 
-    pub fn vars(&self) -> &[Var] {
-        &self.vars
+    pub fn arch(&self) -> &Arc<Arch> {
+        &self.arch
     }
 
-    /// The network input `[x, emb(t_i)]` as an `n × (d + E)` f32 tensor.
+    /// All parameters, `[W₀, b₀, …, W_out, b_out]` flattened.
+    pub fn params(&self) -> &Var {
+        &self.params
+    }
+
+    /// A copy of the parameters.
+    pub fn flat(&self) -> Result<Vec<f32>> {
+        self.params.as_tensor().to_vec1().map_err(cerr("parameters"))
+    }
+
+    /// Overwrites the parameters.
+    pub fn set_flat(&self, p: &[f32]) -> Result<()> {
+        let t = Tensor::from_slice(p, p.len(), &Device::Cpu).map_err(cerr("set weights"))?;
+        self.params.set(&t).map_err(cerr("set weights"))
+    }
+
+    /// The network input rows `[x, γ(x), emb(t_i)]` as an `n × width` f32 tensor.
     pub fn input(&self, x: ArrayView2<f64>, t: &[f64]) -> Result<Tensor> {
-        let (d, e) = (self.cfg.dim, self.cfg.time_dim);
-        let mut buf = vec![0f32; x.nrows() * (d + e)];
-        for ((row, xr), &ti) in buf.chunks_exact_mut(d + e).zip(x.rows()).zip(t) {
-            for (o, &v) in row[..d].iter_mut().zip(xr) {
-                *o = v as f32;
-            }
-            self.emb.fill(ti, &mut row[d..]);
-        }
-        Tensor::from_vec(buf, (x.nrows(), d + e), &Device::Cpu).map_err(cerr("input"))
-    }
-
-    /// Forward pass on an input built by [`EpsNet::input`].
-    pub fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
-        let n = self.vars.len() / 2;
-        let mut h = input.clone();
-        for i in 0..n {
-            let (w, b) = (
-                self.vars[2 * i].as_tensor(),
-                self.vars[2 * i + 1].as_tensor(),
-            );
-            h = h.matmul(w)?.broadcast_add(b)?;
-            if i + 1 < n {
-                h = match self.cfg.activation {
-                    Activation::Silu => silu(&h)?,
-                    Activation::Relu => h.relu()?,
-                };
-            }
-        }
-        Ok(h)
-    }
-
-    /// Rebuilds a network from named tensors, checking every name, shape and dtype against `cfg`.
-    pub fn from_tensors(
-        cfg: NetConfig,
-        mut map: HashMap<String, Tensor>,
-        what: &str,
-    ) -> Result<Self> {
-        cfg.validate()?;
-        let mut vars = Vec::new();
-        for (i, (fan_in, fan_out)) in cfg.layer_shapes().into_iter().enumerate() {
-            for (name, shape) in param_names(i)
-                .into_iter()
-                .zip([vec![fan_in, fan_out], vec![fan_out]])
-            {
-                let t = map
-                    .remove(&name)
-                    .ok_or_else(|| Error::Data(format!("{what}: tensor '{name}' is missing")))?;
-                if t.dims() != shape.as_slice() || t.dtype() != DType::F32 {
-                    return Err(Error::Data(format!(
-                        "{what}: tensor '{name}' is {:?} {:?}, the config expects F32 {shape:?}",
-                        t.dtype(),
-                        t.dims()
-                    )));
+        let f = &self.arch.features;
+        let w = f.width();
+        let n = x.nrows();
+        let mut buf = vec![0f32; n * w];
+        buf.par_chunks_mut(INPUT_CHUNK * w)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (j, row) in chunk.chunks_exact_mut(w).enumerate() {
+                    let i = c * INPUT_CHUNK + j;
+                    f.fill(x.row(i), t[i], row);
                 }
-                vars.push(Var::from_tensor(&t).map_err(cerr(what))?);
-            }
-        }
-        if let Some(extra) = map.keys().next() {
-            return Err(Error::Data(format!(
-                "{what}: unexpected tensor '{extra}' (a checkpoint of another architecture?)"
-            )));
-        }
-        Ok(Self {
-            emb: TimeEmbedding::new(cfg.time_dim),
-            cfg,
-            vars,
-        })
+            });
+        Tensor::from_vec(buf, (n, w), &Device::Cpu).map_err(cerr("input"))
     }
 
-    /// Overwrites the weights with `tensors` (same order as [`EpsNet::vars`]).
-    pub fn set(&self, tensors: &[Tensor]) -> Result<()> {
-        for (v, t) in self.vars.iter().zip(tensors) {
-            v.set(t).map_err(cerr("set weights"))?;
-        }
-        Ok(())
+    /// Forward pass on an input built by [`EpsNet::input`], differentiable in the parameters.
+    pub fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+        input.apply_op2(
+            self.params.as_tensor(),
+            MlpOp {
+                arch: self.arch.clone(),
+                stash: Mutex::new(None),
+            },
+        )
     }
 
     /// The ndarray inference copy of the current weights.
     pub fn mlp(&self) -> Result<Mlp> {
-        mlp_from(&self.cfg, self.vars.iter().map(|v| v.as_tensor()))
+        Ok(Mlp::new(self.arch.clone(), self.flat()?))
     }
 }
 
-/// Pairs tensors in `[W₀, b₀, …]` order with their safetensors names.
-pub fn named(tensors: impl Iterator<Item = Tensor>) -> Vec<(String, Tensor)> {
-    tensors
-        .enumerate()
-        .map(|(j, t)| (param_names(j / 2)[j % 2].clone(), t))
-        .collect()
+/// The fused network op: `(input, θ) → out`; its forward keeps the activations for its backward.
+struct MlpOp {
+    arch: Arc<Arch>,
+    stash: Mutex<Option<Vec<Cache>>>,
 }
 
-/// An [`Mlp`] from tensors in `[W₀, b₀, …]` order.
-pub fn mlp_from<'a>(cfg: &NetConfig, tensors: impl Iterator<Item = &'a Tensor>) -> Result<Mlp> {
-    let mut layers = Vec::new();
-    let ts: Vec<&Tensor> = tensors.collect();
-    for (i, (fan_in, fan_out)) in cfg.layer_shapes().into_iter().enumerate() {
-        let w: Vec<f32> = ts[2 * i]
-            .flatten_all()
-            .and_then(|t| t.to_vec1())
-            .map_err(cerr("weights"))?;
-        let b: Vec<f32> = ts[2 * i + 1].to_vec1().map_err(cerr("weights"))?;
-        let w = Array2::from_shape_vec((fan_in, fan_out), w)
-            .map_err(|e| Error::Invalid(format!("weights: {e}")))?;
-        layers.push((w, Array1::from(b)));
+fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        candle_core::bail!("mlp: only f32 tensors are supported");
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("mlp: tensors must be contiguous"),
     }
-    Ok(Mlp::new(cfg.clone(), layers))
+}
+
+impl MlpOp {
+    fn check(&self, x: &[f32], p: &[f32]) -> candle_core::Result<usize> {
+        let w = self.arch.features.width();
+        if p.len() != self.arch.layout().total || !x.len().is_multiple_of(w) {
+            candle_core::bail!(
+                "mlp: input of {} values or {} parameters do not fit the architecture",
+                x.len(),
+                p.len()
+            );
+        }
+        Ok(x.len() / w)
+    }
+}
+
+impl CustomOp2 for MlpOp {
+    fn name(&self) -> &'static str {
+        "mlp-f32"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, p) = (f32_slice(s1, l1)?, f32_slice(s2, l2)?);
+        let n = self.check(x, p)?;
+        let (out, caches) = self.arch.forward_batch(p, x, n, true);
+        *self.stash.lock().expect("stash") = Some(caches);
+        Ok((CpuStorage::F32(out), Shape::from((n, self.arch.cfg.dim))))
+    }
+
+    fn bwd(
+        &self,
+        input: &Tensor,
+        params: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let (sx, lx) = input.storage_and_layout();
+        let (sp, lp) = params.storage_and_layout();
+        let (sg, lg) = grad.storage_and_layout();
+        let (Storage::Cpu(sx), Storage::Cpu(sp), Storage::Cpu(sg)) = (&*sx, &*sp, &*sg) else {
+            candle_core::bail!("mlp: CPU tensors only");
+        };
+        let (x, p, g) = (f32_slice(sx, lx)?, f32_slice(sp, lp)?, f32_slice(sg, lg)?);
+        let n = self.check(x, p)?;
+        let caches = match self.stash.lock().expect("stash").take() {
+            Some(c) => c,
+            None => self.arch.forward_batch(p, x, n, true).1,
+        };
+        let gp = self.arch.backward_batch(p, x, &caches, g);
+        let len = gp.len();
+        Ok((None, Some(Tensor::from_vec(gp, len, &Device::Cpu)?)))
+    }
 }

@@ -8,9 +8,9 @@
 //! names a step whose weights are complete. A truncated, corrupted or mismatched file is an
 //! error naming the file and the cause.
 
-use super::{buffers_to_tensors, OptState, RunConfig, TrainData, Trainer};
+use super::{OptState, RunConfig, TrainData, Trainer};
 use crate::io::AtomicFile;
-use crate::nn::{mlp_from, named, EpsNet, Mlp};
+use crate::nn::{Arch, EpsNet, Fourier, Mlp};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,10 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const FORMAT: u32 = 1;
+/// Format 2 records the Fourier features and residual flag of the network (and stores the
+/// Fourier projection as `fourier.b` in the weight files); format 1 runs had neither and load
+/// as such.
+const FORMAT: u32 = 2;
 
 /// One logged optimiser step.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,23 +82,17 @@ impl RunDir {
         std::fs::create_dir_all(&self.path).map_err(|e| Error::io(&self.path, e))?;
         let s = &tr.state;
         let meta = HashMap::from([("step".to_string(), s.step.to_string())]);
-        let to_tensors = |bufs: &[Vec<f32>]| buffers_to_tensors(bufs, tr.net());
+        let arch = tr.net().arch();
         let ser = |path: &Path, items: Vec<(String, Tensor)>| -> Result<()> {
             let bytes = safetensors::serialize(items, Some(meta.clone()))
                 .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
             write_atomic(path, &bytes)
         };
-        ser(
-            &self.file("model.safetensors"),
-            named(to_tensors(&s.w)?.into_iter()),
-        )?;
-        ser(
-            &self.file("ema.safetensors"),
-            named(to_tensors(&s.ema)?.into_iter()),
-        )?;
+        ser(&self.file("model.safetensors"), arch.named(&s.w, true)?)?;
+        ser(&self.file("ema.safetensors"), arch.named(&s.ema, true)?)?;
         let mut opt = Vec::new();
         for (prefix, bufs) in [("m.", &s.m), ("v.", &s.v)] {
-            for (name, t) in named(to_tensors(bufs)?.into_iter()) {
+            for (name, t) in arch.named(bufs, false)? {
                 opt.push((format!("{prefix}{name}"), t));
             }
         }
@@ -128,13 +125,20 @@ impl RunDir {
                 self.path.display()
             )));
         }
-        let run: RunFile = crate::io::read_toml(&path)?;
-        if run.format != FORMAT {
-            return Err(Error::Data(format!(
-                "{}: checkpoint format {} is not supported (expected {FORMAT})",
-                path.display(),
-                run.format
-            )));
+        let mut run: RunFile = crate::io::read_toml(&path)?;
+        match run.format {
+            FORMAT => {}
+            1 => {
+                // Written before the network gained Fourier features and residual layers.
+                run.config.net.fourier = 0;
+                run.config.net.residual = false;
+            }
+            f => {
+                return Err(Error::Data(format!(
+                    "{}: checkpoint format {f} is not supported (this build reads formats 1 and {FORMAT})",
+                    path.display()
+                )))
+            }
         }
         Ok((run.config, run.step))
     }
@@ -160,13 +164,16 @@ impl RunDir {
         candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| corrupt(&path, e))
     }
 
+    /// One file's flat parameters (names prefixed by `prefix`) and, with `fourier`, the
+    /// Fourier projection it holds.
     fn buffers(
         &self,
         name: &str,
         step: usize,
         cfg: &RunConfig,
         prefix: &str,
-    ) -> Result<Vec<Vec<f32>>> {
+        fourier: bool,
+    ) -> Result<(Vec<f32>, Option<Fourier>)> {
         let what = self.file(name).display().to_string();
         let mut map = self.tensors(name, step)?;
         if !prefix.is_empty() {
@@ -175,31 +182,26 @@ impl RunDir {
                 .filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v)))
                 .collect();
         }
-        let net = EpsNet::from_tensors(cfg.net.clone(), map, &what)?;
-        net.vars()
-            .iter()
-            .map(|v| {
-                v.as_tensor()
-                    .flatten_all()
-                    .and_then(|t| t.to_vec1())
-                    .map_err(|e| corrupt(Path::new(&what), e))
-            })
-            .collect()
+        Arch::unpack(&cfg.net, map, fourier, &what)
     }
 
     /// Continues a run from its last checkpoint (weights, Adam moments, EMA, step, loss log).
     pub fn resume(&self) -> Result<Trainer> {
         let (cfg, step) = self.load_config()?;
-        let w = self.buffers("model.safetensors", step, &cfg, "")?;
-        let ema = self.buffers("ema.safetensors", step, &cfg, "")?;
-        let m = self.buffers("optimizer.safetensors", step, &cfg, "m.")?;
-        let v = self.buffers("optimizer.safetensors", step, &cfg, "v.")?;
+        let (w, proj) = self.buffers("model.safetensors", step, &cfg, "", true)?;
+        let (ema, proj_ema) = self.buffers("ema.safetensors", step, &cfg, "", true)?;
+        if proj != proj_ema {
+            return Err(Error::Data(format!(
+                "{}: the Fourier projections of model.safetensors and ema.safetensors differ (files of different runs?)",
+                self.path.display()
+            )));
+        }
+        let m = self.buffers("optimizer.safetensors", step, &cfg, "m.", false)?.0;
+        let v = self.buffers("optimizer.safetensors", step, &cfg, "v.", false)?.0;
         let history = self.read_history(step)?;
         let data = TrainData::from_spec(&cfg.data)?;
-        let net = EpsNet::init(cfg.net.clone(), cfg.train.seed)?;
+        let net = EpsNet::from_parts(Arch::new(cfg.net.clone(), proj)?, w.clone())?;
         let state = OptState { step, w, m, v, ema };
-        let ts = buffers_to_tensors(&state.w, &net)?;
-        net.set(&ts)?;
         Trainer::with_state(cfg, data, net, state, history)
     }
 
@@ -228,10 +230,9 @@ impl RunDir {
         } else {
             "model.safetensors"
         };
-        let what = self.file(name).display().to_string();
-        let net = EpsNet::from_tensors(cfg.net.clone(), self.tensors(name, step)?, &what)?;
-        let mlp = mlp_from(&cfg.net, net.vars().iter().map(|v| v.as_tensor()))?;
-        Ok((cfg, mlp))
+        let (p, proj) = self.buffers(name, step, &cfg, "", true)?;
+        let arch = Arch::new(cfg.net.clone(), proj)?;
+        Ok((cfg, Mlp::new(std::sync::Arc::new(arch), p)))
     }
 }
 

@@ -25,6 +25,7 @@ use candle_core::{Device, Tensor};
 use ndarray::Array2;
 use rand::Rng;
 use rand_distr::StandardNormal;
+use rayon::prelude::*;
 use scoresde_solvers::KeyedNormal;
 use std::sync::Arc;
 
@@ -94,14 +95,15 @@ impl Levels {
     }
 }
 
-/// Optimiser state over flat f32 buffers, one per parameter tensor.
+/// Optimiser state over flat f32 buffers in the network's parameter layout
+/// ([`crate::nn::kernel::ParamLayout`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptState {
     pub step: usize,
-    pub w: Vec<Vec<f32>>,
-    pub m: Vec<Vec<f32>>,
-    pub v: Vec<Vec<f32>>,
-    pub ema: Vec<Vec<f32>>,
+    pub w: Vec<f32>,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    pub ema: Vec<f32>,
 }
 
 /// A training run in memory.
@@ -117,10 +119,6 @@ pub struct Trainer {
 
 fn cerr(e: candle_core::Error) -> Error {
     Error::Invalid(format!("training: {e}"))
-}
-
-fn flat(t: &Tensor) -> Result<Vec<f32>> {
-    t.flatten_all().and_then(|t| t.to_vec1()).map_err(cerr)
 }
 
 impl Trainer {
@@ -140,23 +138,18 @@ impl Trainer {
         }
         cfg.sde = cfg.sde.resolved(|| data.diameter());
         let net = EpsNet::init(cfg.net.clone(), cfg.train.seed)?;
-        let w: Vec<Vec<f32>> = net
-            .vars()
-            .iter()
-            .map(|v| flat(v.as_tensor()))
-            .collect::<Result<_>>()?;
-        let zeros: Vec<Vec<f32>> = w.iter().map(|x| vec![0.0; x.len()]).collect();
+        let w = net.flat()?;
         let state = OptState {
             step: 0,
             ema: w.clone(),
-            m: zeros.clone(),
-            v: zeros,
+            m: vec![0.0; w.len()],
+            v: vec![0.0; w.len()],
             w,
         };
         Self::with_state(cfg, data, net, state, vec![])
     }
 
-    fn with_state(
+    pub(crate) fn with_state(
         cfg: RunConfig,
         data: TrainData,
         net: EpsNet,
@@ -201,7 +194,8 @@ impl Trainer {
             }
     }
 
-    /// The batch of step k: network input, target and per-row ε-MSE weight.
+    /// The batch of step k: network input, target and per-row ε-MSE weight. Rows are keyed by
+    /// (seed, step, row), so they are built in parallel with the same result.
     fn batch(&self, k: usize) -> Result<(Tensor, Tensor, Tensor)> {
         let b = self.cfg.train.batch;
         let d = self.cfg.net.dim;
@@ -210,23 +204,27 @@ impl Trainer {
         let x0 = self
             .data
             .draw(b, key.rng(u64::MAX, k as u64).random(), TRAIN_DATA_DOMAIN);
-        let mut xt = Array2::<f64>::zeros((b, d));
-        let mut target = Vec::with_capacity(b * d);
-        let mut weight = Vec::with_capacity(b);
-        let mut ts = Vec::with_capacity(b);
-        for i in 0..b {
-            let mut rng = key.rng(i as u64, k as u64);
-            let (t, kern) = self.levels.draw(self.sde.as_ref(), rng.random::<f64>());
-            ts.push(t);
-            let j = pred.eps_jacobian(kern);
-            weight.push((j * j) as f32);
-            for c in 0..d {
-                let e: f64 = rng.sample(StandardNormal);
-                let x0c = x0[[i, c]];
-                xt[[i, c]] = kern.mean * x0c + kern.std * e;
-                target.push(pred.target(x0c, e, kern) as f32);
-            }
-        }
+        let rows: Vec<(f64, f32, Vec<f64>, Vec<f32>)> = (0..b)
+            .into_par_iter()
+            .map(|i| {
+                let mut rng = key.rng(i as u64, k as u64);
+                let (t, kern) = self.levels.draw(self.sde.as_ref(), rng.random::<f64>());
+                let j = pred.eps_jacobian(kern);
+                let (mut xt, mut target) = (Vec::with_capacity(d), Vec::with_capacity(d));
+                for c in 0..d {
+                    let e: f64 = rng.sample(StandardNormal);
+                    let x0c = x0[[i, c]];
+                    xt.push(kern.mean * x0c + kern.std * e);
+                    target.push(pred.target(x0c, e, kern) as f32);
+                }
+                (t, (j * j) as f32, xt, target)
+            })
+            .collect();
+        let ts: Vec<f64> = rows.iter().map(|r| r.0).collect();
+        let weight: Vec<f32> = rows.iter().map(|r| r.1).collect();
+        let xt = Array2::from_shape_vec((b, d), rows.iter().flat_map(|r| r.2.clone()).collect())
+            .map_err(|e| Error::Invalid(format!("batch: {e}")))?;
+        let target: Vec<f32> = rows.into_iter().flat_map(|r| r.3).collect();
         let input = self.net.input(xt.view(), &ts)?;
         let target = Tensor::from_vec(target, (b, d), &Device::Cpu).map_err(cerr)?;
         let weight = Tensor::from_vec(weight, (b, 1), &Device::Cpu).map_err(cerr)?;
@@ -250,18 +248,12 @@ impl Trainer {
             )));
         }
         let grads = loss.backward().map_err(cerr)?;
-        let g: Vec<Vec<f32>> = self
-            .net
-            .vars()
-            .iter()
-            .map(|v| match grads.get(v.as_tensor()) {
-                Some(g) => flat(g),
-                None => Ok(vec![0.0; v.as_tensor().elem_count()]),
-            })
-            .collect::<Result<_>>()?;
+        let g: Vec<f32> = match grads.get(self.net.params().as_tensor()) {
+            Some(g) => g.to_vec1().map_err(cerr)?,
+            None => vec![0.0; self.state.w.len()],
+        };
         let norm = g
             .iter()
-            .flat_map(|x| x.iter())
             .map(|&v| (v as f64) * (v as f64))
             .sum::<f64>()
             .sqrt();
@@ -273,8 +265,7 @@ impl Trainer {
         };
         let lr = self.lr(k);
         self.adam(&g, scale, lr as f32);
-        let shapes = buffers_to_tensors(&self.state.w, &self.net)?;
-        self.net.set(&shapes)?;
+        self.net.set_flat(&self.state.w)?;
         let rec = LossRecord {
             step: k + 1,
             loss: loss_value as f64,
@@ -286,27 +277,26 @@ impl Trainer {
     }
 
     /// Adam + EMA in one pass over each parameter buffer.
-    fn adam(&mut self, g: &[Vec<f32>], scale: f32, lr: f32) {
+    fn adam(&mut self, g: &[f32], scale: f32, lr: f32) {
         let s = &mut self.state;
         s.step += 1;
         let t = s.step as i32;
         let c1 = 1.0 - ADAM_B1.powi(t);
         let c2 = 1.0 - ADAM_B2.powi(t);
         let decay = (self.cfg.train.ema_decay as f32).min((1 + t) as f32 / (10 + t) as f32);
-        for (p, gp) in g.iter().enumerate() {
-            let it = s.w[p]
-                .iter_mut()
-                .zip(&mut s.m[p])
-                .zip(&mut s.v[p])
-                .zip(&mut s.ema[p])
-                .zip(gp);
-            for ((((w, m), v), e), &gi) in it {
-                let gi = gi * scale;
-                *m = ADAM_B1 * *m + (1.0 - ADAM_B1) * gi;
-                *v = ADAM_B2 * *v + (1.0 - ADAM_B2) * gi * gi;
-                *w -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
-                *e = decay * *e + (1.0 - decay) * *w;
-            }
+        let it = s
+            .w
+            .iter_mut()
+            .zip(&mut s.m)
+            .zip(&mut s.v)
+            .zip(&mut s.ema)
+            .zip(g);
+        for ((((w, m), v), e), &gi) in it {
+            let gi = gi * scale;
+            *m = ADAM_B1 * *m + (1.0 - ADAM_B1) * gi;
+            *v = ADAM_B2 * *v + (1.0 - ADAM_B2) * gi * gi;
+            *w -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
+            *e = decay * *e + (1.0 - decay) * *w;
         }
     }
 
@@ -333,16 +323,9 @@ impl Trainer {
 
     /// The EMA weights as an inference network.
     pub fn ema_mlp(&self) -> Result<crate::nn::Mlp> {
-        let ts = buffers_to_tensors(&self.state.ema, &self.net)?;
-        crate::nn::mlp_from(&self.cfg.net, ts.iter())
+        Ok(crate::nn::Mlp::new(
+            self.net.arch().clone(),
+            self.state.ema.clone(),
+        ))
     }
-}
-
-/// Flat parameter buffers as tensors of the network's shapes (`[W₀, b₀, …]` order).
-pub(crate) fn buffers_to_tensors(bufs: &[Vec<f32>], net: &EpsNet) -> Result<Vec<Tensor>> {
-    bufs.iter()
-        .zip(net.vars())
-        .map(|(b, v)| Tensor::from_slice(b, v.as_tensor().shape(), &Device::Cpu))
-        .collect::<candle_core::Result<_>>()
-        .map_err(cerr)
 }

@@ -1,0 +1,104 @@
+//! The network's input row `[x, sin 2πxB, cos 2πxB, emb(t)]`: the raw coordinates, random
+//! Fourier features of x (Tancik et al. 2020, "Fourier features let networks learn high
+//! frequency functions", eq. 5 with B_ij ~ N(0, σ²); the Gaussian Fourier projection of Song
+//! et al. 2021's NCSN++ applied to x) and the sinusoidal time embedding ([`TimeEmbedding`]).
+//!
+//! An MLP on raw x has a spectral bias towards smooth functions and blurs narrow modes; the
+//! features give the first layer frequencies of order σ to combine.
+
+use super::TimeEmbedding;
+use ndarray::ArrayView1;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use std::f64::consts::TAU;
+
+/// Seed domain of the Fourier projection.
+const FOURIER_DOMAIN: u64 = 0xF0F1;
+
+/// The projection `B` (d × F, row-major): fixed at initialisation, saved with the weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fourier {
+    pub d: usize,
+    pub f: usize,
+    pub b: Vec<f32>,
+}
+
+impl Fourier {
+    /// `B_ij = scale · N(0, 1)`, drawn from a generator keyed by `seed`.
+    pub fn draw(d: usize, f: usize, scale: f64, seed: u64) -> Self {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ FOURIER_DOMAIN.rotate_left(24));
+        let b = (0..d * f)
+            .map(|_| {
+                let z: f64 = StandardNormal.sample(&mut rng);
+                (scale * z) as f32
+            })
+            .collect();
+        Self { d, f, b }
+    }
+}
+
+/// Builds input rows.
+#[derive(Clone, Debug)]
+pub struct Features {
+    d: usize,
+    emb: TimeEmbedding,
+    fourier: Option<Fourier>,
+}
+
+impl Features {
+    pub fn new(d: usize, time_dim: usize, fourier: Option<Fourier>) -> Self {
+        Self {
+            d,
+            emb: TimeEmbedding::new(time_dim),
+            fourier,
+        }
+    }
+
+    pub fn fourier(&self) -> Option<&Fourier> {
+        self.fourier.as_ref()
+    }
+
+    /// Width of the x part `[x, sin, cos]`.
+    pub fn x_width(&self) -> usize {
+        self.d + 2 * self.fourier.as_ref().map_or(0, |f| f.f)
+    }
+
+    /// Width of a whole input row.
+    pub fn width(&self) -> usize {
+        self.x_width() + self.emb.dim()
+    }
+
+    /// Writes `[x, sin 2πxB, cos 2πxB]` into `out` (length [`Features::x_width`]); phases in f64.
+    pub fn fill_x(&self, x: ArrayView1<f64>, out: &mut [f32]) {
+        let d = self.d;
+        for (o, &v) in out[..d].iter_mut().zip(x) {
+            *o = v as f32;
+        }
+        if let Some(fr) = &self.fourier {
+            let (sin, cos) = out[d..].split_at_mut(fr.f);
+            for j in 0..fr.f {
+                let dot: f64 = x
+                    .iter()
+                    .enumerate()
+                    .map(|(c, &v)| v * fr.b[c * fr.f + j] as f64)
+                    .sum();
+                let (s, co) = (TAU * dot).sin_cos();
+                sin[j] = s as f32;
+                cos[j] = co as f32;
+            }
+        }
+    }
+
+    /// Writes `emb(t)` into `out` (length E).
+    pub fn fill_t(&self, t: f64, out: &mut [f32]) {
+        self.emb.fill(t, out);
+    }
+
+    /// A whole input row.
+    pub fn fill(&self, x: ArrayView1<f64>, t: f64, out: &mut [f32]) {
+        let (a, b) = out.split_at_mut(self.x_width());
+        self.fill_x(x, a);
+        self.fill_t(t, b);
+    }
+}

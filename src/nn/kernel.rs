@@ -1,0 +1,282 @@
+//! The one implementation of the MLP body, forward and backward, on flat f32 parameter buffers.
+//!
+//! Layer `l` computes `z_l = h_{l−1} W_l + b_l` (weights stored `fan_in × fan_out`, row-major,
+//! so a layer is one sgemm with the bias as its initial value) and `h_l = act(z_l)`, plus
+//! `h_{l−1}` for the residual hidden layers (`l ≥ 1`, He et al. 2016's identity shortcut); the
+//! output layer is linear. Training (the candle op in [`super::model`]) and inference
+//! ([`super::Mlp`]) call the same functions, so the two paths cannot drift apart.
+//!
+//! Rows are processed in fixed blocks of [`BLOCK`], each block by one single-threaded
+//! `matrixmultiply` sgemm per layer, blocks in parallel on the rayon pool; a block's weight
+//! gradients are summed in block order. Every number therefore depends on the batch and the
+//! weights only, never on the thread count.
+
+use super::Activation;
+use crate::numerics::{silu_f32, silu_grad_f32};
+
+/// Rows per block: a 256 × 256 f32 activation is 256 KiB, half a core's L2.
+pub const BLOCK: usize = 256;
+
+/// Where each tensor lies in the flat parameter buffer: `[W₀, b₀, W₁, b₁, …, W_out, b_out]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamLayout {
+    /// `(fan_in, fan_out)` of each linear layer, the output layer last.
+    pub shapes: Vec<(usize, usize)>,
+    /// Start of `W_l` (its bias follows it).
+    pub offsets: Vec<usize>,
+    pub total: usize,
+}
+
+impl ParamLayout {
+    pub fn new(shapes: Vec<(usize, usize)>) -> Self {
+        let mut offsets = Vec::with_capacity(shapes.len());
+        let mut at = 0;
+        for &(i, o) in &shapes {
+            offsets.push(at);
+            at += i * o + o;
+        }
+        Self {
+            shapes,
+            offsets,
+            total: at,
+        }
+    }
+
+    /// `W_l` (row-major `fan_in × fan_out`).
+    pub fn w<'a>(&self, p: &'a [f32], l: usize) -> &'a [f32] {
+        let (i, o) = self.shapes[l];
+        &p[self.offsets[l]..self.offsets[l] + i * o]
+    }
+
+    /// `b_l`.
+    pub fn b<'a>(&self, p: &'a [f32], l: usize) -> &'a [f32] {
+        let (i, o) = self.shapes[l];
+        let at = self.offsets[l] + i * o;
+        &p[at..at + o]
+    }
+
+    /// Each tensor as (range in the buffer, shape), in `[W₀, b₀, …]` order.
+    pub fn tensors(&self) -> Vec<(std::ops::Range<usize>, Vec<usize>)> {
+        let mut v = Vec::with_capacity(2 * self.shapes.len());
+        for (&(i, o), &at) in self.shapes.iter().zip(&self.offsets) {
+            v.push((at..at + i * o, vec![i, o]));
+            v.push((at + i * o..at + i * o + o, vec![o]));
+        }
+        v
+    }
+}
+
+/// The body of the network: the layers after the input features.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Body {
+    pub layout: ParamLayout,
+    pub act: Activation,
+    pub residual: bool,
+}
+
+/// The activations of one block kept for the backward pass: `z_l` and `h_l` of every hidden
+/// layer (inference keeps only the last `h`).
+#[derive(Clone, Debug, Default)]
+pub struct Cache {
+    pub z: Vec<Vec<f32>>,
+    pub h: Vec<Vec<f32>>,
+}
+
+impl Body {
+    fn hidden_layers(&self) -> usize {
+        self.layout.shapes.len() - 1
+    }
+
+    fn width(&self) -> usize {
+        self.layout.shapes[0].1
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.layout.shapes.last().expect("an output layer").1
+    }
+
+    /// `z = x W_l + b_l` for `rows` rows of `x` (row-major, `fan_in` columns).
+    pub fn affine(&self, p: &[f32], l: usize, x: &[f32], rows: usize) -> Vec<f32> {
+        let (fan_in, fan_out) = self.layout.shapes[l];
+        let b = self.layout.b(p, l);
+        let mut z = Vec::with_capacity(rows * fan_out);
+        for _ in 0..rows {
+            z.extend_from_slice(b);
+        }
+        gemm(
+            (rows, fan_in, fan_out),
+            Mat::rows(x, fan_in),
+            Mat::rows(self.layout.w(p, l), fan_out),
+            1.0,
+            &mut z,
+        );
+        z
+    }
+
+    /// Forward pass of one block from the first layer's pre-activation `z0` (`rows × H`);
+    /// writes the network output into `out` (`rows × d`). `keep` retains every activation.
+    pub fn forward(&self, p: &[f32], rows: usize, z0: Vec<f32>, out: &mut [f32], keep: bool) -> Cache {
+        let width = self.width();
+        let mut cache = Cache::default();
+        let mut z = z0;
+        for l in 0..self.hidden_layers() {
+            if l > 0 {
+                z = self.affine(p, l, cache.h.last().expect("previous layer"), rows);
+            }
+            let mut h = vec![0f32; rows * width];
+            activate(self.act, &z, &mut h);
+            if self.residual && l > 0 {
+                let prev = cache.h.last().expect("previous layer");
+                h.iter_mut().zip(prev).for_each(|(h, &p)| *h += p);
+            }
+            if keep {
+                cache.z.push(z);
+                z = Vec::new();
+            } else {
+                cache.h.clear();
+            }
+            cache.h.push(h);
+        }
+        let last = self.hidden_layers();
+        let o = self.affine(p, last, cache.h.last().expect("a hidden layer"), rows);
+        out.copy_from_slice(&o);
+        cache
+    }
+
+    /// Backward pass of one block: adds `∂L/∂θ` to `grad` (flat, same layout as the parameters)
+    /// given the block's input (`rows × fan_in₀`), its cache and `g_out = ∂L/∂out`.
+    pub fn backward(
+        &self,
+        p: &[f32],
+        input: &[f32],
+        rows: usize,
+        cache: &Cache,
+        g_out: &[f32],
+        grad: &mut [f32],
+    ) {
+        let lay = &self.layout;
+        let last = self.hidden_layers();
+        let width = self.width();
+        let d = self.out_dim();
+        self.weight_grads(last, cache.h.last().expect("a hidden layer"), g_out, rows, grad);
+        // ∂L/∂h of the last hidden layer: g_out W_outᵀ.
+        let mut gh = vec![0f32; rows * width];
+        gemm(
+            (rows, d, width),
+            Mat::rows(g_out, d),
+            Mat::cols(lay.w(p, last), d),
+            0.0,
+            &mut gh,
+        );
+        for l in (0..last).rev() {
+            let mut gz = vec![0f32; rows * width];
+            activate_grad(self.act, &cache.z[l], &gh, &mut gz);
+            let x = if l == 0 { input } else { &cache.h[l - 1] };
+            self.weight_grads(l, x, &gz, rows, grad);
+            if l > 0 {
+                // ∂L/∂h_{l−1} = gz W_lᵀ (+ ∂L/∂h_l through the identity shortcut).
+                let beta = if self.residual { 1.0 } else { 0.0 };
+                gemm(
+                    (rows, width, width),
+                    Mat::rows(&gz, width),
+                    Mat::cols(lay.w(p, l), width),
+                    beta,
+                    &mut gh,
+                );
+            }
+        }
+    }
+
+    /// `∂W_l += xᵀ g`, `∂b_l += Σ_rows g`.
+    fn weight_grads(&self, l: usize, x: &[f32], g: &[f32], rows: usize, grad: &mut [f32]) {
+        let (fan_in, fan_out) = self.layout.shapes[l];
+        let at = self.layout.offsets[l];
+        let (gw, gb) = grad[at..at + fan_in * fan_out + fan_out].split_at_mut(fan_in * fan_out);
+        gemm(
+            (fan_in, rows, fan_out),
+            Mat::cols(x, fan_in),
+            Mat::rows(g, fan_out),
+            1.0,
+            gw,
+        );
+        for r in g.chunks_exact(fan_out) {
+            gb.iter_mut().zip(r).for_each(|(b, &v)| *b += v);
+        }
+    }
+}
+
+/// `h = act(z)`.
+fn activate(act: Activation, z: &[f32], h: &mut [f32]) {
+    match act {
+        Activation::Silu => h.iter_mut().zip(z).for_each(|(h, &z)| *h = silu_f32(z)),
+        Activation::Relu => h.iter_mut().zip(z).for_each(|(h, &z)| *h = z.max(0.0)),
+    }
+}
+
+/// `gz = gh ⊙ act'(z)`.
+fn activate_grad(act: Activation, z: &[f32], gh: &[f32], gz: &mut [f32]) {
+    let it = gz.iter_mut().zip(z).zip(gh);
+    match act {
+        Activation::Silu => it.for_each(|((o, &z), &g)| *o = g * silu_grad_f32(z)),
+        Activation::Relu => it.for_each(|((o, &z), &g)| *o = if z > 0.0 { g } else { 0.0 }),
+    }
+}
+
+/// A row-major matrix read as itself (`rows`) or transposed (`cols`).
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    data: &'a [f32],
+    rs: isize,
+    cs: isize,
+}
+
+impl<'a> Mat<'a> {
+    /// The matrix stored row-major with `ncols` columns.
+    pub fn rows(data: &'a [f32], ncols: usize) -> Self {
+        Self {
+            data,
+            rs: ncols as isize,
+            cs: 1,
+        }
+    }
+    /// The transpose of the matrix stored row-major with `ncols` columns.
+    pub fn cols(data: &'a [f32], ncols: usize) -> Self {
+        Self {
+            data,
+            rs: 1,
+            cs: ncols as isize,
+        }
+    }
+    fn fits(&self, nrows: usize, ncols: usize) -> bool {
+        nrows == 0
+            || ncols == 0
+            || ((nrows - 1) as isize * self.rs + (ncols - 1) as isize * self.cs)
+                < self.data.len() as isize
+    }
+}
+
+/// `c ← a b + β c` for `a` (m × k), `b` (k × n) and row-major `c` (m × n), by `matrixmultiply`
+/// (single-threaded: callers parallelise over blocks).
+pub fn gemm((m, k, n): (usize, usize, usize), a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
+    assert!(a.fits(m, k) && b.fits(k, n) && c.len() >= m * n, "gemm shapes");
+    // SAFETY: `fits` checked that every index the product reads lies inside `a` and `b`, and
+    // `c` holds m × n elements with row stride n.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.data.as_ptr(),
+            a.rs,
+            a.cs,
+            b.data.as_ptr(),
+            b.rs,
+            b.cs,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
