@@ -29,6 +29,7 @@ fn cfg(dim: usize, activation: Activation, prediction: Prediction) -> NetConfig 
         fourier: 0,
         fourier_scale: 1.0,
         residual: false,
+        sigma_data: 0.8,
     }
 }
 
@@ -202,9 +203,10 @@ fn prediction_targets_and_jacobians_are_consistent() {
             Prediction::X0,
             Prediction::V,
             Prediction::Score,
+            Prediction::Edm,
         ] {
-            let target = p.target(x0, eps, k);
-            let eps_hat = |out: f64| eps_from_score(p.to_score(out, x, k), k);
+            let target = p.target(x0, eps, k, 0.7);
+            let eps_hat = |out: f64| eps_from_score(p.to_score(out, x, k, 0.7), k);
             assert!(
                 (eps_hat(target) - eps).abs() < 1e-12,
                 "{p:?}: target does not give ε"
@@ -212,9 +214,9 @@ fn prediction_targets_and_jacobians_are_consistent() {
             let d = 1e-3;
             let j = (eps_hat(target + d) - eps_hat(target)) / d;
             assert!(
-                (j - p.eps_jacobian(k)).abs() < 1e-8,
+                (j - p.eps_jacobian(k, 0.7)).abs() < 1e-8,
                 "{p:?}: J {j} vs {}",
-                p.eps_jacobian(k)
+                p.eps_jacobian(k, 0.7)
             );
         }
     }

@@ -12,6 +12,7 @@
 use super::arch::Arch;
 use super::kernel::{gemm, Mat, BLOCK};
 use super::NetConfig;
+use crate::score::convert::Prediction;
 use crate::score::Score;
 use crate::sde::Sde;
 use ndarray::parallel::prelude::*;
@@ -141,9 +142,22 @@ impl Score for NetScore {
         self.mlp.config().dim
     }
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
+        let (pred, sd) = (self.mlp.config().prediction, self.mlp.config().sigma_data);
+        let kernel = |i: usize| self.sde.marginal(t.at(i));
+        // The network's input scaling (EDM's c_in; 1 for the other parameterisations).
+        let scaled;
+        let xin = if pred != Prediction::Edm {
+            x
+        } else {
+            let mut y = x.to_owned();
+            for (i, mut r) in y.rows_mut().into_iter().enumerate() {
+                r *= pred.input_scale(kernel(i), sd);
+            }
+            scaled = y;
+            scaled.view()
+        };
         let mut raw = Array2::<f32>::zeros(x.raw_dim());
-        self.mlp.forward(x, t, raw.view_mut());
-        let pred = self.mlp.config().prediction;
+        self.mlp.forward(xin, t, raw.view_mut());
         let shared = match t {
             Time::Shared(t) => Some(self.sde.marginal(t)),
             Time::PerRow(_) => None,
@@ -155,11 +169,11 @@ impl Score for NetScore {
             .zip(x.rows())
             .enumerate()
         {
-            let k = shared.unwrap_or_else(|| self.sde.marginal(t.at(i)));
+            let k = shared.unwrap_or_else(|| kernel(i));
             Zip::from(&mut o)
                 .and(&r)
                 .and(&xr)
-                .for_each(|o, &r, &x| *o = pred.to_score(r as f64, x, k));
+                .for_each(|o, &r, &x| *o = pred.to_score(r as f64, x, k, sd));
         }
     }
 }

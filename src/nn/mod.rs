@@ -55,6 +55,9 @@ pub struct NetConfig {
     pub fourier_scale: f64,
     /// Identity shortcuts around the hidden layers after the first.
     pub residual: bool,
+    /// Data standard deviation σ_d of EDM preconditioning (`prediction = "edm"`; 0 in a
+    /// training config: measured from the data).
+    pub sigma_data: f64,
 }
 
 impl Default for NetConfig {
@@ -69,6 +72,7 @@ impl Default for NetConfig {
             fourier: 0,
             fourier_scale: 1.0,
             residual: false,
+            sigma_data: 0.0,
         }
     }
 }
@@ -104,6 +108,12 @@ impl NetConfig {
             return Err(invalid!(
                 "fourier_scale must lie in (0, 1e6], got {}",
                 self.fourier_scale
+            ));
+        }
+        if !(self.sigma_data.is_finite() && self.sigma_data >= 0.0) {
+            return Err(invalid!(
+                "sigma_data must be finite and ≥ 0, got {}",
+                self.sigma_data
             ));
         }
         if self.time_dim < 2 || !self.time_dim.is_multiple_of(2) {

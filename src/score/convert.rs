@@ -3,7 +3,11 @@
 //! With `x_t = m x₀ + s ε` (m = mean coefficient, s = kernel std, see [`Marginal`]):
 //! * ε-prediction: `s(x, t) = −ε / s` (Song et al. 2021; Ho et al. 2020's ε_θ);
 //! * x₀-prediction: `s(x, t) = (m x₀ − x) / s²` (Tweedie: `E[x₀ | x] = (x + s² ∇log p_t) / m`);
-//! * v-prediction (Salimans & Ho 2022, `v = m ε − s x₀`): `ε = (m v + s x) / (m² + s²)`.
+//! * v-prediction (Salimans & Ho 2022, `v = m ε − s x₀`): `ε = (m v + s x) / (m² + s²)`;
+//! * EDM preconditioning (Karras et al. 2022, §5 and Table 1) in the scaled variables
+//!   `σ̃ = s/m`, `y = x/m`: the network sees `c_in y` with `c_in = 1/√(σ̃² + σ_d²)` and
+//!   `x̂₀ = c_skip y + c_out F` with `c_skip = σ_d²/(σ̃² + σ_d²)`,
+//!   `c_out = σ̃ σ_d/√(σ̃² + σ_d²)`; σ_d is the data's standard deviation.
 //!
 //! Every other module converts through these functions; no other file repeats the formulas.
 
@@ -28,6 +32,17 @@ pub enum Prediction {
     X0,
     V,
     Score,
+    /// EDM's preconditioned denoiser output F (uses the network's `sigma_data`).
+    Edm,
+}
+
+/// EDM's `(c_skip, c_out, c_in · (1/m))` for kernel `k` and data std `sd`: the network input
+/// is `x · c_in/m`, `x̂₀ = c_skip x/m + c_out F`.
+#[inline]
+fn edm_coefficients(k: Marginal, sd: f64) -> (f64, f64, f64) {
+    let st = k.std / k.mean;
+    let r = st * st + sd * sd;
+    (sd * sd / r, st * sd / r.sqrt(), 1.0 / (k.mean * r.sqrt()))
 }
 
 /// s = −ε / σ(t).
@@ -61,37 +76,57 @@ pub fn eps_from_v(v: f64, x: f64, k: Marginal) -> f64 {
 }
 
 impl Prediction {
-    /// Converts one coordinate of a model output at input coordinate `x` into a score.
+    /// Converts one coordinate of a model output at input coordinate `x` into a score
+    /// (`sd`: the data std of EDM preconditioning; unused by the other parameterisations).
     #[inline]
-    pub fn to_score(self, out: f64, x: f64, k: Marginal) -> f64 {
+    pub fn to_score(self, out: f64, x: f64, k: Marginal, sd: f64) -> f64 {
         match self {
             Prediction::Eps => score_from_eps(out, k),
             Prediction::X0 => score_from_x0(out, x, k),
             Prediction::V => score_from_eps(eps_from_v(out, x, k), k),
             Prediction::Score => out,
+            Prediction::Edm => {
+                let (skip, cout, _) = edm_coefficients(k, sd);
+                score_from_x0(skip * x / k.mean + cout * out, x, k)
+            }
         }
     }
 
     /// The regression target of one coordinate for `x_t = m x₀ + s ε`.
     #[inline]
-    pub fn target(self, x0: f64, eps: f64, k: Marginal) -> f64 {
+    pub fn target(self, x0: f64, eps: f64, k: Marginal, sd: f64) -> f64 {
         match self {
             Prediction::Eps => eps,
             Prediction::X0 => x0,
             Prediction::V => k.mean * eps - k.std * x0,
             Prediction::Score => score_from_eps(eps, k),
+            Prediction::Edm => {
+                let (skip, cout, _) = edm_coefficients(k, sd);
+                let y = x0 + k.std / k.mean * eps;
+                (x0 - skip * y) / cout
+            }
         }
     }
 
     /// `J = ∂ε/∂out` at fixed x_t: `ε̂ − ε = J (out − target)`, so `J² ‖out − target‖²` is the
     /// ε-MSE (DDPM's L_simple) whatever the parameterisation.
     #[inline]
-    pub fn eps_jacobian(self, k: Marginal) -> f64 {
+    pub fn eps_jacobian(self, k: Marginal, sd: f64) -> f64 {
         match self {
             Prediction::Eps => 1.0,
             Prediction::X0 => -k.mean / k.std,
             Prediction::V => k.mean / (k.mean * k.mean + k.std * k.std),
             Prediction::Score => -k.std,
+            Prediction::Edm => -edm_coefficients(k, sd).1 * k.mean / k.std,
+        }
+    }
+
+    /// The factor the network's x input is multiplied by (EDM's `c_in / m`; 1 otherwise).
+    #[inline]
+    pub fn input_scale(self, k: Marginal, sd: f64) -> f64 {
+        match self {
+            Prediction::Edm => edm_coefficients(k, sd).2,
+            _ => 1.0,
         }
     }
 }

@@ -166,6 +166,23 @@ impl GaussianMixture {
         &self.covs
     }
 
+    /// The same mixture with every covariance scaled by `factor²` (component stds × `factor`):
+    /// the "blurred model" of the spread statistics' power controls.
+    pub fn widened(&self, factor: f64) -> Result<Self> {
+        let d = self.dim();
+        let covs = self
+            .covs
+            .iter()
+            .map(|c| match c {
+                Covariance::Isotropic { var } => Ok(Covariance::Isotropic {
+                    var: var * factor * factor,
+                }),
+                Covariance::Full { .. } => Covariance::full(c.matrix(d) * (factor * factor)),
+            })
+            .collect::<Result<_>>()?;
+        Self::new(self.weights.clone(), self.means.clone(), covs)
+    }
+
     /// The same mixture with other weights (normalised).
     pub fn with_weights(&self, weights: Vec<f64>) -> Result<Self> {
         Self::new(weights, self.means.clone(), self.covs.clone())

@@ -18,16 +18,24 @@ pub struct Chi2Result {
     pub reference_counts: Vec<u64>,
 }
 
-/// Counts of points per most-responsible component of `mixture` at t = 0.
-pub fn component_counts(mixture: &GaussianMixture, x: ArrayView2<f64>) -> Vec<u64> {
+/// The most responsible component of `mixture` at t = 0 for each row of `x`.
+pub fn component_assignments(mixture: &GaussianMixture, x: ArrayView2<f64>) -> Vec<usize> {
     let p0 = mixture.at(Marginal {
         mean: 1.0,
         std: 0.0,
     });
     let mut s = Scratch::default();
+    x.rows()
+        .into_iter()
+        .map(|r| p0.argmax_component(r, &mut s))
+        .collect()
+}
+
+/// Counts of points per most-responsible component of `mixture` at t = 0.
+pub fn component_counts(mixture: &GaussianMixture, x: ArrayView2<f64>) -> Vec<u64> {
     let mut counts = vec![0u64; mixture.n_components()];
-    for r in x.rows() {
-        counts[p0.argmax_component(r, &mut s)] += 1;
+    for c in component_assignments(mixture, x) {
+        counts[c] += 1;
     }
     counts
 }

@@ -11,6 +11,7 @@
 
 pub mod chi2;
 pub mod ks;
+pub mod spread;
 pub mod two_sample;
 
 use crate::score::{GaussianMixture, Scratch};

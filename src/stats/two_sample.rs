@@ -195,6 +195,12 @@ pub fn energy_distance(x: ArrayView2<f64>, y: ArrayView2<f64>) -> f64 {
     2.0 * mean(x, y) - mean(x, x) - mean(y, y)
 }
 
+/// Schilling's same-sample fraction alone (no permutations): ≈ 0.5 when `x` and `y` come from
+/// one distribution, larger when `x` misses the fine structure of `y`.
+pub fn knn_fraction(x: ArrayView2<f64>, y: ArrayView2<f64>, k: usize) -> f64 {
+    knn_test(x, y, k, 0, 0).statistic
+}
+
 /// Schilling's k-nearest-neighbour two-sample test (Schilling 1986, JASA 81:799; Henze 1988):
 /// `T = (1/(N k)) Σ_i Σ_{r ≤ k} 1[NN_r(i) is from the same sample as i]` over the pooled N
 /// points. Under H₀ the labels are exchangeable; a sample that is locally too diffuse or too

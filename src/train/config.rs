@@ -18,6 +18,17 @@ pub enum Weighting {
     Likelihood,
 }
 
+/// Learning rate after warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// Constant at `lr`.
+    #[default]
+    Constant,
+    /// Cosine decay from `lr` to `lr/100` at the last step (Loshchilov & Hutter 2017, no restarts).
+    Cosine,
+}
+
 /// Optimisation settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +40,8 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Linear learning-rate warm-up steps.
     pub warmup: usize,
+    /// Learning rate after warm-up.
+    pub lr_schedule: LrSchedule,
     /// Clip the global gradient norm to this (0: off).
     pub grad_clip: f64,
     /// EMA decay of the weights (ramped as min(decay, (1 + k)/(10 + k))).
@@ -50,6 +63,7 @@ impl Default for TrainConfig {
             batch: 512,
             lr: 2e-3,
             warmup: 200,
+            lr_schedule: LrSchedule::Constant,
             grad_clip: 1.0,
             ema_decay: 0.999,
             weighting: Weighting::Simple,

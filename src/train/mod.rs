@@ -14,7 +14,7 @@ mod data;
 pub mod eval;
 
 pub use checkpoint::{load_model, LossRecord, RunDir};
-pub use config::{RunConfig, TrainConfig, Weighting};
+pub use config::{LrSchedule, RunConfig, TrainConfig, Weighting};
 pub use data::TrainData;
 
 use crate::ddpm::DiscreteSchedule;
@@ -137,6 +137,9 @@ impl Trainer {
             ));
         }
         cfg.sde = cfg.sde.resolved(|| data.diameter());
+        if cfg.net.sigma_data == 0.0 {
+            cfg.net.sigma_data = data.std();
+        }
         let net = EpsNet::init(cfg.net.clone(), cfg.train.seed)?;
         let w = net.flat()?;
         let state = OptState {
@@ -183,15 +186,23 @@ impl Trainer {
         &self.net
     }
 
-    /// Learning rate at optimiser step k (0-based): linear warm-up, then constant.
+    /// Learning rate at optimiser step k (0-based): linear warm-up, then the schedule.
     pub fn lr(&self, k: usize) -> f64 {
-        let w = self.cfg.train.warmup;
-        self.cfg.train.lr
-            * if w == 0 {
-                1.0
-            } else {
-                ((k + 1) as f64 / w as f64).min(1.0)
+        let t = &self.cfg.train;
+        let warm = if t.warmup == 0 {
+            1.0
+        } else {
+            ((k + 1) as f64 / t.warmup as f64).min(1.0)
+        };
+        let after = match t.lr_schedule {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::Cosine => {
+                let span = t.steps.saturating_sub(t.warmup).max(1) as f64;
+                let u = (k.saturating_sub(t.warmup) as f64 / span).min(1.0);
+                0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * u).cos())
             }
+        };
+        t.lr * warm * after
     }
 
     /// The batch of step k: network input, target and per-row ε-MSE weight. Rows are keyed by
@@ -199,7 +210,7 @@ impl Trainer {
     fn batch(&self, k: usize) -> Result<(Tensor, Tensor, Tensor)> {
         let b = self.cfg.train.batch;
         let d = self.cfg.net.dim;
-        let pred = self.cfg.net.prediction;
+        let (pred, sd) = (self.cfg.net.prediction, self.cfg.net.sigma_data);
         let key = KeyedNormal::new(self.cfg.train.seed, TRAIN_DOMAIN);
         let x0 = self
             .data
@@ -209,13 +220,14 @@ impl Trainer {
             .map(|i| {
                 let mut rng = key.rng(i as u64, k as u64);
                 let (t, kern) = self.levels.draw(self.sde.as_ref(), rng.random::<f64>());
-                let j = pred.eps_jacobian(kern);
+                let j = pred.eps_jacobian(kern, sd);
+                let scale = pred.input_scale(kern, sd);
                 let (mut xt, mut target) = (Vec::with_capacity(d), Vec::with_capacity(d));
                 for c in 0..d {
                     let e: f64 = rng.sample(StandardNormal);
                     let x0c = x0[[i, c]];
-                    xt.push(kern.mean * x0c + kern.std * e);
-                    target.push(pred.target(x0c, e, kern) as f32);
+                    xt.push(scale * (kern.mean * x0c + kern.std * e));
+                    target.push(pred.target(x0c, e, kern, sd) as f32);
                 }
                 (t, (j * j) as f32, xt, target)
             })
