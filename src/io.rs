@@ -15,21 +15,36 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
+    /// Starts writing `path`. A symlink is written through (its target is replaced, the link
+    /// kept); anything at `path` other than a regular file (a directory, device node, FIFO or
+    /// socket) is refused. The file gets the umask's permissions, as `open(2)` would give it.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        if path.is_dir() {
-            return Err(Error::Data(format!(
-                "cannot write {}: it is a directory",
-                path.display()
-            )));
+        let path = resolve_links(path.as_ref())?;
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if !meta.is_file() {
+                let what = if meta.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file (a device, FIFO or socket)"
+                };
+                return Err(Error::Data(format!(
+                    "refusing to write {}: it is {what}",
+                    path.display()
+                )));
+            }
         }
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".scoresde-")
-            .suffix(".tmp")
+        let mut b = tempfile::Builder::new();
+        b.prefix(".scoresde-").suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            b.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = b
             .tempfile_in(&dir)
             .map_err(|e| Error::Data(format!("cannot write {}: {e}", path.display())))?;
         Ok(Self { path, tmp })
@@ -46,6 +61,28 @@ impl AtomicFile {
             .map_err(|e| Error::io(&path, e.error))?;
         Ok(())
     }
+}
+
+/// The path a write to `path` should replace: `path` itself, or the final target of a chain of
+/// symlinks (relative targets resolved against the link's directory; at most 40 links).
+fn resolve_links(path: &Path) -> Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&p).map_err(|e| Error::io(&p, e))?;
+                p = match p.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(Error::Data(format!(
+        "cannot write {}: too many levels of symbolic links",
+        path.display()
+    )))
 }
 
 /// Writes `x` as CSV (header `x0,…`) into an already created [`AtomicFile`] and commits it.

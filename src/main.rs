@@ -18,7 +18,9 @@ use scoresde::sde::{Sde, SdeKind, SdeSpec};
 use scoresde::stats::spread::component_spread;
 use scoresde::stats::two_sample::{energy_distance, knn_fraction};
 use scoresde::stats::KNN_K;
-use scoresde::stats::{mixture_tests, stderr, two_sample_tests, SuiteConfig};
+use scoresde::stats::{
+    family_verdict, min_permutations, mixture_tests, stderr, two_sample_tests, SuiteConfig,
+};
 use scoresde::train::eval::{bucket_edges, excess_loss};
 use scoresde::train::{load_model, LrSchedule, RunConfig, RunDir, TrainConfig, Trainer, Weighting};
 use scoresde::{invalid, Error, Result};
@@ -89,8 +91,9 @@ enum Cmd {
         #[arg(long, default_value = "figures")]
         out: PathBuf,
     },
-    /// Test samples against exact draws: MMD, energy, kNN, χ² of component proportions, KS.
-    /// Exit 0: no test rejects; 1: a test rejects; 2: usage or input error.
+    /// Test samples against exact draws: MMD, energy, kNN, χ² of component proportions, KS,
+    /// judged as one family (Holm–Bonferroni). Exit 0: not rejected; 1: rejected at the
+    /// family-wise level; 2: usage or input error.
     Test {
         /// CSV of samples (header x0,x1,…).
         #[arg(long)]
@@ -98,15 +101,16 @@ enum Cmd {
         /// Builtin name or mixture .toml file the samples should follow.
         #[arg(long)]
         data: String,
-        /// Significance level of each test.
+        /// Family-wise significance level of the whole battery (Holm–Bonferroni).
         #[arg(long, default_value_t = 0.01)]
         alpha: f64,
         /// Seed of the reference draws and of the permutations.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Permutations for the MMD, energy and kNN tests.
-        #[arg(long, default_value_t = 500)]
-        permutations: usize,
+        /// Permutations for the MMD, energy and kNN tests [default: 500, or the fewest that can
+        /// reach the Holm threshold alpha/m when that is more].
+        #[arg(long)]
+        permutations: Option<usize>,
         /// At most this many points of each sample enter the permutation tests (O(n²) memory).
         #[arg(long, default_value_t = 5000)]
         max_points: usize,
@@ -716,6 +720,9 @@ fn cmd_eval(a: EvalArgs) -> Result<bool> {
     if a.n < 2 || a.buckets == 0 {
         return Err(invalid!("--n must be at least 2 and --buckets at least 1"));
     }
+    if !(a.alpha > 0.0 && a.alpha < 1.0) {
+        return Err(invalid!("--alpha must lie in (0, 1), got {}", a.alpha));
+    }
     let (cfg, net) = load_model(&a.model)?;
     let spec = a.data.clone().unwrap_or(cfg.data.clone());
     let data = Dataset::from_spec(&spec)?;
@@ -817,7 +824,7 @@ fn cmd_eval(a: EvalArgs) -> Result<bool> {
         "learned samples",
         a.alpha,
         a.seed,
-        500,
+        None,
         5000,
     )
 }
@@ -836,14 +843,11 @@ fn cmd_test(
     data: String,
     alpha: f64,
     seed: u64,
-    permutations: usize,
+    permutations: Option<usize>,
     max_points: usize,
 ) -> Result<bool> {
     if !(alpha > 0.0 && alpha < 1.0) {
         return Err(invalid!("--alpha must lie in (0, 1), got {alpha}"));
-    }
-    if permutations == 0 {
-        return Err(invalid!("--permutations must be at least 1"));
     }
     let data = Dataset::from_spec(&data)?;
     let x = read_csv(&samples)?;
@@ -875,14 +879,14 @@ fn report_tests(
     what: &str,
     alpha: f64,
     seed: u64,
-    permutations: usize,
+    permutations: Option<usize>,
     max_points: usize,
 ) -> Result<bool> {
     let n = x.nrows();
     let reference = data.sample(n, seed, REFERENCE_DOMAIN);
     let m = n.min(max_points.max(2));
     println!(
-        "testing {what} (n={n}, d={}) against exact draws of {} (n={n}, seed={seed}), alpha={alpha} per test",
+        "testing {what} (n={n}, d={}) against exact draws of {} (n={n}, seed={seed}), family-wise alpha={alpha}",
         x.ncols(),
         data.name()
     );
@@ -890,6 +894,18 @@ fn report_tests(
         println!(
             "note: the permutation tests use the first {m} points of each sample (--max-points)"
         );
+    }
+    let tests = 3 + data.mixture().map_or(0, |m| 2 + usize::from(m.n_components() > 1));
+    let need = min_permutations(alpha, tests);
+    let permutations = permutations.unwrap_or(need.max(500));
+    if permutations < need {
+        return Err(invalid!(
+            "--permutations {permutations} can never reach the Holm threshold alpha/{tests} = {:.4} (a permutation p-value is at least 1/(B+1)): use at least {need}",
+            alpha / tests as f64
+        ));
+    }
+    if max_points < 2 {
+        return Err(invalid!("--max-points must be at least 2, got {max_points}"));
     }
     let mut outcomes = two_sample_tests(
         x.slice(ndarray::s![..m, ..]),
@@ -900,21 +916,27 @@ fn report_tests(
         // The exact-mixture tests are O(n): they use every point.
         outcomes.extend(mixture_tests(x.view(), reference.view(), mix));
     }
-    let mut rejected = false;
-    for t in &outcomes {
-        let verdict = if t.rejects(alpha) { "REJECT" } else { "ok" };
-        rejected |= t.rejects(alpha);
+    debug_assert_eq!(outcomes.len(), tests);
+    let family = family_verdict(&outcomes, alpha)?;
+    for (t, q) in outcomes.iter().zip(&family.adjusted) {
+        let verdict = if *q <= alpha { "REJECT" } else { "ok" };
         println!(
-            "  {:<7} statistic={:<12.6e} p={:<8.4} {:<6} {}",
-            t.name, t.statistic, t.p_value, verdict, t.detail
+            "  {:<7} statistic={:<12.6e} p={:<8.4} holm p={:<8.4} {:<6} {}",
+            t.name, t.statistic, t.p_value, q, verdict, t.detail
         );
     }
-    if rejected {
-        println!("result: at least one test rejects at alpha={alpha}");
+    if family.rejected {
+        println!(
+            "result: rejected at family-wise alpha={alpha} (Holm–Bonferroni over {} tests)",
+            outcomes.len()
+        );
     } else {
-        println!("result: no test rejects at alpha={alpha}");
+        println!(
+            "result: not rejected at family-wise alpha={alpha} (Holm–Bonferroni over {} tests)",
+            outcomes.len()
+        );
     }
-    Ok(rejected)
+    Ok(family.rejected)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

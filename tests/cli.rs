@@ -212,10 +212,24 @@ fn test_command_exit_codes() {
             samples.to_str().unwrap(),
             "--data",
             data,
-            "--permutations",
-            "100",
         ])
     };
+    // A permutation count that can never reach the Holm threshold α/m is refused.
+    let few = run(&[
+        "test",
+        "--samples",
+        good.to_str().unwrap(),
+        "--data",
+        "ncsn",
+        "--permutations",
+        "99",
+    ]);
+    assert_eq!(few.status.code(), Some(2));
+    assert!(
+        stderr(&few).contains("--permutations 99 can never reach the Holm threshold"),
+        "{}",
+        stderr(&few)
+    );
     let ok = t(&good, "ncsn");
     assert_eq!(
         ok.status.code(),
@@ -293,8 +307,6 @@ fn toy_datasets_and_user_mixtures_sample() {
             out.to_str().unwrap(),
             "--data",
             toml.to_str().unwrap(),
-            "--permutations",
-            "100",
         ]);
         assert_eq!(
             t.status.code(),
