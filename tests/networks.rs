@@ -1,7 +1,8 @@
 //! Networks and training: the candle and ndarray paths agree; the conversions are consistent;
 //! training is deterministic and resumable bit for bit; damaged checkpoints give clear errors;
 //! a trained score samples 8gaussians well enough to pass the χ² test (α = 0.01, n = 2000,
-//! seed 1) with an energy distance within 3× the exact score's; the excess loss falls.
+//! seed 1) with a kNN same-sample fraction ≤ 0.53 and a within-component spread in
+//! [0.8, 1.25]; the excess loss falls.
 
 use candle_core::{Device, Tensor};
 use ndarray::{Array2, Zip};
@@ -13,7 +14,8 @@ use scoresde::score::{MixtureScore, Score};
 use scoresde::sde::{BetaSchedule, Marginal, Sde, SdeKind, SdeSpec, SubVpSde, VeSde, VpSde};
 use scoresde::solvers::Time;
 use scoresde::stats::chi2::component_chi2;
-use scoresde::stats::two_sample::energy_distance;
+use scoresde::stats::spread::component_spread;
+use scoresde::stats::two_sample::{energy_distance, knn_fraction};
 use scoresde::train::eval::{bucket_edges, excess_loss};
 use scoresde::train::{RunConfig, RunDir, TrainConfig, Trainer, Weighting};
 use std::sync::Arc;
@@ -58,6 +60,7 @@ fn run_cfg(data: &str, steps: usize, seed: u64) -> RunConfig {
         net: NetConfig {
             hidden: 32,
             time_dim: 16,
+            fourier: 8,
             ..Default::default()
         },
         train: TrainConfig {
@@ -340,7 +343,7 @@ fn damaged_checkpoints_give_errors_not_panics() {
         .expect("mismatched shapes accepted")
         .to_string();
     assert!(
-        e.contains("layers.0.weight") && e.contains("[18, 40]"),
+        e.contains("layers.0.weight") && e.contains("[34, 40]"),
         "{e}"
     );
     // A step that does not match (files from different saves).
@@ -396,12 +399,19 @@ fn network_samples_do_not_depend_on_chunking() {
 }
 
 /// The learned-score acceptance check on 8gaussians with a reduced budget (the default config,
-/// 6000 steps, is measured in the README), and the excess loss falling with training.
+/// 12 000 steps, is measured in the README), and the excess loss falling with training.
 #[test]
 fn trained_score_samples_8gaussians_and_excess_loss_falls() {
-    let mut cfg = run_cfg("8gaussians", 3000, 0);
-    cfg.net.hidden = 96;
-    cfg.train.batch = 256;
+    // The default network and optimiser, a third of the default steps.
+    let cfg = RunConfig {
+        data: "8gaussians".into(),
+        sde: SdeSpec::default(),
+        net: NetConfig::default(),
+        train: TrainConfig {
+            steps: 4000,
+            ..Default::default()
+        },
+    };
     let mut t = Trainer::new(cfg).unwrap();
     let edges = bucket_edges(1e-3, 1.0, 4);
     let mix = t.data().dataset().unwrap().mixture().unwrap().clone();
@@ -411,11 +421,11 @@ fn trained_score_samples_8gaussians_and_excess_loss_falls() {
         let rows = excess_loss(&net, &mix, &sde, &edges, 1000, 9);
         rows.iter().map(|r| r.excess).sum::<f64>() / rows.len() as f64
     };
-    for _ in 0..300 {
+    for _ in 0..100 {
         t.step().unwrap();
     }
     let early = excess(&t);
-    while t.state.step < 3000 {
+    while t.state.step < 4000 {
         t.step().unwrap();
     }
     let late = excess(&t);
@@ -452,17 +462,25 @@ fn trained_score_samples_8gaussians_and_excess_loss_falls() {
         "χ² rejects the learned sampler: p = {}",
         chi2.p_value
     );
-    let (el, ee) = (
-        energy_distance(learned.x.view(), reference.view()),
-        energy_distance(exact.x.view(), reference.view()),
-    );
+    // Local structure, the statistics that see blur (the energy distance at n = 2000 does not:
+    // exact draws alone exceed 1.5× its floor in a third of seeds).
+    let frac = knn_fraction(learned.x.view(), reference.view(), scoresde::stats::KNN_K);
+    let frac_exact = knn_fraction(exact.x.view(), reference.view(), scoresde::stats::KNN_K);
+    let spread = component_spread(&mix, learned.x.view()).median;
     assert!(
-        el <= 3.0 * ee,
-        "energy distance learned {el} > 3 × exact {ee}"
+        frac <= 0.53 && (0.8..=1.25).contains(&spread),
+        "learned kNN fraction {frac:.3} (exact score {frac_exact:.3}), spread {spread:.3}"
     );
+    let el = energy_distance(learned.x.view(), reference.view());
+    let ee = energy_distance(exact.x.view(), reference.view());
+    println!("8gaussians, 4000 steps: kNN {frac:.3} (exact {frac_exact:.3}), spread {spread:.3}, energy learned {el:.5} vs exact {ee:.5}");
 
-    // Song et al. Table 2's ordering for the trained network: PF-ODE NLL (central-difference
-    // divergence) < −ELBO_1000 (β variance), paired over 300 points, beyond 3 standard errors.
+    // Both likelihoods of the trained network against the true −log p₀ of the same 300 points
+    // (paired): each is a cross-entropy, so neither may lie below the truth beyond 3 standard
+    // errors, and both stay within 0.3 nats of it. Song et al.'s Table 2 ordering (PF-ODE NLL
+    // below −ELBO) is *not* asserted: with these networks the SDE's bound is the tighter one
+    // (measured −ELBO 0.08 ± 0.02, PF-ODE 0.16 ± 0.03 nats above the truth), Lu et al. 2022's finding that
+    // score matching does not control the ODE's likelihood (printed).
     let net = NetScore::new(t.ema_mlp().unwrap(), sde.clone());
     let pts = mix.sample(300, 12, scoresde::data::REFERENCE_DOMAIN).0;
     let nll = scoresde::likelihood::pf_ode_nll(sde.as_ref(), &net, pts.view(), &Default::default())
@@ -476,16 +494,22 @@ fn trained_score_samples_8gaussians_and_excess_loss_falls() {
         3,
     )
     .unwrap();
-    let gap = &elbo.per_point - &nll.nll;
-    let (g, se) = (gap.mean().unwrap(), (gap.var(1.0) / 300.0).sqrt());
-    eprintln!(
-        "trained net: PF-ODE NLL {:.4}, −ELBO {:.4}, gap {g:.4} ± {se:.4}",
-        nll.mean(),
-        elbo.total()
-    );
-    assert!(g > 3.0 * se, "PF-ODE NLL not below −ELBO: gap {g} ± {se}");
+    let truth = {
+        let p0 = mix.at(Marginal {
+            mean: 1.0,
+            std: 0.0,
+        });
+        let mut scratch = scoresde::score::Scratch::default();
+        ndarray::Array1::from_iter(pts.rows().into_iter().map(|r| -p0.log_prob(r, &mut scratch)))
+    };
+    for (what, v) in [("PF-ODE NLL", &nll.nll), ("−ELBO", &elbo.per_point)] {
+        let gap = v - &truth;
+        let (g, se) = (gap.mean().unwrap(), (gap.var(1.0) / 300.0).sqrt());
+        eprintln!("trained net: {what} − true NLL = {g:.4} ± {se:.4}");
+        assert!(g > -3.0 * se && g < 0.3, "{what} − true NLL = {g} ± {se}");
+    }
 
-    // Power check: the energy criterion fails a network stopped after 300 steps.
+    // Power check: the kNN and spread criteria fail a network stopped after 100 steps.
     let mut weak = Trainer::new(run_cfg("8gaussians", 100, 0)).unwrap();
     for _ in 0..100 {
         weak.step().unwrap();
@@ -497,10 +521,11 @@ fn trained_score_samples_8gaussians_and_excess_loss_falls() {
         None,
     )
     .unwrap();
-    let eb = energy_distance(bad.x.view(), reference.view());
+    let fb = knn_fraction(bad.x.view(), reference.view(), scoresde::stats::KNN_K);
+    let sb = component_spread(&mix, bad.x.view()).median;
     assert!(
-        eb > 3.0 * ee,
-        "an undertrained network passes the energy criterion: {eb} vs exact {ee}"
+        fb > 0.53 || !(0.8..=1.25).contains(&sb),
+        "an undertrained network passes the kNN and spread criteria: {fb:.3}, {sb:.3}"
     );
 }
 

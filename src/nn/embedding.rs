@@ -3,6 +3,8 @@
 //! `f_k = 10000^{−k/(E/2 − 1)}`. Continuous t ∈ [0, 1] and DDPM's integer steps i = 1000 t share
 //! one scale, so a network trained on either grid reads the same inputs.
 
+use crate::numerics::sin_cos_fast;
+
 /// The network sees `τ = TIME_SCALE · t` (DDPM's integer timestep when t = i/1000).
 pub const TIME_SCALE: f64 = 1000.0;
 
@@ -32,9 +34,9 @@ impl TimeEmbedding {
         let half = self.freqs.len();
         let tau = TIME_SCALE * t;
         for (k, &f) in self.freqs.iter().enumerate() {
-            let phase = tau * f as f64;
-            out[k] = phase.sin() as f32;
-            out[half + k] = phase.cos() as f32;
+            let (s, c) = sin_cos_fast(tau * f as f64);
+            out[k] = s as f32;
+            out[half + k] = c as f32;
         }
     }
 }

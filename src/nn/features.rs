@@ -7,6 +7,7 @@
 //! features give the first layer frequencies of order σ to combine.
 
 use super::TimeEmbedding;
+use crate::numerics::sin_cos_fast;
 use ndarray::ArrayView1;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -83,7 +84,7 @@ impl Features {
                     .enumerate()
                     .map(|(c, &v)| v * fr.b[c * fr.f + j] as f64)
                     .sum();
-                let (s, co) = (TAU * dot).sin_cos();
+                let (s, co) = sin_cos_fast(TAU * dot);
                 sin[j] = s as f32;
                 cos[j] = co as f32;
             }

@@ -69,7 +69,7 @@ impl Default for NetConfig {
             time_dim: 64,
             activation: Activation::Silu,
             prediction: Prediction::Eps,
-            fourier: 0,
+            fourier: 64,
             fourier_scale: 1.0,
             residual: false,
             sigma_data: 0.0,

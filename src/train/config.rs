@@ -59,11 +59,11 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            steps: 6000,
+            steps: 12000,
             batch: 512,
             lr: 2e-3,
             warmup: 200,
-            lr_schedule: LrSchedule::Constant,
+            lr_schedule: LrSchedule::Cosine,
             grad_clip: 1.0,
             ema_decay: 0.999,
             weighting: Weighting::Simple,
