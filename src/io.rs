@@ -19,6 +19,12 @@ impl AtomicFile {
     /// kept); anything at `path` other than a regular file (a directory, device node, FIFO or
     /// socket) is refused. The file gets the umask's permissions, as `open(2)` would give it.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        Self::create_with_suffix(path, ".tmp")
+    }
+
+    /// [`AtomicFile::create`] with a temporary name ending in `suffix` (writers that pick the
+    /// format by extension).
+    pub fn create_with_suffix(path: impl AsRef<Path>, suffix: &str) -> Result<Self> {
         let path = resolve_links(path.as_ref())?;
         if let Ok(meta) = std::fs::metadata(&path) {
             if !meta.is_file() {
@@ -38,7 +44,7 @@ impl AtomicFile {
             _ => PathBuf::from("."),
         };
         let mut b = tempfile::Builder::new();
-        b.prefix(".scoresde-").suffix(".tmp");
+        b.prefix(".scoresde-").suffix(suffix);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -50,17 +56,61 @@ impl AtomicFile {
         Ok(Self { path, tmp })
     }
 
+    /// Where the content goes until the commit.
+    pub fn tmp_path(&self) -> &Path {
+        self.tmp.path()
+    }
+
     pub fn writer(&mut self) -> &mut std::fs::File {
         self.tmp.as_file_mut()
     }
 
+    /// Flushes the file to disk and renames it into place.
     pub fn commit(self) -> Result<()> {
         let path = self.path;
+        if injected_failure() {
+            return Err(Error::Data(format!(
+                "cannot write {}: injected write failure",
+                path.display()
+            )));
+        }
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::io(&path, e))?;
         self.tmp
             .persist(&path)
             .map_err(|e| Error::io(&path, e.error))?;
         Ok(())
     }
+}
+
+/// Commits left before an injected failure (`usize::MAX`: none). Test support only.
+static FAIL_AFTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// Makes the `(n + 1)`-th [`AtomicFile::commit`] from now fail, as a full disk would (`None`:
+/// stop injecting). For fault-injection tests of interrupted saves.
+#[doc(hidden)]
+pub fn inject_write_failure(n: Option<usize>) {
+    FAIL_AFTER.store(n.unwrap_or(usize::MAX), std::sync::atomic::Ordering::SeqCst);
+}
+
+fn injected_failure() -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    FAIL_AFTER
+        .fetch_update(SeqCst, SeqCst, |n| match n {
+            usize::MAX => None,
+            0 => Some(usize::MAX),
+            n => Some(n - 1),
+        })
+        .is_ok_and(|prev| prev == 0)
+}
+
+/// 64-bit FNV-1a of `bytes`: a stable fingerprint (std's hasher may change between releases).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The path a write to `path` should replace: `path` itself, or the final target of a chain of

@@ -85,20 +85,16 @@ pub fn render(
     };
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let tmp = tempfile::Builder::new()
-        .prefix(".scoresde-")
-        .suffix(&format!(".{ext}"))
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
+    let tmp = crate::io::AtomicFile::create_with_suffix(path, &format!(".{ext}"))?;
     match ext {
         "png" => {
-            let root = BitMapBackend::new(tmp.path(), size).into_drawing_area();
+            let root = BitMapBackend::new(tmp.tmp_path(), size).into_drawing_area();
             root.fill(&WHITE).map_err(|e| perr(path)(e.to_string()))?;
             draw(&root)?;
             root.present().map_err(|e| perr(path)(e.to_string()))?;
         }
         "svg" => {
-            let root = SVGBackend::new(tmp.path(), size).into_drawing_area();
+            let root = SVGBackend::new(tmp.tmp_path(), size).into_drawing_area();
             root.fill(&WHITE).map_err(|e| perr(path)(e.to_string()))?;
             draw_svg(&root)?;
             root.present().map_err(|e| perr(path)(e.to_string()))?;
@@ -109,8 +105,7 @@ pub fn render(
             )))
         }
     }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    tmp.commit()
 }
 
 /// Draws `chart` to `path` (`.png` or `.svg`).

@@ -343,9 +343,9 @@ fn train_sample_eval_and_resume_through_the_cli() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("steps=0..40"), "{}", stderr(&o));
     for f in [
-        "model.safetensors",
-        "ema.safetensors",
-        "optimizer.safetensors",
+        "model.1.safetensors",
+        "ema.1.safetensors",
+        "optimizer.1.safetensors",
         "run.toml",
         "loss.csv",
         "loss.png",
@@ -418,15 +418,12 @@ fn train_sample_eval_and_resume_through_the_cli() {
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 4);
 
     // A damaged checkpoint: one line, exit 2, nothing written.
-    std::fs::write(
-        run_dir.join("ema.safetensors"),
-        b"\x08\x00\x00\x00\x00\x00\x00\x00{}",
-    )
-    .unwrap();
+    let ema = scoresde::train::RunDir::new(r).weight_files().unwrap()[1].clone();
+    std::fs::write(&ema, b"\x08\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
     let out2 = dir.path().join("s2.csv");
     let o = run(&["sample", "--model", r, "--out", out2.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert_fails(&o, "ema.safetensors", &out2);
+    assert_fails(&o, &ema.file_name().unwrap().to_string_lossy(), &out2);
 }
 
 #[test]

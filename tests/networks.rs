@@ -312,7 +312,8 @@ fn damaged_checkpoints_give_errors_not_panics() {
     t.step().unwrap();
     let run = RunDir::new(dir.path().join("r"));
     run.save(&t).unwrap();
-    let model = run.path.join("model.safetensors");
+    let model = run.weight_files().unwrap()[0].clone();
+    assert!(model.ends_with("model.1.safetensors"), "{}", model.display());
     let good = std::fs::read(&model).unwrap();
 
     // Truncated weights.
@@ -323,13 +324,23 @@ fn damaged_checkpoints_give_errors_not_panics() {
         .expect("truncated file accepted")
         .to_string();
     assert!(
-        e.contains("model.safetensors") && e.contains("corrupted or truncated"),
+        e.contains("model.1.safetensors") && e.contains("checksum"),
         "{e}"
     );
     // Garbage header.
     std::fs::write(&model, b"not a safetensors file at all").unwrap();
     let e = run.resume().err().expect("garbage accepted").to_string();
-    assert!(e.contains("corrupted or truncated"), "{e}");
+    assert!(e.contains("checksum"), "{e}");
+    // One flipped bit in the EMA weights.
+    let ema = run.weight_files().unwrap()[1].clone();
+    let mut bytes = std::fs::read(&ema).unwrap();
+    let at = bytes.len() - 5;
+    bytes[at] ^= 0x40;
+    let saved = std::fs::read(&ema).unwrap();
+    std::fs::write(&ema, &bytes).unwrap();
+    let e = run.load_mlp(true).err().expect("flipped bit accepted").to_string();
+    assert!(e.contains("ema.1.safetensors") && e.contains("checksum"), "{e}");
+    std::fs::write(&ema, &saved).unwrap();
     std::fs::write(&model, &good).unwrap();
     assert!(run.resume().is_ok());
 
@@ -358,7 +369,7 @@ fn damaged_checkpoints_give_errors_not_panics() {
     std::fs::write(&toml_path, text.replace("hidden = 32", "hidden = \"wide\"")).unwrap();
     let e = run.resume().err().expect("bad toml accepted").to_string();
     assert!(
-        e.contains("run.toml at line 17") && e.contains("\"wide\""),
+        e.contains("run.toml at line 30") && e.contains("\"wide\""),
         "{e}"
     );
 }
@@ -609,8 +620,9 @@ fn training_does_not_depend_on_the_thread_count() {
     }
 }
 
-/// A run written in checkpoint format 1 (before Fourier features and residual layers) still
-/// loads as the plain network it was; an unknown format is refused by number.
+/// A run written in checkpoint format 1 (fixed file names, no checksums, before Fourier features
+/// and residual layers) still loads as the plain network it was; an unknown format is refused
+/// by number.
 #[test]
 fn format_1_checkpoints_load_and_unknown_formats_are_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -623,10 +635,30 @@ fn format_1_checkpoints_load_and_unknown_formats_are_named() {
     run.save(&t).unwrap();
     let toml_path = run.path.join("run.toml");
     let text = std::fs::read_to_string(&toml_path).unwrap();
+    for role in ["model", "ema", "optimizer"] {
+        std::fs::rename(
+            run.path.join(format!("{role}.1.safetensors")),
+            run.path.join(format!("{role}.safetensors")),
+        )
+        .unwrap();
+    }
+    // Drop the [files.*] tables and the fields format 1 did not have.
+    let mut in_files = false;
     let old: String = text
         .lines()
         .filter(|l| {
-            !["fourier", "fourier_scale", "residual", "sigma_data", "lr_schedule"]
+            if l.starts_with('[') {
+                in_files = l.starts_with("[files");
+            }
+            !in_files
+                && ![
+                    "fourier",
+                    "fourier_scale",
+                    "residual",
+                    "sigma_data",
+                    "lr_schedule",
+                    "generation",
+                ]
                 .iter()
                 .any(|k| l.starts_with(&format!("{k} =")))
         })
@@ -647,7 +679,7 @@ fn format_1_checkpoints_load_and_unknown_formats_are_named() {
     assert_eq!(resumed.state, t.state);
     std::fs::write(&toml_path, old.replace("format = 1", "format = 9")).unwrap();
     let e = run.load_config().err().expect("format 9 accepted").to_string();
-    assert!(e.contains("format 9") && e.contains("formats 1 and 2"), "{e}");
+    assert!(e.contains("format 9") && e.contains("formats 1 to 3"), "{e}");
 }
 
 /// EDM preconditioning trains (the loss falls) and its samples of 8gaussians keep the mode

@@ -41,13 +41,6 @@ pub struct ModelUse {
     pub train_seconds: f64,
 }
 
-/// 64-bit FNV-1a: a stable name for a config (std's hasher may change between releases).
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 impl ModelSpec {
     /// The full run config this spec asks for (steps cut to `quick_steps` under `--quick`).
     pub fn config(&self, exp: &Experiment, quick: bool) -> RunConfig {
@@ -70,7 +63,7 @@ impl ModelSpec {
         let cfg = trainer.cfg.clone();
         let key = toml::to_string(&cfg).map_err(|e| crate::invalid!("model config: {e}"))?;
         let runs = o.dir.parent().unwrap_or(&o.dir).join("runs");
-        let dir = RunDir::new(runs.join(format!("{}-{:016x}", self.label, fnv1a(&key))));
+        let dir = RunDir::new(runs.join(format!("{}-{:016x}", self.label, crate::io::fnv1a(key.as_bytes()))));
         let cached =
             matches!(dir.load_config(), Ok((c, step)) if c == cfg && step == cfg.train.steps);
         let start = Instant::now();
