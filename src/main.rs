@@ -895,7 +895,9 @@ fn report_tests(
             "note: the permutation tests use the first {m} points of each sample (--max-points)"
         );
     }
-    let tests = 3 + data.mixture().map_or(0, |m| 2 + usize::from(m.n_components() > 1));
+    let tests = 3 + data
+        .mixture()
+        .map_or(0, |m| 2 + usize::from(m.n_components() > 1));
     let need = min_permutations(alpha, tests);
     let permutations = permutations.unwrap_or(need.max(500));
     if permutations < need {
@@ -905,7 +907,9 @@ fn report_tests(
         ));
     }
     if max_points < 2 {
-        return Err(invalid!("--max-points must be at least 2, got {max_points}"));
+        return Err(invalid!(
+            "--max-points must be at least 2, got {max_points}"
+        ));
     }
     let mut outcomes = two_sample_tests(
         x.slice(ndarray::s![..m, ..]),

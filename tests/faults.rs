@@ -59,7 +59,10 @@ fn an_interrupted_save_leaves_the_last_complete_checkpoint() {
             }
         }
     }
-    assert!(saved && failed >= 6, "{failed} failing writes before a save went through");
+    assert!(
+        saved && failed >= 6,
+        "{failed} failing writes before a save went through"
+    );
     // The previous generation's weight files are gone once the new one is complete.
     let weights: Vec<String> = std::fs::read_dir(&run.path)
         .unwrap()

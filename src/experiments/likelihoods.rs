@@ -30,6 +30,10 @@ pub struct Params {
     pub draws: usize,
     /// Largest |PF-ODE NLL − true NLL| accepted for the exact score (nats).
     pub oracle_tolerance: f64,
+    /// Asserted for each trained model: its PF-ODE NLL at most this far above the true NLL.
+    pub max_nll_excess: f64,
+    /// Asserted for each trained VP model: its −ELBO at most this far above the exact score's.
+    pub max_elbo_excess: f64,
 }
 
 /// One row of the table (nats per point; NaN where an estimator does not apply).
@@ -216,24 +220,50 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         } else {
             "−ELBO"
         };
+        // Song et al.'s Table 2 ordering, reported: with near-optimal ε-networks the SDE's
+        // bound is the tighter of the two (measured 0.03 nats), Lu et al. 2022's finding that
+        // denoising score matching bounds the SDE's likelihood but does not control the ODE's.
         let (gap, se) = mean_se(&(&r.judged - &r.nll_pts));
-        let c = Claim::new(
-            &format!(
-                "{}: PF-ODE NLL < {what} (paired gap {gap:.4} ± {se:.4})",
-                r.model
-            ),
-            gap > 0.0,
-            gap,
-            "bound − NLL > 0",
-        )
-        .learned(o.quick);
-        // The continuous bound's Monte Carlo error is larger than the gap it would have to
-        // resolve (≈ 0.02 nats): reported, not asserted.
-        claims.push(if r.elbo.0.is_nan() {
-            c.report_only()
-        } else {
-            c
-        });
+        claims.push(
+            Claim::new(
+                &format!(
+                    "{}: PF-ODE NLL < {what} (paired gap {gap:.4} ± {se:.4})",
+                    r.model
+                ),
+                gap > 0.0,
+                gap,
+                "bound − NLL > 0",
+            )
+            .report_only(),
+        );
+        let (excess, se) = mean_se(&(&r.nll_pts - &truth_pts));
+        claims.push(
+            Claim::new(
+                &format!(
+                    "{}: PF-ODE NLL within {} nats above the true NLL, not below it beyond 3 se (paired {excess:.4} ± {se:.4})",
+                    r.model, p.max_nll_excess
+                ),
+                excess > -3.0 * se && excess <= p.max_nll_excess,
+                excess,
+                &format!("in (−3 se, {}]", p.max_nll_excess),
+            )
+            .learned(o.quick),
+        );
+        if !r.elbo.0.is_nan() {
+            let (excess, se) = mean_se(&(&r.judged - &oracle_row.judged));
+            claims.push(
+                Claim::new(
+                    &format!(
+                        "{}: −ELBO within {} nats of the exact score's (paired {excess:.4} ± {se:.4})",
+                        r.model, p.max_elbo_excess
+                    ),
+                    excess <= p.max_elbo_excess,
+                    excess,
+                    &format!("≤ {}", p.max_elbo_excess),
+                )
+                .learned(o.quick),
+            );
+        }
         let (gap, se) = mean_se(&(&r.cont - &truth_pts));
         claims.push(
             Claim::new(

@@ -63,7 +63,11 @@ impl ModelSpec {
         let cfg = trainer.cfg.clone();
         let key = toml::to_string(&cfg).map_err(|e| crate::invalid!("model config: {e}"))?;
         let runs = o.dir.parent().unwrap_or(&o.dir).join("runs");
-        let dir = RunDir::new(runs.join(format!("{}-{:016x}", self.label, crate::io::fnv1a(key.as_bytes()))));
+        let dir = RunDir::new(runs.join(format!(
+            "{}-{:016x}",
+            self.label,
+            crate::io::fnv1a(key.as_bytes())
+        )));
         let cached =
             matches!(dir.load_config(), Ok((c, step)) if c == cfg && step == cfg.train.steps);
         let start = Instant::now();

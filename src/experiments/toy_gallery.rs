@@ -113,7 +113,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 (shown.clone(), held.clone())
             } else {
                 let s = o.seed + 1000 * r as u64;
-                (data.draw(n, s, DATA_DOMAIN), data.draw(n, s + 7, DATA_DOMAIN))
+                (
+                    data.draw(n, s, DATA_DOMAIN),
+                    data.draw(n, s + 7, DATA_DOMAIN),
+                )
             };
             e_model += energy_distance(block(r), h_r.view());
             e_floor += energy_distance(d_r.view(), h_r.view());

@@ -88,7 +88,13 @@ impl Arch {
 
     /// `∂L/∂θ` (flat) from the caches of [`Arch::forward_batch`] and `g = ∂L/∂out`: each
     /// block's gradient in parallel, summed in block order.
-    pub fn backward_batch(&self, p: &[f32], input: &[f32], caches: &[Cache], g: &[f32]) -> Vec<f32> {
+    pub fn backward_batch(
+        &self,
+        p: &[f32],
+        input: &[f32],
+        caches: &[Cache],
+        g: &[f32],
+    ) -> Vec<f32> {
         let (w, d) = (self.features.width(), self.cfg.dim);
         let total = self.layout().total;
         let parts: Vec<Vec<f32>> = input

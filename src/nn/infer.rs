@@ -71,7 +71,13 @@ impl Mlp {
         f.fill_t(t, &mut emb);
         let mut c = lay.b(&self.params, 0).to_vec();
         let w0e = &lay.w(&self.params, 0)[xw * h..];
-        gemm((1, e, h), Mat::rows(&emb, e), Mat::rows(w0e, h), 1.0, &mut c);
+        gemm(
+            (1, e, h),
+            Mat::rows(&emb, e),
+            Mat::rows(w0e, h),
+            1.0,
+            &mut c,
+        );
         c
     }
 
@@ -98,7 +104,13 @@ impl Mlp {
                     z0.extend_from_slice(c);
                 }
                 let w0x = &self.arch.layout().w(p, 0)[..xw * h];
-                gemm((n, xw, h), Mat::rows(&feats, xw), Mat::rows(w0x, h), 1.0, &mut z0);
+                gemm(
+                    (n, xw, h),
+                    Mat::rows(&feats, xw),
+                    Mat::rows(w0x, h),
+                    1.0,
+                    &mut z0,
+                );
                 z0
             }
             None => {
@@ -112,7 +124,11 @@ impl Mlp {
         };
         let mut o = vec![0f32; n * body.out_dim()];
         body.forward(p, n, z0, &mut o, false);
-        for (mut orow, src) in out.rows_mut().into_iter().zip(o.chunks_exact(body.out_dim())) {
+        for (mut orow, src) in out
+            .rows_mut()
+            .into_iter()
+            .zip(o.chunks_exact(body.out_dim()))
+        {
             orow.iter_mut().zip(src).for_each(|(a, &b)| *a = b);
         }
     }

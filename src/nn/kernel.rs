@@ -115,7 +115,14 @@ impl Body {
 
     /// Forward pass of one block from the first layer's pre-activation `z0` (`rows × H`);
     /// writes the network output into `out` (`rows × d`). `keep` retains every activation.
-    pub fn forward(&self, p: &[f32], rows: usize, z0: Vec<f32>, out: &mut [f32], keep: bool) -> Cache {
+    pub fn forward(
+        &self,
+        p: &[f32],
+        rows: usize,
+        z0: Vec<f32>,
+        out: &mut [f32],
+        keep: bool,
+    ) -> Cache {
         let width = self.width();
         let mut cache = Cache::default();
         let mut z = z0;
@@ -158,7 +165,13 @@ impl Body {
         let last = self.hidden_layers();
         let width = self.width();
         let d = self.out_dim();
-        self.weight_grads(last, cache.h.last().expect("a hidden layer"), g_out, rows, grad);
+        self.weight_grads(
+            last,
+            cache.h.last().expect("a hidden layer"),
+            g_out,
+            rows,
+            grad,
+        );
         // ∂L/∂h of the last hidden layer: g_out W_outᵀ.
         let mut gh = vec![0f32; rows * width];
         gemm(
@@ -258,7 +271,10 @@ impl<'a> Mat<'a> {
 /// `c ← a b + β c` for `a` (m × k), `b` (k × n) and row-major `c` (m × n), by `matrixmultiply`
 /// (single-threaded: callers parallelise over blocks).
 pub fn gemm((m, k, n): (usize, usize, usize), a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
-    assert!(a.fits(m, k) && b.fits(k, n) && c.len() >= m * n, "gemm shapes");
+    assert!(
+        a.fits(m, k) && b.fits(k, n) && c.len() >= m * n,
+        "gemm shapes"
+    );
     // SAFETY: `fits` checked that every index the product reads lies inside `a` and `b`, and
     // `c` holds m × n elements with row stride n.
     unsafe {

@@ -77,7 +77,10 @@ impl EpsNet {
 
     /// A copy of the parameters.
     pub fn flat(&self) -> Result<Vec<f32>> {
-        self.params.as_tensor().to_vec1().map_err(cerr("parameters"))
+        self.params
+            .as_tensor()
+            .to_vec1()
+            .map_err(cerr("parameters"))
     }
 
     /// Overwrites the parameters.

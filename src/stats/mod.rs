@@ -234,7 +234,9 @@ pub fn family_verdict(outcomes: &[TestOutcome], alpha: f64) -> crate::Result<Fam
 /// The fewest permutations B for which a permutation p-value (≥ 1/(B + 1)) can fall below the
 /// smallest Holm threshold α/m of a family of m tests.
 pub fn min_permutations(alpha: f64, m: usize) -> usize {
-    ((m as f64 / alpha).ceil() as usize).saturating_sub(1).max(1)
+    ((m as f64 / alpha).ceil() as usize)
+        .saturating_sub(1)
+        .max(1)
 }
 
 #[cfg(test)]

@@ -114,11 +114,7 @@ impl RunDir {
                 opt.push((format!("{prefix}{name}"), t));
             }
         }
-        let contents = [
-            arch.named(&s.w, true)?,
-            arch.named(&s.ema, true)?,
-            opt,
-        ];
+        let contents = [arch.named(&s.w, true)?, arch.named(&s.ema, true)?, opt];
         let mut files = std::collections::BTreeMap::new();
         for (role, items) in ROLES.iter().zip(contents) {
             let name = format!("{role}.{generation}.safetensors");

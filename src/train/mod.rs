@@ -296,13 +296,12 @@ impl Trainer {
         let c1 = 1.0 - ADAM_B1.powi(t);
         let c2 = 1.0 - ADAM_B2.powi(t);
         let decay = (self.cfg.train.ema_decay as f32).min((1 + t) as f32 / (10 + t) as f32);
-        let it = s
-            .w
-            .iter_mut()
-            .zip(&mut s.m)
-            .zip(&mut s.v)
-            .zip(&mut s.ema)
-            .zip(g);
+        let it =
+            s.w.iter_mut()
+                .zip(&mut s.m)
+                .zip(&mut s.v)
+                .zip(&mut s.ema)
+                .zip(g);
         for ((((w, m), v), e), &gi) in it {
             let gi = gi * scale;
             *m = ADAM_B1 * *m + (1.0 - ADAM_B1) * gi;
