@@ -27,6 +27,8 @@ fn main() {
         hidden: 256,
         layers: 3,
         time_dim: 128,
+        fourier: 0,
+        residual: false,
         ..Default::default()
     };
     let flops_row = 2.0 * cfg.macs_per_row() as f64;

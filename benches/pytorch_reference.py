@@ -109,8 +109,8 @@ def main():
     print(f"pytorch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"pytorch training reference (3x256, batch 1024): {train_rate(ref, 1024):.1f} steps/s")
     print(f"pytorch sampling reference (10000 x 100 EM): {sample_rate(ref) / 1e6:.3f} M particle-steps/s")
-    default = Net(2, 128, 3, 64, fourier=32)
-    print(f"pytorch training default (3x128 + 32 Fourier, batch 512): {train_rate(default, 512):.1f} steps/s")
+    default = Net(2, 128, 3, 64, fourier=64)
+    print(f"pytorch training default (3x128 + 64 Fourier, batch 512): {train_rate(default, 512):.1f} steps/s")
 
 
 if __name__ == "__main__":

@@ -369,8 +369,7 @@ fn damaged_checkpoints_give_errors_not_panics() {
     std::fs::write(&ema, &bytes).unwrap();
     let e = run
         .load_mlp(true)
-        .err()
-        .expect("flipped bit accepted")
+        .expect_err("flipped bit accepted")
         .to_string();
     assert!(
         e.contains("ema.1.safetensors") && e.contains("checksum"),
@@ -720,8 +719,7 @@ fn format_1_checkpoints_load_and_unknown_formats_are_named() {
     std::fs::write(&toml_path, old.replace("format = 1", "format = 9")).unwrap();
     let e = run
         .load_config()
-        .err()
-        .expect("format 9 accepted")
+        .expect_err("format 9 accepted")
         .to_string();
     assert!(
         e.contains("format 9") && e.contains("formats 1 to 3"),
