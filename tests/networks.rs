@@ -177,20 +177,11 @@ fn fused_network_op_matches_candles_builtin_ops_and_their_gradient() {
                 );
             }
             let p = net.params().as_tensor();
-            let ga: Vec<f32> = loss(ours)
-                .backward()
-                .unwrap()
-                .get(p)
-                .unwrap()
-                .to_vec1()
-                .unwrap();
-            let gb: Vec<f32> = loss(theirs)
-                .backward()
-                .unwrap()
-                .get(p)
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let grad = |out: Tensor| -> Vec<f32> {
+                let g = loss(out).backward().unwrap();
+                g.get(p).unwrap().to_vec1().unwrap()
+            };
+            let (ga, gb) = (grad(ours), grad(theirs));
             let scale = gb.iter().fold(0f32, |m, v| m.max(v.abs()));
             let worst = ga
                 .iter()
