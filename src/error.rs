@@ -39,3 +39,24 @@ impl Error {
 macro_rules! invalid {
     ($($arg:tt)*) => { $crate::error::Error::Invalid(format!($($arg)*)) };
 }
+
+/// Largest number of values (points × dimension) a single array of samples may hold: 2²⁷ f64 =
+/// 1 GiB, so an absurd size is a one-line error instead of an allocation abort.
+pub const MAX_VALUES: usize = 1 << 27;
+/// Largest number of steps of any sampler, chain or training run.
+pub const MAX_STEPS: usize = 100_000_000;
+
+/// `Ok` when `1 ≤ value ≤ max`, else an error naming `what` and the allowed range.
+pub fn check_range(what: &str, value: usize, max: usize) -> Result<()> {
+    if value == 0 || value > max {
+        return Err(Error::Invalid(format!(
+            "{what} must lie in [1, {max}], got {value}"
+        )));
+    }
+    Ok(())
+}
+
+/// `Ok` when `n` points of dimension `d` fit in [`MAX_VALUES`].
+pub fn check_points(what: &str, n: usize, d: usize) -> Result<()> {
+    check_range(what, n, MAX_VALUES / d.max(1))
+}

@@ -419,8 +419,17 @@ fn load_model_and_points(a: &ModelArgs, points: Option<&PathBuf>) -> Result<Load
 
 fn cmd_elbo(a: ElboArgs) -> Result<()> {
     let m = &a.model;
+    if !a.continuous {
+        scoresde::error::check_range("--T", a.steps, 1_000_000)?;
+    }
     let mut out = AtomicFile::create(&m.out)?;
     let (score, sde, data, x) = load_model_and_points(m, None)?;
+    if x.nrows() < 2 {
+        return Err(invalid!(
+            "the bound's standard error needs at least 2 points, got {}",
+            x.nrows()
+        ));
+    }
     let d = x.ncols() as f64;
     let mut csv = String::from("term,t,nats,stderr\n");
     let (total, se) = if a.continuous {
@@ -467,6 +476,12 @@ fn cmd_elbo(a: ElboArgs) -> Result<()> {
         (b.total(), b.stderr())
     };
     csv.push_str(&format!("total,,{total:e},{se:e}\n"));
+    if !(total.is_finite() && se.is_finite()) || csv.contains("NaN") || csv.contains("inf") {
+        return Err(Error::Data(format!(
+            "the bound is not finite (total {total}, stderr {se}): nothing written to {}",
+            m.out.display()
+        )));
+    }
     std::io::Write::write_all(out.writer(), csv.as_bytes()).map_err(|e| Error::io(&m.out, e))?;
     out.commit()?;
     let what = if a.continuous {
@@ -717,9 +732,13 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<bool> {
-    if a.n < 2 || a.buckets == 0 {
-        return Err(invalid!("--n must be at least 2 and --buckets at least 1"));
+    if a.n < 2 {
+        return Err(invalid!("--n must be at least 2, got {}", a.n));
     }
+    scoresde::error::check_range("--buckets", a.buckets, 1000)?;
+    scoresde::error::check_range("--n", a.n, 10_000_000)?;
+    // The output location is checked before any work.
+    let out_file = a.out.as_ref().map(AtomicFile::create).transpose()?;
     if !(a.alpha > 0.0 && a.alpha < 1.0) {
         return Err(invalid!("--alpha must lie in (0, 1), got {}", a.alpha));
     }
@@ -770,8 +789,15 @@ fn cmd_eval(a: EvalArgs) -> Result<bool> {
     }
     let mean_excess = rows.iter().map(|r| r.excess).sum::<f64>() / rows.len() as f64;
     println!("  mean excess over buckets: {mean_excess:.6}");
-    if let Some(out) = &a.out {
-        let mut f = AtomicFile::create(out)?;
+    if !rows
+        .iter()
+        .all(|r| r.dsm.is_finite() && r.excess.is_finite() && r.excess_se.is_finite())
+    {
+        return Err(Error::Data(
+            "the excess loss is not finite: nothing written".into(),
+        ));
+    }
+    if let (Some(out), Some(mut f)) = (&a.out, out_file) {
         std::io::Write::write_all(f.writer(), csv.as_bytes()).map_err(|e| Error::io(out, e))?;
         f.commit()?;
     }
@@ -850,6 +876,7 @@ fn cmd_test(
         return Err(invalid!("--alpha must lie in (0, 1), got {alpha}"));
     }
     let data = Dataset::from_spec(&data)?;
+    family_permutations(&data, alpha, permutations)?;
     let x = read_csv(&samples)?;
     if x.ncols() != data.dim() {
         return Err(Error::Data(format!(
@@ -869,6 +896,28 @@ fn cmd_test(
         permutations,
         max_points,
     )
+}
+
+/// The permutation count of the battery for `data` at family-wise level α (default: 500, or
+/// the fewest that can reach the Holm threshold α/m) and the battery's size m; refuses a given
+/// count that can never reach α/m.
+fn family_permutations(
+    data: &Dataset,
+    alpha: f64,
+    permutations: Option<usize>,
+) -> Result<(usize, usize)> {
+    let tests = 3 + data
+        .mixture()
+        .map_or(0, |m| 2 + usize::from(m.n_components() > 1));
+    let need = min_permutations(alpha, tests);
+    let permutations = permutations.unwrap_or(need.max(500));
+    if permutations < need {
+        return Err(invalid!(
+            "--permutations {permutations} can never reach the Holm threshold alpha/{tests} = {:.4} (a permutation p-value is at least 1/(B+1)): use at least {need}",
+            alpha / tests as f64
+        ));
+    }
+    Ok((permutations, tests))
 }
 
 /// Runs the sample tests of `x` against exact draws of `data` and prints one line per test.
@@ -895,17 +944,7 @@ fn report_tests(
             "note: the permutation tests use the first {m} points of each sample (--max-points)"
         );
     }
-    let tests = 3 + data
-        .mixture()
-        .map_or(0, |m| 2 + usize::from(m.n_components() > 1));
-    let need = min_permutations(alpha, tests);
-    let permutations = permutations.unwrap_or(need.max(500));
-    if permutations < need {
-        return Err(invalid!(
-            "--permutations {permutations} can never reach the Holm threshold alpha/{tests} = {:.4} (a permutation p-value is at least 1/(B+1)): use at least {need}",
-            alpha / tests as f64
-        ));
-    }
+    let (permutations, tests) = family_permutations(data, alpha, permutations)?;
     if max_points < 2 {
         return Err(invalid!(
             "--max-points must be at least 2, got {max_points}"
@@ -955,10 +994,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
         }
         Cmd::Data { data, n, seed, out } => {
-            if n == 0 {
-                return Err(invalid!("--n must be at least 1"));
-            }
             let data = Dataset::from_spec(&data)?;
+            scoresde::error::check_points("--n", n, data.dim())?;
             let file = AtomicFile::create(&out)?;
             write_csv(file, data.sample(n, seed, DATA_DOMAIN).view())?;
         }

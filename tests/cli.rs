@@ -730,3 +730,121 @@ fn experiments_list_run_and_errors() {
     let r = run(&["run", "no-such-experiment"]);
     assert!(stderr(&r).contains("unknown experiment"));
 }
+
+/// Absurd sizes, diverging samplers and bounds that cannot be finite: one line naming the
+/// cause, exit 2, nothing written (issue classes 4, 6 and 7; table-driven).
+#[test]
+fn absurd_sizes_divergence_and_non_finite_results_are_refused() {
+    let dir = tmp();
+    let out = dir.path().join("o.csv");
+    let o = out.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "sample",
+                "--data",
+                "8gaussians",
+                "--steps",
+                "10000000000",
+                "--n",
+                "10",
+            ],
+            "--steps must lie in [1, 100000000]",
+        ),
+        (
+            &["sample", "--data", "8gaussians", "--n", "1000000000"],
+            "--n must lie in [1, ",
+        ),
+        (
+            &["data", "--data", "8gaussians", "--n", "1000000000"],
+            "--n must lie in [1, ",
+        ),
+        (
+            &[
+                "sample",
+                "--data",
+                "8gaussians",
+                "--sampler",
+                "langevin",
+                "--step-size",
+                "10",
+                "--n",
+                "50",
+            ],
+            "the sampler diverged: at step",
+        ),
+        (
+            &[
+                "sample",
+                "--data",
+                "8gaussians",
+                "--sampler",
+                "pc",
+                "--snr",
+                "1e6",
+                "--n",
+                "50",
+            ],
+            "the sampler diverged: at step",
+        ),
+        (
+            &["elbo", "--data", "8gaussians", "--exact", "--n", "1"],
+            "at least 2 points",
+        ),
+        (
+            &[
+                "elbo",
+                "--data",
+                "8gaussians",
+                "--exact",
+                "--T",
+                "10000000000",
+                "--n",
+                "10",
+            ],
+            "--T must lie in [1, 1000000]",
+        ),
+        (
+            &[
+                "test",
+                "--samples",
+                "/nonexistent.csv",
+                "--data",
+                "8gaussians",
+                "--permutations",
+                "10",
+                "--alpha",
+                "0.05",
+            ],
+            "--permutations 10 can never reach",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut a: Vec<&str> = args.to_vec();
+        if a[0] != "test" {
+            a.extend(["--out", o]);
+        }
+        let r = run(&a);
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", stderr(&r));
+        assert_fails(&r, needle, &out);
+    }
+    let r = run(&[
+        "train",
+        "--data",
+        "8gaussians",
+        "--batch",
+        "100000000",
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        stderr(&r).contains("batch must lie in [1, 1048576]"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(
+        !dir.path().join("r").exists(),
+        "a failed train left a directory"
+    );
+}

@@ -29,6 +29,35 @@ pub(crate) fn check_finite(step: u64, t: f64, x: &Array2<f64>) -> Result<()> {
     }
 }
 
+/// How far beyond the scale of the prior (and of the initial states) a state may go before
+/// the run counts as diverged: no sampler of a stable configuration comes near it.
+pub const DIVERGENCE_FACTOR: f64 = 1e10;
+
+/// The divergence limit for a run that starts from `x` under `sde`:
+/// [`DIVERGENCE_FACTOR`] × max(1, prior std at t_max, largest |x|).
+pub(crate) fn divergence_limit(sde: &dyn Sde, x: &Array2<f64>) -> f64 {
+    let prior = sde.marginal(sde.t_max()).std;
+    let start = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    DIVERGENCE_FACTOR * 1f64.max(prior).max(start)
+}
+
+/// [`check_finite`], and that no value exceeds `limit` in magnitude (a diverging state may stay
+/// finite for many steps: Langevin with too large a step reaches 1e160).
+pub(crate) fn check_state(step: u64, t: f64, x: &Array2<f64>, limit: f64) -> Result<()> {
+    check_finite(step, t, x)?;
+    if let Some((row, v)) = x
+        .rows()
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, r)| r.iter().find(|v| v.abs() > limit).map(|&v| (i, v)))
+    {
+        return Err(crate::invalid!(
+            "the sampler diverged: at step {step} (t = {t:.6}) particle {row} reached {v:.3e}, beyond {DIVERGENCE_FACTOR:e} × the prior's scale ({limit:.3e}); use more steps, a smaller step size or snr"
+        ));
+    }
+    Ok(())
+}
+
 /// What the samplers share while they run.
 pub(crate) struct Engine<'a> {
     pub sde: &'a dyn Sde,
@@ -44,6 +73,8 @@ pub(crate) struct Engine<'a> {
     /// Steps the sampler will take in all, and particles reported so far.
     total_steps: u64,
     reported: u64,
+    /// Divergence limit of the states ([`divergence_limit`]; 0: not set).
+    pub limit: f64,
 }
 
 impl<'a> Engine<'a> {
@@ -66,6 +97,7 @@ impl<'a> Engine<'a> {
             progress,
             total_steps: total_steps.max(1) as u64,
             reported: 0,
+            limit: 0.0,
         }
     }
 
@@ -120,7 +152,10 @@ impl<'a> Engine<'a> {
     pub fn finish_step(&mut self, t: f64, x: &Array2<f64>) -> Result<()> {
         let step = self.steps;
         self.steps += 1;
-        check_finite(step, t, x)?;
+        if self.limit == 0.0 {
+            self.limit = f64::INFINITY;
+        }
+        check_state(step, t, x, self.limit)?;
         self.visit(t, x);
         if let Some(p) = self.progress {
             let n = x.nrows() as u64;

@@ -207,9 +207,7 @@ pub fn sample(
     spec: &SampleSpec,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<SampleRun> {
-    if spec.n == 0 {
-        return Err(invalid!("--n must be at least 1"));
-    }
+    crate::error::check_points("--n", spec.n, score.dim())?;
     let x_t = sde.prior_sample(spec.n, score.dim(), spec.seed);
     integrate(sde, score, x_t, spec, progress)
 }
@@ -227,8 +225,8 @@ pub fn integrate(
     if !(eps > 0.0 && eps < t_max) {
         return Err(invalid!("--eps must lie in (0, {t_max}), got {eps}"));
     }
-    if spec.sampler != Sampler::PfRk45 && spec.steps == 0 {
-        return Err(invalid!("--steps must be at least 1"));
+    if spec.sampler != Sampler::PfRk45 {
+        crate::error::check_range("--steps", spec.steps, crate::error::MAX_STEPS)?;
     }
     if x_t.ncols() != score.dim() {
         return Err(invalid!(
@@ -245,6 +243,7 @@ pub fn integrate(
     let start = Instant::now();
     // Record times other than 0 (the denoised output) go to the solver.
     let solver_record: Vec<f64> = spec.record.iter().copied().filter(|&r| r != 0.0).collect();
+    let limit = engine::divergence_limit(sde, &x_t);
     let (mut x, t_end, stats, mut records) = match spec.sampler {
         Sampler::Em
         | Sampler::PfEuler
@@ -253,6 +252,9 @@ pub fn integrate(
         | Sampler::PfRk45
         | Sampler::PlugIn => {
             let sol = solve(sde, &counted, x_t, spec, eps, &solver_record, progress)?;
+            // The solvers catch non-finite states at every step; a finite divergence shows in
+            // the end state.
+            engine::check_state(sol.stats.accepted as u64, eps, &sol.x, limit)?;
             (sol.x, eps, sol.stats, sol.records)
         }
         _ => step_map(sde, &counted, x_t, spec, eps, &solver_record, progress)?,
@@ -267,7 +269,12 @@ pub fn integrate(
             1,
         );
         x = eng.x0(t_end, x.view());
-        engine::check_finite(stats.accepted / stats.particles.max(1), 0.0, &x)?;
+        engine::check_state(
+            (stats.accepted / stats.particles.max(1)) as u64,
+            0.0,
+            &x,
+            limit,
+        )?;
     }
     if spec.record.contains(&0.0) {
         records.push((0.0, x.clone()));
@@ -461,6 +468,7 @@ fn step_map(
         progress,
         steps,
     );
+    eng.limit = engine::divergence_limit(sde, &x);
     eng.visit(times[0], &x);
     match spec.sampler {
         Sampler::Pc => pc::run(&mut eng, &mut x, &times, &pc_settings(o, Some(sde)))?,

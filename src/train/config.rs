@@ -92,9 +92,8 @@ pub struct RunConfig {
 
 impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.batch == 0 {
-            return Err(invalid!("batch must be at least 1"));
-        }
+        crate::error::check_range("batch", self.batch, 1 << 20)?;
+        crate::error::check_range("steps", self.steps.max(1), crate::error::MAX_STEPS)?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(invalid!("lr must be positive, got {}", self.lr));
         }
