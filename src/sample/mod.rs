@@ -254,7 +254,8 @@ pub fn integrate(
             let sol = solve(sde, &counted, x_t, spec, eps, &solver_record, progress)?;
             // The solvers catch non-finite states at every step; a finite divergence shows in
             // the end state.
-            engine::check_state(sol.stats.accepted as u64, eps, &sol.x, limit)?;
+            let steps = sol.stats.accepted / sol.stats.particles.max(1);
+            engine::check_state(steps, eps, &sol.x, limit)?;
             (sol.x, eps, sol.stats, sol.records)
         }
         _ => step_map(sde, &counted, x_t, spec, eps, &solver_record, progress)?,
@@ -269,12 +270,7 @@ pub fn integrate(
             1,
         );
         x = eng.x0(t_end, x.view());
-        engine::check_state(
-            (stats.accepted / stats.particles.max(1)) as u64,
-            0.0,
-            &x,
-            limit,
-        )?;
+        engine::check_state(stats.accepted / stats.particles.max(1), 0.0, &x, limit)?;
     }
     if spec.record.contains(&0.0) {
         records.push((0.0, x.clone()));
