@@ -27,8 +27,16 @@ struct ComponentSpec {
     std: Option<f64>,
 }
 
+/// Largest |mean coordinate|, std and covariance entry a mixture file may hold: beyond them the
+/// diffused densities under- or overflow f64 (std 1e200, means at 1e300 gave −inf and NaN).
+pub const MAX_MEAN: f64 = 1e6;
+pub const STD_RANGE: (f64, f64) = (1e-6, 1e6);
+/// Largest weight (weights are relative: normalised after reading).
+pub const MAX_WEIGHT: f64 = 1e12;
+
 /// Parses and validates a mixture: positive weights, equal mean lengths, and for each component
-/// exactly one of `std` (isotropic) or `cov` (symmetric positive definite).
+/// exactly one of `std` (isotropic) or `cov` (symmetric positive definite), every number within
+/// the ranges above.
 pub fn parse_mixture_toml(text: &str) -> Result<GaussianMixture> {
     let file: MixtureFile = toml::from_str(text).map_err(|e| Error::Data(toml_error(text, &e)))?;
     if file.components.is_empty() {
@@ -44,6 +52,37 @@ pub fn parse_mixture_toml(text: &str) -> Result<GaussianMixture> {
             return Err(Error::Data(format!(
                 "component {i}: mean has length {} but component 0's has length {d}",
                 c.mean.len()
+            )));
+        }
+        if let Some(m) = c.mean.iter().find(|m| !(m.abs() <= MAX_MEAN)) {
+            return Err(Error::Data(format!(
+                "component {i}: mean coordinate {m:e} outside [−{MAX_MEAN:e}, {MAX_MEAN:e}]"
+            )));
+        }
+        if !(c.weight > 0.0 && c.weight <= MAX_WEIGHT) {
+            return Err(Error::Data(format!(
+                "component {i}: weight {:e} outside (0, {MAX_WEIGHT:e}]",
+                c.weight
+            )));
+        }
+        let (lo, hi) = STD_RANGE;
+        let std_ok = |s: f64| (lo..=hi).contains(&s);
+        if let Some(s) = c.std.filter(|&s| !std_ok(s)) {
+            return Err(Error::Data(format!(
+                "component {i}: std {s:e} outside [{lo:e}, {hi:e}]"
+            )));
+        }
+        if let Some(v) = c
+            .cov
+            .iter()
+            .flatten()
+            .flatten()
+            .find(|v| !(v.abs() <= hi * hi))
+        {
+            return Err(Error::Data(format!(
+                "component {i}: covariance entry {v:e} outside [−{:e}, {:e}]",
+                hi * hi,
+                hi * hi
             )));
         }
         means.row_mut(i).assign(&ndarray::ArrayView1::from(&c.mean));

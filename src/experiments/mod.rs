@@ -155,9 +155,10 @@ impl Experiment {
     pub fn parse(origin: &str, text: &str) -> Result<Self> {
         let e: Experiment = toml::from_str(text)
             .map_err(|e| Error::Data(format!("{origin}{}", toml_error(text, &e))))?;
-        if e.name.trim().is_empty() || e.name.contains(['/', '\\']) {
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if e.name.is_empty() || !e.name.chars().all(plain) || e.name.chars().all(|c| c == '.') {
             return Err(Error::Data(format!(
-                "{origin}: name '{}' must be non-empty and contain no path separator",
+                "{origin}: name '{}' must be letters, digits, '-', '_' or '.' (not only dots): it names the output folder",
                 e.name
             )));
         }
