@@ -54,7 +54,7 @@ pub fn parse_mixture_toml(text: &str) -> Result<GaussianMixture> {
                 c.mean.len()
             )));
         }
-        if let Some(m) = c.mean.iter().find(|m| !(m.abs() <= MAX_MEAN)) {
+        if let Some(m) = c.mean.iter().find(|m| !(-MAX_MEAN..=MAX_MEAN).contains(*m)) {
             return Err(Error::Data(format!(
                 "component {i}: mean coordinate {m:e} outside [−{MAX_MEAN:e}, {MAX_MEAN:e}]"
             )));
@@ -77,7 +77,7 @@ pub fn parse_mixture_toml(text: &str) -> Result<GaussianMixture> {
             .iter()
             .flatten()
             .flatten()
-            .find(|v| !(v.abs() <= hi * hi))
+            .find(|v| !(-hi * hi..=hi * hi).contains(*v))
         {
             return Err(Error::Data(format!(
                 "component {i}: covariance entry {v:e} outside [−{:e}, {:e}]",
