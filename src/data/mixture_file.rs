@@ -61,7 +61,7 @@ pub fn parse_mixture_toml(text: &str) -> Result<GaussianMixture> {
         }
         if !(c.weight > 0.0 && c.weight <= MAX_WEIGHT) {
             return Err(Error::Data(format!(
-                "component {i}: weight {:e} outside (0, {MAX_WEIGHT:e}]",
+                "component {i}: weight must be positive and at most {MAX_WEIGHT:e}, got {:e}",
                 c.weight
             )));
         }

@@ -126,6 +126,12 @@ impl Trainer {
     /// config rebuilds exactly this run.
     pub fn new(mut cfg: RunConfig) -> Result<Self> {
         let data = TrainData::from_spec(&cfg.data)?;
+        // A data file is recorded by its absolute path, so the run works from any directory.
+        if std::path::Path::new(&cfg.data).is_file() {
+            if let Ok(abs) = std::fs::canonicalize(&cfg.data) {
+                cfg.data = abs.display().to_string();
+            }
+        }
         if cfg.net.dim == 0 {
             cfg.net.dim = data.dim();
         } else if cfg.net.dim != data.dim() {
@@ -312,10 +318,26 @@ impl Trainer {
     }
 
     /// Steps to `cfg.train.steps`, saving into `dir` every `checkpoint_every` steps and at the
-    /// end; `on_step` sees every record (progress bars).
-    pub fn run_to_end(&mut self, dir: &RunDir, mut on_step: impl FnMut(&LossRecord)) -> Result<()> {
-        let (total, every) = (self.cfg.train.steps, self.cfg.train.checkpoint_every);
+    /// end; `on_step` sees every record (progress bars). The directory is created up front (an
+    /// unwritable location fails before any work) and removed again if the run fails before
+    /// its first checkpoint.
+    pub fn run_to_end(&mut self, dir: &RunDir, on_step: impl FnMut(&LossRecord)) -> Result<()> {
+        let created = !dir.path.exists();
         std::fs::create_dir_all(&dir.path).map_err(|e| Error::io(&dir.path, e))?;
+        let result = self.steps_and_saves(dir, on_step);
+        if result.is_err() && created {
+            // Only succeeds while the directory is still empty.
+            let _ = std::fs::remove_dir(&dir.path);
+        }
+        result
+    }
+
+    fn steps_and_saves(
+        &mut self,
+        dir: &RunDir,
+        mut on_step: impl FnMut(&LossRecord),
+    ) -> Result<()> {
+        let (total, every) = (self.cfg.train.steps, self.cfg.train.checkpoint_every);
         while self.state.step < total {
             let rec = self.step()?;
             on_step(&rec);
