@@ -53,6 +53,7 @@ impl AtomicFile {
         let tmp = b
             .tempfile_in(&dir)
             .map_err(|e| Error::Data(format!("cannot write {}: {e}", path.display())))?;
+        pending().push(tmp.path().to_path_buf());
         Ok(Self { path, tmp })
     }
 
@@ -78,10 +79,27 @@ impl AtomicFile {
             .as_file()
             .sync_all()
             .map_err(|e| Error::io(&path, e))?;
+        let tmp_path = self.tmp.path().to_path_buf();
         self.tmp
             .persist(&path)
             .map_err(|e| Error::io(&path, e.error))?;
+        pending().retain(|p| *p != tmp_path);
         Ok(())
+    }
+}
+
+/// Temporary files of uncommitted [`AtomicFile`]s (entries of dropped ones point nowhere).
+static PENDING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Deletes the temporary files of every uncommitted [`AtomicFile`]: for a signal handler
+/// (SIGINT, SIGTERM), which ends the process without running destructors.
+pub fn remove_pending_files() {
+    for p in pending().drain(..) {
+        let _ = std::fs::remove_file(p);
     }
 }
 

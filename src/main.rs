@@ -1056,6 +1056,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn main() -> ExitCode {
     scoresde::nn::tune_runtime();
+    // SIGINT/SIGTERM: no temporary output file survives (exit 130, one line).
+    let _ = ctrlc::set_handler(|| {
+        scoresde::io::remove_pending_files();
+        eprintln!("error: interrupted; partial outputs removed, existing files untouched");
+        std::process::exit(130);
+    });
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {

@@ -848,3 +848,47 @@ fn absurd_sizes_divergence_and_non_finite_results_are_refused() {
         "a failed train left a directory"
     );
 }
+
+/// SIGTERM and SIGINT in the middle of a long run: exit 130, the temporary output file is gone
+/// and the file already at `--out` is untouched.
+#[test]
+fn a_signal_leaves_no_temporary_file_and_keeps_the_old_output() {
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let dir = tmp();
+        let out = dir.path().join("s.csv");
+        std::fs::write(&out, "x0,x1\n1,2\n").unwrap();
+        let mut child = bin()
+            .args([
+                "sample",
+                "--data",
+                "8gaussians",
+                "--n",
+                "3000000",
+                "--steps",
+                "1000",
+            ])
+            .args(["--out", out.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let tmp_exists = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        };
+        let start = std::time::Instant::now();
+        while !tmp_exists() && start.elapsed().as_secs() < 20 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(tmp_exists(), "the run never created its temporary file");
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, sig);
+        }
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "signal {sig}");
+        assert!(!tmp_exists(), "signal {sig}: a temporary file survived");
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "x0,x1\n1,2\n");
+    }
+}
