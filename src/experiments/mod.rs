@@ -150,11 +150,46 @@ pub struct Experiment {
     pub toy_gallery: Option<toy_gallery::Params>,
 }
 
+/// Every significance level in a definition (a key named `alpha`, at any depth) must lie in
+/// (0, 1): `alpha = 5` would mark every test rejected.
+fn check_levels(origin: &str, path: &str, v: &toml::Value) -> Result<()> {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let here = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if k == "alpha" {
+                    let a = v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
+                    if !a.is_some_and(|a| a > 0.0 && a < 1.0) {
+                        return Err(Error::Data(format!(
+                            "{origin}: {here} = {v} must lie in (0, 1)"
+                        )));
+                    }
+                }
+                check_levels(origin, &here, v)?;
+            }
+        }
+        toml::Value::Array(a) => {
+            for v in a {
+                check_levels(origin, path, v)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl Experiment {
     /// Parses a definition; errors name the file, line, column and field.
     pub fn parse(origin: &str, text: &str) -> Result<Self> {
         let e: Experiment = toml::from_str(text)
             .map_err(|e| Error::Data(format!("{origin}{}", toml_error(text, &e))))?;
+        if let Ok(value) = toml::from_str::<toml::Value>(text) {
+            check_levels(origin, "", &value)?;
+        }
         let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
         if e.name.is_empty() || !e.name.chars().all(plain) || e.name.chars().all(|c| c == '.') {
             return Err(Error::Data(format!(
