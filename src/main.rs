@@ -19,7 +19,7 @@ use scoresde::stats::spread::component_spread;
 use scoresde::stats::two_sample::{energy_distance, knn_fraction};
 use scoresde::stats::KNN_K;
 use scoresde::stats::{
-    family_verdict, min_permutations, mixture_tests, stderr, two_sample_tests, SuiteConfig,
+    family_verdict, mixture_tests, stderr, suite_permutations, two_sample_tests, SuiteConfig,
 };
 use scoresde::train::eval::{bucket_edges, excess_loss};
 use scoresde::train::{load_model, LrSchedule, RunConfig, RunDir, TrainConfig, Trainer, Weighting};
@@ -732,16 +732,15 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
 }
 
 fn cmd_eval(a: EvalArgs) -> Result<bool> {
-    if a.n < 2 {
-        return Err(invalid!("--n must be at least 2, got {}", a.n));
+    if !(2..=10_000_000).contains(&a.n) {
+        return Err(invalid!("--n must lie in [2, 10000000], got {}", a.n));
     }
     scoresde::error::check_range("--buckets", a.buckets, 1000)?;
-    scoresde::error::check_range("--n", a.n, 10_000_000)?;
-    // The output location is checked before any work.
-    let out_file = a.out.as_ref().map(AtomicFile::create).transpose()?;
     if !(a.alpha > 0.0 && a.alpha < 1.0) {
         return Err(invalid!("--alpha must lie in (0, 1), got {}", a.alpha));
     }
+    // The output location is checked before any work.
+    let out_file = a.out.as_ref().map(AtomicFile::create).transpose()?;
     let (cfg, net) = load_model(&a.model)?;
     let spec = a.data.clone().unwrap_or(cfg.data.clone());
     let data = Dataset::from_spec(&spec)?;
@@ -876,7 +875,7 @@ fn cmd_test(
         return Err(invalid!("--alpha must lie in (0, 1), got {alpha}"));
     }
     let data = Dataset::from_spec(&data)?;
-    family_permutations(&data, alpha, permutations)?;
+    suite_permutations(data.mixture().map(|m| m.as_ref()), alpha, permutations)?;
     let x = read_csv(&samples)?;
     if x.ncols() != data.dim() {
         return Err(Error::Data(format!(
@@ -896,28 +895,6 @@ fn cmd_test(
         permutations,
         max_points,
     )
-}
-
-/// The permutation count of the battery for `data` at family-wise level α (default: 500, or
-/// the fewest that can reach the Holm threshold α/m) and the battery's size m; refuses a given
-/// count that can never reach α/m.
-fn family_permutations(
-    data: &Dataset,
-    alpha: f64,
-    permutations: Option<usize>,
-) -> Result<(usize, usize)> {
-    let tests = 3 + data
-        .mixture()
-        .map_or(0, |m| 2 + usize::from(m.n_components() > 1));
-    let need = min_permutations(alpha, tests);
-    let permutations = permutations.unwrap_or(need.max(500));
-    if permutations < need {
-        return Err(invalid!(
-            "--permutations {permutations} can never reach the Holm threshold alpha/{tests} = {:.4} (a permutation p-value is at least 1/(B+1)): use at least {need}",
-            alpha / tests as f64
-        ));
-    }
-    Ok((permutations, tests))
 }
 
 /// Runs the sample tests of `x` against exact draws of `data` and prints one line per test.
@@ -944,7 +921,8 @@ fn report_tests(
             "note: the permutation tests use the first {m} points of each sample (--max-points)"
         );
     }
-    let (permutations, tests) = family_permutations(data, alpha, permutations)?;
+    let (permutations, tests) =
+        suite_permutations(data.mixture().map(|m| m.as_ref()), alpha, permutations)?;
     if max_points < 2 {
         return Err(invalid!(
             "--max-points must be at least 2, got {max_points}"

@@ -2,12 +2,6 @@
 //! ([`super::kernel`]), with the first layer split into its x part and its embedding part (at a
 //! shared t the embedding's contribution is one vector for the whole batch). Blocks of rows run
 //! in parallel on the rayon pool.
-//!
-//! `matrixmultiply` is called directly rather than through `ndarray`'s `general_mat_mul`, which
-//! hands large products to OpenBLAS and small ones to `matrixmultiply`: the two round
-//! differently, so a row's result would depend on the batch it falls in. With one kernel that
-//! pads edge tiles, every row is computed the same way whatever the batch size (measured: as
-//! fast as single-threaded OpenBLAS sgemm for these shapes, ≈ 80 GFLOP/s per core).
 
 use super::arch::Arch;
 use super::kernel::{gemm, Mat, BLOCK};

@@ -270,6 +270,11 @@ impl<'a> Mat<'a> {
 
 /// `c ← a b + β c` for `a` (m × k), `b` (k × n) and row-major `c` (m × n), by `matrixmultiply`
 /// (single-threaded: callers parallelise over blocks).
+///
+/// `matrixmultiply` is called directly rather than through `ndarray`'s `general_mat_mul`, which
+/// hands large products to OpenBLAS and small ones to `matrixmultiply`: the two round
+/// differently, so a row's result would depend on the batch it falls in. With one kernel that
+/// pads edge tiles, every row is computed the same way whatever the batch size.
 pub fn gemm((m, k, n): (usize, usize, usize), a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
     assert!(
         a.fits(m, k) && b.fits(k, n) && c.len() >= m * n,

@@ -73,7 +73,7 @@ pub(crate) struct Engine<'a> {
     /// Steps the sampler will take in all, and particles reported so far.
     total_steps: u64,
     reported: u64,
-    /// Divergence limit of the states ([`divergence_limit`]; 0: not set).
+    /// Divergence limit of the states ([`divergence_limit`]; ∞ unless set).
     pub limit: f64,
 }
 
@@ -97,7 +97,7 @@ impl<'a> Engine<'a> {
             progress,
             total_steps: total_steps.max(1) as u64,
             reported: 0,
-            limit: 0.0,
+            limit: f64::INFINITY,
         }
     }
 
@@ -152,9 +152,6 @@ impl<'a> Engine<'a> {
     pub fn finish_step(&mut self, t: f64, x: &Array2<f64>) -> Result<()> {
         let step = self.steps;
         self.steps += 1;
-        if self.limit == 0.0 {
-            self.limit = f64::INFINITY;
-        }
         check_state(step, t, x, self.limit)?;
         self.visit(t, x);
         if let Some(p) = self.progress {

@@ -239,6 +239,32 @@ pub fn min_permutations(alpha: f64, m: usize) -> usize {
         .max(1)
 }
 
+/// The number of tests m of [`sampler_suite`]: the three two-sample tests, and for a mixture
+/// the log-density and coordinate KS tests plus the χ² when it has more than one component.
+pub fn suite_size(mixture: Option<&GaussianMixture>) -> usize {
+    3 + mixture.map_or(0, |m| 2 + usize::from(m.n_components() > 1))
+}
+
+/// The permutation count of [`sampler_suite`] at family-wise level α and the suite's size m:
+/// `given`, or by default max(500, [`min_permutations`]); a given count that can never reach the
+/// Holm threshold α/m is refused.
+pub fn suite_permutations(
+    mixture: Option<&GaussianMixture>,
+    alpha: f64,
+    given: Option<usize>,
+) -> crate::Result<(usize, usize)> {
+    let m = suite_size(mixture);
+    let need = min_permutations(alpha, m);
+    let b = given.unwrap_or(need.max(500));
+    if b < need {
+        return Err(crate::invalid!(
+            "--permutations {b} can never reach the Holm threshold alpha/{m} = {:.4} (a permutation p-value is at least 1/(B+1)): use at least {need}",
+            alpha / m as f64
+        ));
+    }
+    Ok((b, m))
+}
+
 #[cfg(test)]
 mod holm_tests {
     use super::holm_adjusted;

@@ -221,28 +221,27 @@ impl Trainer {
         let x0 = self
             .data
             .draw(b, key.rng(u64::MAX, k as u64).random(), TRAIN_DATA_DOMAIN);
-        let rows: Vec<(f64, f32, Vec<f64>, Vec<f32>)> = (0..b)
+        let mut xt = Array2::<f64>::zeros((b, d));
+        let mut target = vec![0f32; b * d];
+        let (mut ts, mut weight) = (vec![0f64; b], vec![0f32; b]);
+        xt.axis_iter_mut(ndarray::Axis(0))
             .into_par_iter()
-            .map(|i| {
+            .zip(target.par_chunks_mut(d))
+            .zip(ts.par_iter_mut().zip(weight.par_iter_mut()))
+            .enumerate()
+            .for_each(|(i, ((mut xr, tr), (t, w)))| {
                 let mut rng = key.rng(i as u64, k as u64);
-                let (t, kern) = self.levels.draw(self.sde.as_ref(), rng.random::<f64>());
+                let (ti, kern) = self.levels.draw(self.sde.as_ref(), rng.random::<f64>());
                 let j = pred.eps_jacobian(kern, sd);
                 let scale = pred.input_scale(kern, sd);
-                let (mut xt, mut target) = (Vec::with_capacity(d), Vec::with_capacity(d));
+                (*t, *w) = (ti, (j * j) as f32);
                 for c in 0..d {
                     let e: f64 = rng.sample(StandardNormal);
                     let x0c = x0[[i, c]];
-                    xt.push(scale * (kern.mean * x0c + kern.std * e));
-                    target.push(pred.target(x0c, e, kern, sd) as f32);
+                    xr[c] = scale * (kern.mean * x0c + kern.std * e);
+                    tr[c] = pred.target(x0c, e, kern, sd) as f32;
                 }
-                (t, (j * j) as f32, xt, target)
-            })
-            .collect();
-        let ts: Vec<f64> = rows.iter().map(|r| r.0).collect();
-        let weight: Vec<f32> = rows.iter().map(|r| r.1).collect();
-        let xt = Array2::from_shape_vec((b, d), rows.iter().flat_map(|r| r.2.clone()).collect())
-            .map_err(|e| Error::Invalid(format!("batch: {e}")))?;
-        let target: Vec<f32> = rows.into_iter().flat_map(|r| r.3).collect();
+            });
         let input = self.net.input(xt.view(), &ts)?;
         let target = Tensor::from_vec(target, (b, d), &Device::Cpu).map_err(cerr)?;
         let weight = Tensor::from_vec(weight, (b, 1), &Device::Cpu).map_err(cerr)?;
