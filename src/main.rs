@@ -1,7 +1,7 @@
 //! `scoresde`: a thin command-line front end to the library.
 
 use clap::ValueEnum;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use scoresde::data::{Dataset, BUILTINS, DATA_DOMAIN, REFERENCE_DOMAIN};
@@ -16,11 +16,10 @@ use scoresde::score::convert::Prediction;
 use scoresde::score::{GaussianMixture, MixtureScore, Score};
 use scoresde::sde::{Sde, SdeKind, SdeSpec};
 use scoresde::stats::spread::component_spread;
+use scoresde::stats::stderr;
+use scoresde::stats::suite::Battery;
 use scoresde::stats::two_sample::{energy_distance, knn_fraction};
 use scoresde::stats::KNN_K;
-use scoresde::stats::{
-    family_verdict, mixture_tests, stderr, suite_permutations, two_sample_tests, SuiteConfig,
-};
 use scoresde::train::eval::{bucket_edges, excess_loss};
 use scoresde::train::{load_model, LrSchedule, RunConfig, RunDir, TrainConfig, Trainer, Weighting};
 use scoresde::{invalid, Error, Result};
@@ -847,10 +846,12 @@ fn cmd_eval(a: EvalArgs) -> Result<bool> {
         &learned.x,
         &data,
         "learned samples",
-        a.alpha,
-        a.seed,
-        None,
-        5000,
+        &Battery {
+            alpha: a.alpha,
+            seed: a.seed,
+            progress: true,
+            ..Default::default()
+        },
     )
 }
 
@@ -871,93 +872,230 @@ fn cmd_test(
     permutations: Option<usize>,
     max_points: usize,
 ) -> Result<bool> {
-    if !(alpha > 0.0 && alpha < 1.0) {
-        return Err(invalid!("--alpha must lie in (0, 1), got {alpha}"));
-    }
     let data = Dataset::from_spec(&data)?;
-    suite_permutations(data.mixture().map(|m| m.as_ref()), alpha, permutations)?;
-    let x = read_csv(&samples)?;
-    if x.ncols() != data.dim() {
-        return Err(Error::Data(format!(
-            "{} has {} columns but dataset '{}' has dimension {}",
-            samples.display(),
-            x.ncols(),
-            data.name(),
-            data.dim()
-        )));
-    }
-    report_tests(
-        &x,
-        &data,
-        &samples.display().to_string(),
+    let battery = Battery {
         alpha,
         seed,
         permutations,
         max_points,
-    )
+        progress: true,
+    };
+    battery.validate(&data).map_err(flag_names)?;
+    let x = read_csv(&samples)?;
+    report_tests(&x, &data, &samples.display().to_string(), &battery)
+}
+
+/// Library errors name parameters; the CLI names its flags.
+fn flag_names(e: Error) -> Error {
+    const FLAGS: [(&str, &str); 3] = [
+        ("alpha ", "--alpha "),
+        ("max_points ", "--max-points "),
+        ("permutations ", "--permutations "),
+    ];
+    match e {
+        Error::Invalid(m) => Error::Invalid(
+            FLAGS
+                .iter()
+                .find_map(|(p, f)| m.strip_prefix(p).map(|rest| format!("{f}{rest}")))
+                .unwrap_or(m),
+        ),
+        e => e,
+    }
 }
 
 /// Runs the sample tests of `x` against exact draws of `data` and prints one line per test.
-/// Returns whether any test rejects.
+/// Returns whether the family rejects.
 fn report_tests(
     x: &ndarray::Array2<f64>,
     data: &Dataset,
     what: &str,
-    alpha: f64,
-    seed: u64,
-    permutations: Option<usize>,
-    max_points: usize,
+    battery: &Battery,
 ) -> Result<bool> {
-    let n = x.nrows();
-    let reference = data.sample(n, seed, REFERENCE_DOMAIN);
-    let m = n.min(max_points.max(2));
+    let r = battery.run(x.view(), data).map_err(flag_names)?;
+    let alpha = battery.alpha;
     println!(
-        "testing {what} (n={n}, d={}) against exact draws of {} (n={n}, seed={seed}), family-wise alpha={alpha}",
+        "testing {what} (n={}, d={}) against exact draws of {} (seed={}), family-wise alpha={alpha}",
+        r.n,
         x.ncols(),
-        data.name()
+        data.name(),
+        battery.seed
     );
-    if m < n {
+    if r.points < r.n {
         println!(
-            "note: the permutation tests use the first {m} points of each sample (--max-points)"
+            "note: the permutation tests use the first {} points of each sample (--max-points)",
+            r.points
         );
     }
-    let (permutations, tests) =
-        suite_permutations(data.mixture().map(|m| m.as_ref()), alpha, permutations)?;
-    if max_points < 2 {
-        return Err(invalid!(
-            "--max-points must be at least 2, got {max_points}"
-        ));
-    }
-    let mut outcomes = two_sample_tests(
-        x.slice(ndarray::s![..m, ..]),
-        reference.slice(ndarray::s![..m, ..]),
-        SuiteConfig { permutations, seed },
-    );
-    if let Some(mix) = data.mixture() {
-        // The exact-mixture tests are O(n): they use every point.
-        outcomes.extend(mixture_tests(x.view(), reference.view(), mix));
-    }
-    debug_assert_eq!(outcomes.len(), tests);
-    let family = family_verdict(&outcomes, alpha)?;
-    for (t, q) in outcomes.iter().zip(&family.adjusted) {
+    for (t, q) in r.outcomes.iter().zip(&r.adjusted) {
         let verdict = if *q <= alpha { "REJECT" } else { "ok" };
         println!(
-            "  {:<7} statistic={:<12.6e} p={:<8.4} holm p={:<8.4} {:<6} {}",
+            "  {:<7} statistic={:<12.6e} p={:<8.4} adjusted p={:<8.4} {:<6} {}",
             t.name, t.statistic, t.p_value, q, verdict, t.detail
         );
     }
-    if family.rejected {
-        println!(
-            "result: rejected at family-wise alpha={alpha} (Holm–Bonferroni over {} tests)",
-            outcomes.len()
-        );
+    let groups = if r.oracle_rows > 0 {
+        format!("min-P within the permutation tests ({} relabellings) and within the exact-oracle tests ({} null sets, proportions and log-density law from {} exact draws), Bonferroni over the two", r.resamples, r.resamples, r.oracle_rows)
     } else {
-        println!(
-            "result: not rejected at family-wise alpha={alpha} (Holm–Bonferroni over {} tests)",
-            outcomes.len()
-        );
+        format!(
+            "min-P over the permutation tests, {} relabellings",
+            r.resamples
+        )
+    };
+    println!(
+        "result: {} at family-wise alpha={alpha} ({groups})",
+        if r.rejected {
+            "rejected"
+        } else {
+            "not rejected"
+        },
+    );
+    Ok(r.rejected)
+}
+
+/// Flags given on the command line among `candidates` (clap ids = field names) that the chosen
+/// configuration does not `read`: one error naming them, never a silent no-op.
+fn refuse_unread(
+    m: &clap::ArgMatches,
+    cmd: &clap::Command,
+    candidates: &[&str],
+    read: &[&str],
+    what: &str,
+) -> Result<()> {
+    let flag = |id: &str| {
+        cmd.get_arguments()
+            .find(|a| a.get_id() == id)
+            .and_then(|a| a.get_long())
+            .map_or(id.to_string(), |l| format!("--{l}"))
+    };
+    let given = |id: &str| {
+        matches!(
+            m.try_get_raw(id).ok().and(m.value_source(id)),
+            Some(clap::parser::ValueSource::CommandLine)
+        )
+    };
+    let unread: Vec<String> = candidates
+        .iter()
+        .filter(|id| given(id) && !read.contains(id))
+        .map(|id| flag(id))
+        .collect();
+    if unread.is_empty() {
+        return Ok(());
     }
-    Ok(family.rejected)
+    let reads: Vec<String> = read
+        .iter()
+        .filter(|id| candidates.contains(id))
+        .map(|id| flag(id))
+        .collect();
+    Err(invalid!(
+        "{} {} not apply to {what} (it reads: {})",
+        unread.join(", "),
+        if unread.len() == 1 { "does" } else { "do" },
+        if reads.is_empty() {
+            "none of these".into()
+        } else {
+            reads.join(", ")
+        }
+    ))
+}
+
+/// The ids of a flattened clap argument group.
+fn ids_of<A: Args>() -> Vec<String> {
+    A::augment_args(clap::Command::new("x"))
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect()
+}
+
+fn value_name(v: impl ValueEnum) -> String {
+    v.to_possible_value()
+        .map_or(String::new(), |p| p.get_name().to_string())
+}
+
+/// Options that a chosen sampler, SDE or mode does not read are errors.
+fn refuse_unread_flags(cli: &Cli, matches: &clap::ArgMatches) -> Result<()> {
+    let Some((name, m)) = matches.subcommand() else {
+        return Ok(());
+    };
+    let root = Cli::command();
+    let cmd = root.find_subcommand(name).expect("parsed subcommand");
+    let sde_owned = ids_of::<SdeSpec>();
+    let sde_ids: Vec<&str> = sde_owned.iter().map(String::as_str).collect();
+    let sde_fields: Vec<&str> = sde_ids.iter().copied().filter(|&i| i != "kind").collect();
+    let check_sde = |spec: &SdeSpec, model: bool| -> Result<()> {
+        if model {
+            refuse_unread(
+                m,
+                cmd,
+                &sde_ids,
+                &[],
+                "--model (a run samples with its own SDE)",
+            )
+        } else {
+            refuse_unread(
+                m,
+                cmd,
+                &sde_fields,
+                spec.reads(),
+                &format!("--sde {}", value_name(spec.kind)),
+            )
+        }
+    };
+    match &cli.cmd {
+        Cmd::Sample(a) => {
+            let owned = ids_of::<SamplerOptions>();
+            let mut candidates: Vec<&str> = owned.iter().map(String::as_str).collect();
+            candidates.extend(["steps", "rtol", "atol"]);
+            refuse_unread(
+                m,
+                cmd,
+                &candidates,
+                &a.sampler.reads(&a.options),
+                &format!("--sampler {}", a.sampler.name()),
+            )?;
+            check_sde(&a.sde, a.model.is_some())?;
+            if a.model.is_some() {
+                refuse_unread(
+                    m,
+                    cmd,
+                    &["data"],
+                    &[],
+                    "--model (a run samples its own model; `scoresde eval` compares with data)",
+                )?;
+            }
+        }
+        Cmd::Elbo(a) => {
+            check_sde(&a.model.sde, a.model.model.is_some())?;
+            let (read, mode): (&[&str], &str) = if a.continuous {
+                (&["draws", "sampling", "eps"], "--continuous")
+            } else {
+                (
+                    &["steps", "variance"],
+                    "the discrete bound (without --continuous)",
+                )
+            };
+            refuse_unread(
+                m,
+                cmd,
+                &["draws", "sampling", "eps", "steps", "variance"],
+                read,
+                mode,
+            )?;
+        }
+        Cmd::Nll(a) => {
+            check_sde(&a.model.sde, a.model.model.is_some())?;
+            if a.points.is_some() {
+                refuse_unread(
+                    m,
+                    cmd,
+                    &["n"],
+                    &[],
+                    "--points (the points are read, not drawn)",
+                )?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -1040,7 +1178,27 @@ fn main() -> ExitCode {
         eprintln!("error: interrupted; partial outputs removed, existing files untouched");
         std::process::exit(130);
     });
-    let cli = match Cli::try_parse() {
+    // A panic is a bug, but the user still gets one line, no backtrace and no temporary file.
+    std::panic::set_hook(Box::new(|info| {
+        scoresde::io::remove_pending_files();
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
+        eprintln!(
+            "error: internal error (a bug, please report it with the command line): {msg}{at}"
+        );
+        std::process::exit(70);
+    }));
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {
             // One line: clap's message without its help hint.
@@ -1060,6 +1218,10 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
+    if let Err(e) = refuse_unread_flags(&cli, &matches) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -214,7 +214,7 @@ fn test_command_exit_codes() {
             data,
         ])
     };
-    // A permutation count that can never reach the Holm threshold α/m is refused.
+    // A resample count that can never reach the smallest group level (α/3) is refused.
     let few = run(&[
         "test",
         "--samples",
@@ -222,11 +222,11 @@ fn test_command_exit_codes() {
         "--data",
         "ncsn",
         "--permutations",
-        "99",
+        "30",
     ]);
     assert_eq!(few.status.code(), Some(2));
     assert!(
-        stderr(&few).contains("--permutations 99 can never reach the Holm threshold"),
+        stderr(&few).contains("--permutations 30 can never reach the group level"),
         "{}",
         stderr(&few)
     );
@@ -561,7 +561,7 @@ fn sampler_zoo_from_the_cli() {
         "--out",
         o,
     ]);
-    assert_fails(&r, "needs a predictor or a corrector", &out);
+    assert_fails(&r, "as configured it does no work", &out);
 }
 
 /// `elbo` and `nll` from the CLI: CSV layouts, totals on stdout, errors as one line.
@@ -890,5 +890,157 @@ fn a_signal_leaves_no_temporary_file_and_keeps_the_old_output() {
         assert_eq!(status.code(), Some(130), "signal {sig}");
         assert!(!tmp_exists(), "signal {sig}: a temporary file survived");
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "x0,x1\n1,2\n");
+    }
+}
+
+/// Every option that the chosen sampler, SDE or mode does not read is an error naming it.
+#[test]
+fn options_that_do_not_apply_are_refused() {
+    let dir = tmp();
+    let out = dir.path().join("o.csv");
+    let o = out.to_str().unwrap();
+    let s = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["sample", "--data", "8gaussians", "--n", "20"];
+        v.extend_from_slice(extra);
+        v
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            s(&["--snr", "5", "--eta", "3", "--rtol", "7"]),
+            "--snr, --eta, --rtol do not apply to --sampler em",
+        ),
+        (
+            s(&["--sigma-max", "3"]),
+            "--sigma-max does not apply to --sde vp",
+        ),
+        (
+            s(&["--sde", "ve", "--beta-max", "3"]),
+            "--beta-max does not apply to --sde ve",
+        ),
+        (
+            s(&["--sampler", "pf-rk45", "--steps", "10"]),
+            "--steps does not apply to --sampler pf-rk45",
+        ),
+        (
+            s(&["--sampler", "ddim", "--variance", "beta"]),
+            "--variance does not apply to --sampler ddim",
+        ),
+        (
+            s(&["--sampler", "edm-heun", "--s-churn", "10"]),
+            "--s-churn does not apply to --sampler edm-heun",
+        ),
+        (
+            s(&["--sampler", "em", "--rho", "3"]),
+            "--rho does not apply to --sampler em",
+        ),
+        (
+            s(&["--sampler", "pc", "--corrector", "none", "--snr", "0.2"]),
+            "--snr does not apply to --sampler pc",
+        ),
+        (
+            s(&["--sampler", "langevin", "--spacing", "edm"]),
+            "--spacing does not apply to --sampler langevin",
+        ),
+        (
+            s(&[
+                "--sampler",
+                "pc",
+                "--predictor",
+                "none",
+                "--corrector-steps",
+                "0",
+            ]),
+            "does no work",
+        ),
+        (
+            vec!["elbo", "--exact", "--data", "8gaussians", "--draws", "4"],
+            "--draws does not apply to the discrete bound",
+        ),
+        (
+            vec![
+                "elbo",
+                "--exact",
+                "--data",
+                "8gaussians",
+                "--continuous",
+                "--T",
+                "50",
+            ],
+            "--T does not apply to --continuous",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut a = args.clone();
+        a.extend(["--out", o]);
+        assert_fails(&run(&a), needle, &out);
+    }
+    // What does apply still runs: ρ on an EDM grid, the churn of edm-sde, tolerances of pf-rk45.
+    for extra in [
+        &["--sampler", "edm-heun", "--rho", "5", "--steps", "8"][..],
+        &[
+            "--sampler",
+            "em",
+            "--spacing",
+            "edm",
+            "--rho",
+            "5",
+            "--steps",
+            "8",
+        ],
+        &["--sampler", "edm-sde", "--s-churn", "10", "--steps", "8"],
+        &["--sampler", "pf-rk45", "--rtol", "1e-4"],
+        &["--sde", "ve", "--sigma-max", "10", "--steps", "8"],
+    ] {
+        let mut a = s(extra);
+        a.extend(["--out", o]);
+        let r = run(&a);
+        assert!(r.status.success(), "{extra:?}: {}", stderr(&r));
+    }
+}
+
+/// Experiment files with empty lists or zero sizes are refused with the field's name.
+#[test]
+fn experiment_files_with_zero_sizes_or_empty_lists_are_refused() {
+    let dir = tmp();
+    let out = dir.path().join("out");
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/samplers-vs-nfe.toml"),
+    )
+    .unwrap();
+    for (from, to, needle) in [
+        (
+            "nfe = [12,",
+            "nfe = [0, 12,",
+            "samplers_vs_nfe.nfe = 0 must lie in [1, 100000000]",
+        ),
+        (
+            "particles = 200",
+            "particles = 0",
+            "samplers_vs_nfe.particles = 0 must lie in",
+        ),
+        (
+            "quick_nfe = [24, 48, 96, 192]",
+            "quick_nfe = []",
+            "quick_nfe = [] must not be empty",
+        ),
+        (
+            "tolerance = 0.4",
+            "tolerance = nan",
+            "tolerance = nan must be finite",
+        ),
+    ] {
+        assert!(base.contains(from), "{from}");
+        let file = dir.path().join("e.toml");
+        std::fs::write(&file, base.replacen(from, to, 1)).unwrap();
+        let o = run(&[
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{needle}: {}", stderr(&o));
+        assert_eq!(stderr(&o).trim_end().lines().count(), 1);
+        assert!(!out.exists());
     }
 }

@@ -288,3 +288,124 @@ fn knn_sees_blurred_modes_that_mmd_misses() {
     assert!(knn.p_value < ALPHA && knn.statistic > 0.55, "{knn:?}");
     assert!(mmd.p_value >= ALPHA, "{mmd:?}");
 }
+
+/// Family-wise calibration and power of the `scoresde test` battery ([`Battery`], Holm over all
+/// tests) on cases the suite was not written for, α = 0.05, n = 400: exact draws of a ring of 12
+/// narrow unequal-weight modes, of a 3-D mixture and of moons (rejection rate must lie in
+/// [0.02, 0.09]); power: 8gaussians with weights alternating 1.2 : 0.8 (total variation 0.1)
+/// must be rejected in ≥ 80 % of sets. Seeds 1000.. . Prints the rates with binomial 95 %
+/// intervals (the README quotes them). Run with `--ignored` (≈ 10 min).
+#[test]
+#[ignore]
+fn battery_is_calibrated_family_wise_and_keeps_its_power() {
+    use ndarray::Array2;
+    use scoresde::data::{Dataset, DATA_DOMAIN};
+    use scoresde::stats::suite::Battery;
+    let sets: usize = std::env::var("SETS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    let n = 400;
+    let ring = {
+        let k = 12;
+        let means = Array2::from_shape_fn((k, 2), |(i, j)| {
+            let a = i as f64 * std::f64::consts::TAU / k as f64;
+            3.0 * if j == 0 { a.cos() } else { a.sin() }
+        });
+        let w: Vec<f64> = (0..k).map(|i| 1.0 + (i % 3) as f64).collect();
+        GaussianMixture::isotropic(w, means, &[0.08; 12]).unwrap()
+    };
+    let six_3d = {
+        let means = Array2::from_shape_fn((6, 3), |(i, j)| ((i * 7 + j * 3) % 5) as f64 - 2.0);
+        GaussianMixture::isotropic(
+            vec![1.0, 2.0, 1.5, 0.5, 1.0, 3.0],
+            means,
+            &[0.3, 0.5, 0.4, 0.6, 0.35, 0.45],
+        )
+        .unwrap()
+    };
+    let g8 = common::builtin("8gaussians");
+    let shifted = g8
+        .with_weights((0..8).map(|i| if i % 2 == 0 { 1.2 } else { 0.8 }).collect())
+        .unwrap();
+    let as_data = |name: &str, m: GaussianMixture| Dataset::Mixture {
+        name: name.into(),
+        mixture: Arc::new(m),
+    };
+    let cases: Vec<(&str, Dataset, Dataset)> = vec![
+        (
+            "ring-12",
+            as_data("ring-12", ring.clone()),
+            as_data("ring-12", ring),
+        ),
+        (
+            "six-3d",
+            as_data("six-3d", six_3d.clone()),
+            as_data("six-3d", six_3d),
+        ),
+        (
+            "moons",
+            Dataset::from_spec("moons").unwrap(),
+            Dataset::from_spec("moons").unwrap(),
+        ),
+        (
+            "8gaussians 1.2:0.8 (power)",
+            as_data("shifted", shifted),
+            as_data("8gaussians", (*g8).clone()),
+        ),
+    ];
+    let interval = |k: usize| {
+        let p = k as f64 / sets as f64;
+        let h = 1.96 * (p * (1.0 - p) / sets as f64).sqrt();
+        (p, (p - h).max(0.0), p + h)
+    };
+    let mut failures = Vec::new();
+    for (label, source, target) in &cases {
+        let mut rejected = 0;
+        for s in 0..sets as u64 {
+            let x = source.sample(n, 1000 + s, DATA_DOMAIN);
+            let b = Battery {
+                alpha: 0.05,
+                seed: 1000 + s,
+                ..Default::default()
+            };
+            let r = b.run(x.view(), target).unwrap();
+            rejected += usize::from(r.rejected);
+            if std::env::var("VERBOSE").is_ok() {
+                let ps: Vec<String> = r
+                    .outcomes
+                    .iter()
+                    .map(|t| format!("{}={:.3}", t.name, t.p_value))
+                    .collect();
+                println!("  {}", ps.join(" "));
+            }
+        }
+        let (p, lo, hi) = interval(rejected);
+        println!("{label}: rejected {rejected}/{sets} = {p:.3} (95 % interval {lo:.3}–{hi:.3})");
+        let ok = if label.contains("power") {
+            p >= 0.8
+        } else {
+            (0.02..=0.09).contains(&p)
+        };
+        if !ok {
+            failures.push(label.to_string());
+        }
+    }
+    assert!(failures.is_empty(), "out of range: {failures:?}");
+}
+
+#[test]
+#[ignore]
+fn moons_mmd_probe() {
+    use scoresde::data::{Dataset, DATA_DOMAIN};
+    let d = Dataset::from_spec(&std::env::var("DS").unwrap_or("moons".into())).unwrap();
+    let (mut a, mut b) = (0, 0);
+    for s in 0..200u64 {
+        let x = d.sample(400, 1000 + s, DATA_DOMAIN);
+        let y = d.sample(400, 1000 + s, REFERENCE_DOMAIN);
+        let z = d.sample(400, 5000 + s, DATA_DOMAIN);
+        a += usize::from(two_sample::mmd_test(x.view(), y.view(), 200, s).p_value < 0.05);
+        b += usize::from(two_sample::mmd_test(x.view(), z.view(), 200, s).p_value < 0.05);
+    }
+    println!("moons MMD rejections at 0.05 of 200: data-vs-reference {a}, data-vs-data {b}");
+}

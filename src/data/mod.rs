@@ -19,6 +19,8 @@ use std::sync::Arc;
 pub const DATA_DOMAIN: u64 = 0xDA7A;
 /// Noise domain of the reference draws a test compares against (independent of `DATA_DOMAIN`).
 pub const REFERENCE_DOMAIN: u64 = 0x4EF0;
+/// Noise domain of the exact null sample sets of the test battery's Monte Carlo tests.
+pub const NULL_DOMAIN: u64 = 0x9017;
 
 /// Names of the builtin datasets, with a one-line description each.
 pub const BUILTINS: &[(&str, &str)] = &[

@@ -182,6 +182,36 @@ fn check_levels(origin: &str, path: &str, v: &toml::Value) -> Result<()> {
     Ok(())
 }
 
+/// Sizes and lists of an experiment's parameter table (`[kind]`, at any depth; model tables
+/// `train`/`net` are checked by the trainer, `seed` may be 0): every integer in [1, 10⁸], every
+/// list non-empty, every float finite. `steps = 0` or `nfe = []` is refused, not a panic.
+fn check_sizes(origin: &str, path: &str, v: &toml::Value) -> Result<()> {
+    const MAX: i64 = 100_000_000;
+    let bad = |what: String| Err(Error::Data(format!("{origin}: {path} = {v} {what}")));
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                if matches!(k.as_str(), "seed" | "train" | "net") {
+                    continue;
+                }
+                check_sizes(origin, &format!("{path}.{k}"), v)?;
+            }
+        }
+        toml::Value::Array(a) if a.is_empty() => return bad("must not be empty".into()),
+        toml::Value::Array(a) => {
+            for v in a {
+                check_sizes(origin, path, v)?;
+            }
+        }
+        toml::Value::Integer(i) if !(1..=MAX).contains(i) => {
+            return bad(format!("must lie in [1, {MAX}]"))
+        }
+        toml::Value::Float(f) if !f.is_finite() => return bad("must be finite".into()),
+        _ => {}
+    }
+    Ok(())
+}
+
 impl Experiment {
     /// Parses a definition; errors name the file, line, column and field.
     pub fn parse(origin: &str, text: &str) -> Result<Self> {
@@ -189,6 +219,13 @@ impl Experiment {
             .map_err(|e| Error::Data(format!("{origin}{}", toml_error(text, &e))))?;
         if let Ok(value) = toml::from_str::<toml::Value>(text) {
             check_levels(origin, "", &value)?;
+            if let toml::Value::Table(t) = &value {
+                for (k, v) in t.iter().filter(|(_, v)| v.is_table()) {
+                    if k != "sde" {
+                        check_sizes(origin, k, v)?;
+                    }
+                }
+            }
         }
         let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
         if e.name.is_empty() || !e.name.chars().all(plain) || e.name.chars().all(|c| c == '.') {

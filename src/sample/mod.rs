@@ -106,6 +106,70 @@ impl Sampler {
         )
     }
 
+    /// The settings this sampler reads, as field names of [`SampleSpec`] (`steps`, `rtol`,
+    /// `atol`) and [`SamplerOptions`], given the other settings `o` (ρ only on an EDM grid, the
+    /// variance only for an ancestral predictor…). A setting outside this list changes
+    /// nothing: front ends refuse it rather than ignore it.
+    pub fn reads(self, o: &SamplerOptions) -> Vec<&'static str> {
+        let mut r = vec!["denoise"];
+        let grid = |r: &mut Vec<&'static str>, default: Spacing| {
+            r.push("spacing");
+            if o.spacing.unwrap_or(default) == Spacing::Edm {
+                r.push("rho");
+            }
+        };
+        match self {
+            Sampler::PfRk45 => r.extend(["rtol", "atol"]),
+            Sampler::Langevin => r.extend(["steps", "step_size"]),
+            Sampler::AnnealedLangevin => {
+                r.extend(["steps", "step_size", "levels"]);
+                grid(&mut r, Spacing::Time);
+            }
+            Sampler::Ddpm => {
+                r.extend(["steps", "discrete", "variance"]);
+            }
+            Sampler::Ddim => {
+                r.extend(["steps", "eta", "discrete"]);
+                if o.discrete.is_none() {
+                    grid(&mut r, Spacing::Time);
+                }
+            }
+            Sampler::EdmHeun | Sampler::EdmSde => {
+                r.push("steps");
+                grid(&mut r, Spacing::Edm);
+                if self == Sampler::EdmSde {
+                    r.extend(["s_churn", "s_tmin", "s_tmax", "s_noise"]);
+                }
+            }
+            Sampler::DpmSolver1
+            | Sampler::DpmSolver2
+            | Sampler::DpmSolver3
+            | Sampler::DpmSolverPp2m => {
+                r.push("steps");
+                grid(&mut r, Spacing::Logsnr);
+            }
+            Sampler::Pc => {
+                r.extend(["steps", "predictor", "corrector"]);
+                if o.corrector != Corrector::None {
+                    r.extend(["corrector_steps", "snr"]);
+                }
+                if o.predictor == Predictor::Ancestral {
+                    r.push("variance");
+                }
+                grid(&mut r, Spacing::Time);
+            }
+            Sampler::PlugIn => {
+                r.extend(["steps", "lambda"]);
+                grid(&mut r, Spacing::Time);
+            }
+            Sampler::Em | Sampler::PfEuler | Sampler::PfHeun | Sampler::PfRk4 => {
+                r.push("steps");
+                grid(&mut r, Spacing::Time);
+            }
+        }
+        r
+    }
+
     /// Score evaluations per particle for `steps` = N (None: adaptive). With d = 1 when the
     /// final denoising step is on:
     /// em, pf-euler, plug-in, dpm-solver-pp2m: N + d; pf-heun: 2N + d; pf-rk4: 4N + d;
@@ -311,9 +375,10 @@ fn check_options(sampler: Sampler, o: &SamplerOptions) -> Result<()> {
             "EDM churn needs s_churn ≥ 0, s_noise ≥ 0 and s_tmin ≤ s_tmax"
         ));
     }
-    if sampler == Sampler::Pc && o.predictor == Predictor::None && o.corrector == Corrector::None {
+    let corrects = o.corrector != Corrector::None && o.corrector_steps > 0;
+    if sampler == Sampler::Pc && o.predictor == Predictor::None && !corrects {
         return Err(invalid!(
-            "--sampler pc needs a predictor or a corrector (both are none)"
+            "--sampler pc with --predictor none needs a corrector with --corrector-steps ≥ 1: as configured it does no work"
         ));
     }
     if sampler == Sampler::AnnealedLangevin && o.levels == 0 {

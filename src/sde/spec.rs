@@ -60,6 +60,15 @@ impl Default for SdeSpec {
 }
 
 impl SdeSpec {
+    /// The fields the chosen SDE reads (besides `kind`): β schedule for VP / sub-VP, σ range
+    /// for VE.
+    pub fn reads(&self) -> &'static [&'static str] {
+        match self.kind {
+            SdeKind::Vp | SdeKind::Subvp => &["schedule", "beta_min", "beta_max"],
+            SdeKind::Ve => &["sigma_min", "sigma_max"],
+        }
+    }
+
     /// Builds the SDE; `diameter` supplies VE's σ_max when it is not given.
     pub fn build(&self, diameter: impl FnOnce() -> f64) -> Result<Arc<dyn Sde>> {
         let schedule = self.beta_schedule()?;

@@ -1,4 +1,5 @@
-//! Calibrated tests of samples against the exact data distribution.
+//! Calibrated tests of samples against the exact data distribution. [`suite::Battery`] is the
+//! family-wise battery of `scoresde test`; the functions here are its single tests.
 //!
 //! * two-sample: unbiased MMD², energy distance and Schilling's kNN statistic with permutation
 //!   p-values;
@@ -12,6 +13,7 @@
 pub mod chi2;
 pub mod ks;
 pub mod spread;
+pub mod suite;
 pub mod two_sample;
 
 use crate::score::{GaussianMixture, Scratch};
@@ -198,71 +200,6 @@ pub fn holm_adjusted(p: &[f64]) -> Vec<f64> {
         out[i] = running;
     }
     out
-}
-
-/// A battery of tests judged as one family: each test's p-value, its Holm-adjusted p-value and
-/// the family verdict at level α (rejected iff some adjusted p-value is ≤ α).
-#[derive(Clone, Debug)]
-pub struct FamilyVerdict {
-    pub alpha: f64,
-    pub adjusted: Vec<f64>,
-    pub rejected: bool,
-}
-
-/// Judges `outcomes` as one family at level α. A non-finite statistic or p-value is an error
-/// naming the test, never a pass.
-pub fn family_verdict(outcomes: &[TestOutcome], alpha: f64) -> crate::Result<FamilyVerdict> {
-    if let Some(t) = outcomes
-        .iter()
-        .find(|t| !t.statistic.is_finite() || !t.p_value.is_finite())
-    {
-        return Err(crate::Error::Data(format!(
-            "the {} test gave a non-finite result (statistic {}, p {}): too few or degenerate points?",
-            t.name, t.statistic, t.p_value
-        )));
-    }
-    let p: Vec<f64> = outcomes.iter().map(|t| t.p_value).collect();
-    let adjusted = holm_adjusted(&p);
-    let rejected = adjusted.iter().any(|&q| q <= alpha);
-    Ok(FamilyVerdict {
-        alpha,
-        adjusted,
-        rejected,
-    })
-}
-
-/// The fewest permutations B for which a permutation p-value (≥ 1/(B + 1)) can fall below the
-/// smallest Holm threshold α/m of a family of m tests.
-pub fn min_permutations(alpha: f64, m: usize) -> usize {
-    ((m as f64 / alpha).ceil() as usize)
-        .saturating_sub(1)
-        .max(1)
-}
-
-/// The number of tests m of [`sampler_suite`]: the three two-sample tests, and for a mixture
-/// the log-density and coordinate KS tests plus the χ² when it has more than one component.
-pub fn suite_size(mixture: Option<&GaussianMixture>) -> usize {
-    3 + mixture.map_or(0, |m| 2 + usize::from(m.n_components() > 1))
-}
-
-/// The permutation count of [`sampler_suite`] at family-wise level α and the suite's size m:
-/// `given`, or by default max(500, [`min_permutations`]); a given count that can never reach the
-/// Holm threshold α/m is refused.
-pub fn suite_permutations(
-    mixture: Option<&GaussianMixture>,
-    alpha: f64,
-    given: Option<usize>,
-) -> crate::Result<(usize, usize)> {
-    let m = suite_size(mixture);
-    let need = min_permutations(alpha, m);
-    let b = given.unwrap_or(need.max(500));
-    if b < need {
-        return Err(crate::invalid!(
-            "--permutations {b} can never reach the Holm threshold alpha/{m} = {:.4} (a permutation p-value is at least 1/(B+1)): use at least {need}",
-            alpha / m as f64
-        ));
-    }
-    Ok((b, m))
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ impl Pooled {
         b: usize,
         seed: u64,
         stat: impl Fn(Blocks) -> f64 + Sync,
-    ) -> (f64, f64) {
+    ) -> (f64, f64, Vec<f64>) {
         permutation_p(self.n, m, b, seed, |first| {
             let label: Vec<f64> = first.iter().map(|&f| if f { 1.0 } else { -1.0 }).collect();
             stat(self.blocks(&label))
@@ -80,19 +80,20 @@ impl Pooled {
     }
 }
 
-/// `stat` of the observed labelling (the first `m` of `n` pooled points form the first sample)
-/// and its p-value over `b` seeded random relabellings, `(1 + #{T_b ≥ T_obs}) / (b + 1)`.
+/// `stat` of the observed labelling (the first `m` of `n` pooled points form the first sample),
+/// its p-value over `b` seeded random relabellings, `(1 + #{T_b ≥ T_obs}) / (b + 1)`, and the
+/// `b` relabelled statistics.
 fn permutation_p(
     n: usize,
     m: usize,
     b: usize,
     seed: u64,
     stat: impl Fn(&[bool]) -> f64 + Sync,
-) -> (f64, f64) {
+) -> (f64, f64, Vec<f64>) {
     let mut label = vec![false; n];
     label[..m].iter_mut().for_each(|l| *l = true);
     let observed = stat(&label);
-    let exceed: usize = (0..b)
+    let null: Vec<f64> = (0..b)
         .into_par_iter()
         .map(|k| {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(
@@ -100,10 +101,11 @@ fn permutation_p(
             );
             let mut l = label.clone();
             l.shuffle(&mut rng);
-            usize::from(stat(&l) >= observed)
+            stat(&l)
         })
-        .sum();
-    (observed, (1 + exceed) as f64 / (b + 1) as f64)
+        .collect();
+    let exceed = null.iter().filter(|&&t| t >= observed).count();
+    (observed, (1 + exceed) as f64 / (b + 1) as f64, null)
 }
 
 /// The rows of `x` then `y`, as slices: the pooled sample.
@@ -137,12 +139,16 @@ pub fn median_distance(x: ArrayView2<f64>, y: ArrayView2<f64>) -> f64 {
 }
 
 /// Result of a permutation two-sample test.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PermutationResult {
     pub statistic: f64,
     pub p_value: f64,
     /// Kernel bandwidth h (MMD) or 0 (energy, kNN).
     pub bandwidth: f64,
+    /// The statistic under each of the B relabellings, in permutation order. Relabelling k
+    /// depends only on (seed, k, sizes): tests run with one seed see the same relabellings,
+    /// which is what a joint (min-P) calibration needs.
+    pub null: Vec<f64>,
 }
 
 /// Unbiased MMD² with `k(a, b) = exp(−‖a − b‖² / (2h²))`, h the median pooled distance,
@@ -151,13 +157,14 @@ pub fn mmd_test(x: ArrayView2<f64>, y: ArrayView2<f64>, b: usize, seed: u64) -> 
     let h = median_distance(x, y).max(1e-300);
     let pooled = Pooled::new(x, y, |d2| (-d2 / (2.0 * h * h)).exp());
     let (m, n) = (x.nrows() as f64, y.nrows() as f64);
-    let (statistic, p_value) = pooled.permutation_test(x.nrows(), b, seed, |s| {
+    let (statistic, p_value, null) = pooled.permutation_test(x.nrows(), b, seed, |s| {
         s.xx / (m * (m - 1.0)) + s.yy / (n * (n - 1.0)) - 2.0 * s.xy / (m * n)
     });
     PermutationResult {
         statistic,
         p_value,
         bandwidth: h,
+        null,
     }
 }
 
@@ -171,13 +178,14 @@ pub fn energy_test(
 ) -> PermutationResult {
     let pooled = Pooled::new(x, y, f64::sqrt);
     let (m, n) = (x.nrows() as f64, y.nrows() as f64);
-    let (statistic, p_value) = pooled.permutation_test(x.nrows(), b, seed, |s| {
+    let (statistic, p_value, null) = pooled.permutation_test(x.nrows(), b, seed, |s| {
         m * n / (m + n) * (2.0 * s.xy / (m * n) - s.xx / (m * m) - s.yy / (n * n))
     });
     PermutationResult {
         statistic,
         p_value,
         bandwidth: 0.0,
+        null,
     }
 }
 
@@ -220,6 +228,7 @@ pub fn knn_test(
             statistic: f64::NAN,
             p_value: 1.0,
             bandwidth: 0.0,
+            null: Vec::new(),
         };
     }
     let k = k.clamp(1, n - 1);
@@ -251,10 +260,11 @@ pub fn knn_test(
             .sum::<usize>();
         same as f64 / graph.len().max(1) as f64
     };
-    let (observed, p_value) = permutation_p(n, x.nrows(), b, seed, stat);
+    let (observed, p_value, null) = permutation_p(n, x.nrows(), b, seed, stat);
     PermutationResult {
         statistic: observed,
         p_value,
         bandwidth: 0.0,
+        null,
     }
 }
