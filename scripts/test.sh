@@ -18,6 +18,16 @@ status=0
 cargo test --release --workspace 2>&1 | tee "$log" || status=$?
 passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
+# The examples run as a user would run them; each asserts its own result.
+for ex in examples/*.rs; do
+    name=$(basename "$ex" .rs)
+    if cargo run --release --quiet --example "$name"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1)); status=1
+        echo "test.sh: example $name failed" >&2
+    fi
+done
 # Every paper figure at --quick size, into a scratch directory: each asserted claim must hold.
 figs=$(mktemp -d)
 if target/release/scoresde figures --quick --out "$figs"; then

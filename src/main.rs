@@ -934,7 +934,7 @@ fn report_tests(
         );
     }
     let groups = if r.oracle_rows > 0 {
-        format!("min-P within the permutation tests ({} relabellings) and within the exact-oracle tests ({} null sets, proportions and log-density law from {} exact draws), Bonferroni over the two", r.resamples, r.resamples, r.oracle_rows)
+        format!("min-P within the permutation tests ({} relabellings) and within the exact-oracle tests ({} null sets, proportions and log-density law from {} exact draws), weighted Bonferroni alpha/3 : 2alpha/3 over the two", r.resamples, r.resamples, r.oracle_rows)
     } else {
         format!(
             "min-P over the permutation tests, {} relabellings",
