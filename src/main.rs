@@ -1218,11 +1218,7 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
-    if let Err(e) = refuse_unread_flags(&cli, &matches) {
-        eprintln!("error: {e}");
-        return ExitCode::from(2);
-    }
-    match run(cli) {
+    match refuse_unread_flags(&cli, &matches).and_then(|()| run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

@@ -18,7 +18,7 @@
 //! calibration and power: README.
 
 use super::ks::{ks_test, mixture_cdf};
-use super::two_sample::{energy_test, knn_test, mmd_test};
+use super::two_sample::{energy_test, knn_test, mmd_test, resampling_p};
 use super::{TestOutcome, KNN_K};
 use crate::data::{Dataset, NULL_DOMAIN, REFERENCE_DOMAIN};
 use crate::error::Result;
@@ -238,11 +238,6 @@ fn outcome(name: &'static str, statistic: f64, p_value: f64, detail: String) -> 
         p_value,
         detail,
     }
-}
-
-/// `(1 + #{T_r ≥ T}) / (R + 1)`: the resampling p-value of `t` (larger is more extreme).
-pub fn resampling_p(t: f64, null: &[f64]) -> f64 {
-    (1 + null.iter().filter(|&&v| v >= t).count()) as f64 / (null.len() + 1) as f64
 }
 
 /// Westfall & Young's single-step min-P adjusted p-values of tests whose statistics

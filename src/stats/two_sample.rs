@@ -104,8 +104,13 @@ fn permutation_p(
             stat(&l)
         })
         .collect();
-    let exceed = null.iter().filter(|&&t| t >= observed).count();
-    (observed, (1 + exceed) as f64 / (b + 1) as f64, null)
+    (observed, resampling_p(observed, &null), null)
+}
+
+/// `(1 + #{T_r ≥ T}) / (R + 1)`: the p-value of `t` among R resampled statistics `null`
+/// (larger is more extreme; permutations or Monte Carlo null sets).
+pub fn resampling_p(t: f64, null: &[f64]) -> f64 {
+    (1 + null.iter().filter(|&&v| v >= t).count()) as f64 / (null.len() + 1) as f64
 }
 
 /// The rows of `x` then `y`, as slices: the pooled sample.
