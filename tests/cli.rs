@@ -238,7 +238,7 @@ fn test_command_exit_codes() {
         String::from_utf8_lossy(&ok.stdout)
     );
     let stdout = String::from_utf8_lossy(&ok.stdout);
-    for name in ["mmd", "energy", "chi2", "logp-ks", "ks"] {
+    for name in ["mmd", "energy", "chi2", "logp-ks", "ks", "mmd-p0"] {
         assert!(stdout.contains(name), "{stdout}");
     }
     assert_eq!(t(&bad, "ncsn").status.code(), Some(1));
