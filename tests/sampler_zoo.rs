@@ -6,7 +6,8 @@ mod common;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde::data::REFERENCE_DOMAIN;
-use scoresde::experiments::loglog_slope;
+use scoresde::numerics::loglog_slope;
+use scoresde::sample::convergence::endpoint_error;
 use scoresde::sample::{
     integrate, sample, Corrector, Predictor, SampleSpec, Sampler, SamplerOptions, Spacing, Variance,
 };
@@ -36,15 +37,6 @@ fn no_denoise() -> SamplerOptions {
         denoise: Some(false),
         ..Default::default()
     }
-}
-
-fn mean_err(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
-    (a - b)
-        .rows()
-        .into_iter()
-        .map(|r| r.dot(&r).sqrt())
-        .sum::<f64>()
-        / a.nrows() as f64
 }
 
 /// Endpoint errors at ε (no denoising) against RK45 at tol 1e-10 from the same x_T.
@@ -88,7 +80,7 @@ impl Endpoint {
             None,
         )
         .unwrap();
-        (run.nfe, mean_err(&run.x, &self.reference))
+        (run.nfe, endpoint_error(&run.x, &self.reference))
     }
 
     fn slope(&self, sampler: Sampler, steps: &[usize], options: SamplerOptions) -> f64 {
@@ -668,7 +660,104 @@ fn ddpm_sampler_is_algorithm_2() {
         }
         x = next;
     }
-    let diff = mean_err(&ours, &x);
+    let diff = endpoint_error(&ours, &x);
     eprintln!("DDPM Algorithm 2 vs --sampler ddpm: mean |Δ| = {diff:.3e}");
     assert!(diff < 1e-9, "{diff}");
+}
+
+/// A sampler written against the public [`scoresde::sample::Method`] trait runs through
+/// `sample_with` exactly like a built-in one: DDIM (η = 0) re-implemented outside the sampler
+/// zoo gives the built-in `ddim`'s output bit for bit (same prior draws, same grid), its records,
+/// and its NFE; a method whose NFE formula is wrong, or whose grid does not end on ε, is refused.
+#[test]
+fn a_method_written_outside_runs_like_a_builtin_sampler() {
+    use scoresde::sample::grid::time_grid;
+    use scoresde::sample::{sample_with, Method, RunSpec, Spacing, StepContext};
+    struct MyDdim {
+        nfe_off_by: u64,
+        stop_early: bool,
+    }
+    impl Method for MyDdim {
+        fn name(&self) -> String {
+            "my-ddim".into()
+        }
+        fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> scoresde::Result<Vec<f64>> {
+            let end = if self.stop_early { 2.0 * eps } else { eps };
+            Ok(time_grid(sde, Spacing::Time, 7.0, sde.t_max(), end, steps)?
+                .times()
+                .to_vec())
+        }
+        fn nfe(&self, steps: usize) -> u64 {
+            steps as u64 - 1 + self.nfe_off_by
+        }
+        fn run(
+            &self,
+            ctx: &mut StepContext<'_>,
+            x: &mut Array2<f64>,
+            times: &[f64],
+        ) -> scoresde::Result<()> {
+            for w in times.windows(2) {
+                let (k, k1) = (ctx.marginal(w[0]), ctx.marginal(w[1]));
+                let e = ctx.eps(w[0], x.view());
+                let c = (k1.std * k1.std).max(0.0).sqrt();
+                ndarray::Zip::from(&mut *x).and(&e).for_each(|x, &e| {
+                    *x = k1.mean * ((*x - k.std * e) / k.mean) + c * e;
+                });
+                ctx.finish_step(w[1], x)?;
+            }
+            Ok(())
+        }
+    }
+    let (sde, score) = vp_oracle(common::builtin("8gaussians"));
+    let builtin_spec = SampleSpec {
+        n: 300,
+        ..spec(Sampler::Ddim, 25, no_denoise())
+    };
+    let builtin = sample(sde.as_ref(), &score, &builtin_spec, None).unwrap();
+    let ours = MyDdim {
+        nfe_off_by: 0,
+        stop_early: false,
+    };
+    let t_rec = time_grid(sde.as_ref(), Spacing::Time, 7.0, 1.0, sde.default_eps(), 25)
+        .unwrap()
+        .times()[10];
+    let run = RunSpec {
+        steps: 25,
+        n: 300,
+        seed: 0,
+        record: vec![t_rec],
+        denoise: Some(false),
+        eps: None,
+    };
+    let mine = sample_with(sde.as_ref(), &score, &ours, &run, None).unwrap();
+    assert_eq!(builtin.x.nrows(), 300);
+    assert_eq!(
+        mine.x, builtin.x,
+        "the same sampler through Method must match bit for bit"
+    );
+    assert_eq!(mine.nfe, 24.0);
+    assert_eq!(mine.records.len(), 1);
+    assert_eq!(mine.records[0].0, t_rec);
+    let wrong_nfe = sample_with(
+        sde.as_ref(),
+        &score,
+        &MyDdim {
+            nfe_off_by: 1,
+            stop_early: false,
+        },
+        &run,
+        None,
+    );
+    assert!(format!("{}", wrong_nfe.unwrap_err()).contains("declared 25 model evaluations"));
+    let short = sample_with(
+        sde.as_ref(),
+        &score,
+        &MyDdim {
+            nfe_off_by: 0,
+            stop_early: true,
+        },
+        &run,
+        None,
+    );
+    assert!(format!("{}", short.unwrap_err()).contains("its grid must run from t_max"));
 }

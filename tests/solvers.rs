@@ -4,6 +4,7 @@
 mod common;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use scoresde::sample::convergence::EndpointOracle;
 use scoresde::sample::{integrate, sample, SampleSpec, Sampler};
 use scoresde::score::{Counted, MixtureScore, Score};
 use scoresde::sde::{Sde, VpSde};
@@ -180,40 +181,22 @@ fn setup(name: &str) -> (Arc<dyn Sde>, MixtureScore) {
 /// same x_T; returns the fitted log–log slope of error against steps.
 fn pf_slope(sampler: Sampler, data: &str) -> f64 {
     let (sde, score) = setup(data);
-    let x_t = sde.prior_sample(200, 2, 7);
-    let spec = |sampler, steps| SampleSpec {
-        sampler,
-        steps,
-        rtol: 1e-10,
-        atol: 1e-10,
-        ..Default::default()
-    };
-    let reference = integrate(
-        sde.as_ref(),
-        &score,
-        x_t.clone(),
-        &spec(Sampler::PfRk45, 0),
-        None,
-    )
-    .unwrap()
-    .x;
+    let oracle = EndpointOracle::new(sde.as_ref(), &score, sde.prior_sample(200, 2, 7)).unwrap();
     let steps = [64usize, 128, 256, 512];
     let errs: Vec<f64> = steps
         .iter()
-        .map(|&n| {
-            let x = integrate(sde.as_ref(), &score, x_t.clone(), &spec(sampler, n), None)
-                .unwrap()
-                .x;
-            (&x - &reference)
-                .rows()
-                .into_iter()
-                .map(|r| r.dot(&r).sqrt())
-                .sum::<f64>()
-                / x.nrows() as f64
+        .map(|&steps| {
+            let spec = SampleSpec {
+                sampler,
+                steps,
+                ..Default::default()
+            };
+            let run = integrate(sde.as_ref(), &score, oracle.x_t.clone(), &spec, None).unwrap();
+            oracle.error(&run.x)
         })
         .collect();
     let nfe: Vec<f64> = steps.iter().map(|&n| n as f64).collect();
-    let slope = scoresde::experiments::loglog_slope(&nfe, &errs);
+    let slope = scoresde::numerics::loglog_slope(&nfe, &errs);
     eprintln!("{sampler:?} on {data}: errors {errs:?}, slope {slope:.3}");
     slope
 }

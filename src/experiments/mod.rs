@@ -489,15 +489,4 @@ pub fn scatter(title: String, x: &Array2<f64>) -> Chart {
     }
 }
 
-/// Least-squares slope of log y against log x.
-pub fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
-    let lx: Vec<f64> = x.iter().map(|v| v.ln()).collect();
-    let ly: Vec<f64> = y.iter().map(|v| v.ln()).collect();
-    let k = lx.len() as f64;
-    let (mx, my) = (lx.iter().sum::<f64>() / k, ly.iter().sum::<f64>() / k);
-    lx.iter()
-        .zip(&ly)
-        .map(|(a, b)| (a - mx) * (b - my))
-        .sum::<f64>()
-        / lx.iter().map(|a| (a - mx).powi(2)).sum::<f64>()
-}
+pub use crate::numerics::loglog_slope;

@@ -4,6 +4,7 @@
 use super::{loglog_slope, Claim, Experiment, Outputs};
 
 use crate::plot::{Chart, Mark, Series};
+use crate::sample::convergence::EndpointOracle;
 use crate::sample::{integrate, SampleSpec, Sampler, SamplerOptions};
 use crate::score::MixtureScore;
 use crate::{invalid, Result};
@@ -47,13 +48,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let sde = exp.sde.build(|| data.diameter())?;
     let score = MixtureScore::new(mixture, sde.clone());
     let x_t = sde.prior_sample(p.particles, data.dim(), o.seed);
-    let rk = SampleSpec {
-        sampler: Sampler::PfRk45,
-        rtol: 1e-10,
-        atol: 1e-10,
-        ..Default::default()
-    };
-    let reference = integrate(sde.as_ref(), &score, x_t.clone(), &rk, None)?.x;
+    let oracle = EndpointOracle::new(sde.as_ref(), &score, x_t)?;
     let budgets = if o.quick { &p.quick_nfe } else { &p.nfe };
     let (mut rows, mut series, mut claims) = (Vec::new(), Vec::new(), Vec::new());
     for &s in &p.samplers {
@@ -79,13 +74,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 options: options.clone(),
                 ..Default::default()
             };
-            let run = integrate(sde.as_ref(), &score, x_t.clone(), &spec, None)?;
-            let err = (&run.x - &reference)
-                .rows()
-                .into_iter()
-                .map(|r| r.dot(&r).sqrt())
-                .sum::<f64>()
-                / p.particles as f64;
+            let run = integrate(sde.as_ref(), &score, oracle.x_t.clone(), &spec, None)?;
+            let err = oracle.error(&run.x);
             rows.push(format!("{},{},{:e}", s.name(), run.nfe, err));
             o.nfe.push((format!("{} steps={steps}", s.name()), run.nfe));
             pts.push((run.nfe, err));

@@ -4,12 +4,12 @@
 //! `σ_η = η √((1 − ᾱ')/(1 − ᾱ)) √(1 − ᾱ/ᾱ')`). η = 0 is deterministic (= DPM-Solver-1),
 //! η = 1 has DDPM's posterior variance β̃.
 
-use super::engine::Engine;
+use super::engine::StepContext;
 use crate::Result;
 use ndarray::{Array2, Zip};
 
 pub(crate) fn run(
-    eng: &mut Engine<'_>,
+    eng: &mut StepContext<'_>,
     x: &mut Array2<f64>,
     times: &[f64],
     eta: f64,

@@ -2,15 +2,15 @@
 //! SDE with Gaussian kernels: `α_t = m(t)`, `σ_t = s(t)`, `λ_t = log(α_t/σ_t)` (half the
 //! log-SNR), `t(λ)` by [`Sde::t_of_log_snr`](crate::sde::Sde::t_of_log_snr).
 
-use super::engine::Engine;
+use super::engine::StepContext;
 use crate::Result;
 use ndarray::{Array2, Zip};
 
-fn lambda(eng: &Engine<'_>, t: f64) -> f64 {
+fn lambda(eng: &StepContext<'_>, t: f64) -> f64 {
     0.5 * eng.sde.log_snr(t)
 }
 
-fn t_of_lambda(eng: &Engine<'_>, l: f64) -> f64 {
+fn t_of_lambda(eng: &StepContext<'_>, l: f64) -> f64 {
     eng.sde.t_of_log_snr(2.0 * l)
 }
 
@@ -26,7 +26,7 @@ pub(crate) fn orders(k: usize, nfe: usize) -> Vec<usize> {
 
 /// `out = (α_u/α_s) x − σ_u (e^{r h} − 1) ε_s`: the first-order (DDIM) move from s to u.
 fn first_order(
-    eng: &Engine<'_>,
+    eng: &StepContext<'_>,
     x: &Array2<f64>,
     eps_s: &Array2<f64>,
     s: f64,
@@ -42,7 +42,7 @@ fn first_order(
 
 /// One single-step DPM-Solver step of `order` ∈ {1, 2, 3} from s to t (Lu et al. 2022,
 /// Algorithm 1 with r₁ = ½; Algorithm 2 with r₁ = ⅓, r₂ = ⅔).
-fn step(eng: &Engine<'_>, x: &mut Array2<f64>, s: f64, t: f64, order: usize) {
+fn step(eng: &StepContext<'_>, x: &mut Array2<f64>, s: f64, t: f64, order: usize) {
     let eps_s = eng.eps(s, x.view());
     let (ls, lt) = (lambda(eng, s), lambda(eng, t));
     let h = lt - ls;
@@ -84,7 +84,7 @@ fn step(eng: &Engine<'_>, x: &mut Array2<f64>, s: f64, t: f64, order: usize) {
 
 /// Single-step DPM-Solver over `times` (len(orders) + 1 points) with the given step orders.
 pub(crate) fn run(
-    eng: &mut Engine<'_>,
+    eng: &mut StepContext<'_>,
     x: &mut Array2<f64>,
     times: &[f64],
     orders: &[usize],
@@ -99,7 +99,11 @@ pub(crate) fn run(
 /// DPM-Solver++(2M): multistep, second order in the data prediction x̂₀, one evaluation per
 /// step: `x_{t_i} = (σ_i/σ_{i−1}) x − α_i (e^{−h_i} − 1) D_i` with
 /// `D_i = (1 + 1/(2r_i)) x̂₀_{i−1} − 1/(2r_i) x̂₀_{i−2}`, `r_i = h_{i−1}/h_i` (first step first order).
-pub(crate) fn run_pp2m(eng: &mut Engine<'_>, x: &mut Array2<f64>, times: &[f64]) -> Result<()> {
+pub(crate) fn run_pp2m(
+    eng: &mut StepContext<'_>,
+    x: &mut Array2<f64>,
+    times: &[f64],
+) -> Result<()> {
     let mut prev: Option<(Array2<f64>, f64)> = None;
     for w in times.windows(2) {
         let (s, t) = (w[0], w[1]);

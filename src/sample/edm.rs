@@ -3,7 +3,7 @@
 //! (EDM eq. 4 with the scaling divided out), so the network or oracle is always queried at the
 //! SDE time `t(σ̃)` with `x = m(t) y`.
 
-use super::engine::Engine;
+use super::engine::StepContext;
 use crate::Result;
 use ndarray::{Array2, Zip};
 
@@ -17,14 +17,14 @@ pub(crate) struct Churn {
 }
 
 /// σ̃(t) = s(t)/m(t).
-fn sigma(eng: &Engine<'_>, t: f64) -> f64 {
+fn sigma(eng: &StepContext<'_>, t: f64) -> f64 {
     let k = eng.marginal(t);
     k.std / k.mean
 }
 
 /// Heun steps (with churn) over the N points of `times`: NFE 2(N − 1).
 pub(crate) fn run(
-    eng: &mut Engine<'_>,
+    eng: &mut StepContext<'_>,
     x: &mut Array2<f64>,
     times: &[f64],
     churn: &Churn,

@@ -58,8 +58,11 @@ pub(crate) fn check_state(step: u64, t: f64, x: &Array2<f64>, limit: f64) -> Res
     Ok(())
 }
 
-/// What the samplers share while they run.
-pub(crate) struct Engine<'a> {
+/// What a step-map sampler sees while it runs: the SDE, the model (counted), keyed noise,
+/// record times, progress and the state check after every step. Built-in and user samplers
+/// ([`super::Method`]) get the same context from [`super::sample_with`].
+pub struct StepContext<'a> {
+    /// The forward SDE the model belongs to.
     pub sde: &'a dyn Sde,
     score: &'a dyn Score,
     noise: KeyedNormal,
@@ -68,17 +71,17 @@ pub(crate) struct Engine<'a> {
     /// Steps taken so far (for error messages).
     steps: u64,
     record: &'a [f64],
-    pub records: Vec<(f64, Array2<f64>)>,
+    pub(crate) records: Vec<(f64, Array2<f64>)>,
     progress: Option<&'a (dyn Fn(u64) + Sync)>,
     /// Steps the sampler will take in all, and particles reported so far.
     total_steps: u64,
     reported: u64,
     /// Divergence limit of the states ([`divergence_limit`]; ∞ unless set).
-    pub limit: f64,
+    pub(crate) limit: f64,
 }
 
-impl<'a> Engine<'a> {
-    pub fn new(
+impl<'a> StepContext<'a> {
+    pub(crate) fn new(
         sde: &'a dyn Sde,
         score: &'a dyn Score,
         noise: KeyedNormal,
@@ -163,8 +166,13 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
+    /// Steps finished so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
     /// Keeps the state if `t` is one of the record times.
-    pub fn visit(&mut self, t: f64, x: &Array2<f64>) {
+    pub(crate) fn visit(&mut self, t: f64, x: &Array2<f64>) {
         let scale = t.abs().max(1e-300);
         for &r in self.record {
             if (r - t).abs() <= 1e-12 * scale && !self.records.iter().any(|(s, _)| *s == r) {
@@ -174,7 +182,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Checks that every record time was visited.
-    pub fn check_records(&self) -> Result<()> {
+    pub(crate) fn check_records(&self) -> Result<()> {
         for &r in self.record {
             if !self.records.iter().any(|(s, _)| *s == r) {
                 return Err(SolveError::Invalid(format!(

@@ -2,13 +2,13 @@
 //! Plain Langevin runs at one noise level (t = ε); annealed Langevin runs `steps` iterations
 //! at each of L levels from t_max down to ε with `α_i = ε_step s_i² / s_L²` (NCSN Algorithm 1).
 
-use super::engine::Engine;
+use super::engine::StepContext;
 use crate::Result;
 use ndarray::{Array2, Zip};
 
 /// `iters` Langevin iterations at each of the `levels` times (the last level sets the scale).
 pub(crate) fn run(
-    eng: &mut Engine<'_>,
+    eng: &mut StepContext<'_>,
     x: &mut Array2<f64>,
     levels: &[f64],
     iters: usize,

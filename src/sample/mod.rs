@@ -11,23 +11,26 @@
 //! Grids ([`grid`]) start exactly at t_max and end exactly at ε; an optional final Tweedie step
 //! maps the state at ε to `x̂₀` (one more NFE).
 
+pub mod convergence;
 mod ddim;
 mod dpm;
 mod edm;
 mod engine;
 pub mod grid;
 mod langevin;
+mod method;
 mod options;
 mod pc;
 
+pub use engine::StepContext;
 pub use grid::Spacing;
+pub use method::{integrate_with, sample_with, Method};
 pub use options::{Corrector, Predictor, SamplerOptions, Variance};
 
 use crate::ddpm::DiscreteSchedule;
 use crate::score::{Counted, Score};
 use crate::sde::Sde;
 use crate::{invalid, Result};
-use engine::Engine;
 use ndarray::Array2;
 use scoresde_solvers::{
     dopri5, euler_maruyama, ode_fixed, FixedMethod, KeyedNormal, SolveOptions, Stats, TimeGrid,
@@ -236,6 +239,43 @@ pub struct SampleSpec {
     pub options: SamplerOptions,
 }
 
+impl SampleSpec {
+    /// The settings every sampler shares (the final denoising as configured, or unset).
+    pub fn run_spec(&self) -> RunSpec {
+        RunSpec {
+            steps: self.steps,
+            eps: self.eps,
+            n: self.n,
+            seed: self.seed,
+            record: self.record.clone(),
+            denoise: self.options.denoise,
+        }
+    }
+}
+
+/// What a run of any sampler needs besides the sampler: its N, the final time, the particles,
+/// the seed, the record times and the final Tweedie step.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    /// The sampler's N (its [`Method::nfe`] formula says what it costs).
+    pub steps: usize,
+    /// Final time ε (None: the SDE's default).
+    pub eps: Option<f64>,
+    pub n: usize,
+    pub seed: u64,
+    /// Times at which to keep the whole state (each must be a point of the grid; 0 = output).
+    pub record: Vec<f64>,
+    /// Final Tweedie denoising step `x̂₀ = (x + s² ∇log p)/m` (None: the sampler's default).
+    pub denoise: Option<bool>,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        let s = SampleSpec::default();
+        s.run_spec()
+    }
+}
+
 impl Default for SampleSpec {
     fn default() -> Self {
         Self {
@@ -284,13 +324,52 @@ pub fn integrate(
     spec: &SampleSpec,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<SampleRun> {
-    let t_max = sde.t_max();
-    let eps = spec.eps.unwrap_or(sde.default_eps());
-    if !(eps > 0.0 && eps < t_max) {
-        return Err(invalid!("--eps must lie in (0, {t_max}), got {eps}"));
-    }
     if spec.sampler != Sampler::PfRk45 {
         crate::error::check_range("--steps", spec.steps, crate::error::MAX_STEPS)?;
+    }
+    check_options(spec.sampler, &spec.options)?;
+    let run = RunSpec {
+        denoise: Some(
+            spec.options
+                .denoise
+                .unwrap_or(spec.sampler.denoises_by_default()),
+        ),
+        ..spec.run_spec()
+    };
+    drive(sde, score, x_t, &run, |counted, x_t, eps, record, limit| {
+        match spec.sampler {
+            Sampler::Em
+            | Sampler::PfEuler
+            | Sampler::PfHeun
+            | Sampler::PfRk4
+            | Sampler::PfRk45
+            | Sampler::PlugIn => {
+                let sol = solve(sde, counted, x_t, spec, eps, record, progress)?;
+                // The solvers catch non-finite states at every step; a finite divergence
+                // shows in the end state.
+                let steps = sol.stats.accepted / sol.stats.particles.max(1);
+                engine::check_state(steps, eps, &sol.x, limit)?;
+                Ok((sol.x, eps, sol.stats, sol.records))
+            }
+            _ => step_map(sde, counted, x_t, spec, eps, record, progress),
+        }
+    })
+}
+
+/// What every sampler run shares: ε and the dimension checked, the model wrapped in an NFE
+/// counter, `body` run from t_max, the optional final Tweedie step, the records at t = 0 and
+/// in the order asked for, and the divergence check of the output.
+fn drive(
+    sde: &dyn Sde,
+    score: &dyn Score,
+    x_t: Array2<f64>,
+    run: &RunSpec,
+    body: impl FnOnce(&Counted<'_>, Array2<f64>, f64, &[f64], f64) -> Result<Finished>,
+) -> Result<SampleRun> {
+    let t_max = sde.t_max();
+    let eps = run.eps.unwrap_or(sde.default_eps());
+    if !(eps > 0.0 && eps < t_max) {
+        return Err(invalid!("--eps must lie in (0, {t_max}), got {eps}"));
     }
     if x_t.ncols() != score.dim() {
         return Err(invalid!(
@@ -299,36 +378,18 @@ pub fn integrate(
             score.dim()
         ));
     }
-    let opts = &spec.options;
-    check_options(spec.sampler, opts)?;
-    let denoise = opts.denoise.unwrap_or(spec.sampler.denoises_by_default());
     let counted = Counted::new(score);
     let n = x_t.nrows();
     let start = Instant::now();
-    // Record times other than 0 (the denoised output) go to the solver.
-    let solver_record: Vec<f64> = spec.record.iter().copied().filter(|&r| r != 0.0).collect();
+    // Record times other than 0 (the denoised output) go to the sampler.
+    let record: Vec<f64> = run.record.iter().copied().filter(|&r| r != 0.0).collect();
     let limit = engine::divergence_limit(sde, &x_t);
-    let (mut x, t_end, stats, mut records) = match spec.sampler {
-        Sampler::Em
-        | Sampler::PfEuler
-        | Sampler::PfHeun
-        | Sampler::PfRk4
-        | Sampler::PfRk45
-        | Sampler::PlugIn => {
-            let sol = solve(sde, &counted, x_t, spec, eps, &solver_record, progress)?;
-            // The solvers catch non-finite states at every step; a finite divergence shows in
-            // the end state.
-            let steps = sol.stats.accepted / sol.stats.particles.max(1);
-            engine::check_state(steps, eps, &sol.x, limit)?;
-            (sol.x, eps, sol.stats, sol.records)
-        }
-        _ => step_map(sde, &counted, x_t, spec, eps, &solver_record, progress)?,
-    };
-    if denoise {
-        let eng = Engine::new(
+    let (mut x, t_end, stats, mut records) = body(&counted, x_t, eps, &record, limit)?;
+    if run.denoise.unwrap_or(false) {
+        let eng = StepContext::new(
             sde,
             &counted,
-            KeyedNormal::new(spec.seed, SOLVER_DOMAIN),
+            KeyedNormal::new(run.seed, SOLVER_DOMAIN),
             &[],
             None,
             1,
@@ -336,12 +397,12 @@ pub fn integrate(
         x = eng.x0(t_end, x.view());
         engine::check_state(stats.accepted / stats.particles.max(1), 0.0, &x, limit)?;
     }
-    if spec.record.contains(&0.0) {
+    if run.record.contains(&0.0) {
         records.push((0.0, x.clone()));
     }
     // Records in the order they were asked for.
     records.sort_by(|a, b| {
-        let pos = |t: f64| spec.record.iter().position(|&r| r == t);
+        let pos = |t: f64| run.record.iter().position(|&r| r == t);
         pos(a.0).cmp(&pos(b.0))
     });
     Ok(SampleRun {
@@ -521,7 +582,7 @@ fn step_map(
         }
         _ => unreachable!("solver samplers run in solve"),
     };
-    let mut eng = Engine::new(
+    let mut eng = StepContext::new(
         sde,
         counted,
         KeyedNormal::new(spec.seed, SOLVER_DOMAIN),

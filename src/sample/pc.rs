@@ -3,7 +3,7 @@
 //! VP-SDE on DDPM's grid `a = √(1 − β_i)`, `b² = β_i`; for VE `a = 1`, `b² = σ_i² − σ_{i−1}²`.
 //! DDPM's Algorithm 2 is the ancestral predictor on DDPM's grid.
 
-use super::engine::Engine;
+use super::engine::StepContext;
 use super::options::{Corrector, Predictor, Variance};
 use crate::Result;
 use ndarray::{Array2, Zip};
@@ -32,7 +32,12 @@ impl Pc {
 }
 
 /// Runs `pc` over the decreasing grid `times` (corrector at t_k, then predictor t_k → t_{k+1}).
-pub(crate) fn run(eng: &mut Engine<'_>, x: &mut Array2<f64>, times: &[f64], pc: &Pc) -> Result<()> {
+pub(crate) fn run(
+    eng: &mut StepContext<'_>,
+    x: &mut Array2<f64>,
+    times: &[f64],
+    pc: &Pc,
+) -> Result<()> {
     for w in times.windows(2) {
         let (t, t_next) = (w[0], w[1]);
         let tr = eng.sde.transition(t_next, t);
@@ -51,7 +56,7 @@ pub(crate) fn run(eng: &mut Engine<'_>, x: &mut Array2<f64>, times: &[f64], pc: 
 
 /// One predictor step from t to t' < t.
 fn predictor(
-    eng: &mut Engine<'_>,
+    eng: &mut StepContext<'_>,
     x: &mut Array2<f64>,
     t: f64,
     t_next: f64,
@@ -115,7 +120,13 @@ fn mean_row_norm(a: &Array2<f64>) -> f64 {
 
 /// Song et al.'s Langevin corrector at time t: `ε = 2α (r ‖z‖/‖s‖)²`, `x ← x + ε s + √(2ε) z`,
 /// with the norms averaged over the batch (score_sde `LangevinCorrector`).
-fn langevin_corrector(eng: &mut Engine<'_>, x: &mut Array2<f64>, t: f64, alpha: f64, snr: f64) {
+fn langevin_corrector(
+    eng: &mut StepContext<'_>,
+    x: &mut Array2<f64>,
+    t: f64,
+    alpha: f64,
+    snr: f64,
+) {
     let (n, d) = x.dim();
     let s = eng.score(t, x.view());
     let z = eng.normal(n, d);
