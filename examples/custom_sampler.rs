@@ -42,6 +42,7 @@ impl Method for PfRule {
         ctx: &mut StepContext<'_>,
         x: &mut Array2<f64>,
         times: &[f64],
+        _steps: usize,
     ) -> scoresde::Result<()> {
         let v = |ctx: &StepContext<'_>, x: &Array2<f64>, t: f64| {
             let (f, g) = (ctx.sde.drift_coeff(t), ctx.sde.diffusion(t));

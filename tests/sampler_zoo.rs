@@ -668,24 +668,27 @@ fn ddpm_sampler_is_algorithm_2() {
 /// A sampler written against the public [`scoresde::sample::Method`] trait runs through
 /// `sample_with` exactly like a built-in one: DDIM (η = 0) re-implemented outside the sampler
 /// zoo gives the built-in `ddim`'s output bit for bit (same prior draws, same grid), its records,
-/// and its NFE; a method whose NFE formula is wrong, or whose grid does not end on ε, is refused.
+/// and its NFE; a method whose NFE formula is wrong, or whose grid increases, is refused.
 #[test]
 fn a_method_written_outside_runs_like_a_builtin_sampler() {
     use scoresde::sample::grid::time_grid;
     use scoresde::sample::{sample_with, Method, RunSpec, Spacing, StepContext};
     struct MyDdim {
         nfe_off_by: u64,
-        stop_early: bool,
+        increasing: bool,
     }
     impl Method for MyDdim {
         fn name(&self) -> String {
             "my-ddim".into()
         }
         fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> scoresde::Result<Vec<f64>> {
-            let end = if self.stop_early { 2.0 * eps } else { eps };
-            Ok(time_grid(sde, Spacing::Time, 7.0, sde.t_max(), end, steps)?
+            let mut t = time_grid(sde, Spacing::Time, 7.0, sde.t_max(), eps, steps)?
                 .times()
-                .to_vec())
+                .to_vec();
+            if self.increasing {
+                t.reverse(); // an increasing grid
+            }
+            Ok(t)
         }
         fn nfe(&self, steps: usize) -> u64 {
             steps as u64 - 1 + self.nfe_off_by
@@ -695,6 +698,7 @@ fn a_method_written_outside_runs_like_a_builtin_sampler() {
             ctx: &mut StepContext<'_>,
             x: &mut Array2<f64>,
             times: &[f64],
+            _steps: usize,
         ) -> scoresde::Result<()> {
             for w in times.windows(2) {
                 let (k, k1) = (ctx.marginal(w[0]), ctx.marginal(w[1]));
@@ -716,7 +720,7 @@ fn a_method_written_outside_runs_like_a_builtin_sampler() {
     let builtin = sample(sde.as_ref(), &score, &builtin_spec, None).unwrap();
     let ours = MyDdim {
         nfe_off_by: 0,
-        stop_early: false,
+        increasing: false,
     };
     let t_rec = time_grid(sde.as_ref(), Spacing::Time, 7.0, 1.0, sde.default_eps(), 25)
         .unwrap()
@@ -743,21 +747,22 @@ fn a_method_written_outside_runs_like_a_builtin_sampler() {
         &score,
         &MyDdim {
             nfe_off_by: 1,
-            stop_early: false,
+            increasing: false,
         },
         &run,
         None,
     );
     assert!(format!("{}", wrong_nfe.unwrap_err()).contains("declared 25 model evaluations"));
-    let short = sample_with(
+    let increasing_grid = sample_with(
         sde.as_ref(),
         &score,
         &MyDdim {
             nfe_off_by: 0,
-            stop_early: true,
+            increasing: true,
         },
         &run,
         None,
     );
-    assert!(format!("{}", short.unwrap_err()).contains("its grid must run from t_max"));
+    assert!(format!("{}", increasing_grid.unwrap_err())
+        .contains("its grid must be positive and non-increasing"));
 }

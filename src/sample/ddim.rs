@@ -5,15 +5,50 @@
 //! η = 1 has DDPM's posterior variance β̃.
 
 use super::engine::StepContext;
+use super::grid::{ddpm_times, Grid};
+use super::Method;
+use crate::sde::Sde;
 use crate::Result;
 use ndarray::{Array2, Zip};
 
-pub(crate) fn run(
-    eng: &mut StepContext<'_>,
-    x: &mut Array2<f64>,
-    times: &[f64],
-    eta: f64,
-) -> Result<()> {
+/// DDIM with noise scale η, on `grid` or on N points of DDPM's `discrete`-step schedule.
+#[derive(Clone, Copy, Debug)]
+pub struct Ddim {
+    pub eta: f64,
+    pub discrete: Option<usize>,
+    pub grid: Grid,
+}
+
+impl Method for Ddim {
+    fn name(&self) -> String {
+        "ddim".into()
+    }
+    /// N grid points.
+    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
+        match self.discrete {
+            Some(m) => ddpm_times(sde, m, steps, "ddim"),
+            None => self.grid.times(sde, eps, steps),
+        }
+    }
+    /// N − 1.
+    fn nfe(&self, steps: usize) -> u64 {
+        steps.saturating_sub(1) as u64
+    }
+    fn denoises_by_default(&self) -> bool {
+        true
+    }
+    fn run(
+        &self,
+        ctx: &mut StepContext<'_>,
+        x: &mut Array2<f64>,
+        t: &[f64],
+        _: usize,
+    ) -> Result<()> {
+        run(ctx, x, t, self.eta)
+    }
+}
+
+fn run(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64], eta: f64) -> Result<()> {
     let (n, d) = x.dim();
     for w in times.windows(2) {
         let (t, t_next) = (w[0], w[1]);

@@ -3,8 +3,69 @@
 //! log-SNR), `t(λ)` by [`Sde::t_of_log_snr`](crate::sde::Sde::t_of_log_snr).
 
 use super::engine::StepContext;
+use super::grid::Grid;
+use super::Method;
+use crate::sde::Sde;
 use crate::Result;
 use ndarray::{Array2, Zip};
+
+/// Single-step DPM-Solver-k on an NFE budget N: [`orders`] of the steps, λ-uniform by default.
+#[derive(Clone, Copy, Debug)]
+pub struct DpmSolver {
+    pub order: usize,
+    pub grid: Grid,
+}
+
+impl Method for DpmSolver {
+    fn name(&self) -> String {
+        format!("dpm-solver-{}", self.order)
+    }
+    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
+        self.grid
+            .times(sde, eps, orders(self.order, steps).len() + 1)
+    }
+    /// N (the budget).
+    fn nfe(&self, steps: usize) -> u64 {
+        steps as u64
+    }
+    fn run(
+        &self,
+        ctx: &mut StepContext<'_>,
+        x: &mut Array2<f64>,
+        t: &[f64],
+        n: usize,
+    ) -> Result<()> {
+        run(ctx, x, t, &orders(self.order, n))
+    }
+}
+
+/// DPM-Solver++(2M), multistep: N steps, N evaluations.
+#[derive(Clone, Copy, Debug)]
+pub struct DpmSolverPp2m {
+    pub grid: Grid,
+}
+
+impl Method for DpmSolverPp2m {
+    fn name(&self) -> String {
+        "dpm-solver-pp2m".into()
+    }
+    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
+        self.grid.times(sde, eps, steps + 1)
+    }
+    /// N.
+    fn nfe(&self, steps: usize) -> u64 {
+        steps as u64
+    }
+    fn run(
+        &self,
+        ctx: &mut StepContext<'_>,
+        x: &mut Array2<f64>,
+        t: &[f64],
+        _: usize,
+    ) -> Result<()> {
+        run_pp2m(ctx, x, t)
+    }
+}
 
 fn lambda(eng: &StepContext<'_>, t: f64) -> f64 {
     0.5 * eng.sde.log_snr(t)
@@ -83,7 +144,7 @@ fn step(eng: &StepContext<'_>, x: &mut Array2<f64>, s: f64, t: f64, order: usize
 }
 
 /// Single-step DPM-Solver over `times` (len(orders) + 1 points) with the given step orders.
-pub(crate) fn run(
+fn run(
     eng: &mut StepContext<'_>,
     x: &mut Array2<f64>,
     times: &[f64],
@@ -99,11 +160,7 @@ pub(crate) fn run(
 /// DPM-Solver++(2M): multistep, second order in the data prediction x̂₀, one evaluation per
 /// step: `x_{t_i} = (σ_i/σ_{i−1}) x − α_i (e^{−h_i} − 1) D_i` with
 /// `D_i = (1 + 1/(2r_i)) x̂₀_{i−1} − 1/(2r_i) x̂₀_{i−2}`, `r_i = h_{i−1}/h_i` (first step first order).
-pub(crate) fn run_pp2m(
-    eng: &mut StepContext<'_>,
-    x: &mut Array2<f64>,
-    times: &[f64],
-) -> Result<()> {
+fn run_pp2m(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64]) -> Result<()> {
     let mut prev: Option<(Array2<f64>, f64)> = None;
     for w in times.windows(2) {
         let (s, t) = (w[0], w[1]);

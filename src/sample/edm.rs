@@ -4,12 +4,63 @@
 //! SDE time `t(σ̃)` with `x = m(t) y`.
 
 use super::engine::StepContext;
+use super::grid::Grid;
+use super::Method;
+use crate::sde::Sde;
 use crate::Result;
 use ndarray::{Array2, Zip};
 
+/// EDM's sampler on N grid points (ρ-spacing by default): Algorithm 1 (`edm-heun`, no churn) or
+/// Algorithm 2 (`edm-sde`).
+#[derive(Clone, Copy, Debug)]
+pub struct Edm {
+    pub churn: Churn,
+    pub grid: Grid,
+    /// Algorithm 2's churn is on (`edm-sde`).
+    pub stochastic: bool,
+}
+
+impl Method for Edm {
+    fn name(&self) -> String {
+        if self.stochastic {
+            "edm-sde"
+        } else {
+            "edm-heun"
+        }
+        .into()
+    }
+    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
+        self.grid.times(sde, eps, steps)
+    }
+    /// 2(N − 1).
+    fn nfe(&self, steps: usize) -> u64 {
+        2 * steps.saturating_sub(1) as u64
+    }
+    fn denoises_by_default(&self) -> bool {
+        true
+    }
+    fn run(
+        &self,
+        ctx: &mut StepContext<'_>,
+        x: &mut Array2<f64>,
+        t: &[f64],
+        _: usize,
+    ) -> Result<()> {
+        let churn = Churn {
+            s_churn: if self.stochastic {
+                self.churn.s_churn
+            } else {
+                0.0
+            },
+            ..self.churn
+        };
+        run(ctx, x, t, &churn)
+    }
+}
+
 /// EDM's stochastic settings (Algorithm 2). `s_churn = 0` is Algorithm 1.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Churn {
+pub struct Churn {
     pub s_churn: f64,
     pub s_tmin: f64,
     pub s_tmax: f64,
@@ -23,12 +74,7 @@ fn sigma(eng: &StepContext<'_>, t: f64) -> f64 {
 }
 
 /// Heun steps (with churn) over the N points of `times`: NFE 2(N − 1).
-pub(crate) fn run(
-    eng: &mut StepContext<'_>,
-    x: &mut Array2<f64>,
-    times: &[f64],
-    churn: &Churn,
-) -> Result<()> {
+fn run(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64], churn: &Churn) -> Result<()> {
     let levels = times.len() as f64;
     let sigma_top = sigma(eng, eng.sde.t_max());
     let (n, d) = x.dim();

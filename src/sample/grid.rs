@@ -87,3 +87,39 @@ pub fn ddpm_grid(schedule: &DiscreteSchedule, points: usize) -> Result<TimeGrid>
         .collect();
     Ok(TimeGrid::new(times)?)
 }
+
+/// A sampler's grid setting: the spacing and EDM's ρ.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Grid {
+    pub spacing: Spacing,
+    pub rho: f64,
+}
+
+impl Grid {
+    /// `points` times from the SDE's t_max to `eps` ([`time_grid`]).
+    pub fn times(&self, sde: &dyn Sde, eps: f64, points: usize) -> Result<Vec<f64>> {
+        Ok(
+            time_grid(sde, self.spacing, self.rho, sde.t_max(), eps, points)?
+                .times()
+                .to_vec(),
+        )
+    }
+}
+
+/// DDPM's `n`-step schedule on the VP-SDE `sde`; `who` names the sampler in the error.
+pub fn ddpm_schedule(sde: &dyn Sde, n: usize, who: &str) -> Result<DiscreteSchedule> {
+    let vp = sde.as_vp().ok_or_else(|| {
+        invalid!(
+            "--sampler {who} on a discrete schedule needs the VP SDE (got {})",
+            sde.name()
+        )
+    })?;
+    DiscreteSchedule::from_vp(vp, n)
+}
+
+/// The times of `points` indices of DDPM's `n`-step schedule on `sde` ([`ddpm_grid`]).
+pub fn ddpm_times(sde: &dyn Sde, n: usize, points: usize, who: &str) -> Result<Vec<f64>> {
+    Ok(ddpm_grid(&ddpm_schedule(sde, n, who)?, points)?
+        .times()
+        .to_vec())
+}

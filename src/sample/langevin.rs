@@ -3,11 +3,56 @@
 //! at each of L levels from t_max down to ε with `α_i = ε_step s_i² / s_L²` (NCSN Algorithm 1).
 
 use super::engine::StepContext;
+use super::grid::Grid;
+use super::Method;
+use crate::sde::Sde;
 use crate::Result;
 use ndarray::{Array2, Zip};
 
+/// Langevin at t = ε (N iterations), or annealed over `levels` noise levels from t_max to ε
+/// (N iterations each) when `annealed` is set.
+#[derive(Clone, Copy, Debug)]
+pub struct Langevin {
+    pub step_size: f64,
+    /// Annealed levels and their spacing (None: plain Langevin at ε).
+    pub annealed: Option<(usize, Grid)>,
+}
+
+impl Method for Langevin {
+    fn name(&self) -> String {
+        if self.annealed.is_some() {
+            "annealed-langevin"
+        } else {
+            "langevin"
+        }
+        .into()
+    }
+    fn grid(&self, sde: &dyn Sde, eps: f64, _: usize) -> Result<Vec<f64>> {
+        match self.annealed {
+            Some((levels, grid)) if levels > 1 => grid.times(sde, eps, levels),
+            _ => Ok(vec![eps]),
+        }
+    }
+    /// N per level (L N annealed).
+    fn nfe(&self, steps: usize) -> u64 {
+        (self.annealed.map_or(1, |(l, _)| l) * steps) as u64
+    }
+    fn step_count(&self, steps: usize, _: &[f64]) -> usize {
+        self.nfe(steps) as usize
+    }
+    fn run(
+        &self,
+        ctx: &mut StepContext<'_>,
+        x: &mut Array2<f64>,
+        t: &[f64],
+        n: usize,
+    ) -> Result<()> {
+        run(ctx, x, t, n, self.step_size)
+    }
+}
+
 /// `iters` Langevin iterations at each of the `levels` times (the last level sets the scale).
-pub(crate) fn run(
+fn run(
     eng: &mut StepContext<'_>,
     x: &mut Array2<f64>,
     levels: &[f64],

@@ -4,8 +4,8 @@
 //! progress, the non-finite and divergence checks after every step and the final Tweedie step.
 
 use super::engine::StepContext;
-use super::{drive, RunSpec, SampleRun, SOLVER_DOMAIN};
-use crate::score::Score;
+use super::{drive, Finished, RunSpec, SampleRun, SOLVER_DOMAIN};
+use crate::score::{Counted, Score};
 use crate::sde::Sde;
 use crate::{invalid, Result};
 use ndarray::Array2;
@@ -25,9 +25,20 @@ pub trait Method: Sync {
     fn denoises_by_default(&self) -> bool {
         false
     }
-    /// Moves `x` along `times` (from `times[0]` to the last), evaluating the model only through
-    /// `ctx` and calling [`StepContext::finish_step`] after every step.
-    fn run(&self, ctx: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64]) -> Result<()>;
+    /// Steps the run will finish (progress): one per grid interval unless overridden.
+    fn step_count(&self, steps: usize, times: &[f64]) -> usize {
+        let _ = steps;
+        times.len().saturating_sub(1)
+    }
+    /// Moves `x` along `times` (from `times[0]` to the last) for N = `steps`, evaluating the
+    /// model only through `ctx` and calling [`StepContext::finish_step`] after every step.
+    fn run(
+        &self,
+        ctx: &mut StepContext<'_>,
+        x: &mut Array2<f64>,
+        times: &[f64],
+        steps: usize,
+    ) -> Result<()>;
 }
 
 /// Draws `run.n` samples with `method`: prior draws at t_max keyed by the seed, then
@@ -58,54 +69,65 @@ pub fn integrate_with(
         denoise: Some(run.denoise.unwrap_or(method.denoises_by_default())),
         ..run.clone()
     };
-    drive(
+    drive(sde, score, x_t, &run, |counted, x, eps, _, limit| {
+        run_method(sde, counted, x, method, &run, eps, limit, progress)
+    })
+}
+
+/// Runs `method` from the states `x` at t_max: its grid (checked: positive, non-increasing),
+/// a fresh [`StepContext`], the records, and its declared NFE against the count.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_method(
+    sde: &dyn Sde,
+    counted: &Counted<'_>,
+    mut x: Array2<f64>,
+    method: &dyn Method,
+    run: &RunSpec,
+    eps: f64,
+    limit: f64,
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<Finished> {
+    let times = method.grid(sde, eps, run.steps)?;
+    // DDPM's matched times may start just beyond t_max (t̃_1000 = 1.0034, linear schedule).
+    let valid = |t: &f64| t.is_finite() && *t > 0.0;
+    if times.is_empty() || !times.iter().all(valid) || times.windows(2).any(|w| w[1] > w[0]) {
+        return Err(invalid!(
+            "{}: its grid must be positive and non-increasing (got {} points from {:?} to {:?})",
+            method.name(),
+            times.len(),
+            times.first(),
+            times.last()
+        ));
+    }
+    let record: Vec<f64> = run.record.iter().copied().filter(|&r| r != 0.0).collect();
+    let mut ctx = StepContext::new(
         sde,
-        score,
-        x_t,
-        &run,
-        |counted, mut x, eps, record, limit| {
-            let times = method.grid(sde, eps, run.steps)?;
-            if times.len() < 2 || times[0] != sde.t_max() || *times.last().expect("len ≥ 2") != eps
-            {
-                return Err(invalid!(
-                "{}: its grid must run from t_max = {} to eps = {eps} (got {} points from {:?} to {:?})",
-                method.name(),
-                sde.t_max(),
-                times.len(),
-                times.first(),
-                times.last()
-            ));
-            }
-            let mut ctx = StepContext::new(
-                sde,
-                counted,
-                KeyedNormal::new(run.seed, SOLVER_DOMAIN),
-                record,
-                progress,
-                times.len() - 1,
-            );
-            ctx.limit = limit;
-            ctx.visit(times[0], &x);
-            method.run(&mut ctx, &mut x, &times)?;
-            ctx.check_records()?;
-            let particles = x.nrows() as u64;
-            let per_particle = counted.rows() / particles.max(1);
-            let declared = method.nfe(run.steps);
-            if per_particle != declared {
-                return Err(invalid!(
-                "{}: declared {declared} model evaluations per particle for steps = {} but made {per_particle}",
-                method.name(),
-                run.steps
-            ));
-            }
-            let stats = Stats {
-                particles,
-                evals: counted.rows(),
-                accepted: particles * ctx.steps(),
-                rejected: 0,
-            };
-            let t_end = *times.last().expect("len ≥ 2");
-            Ok((x, t_end, stats, ctx.records))
-        },
-    )
+        counted,
+        KeyedNormal::new(run.seed, SOLVER_DOMAIN),
+        &record,
+        progress,
+        method.step_count(run.steps, &times),
+    );
+    ctx.limit = limit;
+    ctx.visit(times[0], &x);
+    method.run(&mut ctx, &mut x, &times, run.steps)?;
+    ctx.check_records()?;
+    let particles = x.nrows() as u64;
+    let per_particle = counted.rows() / particles.max(1);
+    let declared = method.nfe(run.steps);
+    if per_particle != declared {
+        return Err(invalid!(
+            "{}: declared {declared} model evaluations per particle for steps = {} but made {per_particle}",
+            method.name(),
+            run.steps
+        ));
+    }
+    let stats = Stats {
+        particles,
+        evals: counted.rows(),
+        accepted: particles * ctx.steps(),
+        rejected: 0,
+    };
+    let t_end = *times.last().expect("non-empty");
+    Ok((x, t_end, stats, ctx.records))
 }

@@ -23,11 +23,10 @@ mod options;
 mod pc;
 
 pub use engine::StepContext;
-pub use grid::Spacing;
+pub use grid::{Grid, Spacing};
 pub use method::{integrate_with, sample_with, Method};
 pub use options::{Corrector, Predictor, SamplerOptions, Variance};
 
-use crate::ddpm::DiscreteSchedule;
 use crate::score::{Counted, Score};
 use crate::sde::Sde;
 use crate::{invalid, Result};
@@ -101,12 +100,10 @@ impl Sampler {
             .unwrap_or_default()
     }
 
-    /// Whether the final Tweedie step is on by default.
+    /// Whether the final Tweedie step is on by default (the step-map sampler's own default).
     pub fn denoises_by_default(self) -> bool {
-        matches!(
-            self,
-            Sampler::EdmHeun | Sampler::EdmSde | Sampler::Ddim | Sampler::Ddpm
-        )
+        self.method(&SamplerOptions::default(), None)
+            .is_some_and(|m| m.denoises_by_default())
     }
 
     /// The settings this sampler reads, as field names of [`SampleSpec`] (`steps`, `rtol`,
@@ -173,6 +170,68 @@ impl Sampler {
         r
     }
 
+    /// The step-map sampler this name stands for, with its settings from `o` (the variance of
+    /// PC's ancestral predictor defaults by `sde`: β̃ for VE); None for the samplers run by the
+    /// chunked solvers (em, plug-in, pf-euler/heun/rk4/rk45).
+    pub fn method(self, o: &SamplerOptions, sde: Option<&dyn Sde>) -> Option<Box<dyn Method>> {
+        let grid = |default| Grid {
+            spacing: o.spacing.unwrap_or(default),
+            rho: o.rho,
+        };
+        Some(match self {
+            Sampler::Pc => Box::new(pc::PcSampler {
+                pc: pc_settings(o, sde),
+                grid: grid(Spacing::Time),
+            }),
+            Sampler::Ddpm => Box::new(pc::Ddpm {
+                variance: o.variance.unwrap_or(Variance::Beta),
+                discrete: o.discrete,
+            }),
+            Sampler::EdmHeun | Sampler::EdmSde => Box::new(edm::Edm {
+                churn: edm::Churn {
+                    s_churn: o.s_churn,
+                    s_tmin: o.s_tmin,
+                    s_tmax: o.s_tmax,
+                    s_noise: o.s_noise,
+                },
+                grid: grid(Spacing::Edm),
+                stochastic: self == Sampler::EdmSde,
+            }),
+            Sampler::DpmSolver1 | Sampler::DpmSolver2 | Sampler::DpmSolver3 => {
+                Box::new(dpm::DpmSolver {
+                    order: match self {
+                        Sampler::DpmSolver1 => 1,
+                        Sampler::DpmSolver2 => 2,
+                        _ => 3,
+                    },
+                    grid: grid(Spacing::Logsnr),
+                })
+            }
+            Sampler::DpmSolverPp2m => Box::new(dpm::DpmSolverPp2m {
+                grid: grid(Spacing::Logsnr),
+            }),
+            Sampler::Ddim => Box::new(ddim::Ddim {
+                eta: o.eta,
+                discrete: o.discrete,
+                grid: grid(Spacing::Time),
+            }),
+            Sampler::Langevin => Box::new(langevin::Langevin {
+                step_size: o.step_size,
+                annealed: None,
+            }),
+            Sampler::AnnealedLangevin => Box::new(langevin::Langevin {
+                step_size: o.step_size,
+                annealed: Some((o.levels, grid(Spacing::Time))),
+            }),
+            Sampler::Em
+            | Sampler::PlugIn
+            | Sampler::PfEuler
+            | Sampler::PfHeun
+            | Sampler::PfRk4
+            | Sampler::PfRk45 => return None,
+        })
+    }
+
     /// Score evaluations per particle for `steps` = N (None: adaptive). With d = 1 when the
     /// final denoising step is on:
     /// em, pf-euler, plug-in, dpm-solver-pp2m: N + d; pf-heun: 2N + d; pf-rk4: 4N + d;
@@ -183,25 +242,14 @@ impl Sampler {
     pub fn nfe(self, steps: usize, opts: &SamplerOptions) -> Option<u64> {
         let n = steps as u64;
         let d = u64::from(opts.denoise.unwrap_or(self.denoises_by_default()));
-        Some(
-            d + match self {
-                Sampler::Em
-                | Sampler::PfEuler
-                | Sampler::PlugIn
-                | Sampler::DpmSolverPp2m
-                | Sampler::DpmSolver1
-                | Sampler::DpmSolver2
-                | Sampler::DpmSolver3
-                | Sampler::Langevin => n,
-                Sampler::PfHeun => 2 * n,
-                Sampler::PfRk4 => 4 * n,
-                Sampler::PfRk45 => return None,
-                Sampler::Pc => n * pc_settings(opts, None).evals_per_step(),
-                Sampler::EdmHeun | Sampler::EdmSde => 2 * n.saturating_sub(1),
-                Sampler::Ddim | Sampler::Ddpm => n.saturating_sub(1),
-                Sampler::AnnealedLangevin => opts.levels as u64 * n,
-            },
-        )
+        let own = match self {
+            Sampler::Em | Sampler::PfEuler | Sampler::PlugIn => n,
+            Sampler::PfHeun => 2 * n,
+            Sampler::PfRk4 => 4 * n,
+            Sampler::PfRk45 => return None,
+            s => s.method(opts, None).expect("a step-map sampler").nfe(steps),
+        };
+        Some(d + own)
     }
 }
 
@@ -351,7 +399,21 @@ pub fn integrate(
                 engine::check_state(steps, eps, &sol.x, limit)?;
                 Ok((sol.x, eps, sol.stats, sol.records))
             }
-            _ => step_map(sde, counted, x_t, spec, eps, record, progress),
+            s => {
+                let method = s
+                    .method(&spec.options, Some(sde))
+                    .expect("a step-map sampler");
+                method::run_method(
+                    sde,
+                    counted,
+                    x_t,
+                    method.as_ref(),
+                    &run,
+                    eps,
+                    limit,
+                    progress,
+                )
+            }
         }
     })
 }
@@ -504,140 +566,5 @@ fn solve(
     })
 }
 
-/// DDPM's N-step schedule on the VP-SDE `sde`.
-fn ddpm_schedule(sde: &dyn Sde, n: usize, sampler: Sampler) -> Result<DiscreteSchedule> {
-    let vp = sde.as_vp().ok_or_else(|| {
-        invalid!(
-            "--sampler {} on a discrete schedule needs the VP SDE (got {})",
-            sampler.name(),
-            sde.name()
-        )
-    })?;
-    DiscreteSchedule::from_vp(vp, n)
-}
-
 /// A sampler's final state, its time, work counters and records.
-type Finished = (Array2<f64>, f64, Stats, Vec<(f64, Array2<f64>)>);
-
-/// The whole-batch step-map samplers. Returns the final state and its time (ε, or DDPM's t̃_1),
-/// work counters and records.
-fn step_map(
-    sde: &dyn Sde,
-    counted: &Counted<'_>,
-    mut x: Array2<f64>,
-    spec: &SampleSpec,
-    eps: f64,
-    record: &[f64],
-    progress: Option<&(dyn Fn(u64) + Sync)>,
-) -> Result<Finished> {
-    let o = &spec.options;
-    let t_max = sde.t_max();
-    let n_steps = spec.steps;
-    let spacing = |default| o.spacing.unwrap_or(default);
-    let grid_of =
-        |points: usize, default| grid::time_grid(sde, spacing(default), o.rho, t_max, eps, points);
-    // The grid (or levels) of each sampler, and the steps it will take.
-    let (times, steps): (Vec<f64>, usize) = match spec.sampler {
-        Sampler::Pc => (
-            grid_of(n_steps + 1, Spacing::Time)?.times().to_vec(),
-            n_steps,
-        ),
-        Sampler::EdmHeun | Sampler::EdmSde => {
-            let g = grid_of(n_steps, Spacing::Edm)?;
-            (g.times().to_vec(), n_steps - 1)
-        }
-        Sampler::DpmSolver1 | Sampler::DpmSolver2 | Sampler::DpmSolver3 => {
-            let k = match spec.sampler {
-                Sampler::DpmSolver1 => 1,
-                Sampler::DpmSolver2 => 2,
-                _ => 3,
-            };
-            let m = dpm::orders(k, n_steps).len();
-            (grid_of(m + 1, Spacing::Logsnr)?.times().to_vec(), m)
-        }
-        Sampler::DpmSolverPp2m => (
-            grid_of(n_steps + 1, Spacing::Logsnr)?.times().to_vec(),
-            n_steps,
-        ),
-        Sampler::Ddim => {
-            let g = match o.discrete {
-                Some(m) => grid::ddpm_grid(&ddpm_schedule(sde, m, spec.sampler)?, n_steps)?,
-                None => grid_of(n_steps, Spacing::Time)?,
-            };
-            (g.times().to_vec(), n_steps - 1)
-        }
-        Sampler::Ddpm => {
-            let m = o.discrete.unwrap_or(n_steps);
-            let g = grid::ddpm_grid(&ddpm_schedule(sde, m, spec.sampler)?, n_steps)?;
-            (g.times().to_vec(), n_steps - 1)
-        }
-        Sampler::Langevin => (vec![eps], n_steps),
-        Sampler::AnnealedLangevin => {
-            let levels = if o.levels == 1 {
-                vec![eps]
-            } else {
-                grid_of(o.levels, Spacing::Time)?.times().to_vec()
-            };
-            (levels, o.levels * n_steps)
-        }
-        _ => unreachable!("solver samplers run in solve"),
-    };
-    let mut eng = StepContext::new(
-        sde,
-        counted,
-        KeyedNormal::new(spec.seed, SOLVER_DOMAIN),
-        record,
-        progress,
-        steps,
-    );
-    eng.limit = engine::divergence_limit(sde, &x);
-    eng.visit(times[0], &x);
-    match spec.sampler {
-        Sampler::Pc => pc::run(&mut eng, &mut x, &times, &pc_settings(o, Some(sde)))?,
-        Sampler::Ddpm => {
-            let ancestral = pc::Pc {
-                predictor: Predictor::Ancestral,
-                corrector: Corrector::None,
-                ..pc_settings(o, Some(sde))
-            };
-            pc::run(&mut eng, &mut x, &times, &ancestral)?
-        }
-        Sampler::EdmHeun | Sampler::EdmSde => {
-            let churn = edm::Churn {
-                s_churn: if spec.sampler == Sampler::EdmSde {
-                    o.s_churn
-                } else {
-                    0.0
-                },
-                s_tmin: o.s_tmin,
-                s_tmax: o.s_tmax,
-                s_noise: o.s_noise,
-            };
-            edm::run(&mut eng, &mut x, &times, &churn)?
-        }
-        Sampler::DpmSolver1 | Sampler::DpmSolver2 | Sampler::DpmSolver3 => {
-            let k = match spec.sampler {
-                Sampler::DpmSolver1 => 1,
-                Sampler::DpmSolver2 => 2,
-                _ => 3,
-            };
-            dpm::run(&mut eng, &mut x, &times, &dpm::orders(k, n_steps))?
-        }
-        Sampler::DpmSolverPp2m => dpm::run_pp2m(&mut eng, &mut x, &times)?,
-        Sampler::Ddim => ddim::run(&mut eng, &mut x, &times, o.eta)?,
-        Sampler::Langevin | Sampler::AnnealedLangevin => {
-            langevin::run(&mut eng, &mut x, &times, n_steps, o.step_size)?
-        }
-        _ => unreachable!("solver samplers run in solve"),
-    }
-    eng.check_records()?;
-    let particles = x.nrows() as u64;
-    let stats = Stats {
-        particles,
-        evals: counted.rows(),
-        accepted: particles * steps as u64,
-        rejected: 0,
-    };
-    let t_end = *times.last().expect("grids have points");
-    Ok((x, t_end, stats, eng.records))
-}
+pub(crate) type Finished = (Array2<f64>, f64, Stats, Vec<(f64, Array2<f64>)>);

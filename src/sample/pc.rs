@@ -4,13 +4,85 @@
 //! DDPM's Algorithm 2 is the ancestral predictor on DDPM's grid.
 
 use super::engine::StepContext;
+use super::grid::{ddpm_times, Grid};
 use super::options::{Corrector, Predictor, Variance};
+use super::Method;
+use crate::sde::Sde;
 use crate::Result;
 use ndarray::{Array2, Zip};
 
+/// `pc`: N noise levels (N + 1 grid points), corrector then predictor at each.
+#[derive(Clone, Copy, Debug)]
+pub struct PcSampler {
+    pub pc: Pc,
+    pub grid: Grid,
+}
+
+impl Method for PcSampler {
+    fn name(&self) -> String {
+        "pc".into()
+    }
+    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
+        self.grid.times(sde, eps, steps + 1)
+    }
+    /// N (p + c n).
+    fn nfe(&self, steps: usize) -> u64 {
+        steps as u64 * self.pc.evals_per_step()
+    }
+    fn run(
+        &self,
+        ctx: &mut StepContext<'_>,
+        x: &mut Array2<f64>,
+        t: &[f64],
+        _: usize,
+    ) -> Result<()> {
+        run(ctx, x, t, &self.pc)
+    }
+}
+
+/// DDPM's Algorithm 2 (Ho et al. 2020): the ancestral predictor on N points of DDPM's
+/// `discrete`-step schedule (default M = N).
+#[derive(Clone, Copy, Debug)]
+pub struct Ddpm {
+    pub variance: Variance,
+    pub discrete: Option<usize>,
+}
+
+impl Method for Ddpm {
+    fn name(&self) -> String {
+        "ddpm".into()
+    }
+    fn grid(&self, sde: &dyn Sde, _: f64, steps: usize) -> Result<Vec<f64>> {
+        ddpm_times(sde, self.discrete.unwrap_or(steps), steps, "ddpm")
+    }
+    /// N − 1.
+    fn nfe(&self, steps: usize) -> u64 {
+        steps.saturating_sub(1) as u64
+    }
+    fn denoises_by_default(&self) -> bool {
+        true
+    }
+    fn run(
+        &self,
+        ctx: &mut StepContext<'_>,
+        x: &mut Array2<f64>,
+        t: &[f64],
+        _: usize,
+    ) -> Result<()> {
+        let ancestral = Pc {
+            predictor: Predictor::Ancestral,
+            corrector: Corrector::None,
+            corrector_steps: 0,
+            snr: 0.0,
+            variance: self.variance,
+        };
+        run(ctx, x, t, &ancestral)
+    }
+}
+
 /// Settings of one PC run.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Pc {
+pub struct Pc {
     pub predictor: Predictor,
     pub corrector: Corrector,
     pub corrector_steps: usize,
@@ -32,12 +104,7 @@ impl Pc {
 }
 
 /// Runs `pc` over the decreasing grid `times` (corrector at t_k, then predictor t_k → t_{k+1}).
-pub(crate) fn run(
-    eng: &mut StepContext<'_>,
-    x: &mut Array2<f64>,
-    times: &[f64],
-    pc: &Pc,
-) -> Result<()> {
+fn run(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64], pc: &Pc) -> Result<()> {
     for w in times.windows(2) {
         let (t, t_next) = (w[0], w[1]);
         let tr = eng.sde.transition(t_next, t);
