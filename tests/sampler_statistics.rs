@@ -3,11 +3,12 @@
 
 mod common;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde::data::REFERENCE_DOMAIN;
 use scoresde::sample::{integrate, sample, SampleSpec, Sampler};
 use scoresde::score::{GaussianMixture, MixtureScore, Scaled, Score};
 use scoresde::sde::{Forward, Sde, VpSde};
+use scoresde::solvers::Time;
 use scoresde::solvers::{euler_maruyama, KeyedNormal, SolveOptions, TimeGrid};
 use scoresde::stats::{sampler_suite, two_sample, SuiteConfig, TestOutcome};
 use std::sync::Arc;
@@ -126,9 +127,23 @@ fn wrong_samplers_are_rejected() {
     let line = report("score x 0.8", &out);
     eprintln!("{line}");
     assert!(out.iter().any(|t| t.rejects(ALPHA)), "{line}");
-    // (b) sampler SDE with β_max = 10 while the score assumes β_max = 20.
+    // (b) sampler SDE with β_max = 10 while the score assumes β_max = 20 (the score's own SDE
+    // hidden: `sample` refuses a score under another SDE it knows about).
+    struct Unlabelled<'a>(&'a dyn Score);
+    impl Score for Unlabelled<'_> {
+        fn dim(&self) -> usize {
+            self.0.dim()
+        }
+        fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
+            self.0.score(t, x, out)
+        }
+    }
     let sampler_sde: Arc<dyn Sde> = Arc::new(VpSde::linear(0.1, 10.0));
-    let out = suite(&draw(&mix, sampler_sde, &exact, Sampler::Em, 2), &mix, 2);
+    let out = suite(
+        &draw(&mix, sampler_sde, &Unlabelled(&exact), Sampler::Em, 2),
+        &mix,
+        2,
+    );
     let line = report("beta_max 10 vs 20", &out);
     eprintln!("{line}");
     assert!(out.iter().any(|t| t.rejects(ALPHA)), "{line}");

@@ -327,3 +327,33 @@ fn invalid_mixtures_are_rejected_with_the_cause() {
         .to_string();
     assert!(e.contains("weight"), "{e}");
 }
+
+/// A score carries its SDE: sampling, bounding or scoring it under another SDE is an error, not
+/// a silently wrong answer (the VP score of p_t is not the VE one); under its own SDE (rebuilt
+/// from the same parameters) it runs. `reverse` works on a concrete SDE type.
+#[test]
+fn a_score_used_under_another_sde_is_refused() {
+    use scoresde::elbo::{continuous_bound, TimeSampling};
+    use scoresde::sample::{sample, SampleSpec};
+    let (_, mix) = mixtures().remove(0);
+    let vp = VpSde::default();
+    let score = MixtureScore::new(mix.clone(), Arc::new(vp));
+    let spec = SampleSpec {
+        steps: 20,
+        n: 10,
+        ..Default::default()
+    };
+    let ve = VeSde::new(0.01, 10.0).unwrap();
+    let err = sample(&ve, &score, &spec, None).unwrap_err().to_string();
+    assert!(err.contains("belongs to a vp SDE"), "{err}");
+    let other_vp = VpSde::linear(0.1, 10.0);
+    assert!(
+        sample(&other_vp, &score, &spec, None).is_err(),
+        "β_max 10 ≠ 20"
+    );
+    let x0 = mix.sample(5, 0, 0).0;
+    assert!(continuous_bound(&ve, &score, x0.view(), 1e-5, 2, TimeSampling::Uniform, 0).is_err());
+    assert!(sample(&VpSde::default(), &score, &spec, None).is_ok());
+    // The reverse SDE and PF-ODE straight from a concrete SDE value.
+    let _pf = vp.reverse(&score).probability_flow();
+}

@@ -133,6 +133,7 @@ pub fn discrete_bound(
     variance: Variance,
     seed: u64,
 ) -> Result<Bound> {
+    crate::score::check_sde(score, sde)?;
     let vp = sde
         .as_vp()
         .ok_or_else(|| invalid!("the discrete ELBO needs the VP SDE (got {})", sde.name()))?;
@@ -256,6 +257,7 @@ pub fn continuous_bound(
     sampling: TimeSampling,
     seed: u64,
 ) -> Result<ContinuousBound> {
+    crate::score::check_sde(score, sde)?;
     let t_max = sde.t_max();
     if !(eps > 0.0 && eps < t_max) {
         return Err(invalid!("--eps must lie in (0, {t_max}), got {eps}"));

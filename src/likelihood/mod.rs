@@ -143,6 +143,7 @@ pub fn pf_ode_nll(
     x: ArrayView2<f64>,
     spec: &NllSpec,
 ) -> Result<NllRun> {
+    crate::score::check_sde(score, sde)?;
     let t_max = sde.t_max();
     if !(spec.eps > 0.0 && spec.eps < t_max) {
         return Err(invalid!("--eps must lie in (0, {t_max}), got {}", spec.eps));

@@ -151,6 +151,9 @@ impl Score for NetScore {
     fn dim(&self) -> usize {
         self.mlp.config().dim
     }
+    fn sde(&self) -> Option<&dyn Sde> {
+        Some(self.sde.as_ref())
+    }
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         let (pred, sd) = (self.mlp.config().prediction, self.mlp.config().sigma_data);
         let kernel = |i: usize| self.sde.marginal(t.at(i));

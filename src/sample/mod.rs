@@ -440,6 +440,7 @@ fn drive(
             score.dim()
         ));
     }
+    crate::score::check_sde(score, sde)?;
     let counted = Counted::new(score);
     let n = x_t.nrows();
     let start = Instant::now();

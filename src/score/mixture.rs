@@ -635,6 +635,9 @@ impl Score for MixtureScore {
     fn dim(&self) -> usize {
         self.mixture.dim()
     }
+    fn sde(&self) -> Option<&dyn Sde> {
+        Some(self.sde.as_ref())
+    }
     /// Exact: the trace of the analytic Hessian.
     fn score_divergence(
         &self,

@@ -17,6 +17,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub trait Score: Sync {
     /// Dimension d.
     fn dim(&self) -> usize;
+    /// The forward SDE this score belongs to, where it knows one (the exact score of a mixture
+    /// diffused by an SDE, a network trained under one). Sampling it under another SDE is
+    /// refused.
+    fn sde(&self) -> Option<&dyn Sde> {
+        None
+    }
     /// Writes `∇_x log p_t(x_i)` into row i of `out`.
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>);
 
@@ -112,6 +118,9 @@ impl Score for Counted<'_> {
     fn dim(&self) -> usize {
         self.inner.dim()
     }
+    fn sde(&self) -> Option<&dyn Sde> {
+        self.inner.sde()
+    }
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
         self.rows.fetch_add(x.nrows() as u64, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
@@ -141,8 +150,24 @@ impl Score for Scaled<'_> {
     fn dim(&self) -> usize {
         self.inner.dim()
     }
+    fn sde(&self) -> Option<&dyn Sde> {
+        self.inner.sde()
+    }
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         self.inner.score(t, x, out.view_mut());
         out *= self.factor;
+    }
+}
+
+/// Refuses to use `score` under `sde` when the score belongs to another SDE (a silently wrong
+/// result otherwise: the score of p_t under VP is not the score under VE).
+pub fn check_sde(score: &dyn Score, sde: &dyn Sde) -> crate::Result<()> {
+    match score.sde() {
+        Some(own) if !crate::sde::same_sde(own, sde) => Err(crate::invalid!(
+            "the score belongs to a {} SDE but is used under a different {} SDE: use the SDE it was built with",
+            own.name(),
+            sde.name()
+        )),
+        _ => Ok(()),
     }
 }

@@ -39,8 +39,19 @@ impl Marginal {
     }
 }
 
+/// `&self` as a trait object, for the provided methods of [`Sde`] (implemented for every SDE).
+pub trait AsDynSde {
+    fn as_dyn_sde(&self) -> &dyn Sde;
+}
+
+impl<T: Sde> AsDynSde for T {
+    fn as_dyn_sde(&self) -> &dyn Sde {
+        self
+    }
+}
+
 /// A forward diffusion SDE on `t ∈ [0, t_max]`.
-pub trait Sde: Send + Sync + std::fmt::Debug {
+pub trait Sde: AsDynSde + Send + Sync + std::fmt::Debug {
     /// Short name (`vp`, `subvp`, `ve`).
     fn name(&self) -> &'static str;
     /// `a(t)` in the linear drift `f(x, t) = a(t) x`.
@@ -57,6 +68,11 @@ pub trait Sde: Send + Sync + std::fmt::Debug {
     fn prior_std(&self) -> f64;
     /// Default sampling cut-off ε (1e-3 for VP and sub-VP, 1e-5 for VE; Song et al. 2021).
     fn default_eps(&self) -> f64;
+    /// The reverse-time SDE `dx = [f − g² s] dt + g dw̄` driven by `score`
+    /// (`VpSde::default().reverse(&score)`; `.probability_flow()` is its PF-ODE).
+    fn reverse<'a>(&'a self, score: &'a dyn Score) -> ReverseSde<'a> {
+        ReverseSde::new(self.as_dyn_sde(), score)
+    }
 
     /// log-SNR `log(m(t)² / s(t)²)`, decreasing in t (twice DPM-Solver's λ_t).
     fn log_snr(&self, t: f64) -> f64 {
@@ -120,10 +136,13 @@ pub trait Sde: Send + Sync + std::fmt::Debug {
     }
 }
 
-impl<'s> dyn Sde + 's {
-    /// The reverse-time SDE `dx = [f − g² s] dt + g dw̄` driven by `score`
-    /// (`let sde: &dyn Sde = &VpSde::default(); sde.reverse(&score)`).
-    pub fn reverse<'a>(&'a self, score: &'a dyn Score) -> ReverseSde<'a> {
-        ReverseSde::new(self, score)
-    }
+/// Whether `a` and `b` are the same forward process: same kind, interval and kernel m(t), s(t)
+/// (compared exactly at five times; SDEs built from the same parameters agree bit for bit).
+pub fn same_sde(a: &dyn Sde, b: &dyn Sde) -> bool {
+    a.name() == b.name()
+        && a.t_max() == b.t_max()
+        && [0.01, 0.1, 0.3, 0.7, 1.0].iter().all(|&f| {
+            let t = f * a.t_max();
+            a.marginal(t) == b.marginal(t)
+        })
 }
