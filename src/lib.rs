@@ -1,22 +1,48 @@
 //! # scoresde
 //!
-//! Continuous-time score-based diffusion models with exact ground truth.
+//! Continuous-time score-based diffusion models with exact ground truth: every sampler, bound
+//! and likelihood can be checked against the exact score of a Gaussian mixture.
 //!
-//! * [`sde`]: the VP, sub-VP and VE SDEs, their reverse-time SDEs and probability-flow ODEs.
-//! * [`score`]: the `Score` trait, the exact score of a diffused Gaussian mixture (the oracle)
-//!   and the one conversion module between score, ε, x₀ and v.
-//! * [`data`]: builtin toy datasets and user mixtures from TOML.
-//! * [`sample`]: sampling with any score through the generic solvers of `scoresde-solvers`.
-//! * [`stats`]: calibrated two-sample and goodness-of-fit tests of samples.
+//! **Core** (no networks):
+//! * [`sde`] — the VP, sub-VP and VE SDEs (`Sde`), kernels m(t), s(t), `sde.reverse(&score)`
+//!   and its `.probability_flow()`; [`sde::same_sde`].
+//! * [`score`] — the `Score` trait, `MixtureScore` (the exact oracle: score, log p_t, Tweedie
+//!   denoiser, optimal ε), `convert` (the one home of s = −ε/σ and the x₀/v conversions),
+//!   `Counted` (NFE) and `Scaled` (power controls).
+//! * [`data`] — builtin toy datasets and user mixtures from TOML; noise domains.
+//! * [`solvers`] — the `scoresde-solvers` crate: Euler–Maruyama, Euler/Heun/RK4, Dormand–Prince.
+//! * [`sample`] — `sample` / `integrate` for the named zoo, `sample_with` for any
+//!   [`sample::Method`] (user samplers), `StepContext`, grids, `convergence` (orders against
+//!   the oracle).
+//! * [`ddpm`] — DDPM schedules as grids on the VP-SDE and the posterior q(x_{t−1}|x_t, x_0).
+//! * [`elbo`], [`likelihood`] — discrete and continuous ELBOs, exact PF-ODE likelihoods.
+//! * [`stats`] — single tests (MMD, energy, kNN, χ², KS, spread) and `stats::suite::Battery`,
+//!   the family-wise battery of `scoresde test`.
+//! * [`numerics`], [`error`], [`io`] — shared formulas, the error type and size limits, atomic
+//!   files and checksums.
 //!
-//! ```no_run
+//! **Learning**: [`nn`] (the ε-network, its kernel, `NetScore`) and [`train`] (denoising score
+//! matching in candle, run directories, checkpoints, `eval`'s excess loss).
+//!
+//! **Lab**: [`experiments`] (named experiments with claims), [`plot`] (charts).
+//!
+//! Sampling the exact score and judging the samples against exact draws:
+//!
+//! ```
 //! use std::sync::Arc;
-//! use scoresde::{data::Dataset, score::MixtureScore, sde::{Sde, VpSde}, sample::{sample, SampleSpec}};
+//! use scoresde::data::Dataset;
+//! use scoresde::sample::{sample, SampleSpec};
+//! use scoresde::score::MixtureScore;
+//! use scoresde::sde::{Sde, VpSde};
+//! use scoresde::stats::suite::Battery;
 //! let data = Dataset::from_spec("8gaussians").unwrap();
 //! let sde: Arc<dyn Sde> = Arc::new(VpSde::default());
 //! let score = MixtureScore::new(data.mixture().unwrap().clone(), sde.clone());
-//! let run = sample(sde.as_ref(), &score, &SampleSpec { n: 2000, ..Default::default() }, None).unwrap();
-//! println!("{} samples, nfe = {}", run.x.nrows(), run.nfe);
+//! let spec = SampleSpec { n: 300, steps: 200, ..Default::default() };
+//! let run = sample(sde.as_ref(), &score, &spec, None).unwrap();
+//! assert_eq!(run.nfe, 200.0);
+//! let report = Battery { alpha: 0.01, ..Default::default() }.run(run.x.view(), &data).unwrap();
+//! assert_eq!(report.outcomes.len(), 7);
 //! ```
 
 pub mod data;

@@ -3,7 +3,7 @@
 //! Layer `l` computes `z_l = h_{l−1} W_l + b_l` (weights stored `fan_in × fan_out`, row-major,
 //! so a layer is one sgemm with the bias as its initial value) and `h_l = act(z_l)`, plus
 //! `h_{l−1}` for the residual hidden layers (`l ≥ 1`, He et al. 2016's identity shortcut); the
-//! output layer is linear. Training (the candle op in [`super::model`]) and inference
+//! output layer is linear. Training (the candle op in `nn::model`) and inference
 //! ([`super::Mlp`]) call the same functions, so the two paths cannot drift apart.
 //!
 //! Rows are processed in fixed blocks of [`BLOCK`], each block by one single-threaded

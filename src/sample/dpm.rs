@@ -9,7 +9,7 @@ use crate::sde::Sde;
 use crate::Result;
 use ndarray::{Array2, Zip};
 
-/// Single-step DPM-Solver-k on an NFE budget N: [`orders`] of the steps, λ-uniform by default.
+/// Single-step DPM-Solver-k on an NFE budget N: ⌊N/k⌋ steps of order k, then one of order N mod k (if not 0), λ-uniform by default.
 #[derive(Clone, Copy, Debug)]
 pub struct DpmSolver {
     pub order: usize,

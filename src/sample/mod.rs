@@ -4,12 +4,14 @@
 //!
 //! * Chunked solvers of `scoresde-solvers`: reverse-SDE Euler–Maruyama and the plug-in
 //!   λ-family, PF-ODE Euler / Heun (trapezoid in t) / RK4 / adaptive RK45.
-//! * Whole-batch step maps ([`engine`]): predictor–corrector ([`pc`]), EDM Heun and stochastic
-//!   ([`edm`]), DPM-Solver-1/2/3 and ++(2M) ([`dpm`]), DDIM and DDPM ([`ddim`], [`pc`] on DDPM's
-//!   grid), plain and annealed Langevin ([`langevin`]).
+//! * Whole-batch step maps, each a [`Method`] value run over a [`StepContext`]:
+//!   predictor–corrector ([`PcSampler`]), EDM Heun and stochastic ([`Edm`]), DPM-Solver-1/2/3
+//!   and ++(2M) ([`DpmSolver`], [`DpmSolverPp2m`]), DDIM and DDPM ([`Ddim`], [`Ddpm`]), plain
+//!   and annealed Langevin ([`Langevin`]). [`Sampler::method`] maps the names to them; a
+//!   sampler of your own implements [`Method`] and runs through [`sample_with`].
 //!
-//! Grids ([`grid`]) start exactly at t_max and end exactly at ε; an optional final Tweedie step
-//! maps the state at ε to `x̂₀` (one more NFE).
+//! Grids ([`grid`]) start exactly at t_max and end exactly at ε (DDPM's matched times excepted);
+//! an optional final Tweedie step maps the state at ε to `x̂₀` (one more NFE).
 
 pub mod convergence;
 mod ddim;
@@ -22,10 +24,15 @@ mod method;
 mod options;
 mod pc;
 
+pub use ddim::Ddim;
+pub use dpm::{DpmSolver, DpmSolverPp2m};
+pub use edm::{Churn, Edm};
 pub use engine::StepContext;
 pub use grid::{Grid, Spacing};
+pub use langevin::Langevin;
 pub use method::{integrate_with, sample_with, Method};
 pub use options::{Corrector, Predictor, SamplerOptions, Variance};
+pub use pc::{Ddpm, Pc, PcSampler};
 
 use crate::score::{Counted, Score};
 use crate::sde::Sde;
