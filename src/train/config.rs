@@ -75,8 +75,9 @@ impl Default for TrainConfig {
     }
 }
 
-/// Everything that defines a run: data, SDE, network and optimisation.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Everything that defines a run: data, SDE, network and optimisation (`data` must be set;
+/// the network's dimension is read off the data).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunConfig {
     /// Builtin name, mixture `.toml` or points `.csv`.
