@@ -4,18 +4,17 @@
 //! sampler meets on toy data) must fail some claim — the claims can fail.
 //! Run: `cargo run --release --example run_experiment`.
 
-use scoresde::experiments::{run, Experiment};
+use scoresde::experiments::{run, Experiment, Params};
 
 fn main() -> scoresde::Result<()> {
     let out = tempfile::tempdir().map_err(|e| scoresde::Error::io("tempdir", e))?;
     let exp = Experiment::load("samplers-vs-nfe")?;
     let mut strict = exp.clone();
     strict.name = "samplers-vs-nfe-strict".into();
-    strict
-        .samplers_vs_nfe
-        .as_mut()
-        .expect("its parameters")
-        .tolerance = 0.01;
+    let Params::SamplersVsNfe(p) = &mut strict.params else {
+        panic!("samplers-vs-nfe has its own kind");
+    };
+    p.tolerance = 0.01;
     for (e, should_pass) in [(exp, true), (strict, false)] {
         let report = run(&e, out.path(), true, None)?;
         for c in &report.claims {

@@ -6,7 +6,7 @@
 # Outputs go to figures/demo/ (runs in figures/demo/runs/, each with loss.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+SCORESDE_NO_BROWSER=1 ./scripts/setup.sh
 cargo build --release --quiet
 bin=target/release/scoresde
 # The paper figures (committed under figures/NAME/); a failed claim is reported, not fatal here.

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Installs what the build needs on a fresh Debian/Ubuntu machine: OpenBLAS (LAPACK for
-# ndarray-linalg) and pkg-config. Does nothing when they are already there.
+# Installs what the build and the tests need on a fresh Debian/Ubuntu machine: OpenBLAS
+# (LAPACK for ndarray-linalg), pkg-config, and Chromium (the headless check of
+# figures/index.html). Does nothing when they are already there.
 set -euo pipefail
-if ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so' && command -v pkg-config >/dev/null; then
-    exit 0
+need=()
+ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so' || need+=(libopenblas-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ "${SCORESDE_NO_BROWSER:-0}" != 1 ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+    need+=(chromium)
 fi
+[ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-echo "setup: installing libopenblas-dev and pkg-config" >&2
+echo "setup: installing ${need[*]}" >&2
 $SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopenblas-dev pkg-config >/dev/null
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null

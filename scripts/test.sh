@@ -28,13 +28,20 @@ for ex in examples/*.rs; do
         echo "test.sh: example $name failed" >&2
     fi
 done
-# Every paper figure at --quick size, into a scratch directory: each asserted claim must hold.
+# Every paper figure at --quick size, into a scratch directory: each asserted claim must hold;
+# then the run's index.html must render in headless Chromium with every figure loaded.
 figs=$(mktemp -d)
 if target/release/scoresde figures --quick --out "$figs"; then
     passed=$((passed + 1))
 else
     failed=$((failed + 1)); status=1
     echo "test.sh: scoresde figures --quick failed" >&2
+fi
+if ./scripts/check_index.sh "$figs"; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1)); status=1
+    echo "test.sh: figures index did not render" >&2
 fi
 rm -rf "$figs"
 echo "total: $passed passed, $failed failed"

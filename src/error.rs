@@ -50,7 +50,7 @@ pub const MAX_STEPS: usize = 100_000_000;
 pub fn check_range(what: &str, value: usize, max: usize) -> Result<()> {
     if value == 0 || value > max {
         return Err(Error::Invalid(format!(
-            "{what} must lie in [1, {max}], got {value}"
+            "`{what}` must lie in [1, {max}], got {value}"
         )));
     }
     Ok(())

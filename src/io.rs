@@ -245,3 +245,12 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     toml::from_str(&text)
         .map_err(|e| Error::Data(format!("{}{}", path.display(), toml_error(&text, &e))))
 }
+
+/// The serde name of a unit enum variant (`Variance::BetaTilde` → `beta-tilde`): the one
+/// spelling configs, the CLI and outputs share.
+pub fn variant_name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}

@@ -15,6 +15,8 @@
 //!   [`sample::Method`] (user samplers), `StepContext`, grids, `convergence` (orders against
 //!   the oracle).
 //! * [`ddpm`] — DDPM schedules as grids on the VP-SDE and the posterior q(x_{t−1}|x_t, x_0).
+//! * [`model`] — `Model`: a score with the SDE it belongs to (exact, from a run, or yours);
+//!   what sampling, bounds and likelihoods take.
 //! * [`elbo`], [`likelihood`] — discrete and continuous ELBOs, exact PF-ODE likelihoods.
 //! * [`stats`] — single tests (MMD, energy, kNN, χ², KS, spread) and `stats::suite::Battery`,
 //!   the family-wise battery of `scoresde test`.
@@ -24,7 +26,8 @@
 //! **Learning**: [`nn`] (the ε-network, its kernel, `NetScore`) and [`train`] (denoising score
 //! matching in candle, run directories, checkpoints, `eval`'s excess loss).
 //!
-//! **Lab**: [`experiments`] (named experiments with claims), [`plot`] (charts).
+//! **Lab**: [`experiments`] (named experiments with claims), [`plot`] (charts), [`tasks`]
+//! (what each CLI subcommand does, callable from Rust).
 //!
 //! Sampling the exact score and judging the samples against exact draws:
 //!
@@ -52,6 +55,7 @@ pub mod error;
 pub mod experiments;
 pub mod io;
 pub mod likelihood;
+pub mod model;
 pub mod nn;
 pub mod numerics;
 pub mod plot;
@@ -59,6 +63,7 @@ pub mod sample;
 pub mod score;
 pub mod sde;
 pub mod stats;
+pub mod tasks;
 pub mod train;
 
 pub use error::{Error, Result};

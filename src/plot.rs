@@ -35,6 +35,95 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(0, 0, 0),       // black
 ];
 
+/// Line pattern of a series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dash {
+    Solid,
+    Dashed,
+    Dotted,
+}
+
+/// Marker shape of a series' points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Circle,
+    Triangle,
+    Square,
+    Cross,
+}
+
+/// How series `i` of `n` is told apart from the others: colour (period 8), dash (period 3) and
+/// marker (period 4) cycle with coprime periods, so no two of the first 24 series share all
+/// three, and two series of one colour never share dash or marker within 24. A series drawn
+/// earlier is wider, so a later one lying on top of it leaves its edges (and, dashed, its
+/// colour between the dashes) visible.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Style {
+    pub color: RGBColor,
+    pub dash: Dash,
+    pub shape: Shape,
+    pub width: u32,
+}
+
+impl Style {
+    pub fn of(i: usize, n: usize) -> Self {
+        const DASHES: [Dash; 3] = [Dash::Solid, Dash::Dashed, Dash::Dotted];
+        const SHAPES: [Shape; 4] = [Shape::Circle, Shape::Triangle, Shape::Square, Shape::Cross];
+        Self {
+            color: PALETTE[i % PALETTE.len()],
+            dash: DASHES[i % 3],
+            shape: SHAPES[i % 4],
+            width: if n > 1 && i == 0 { 4 } else { 2 },
+        }
+    }
+}
+
+/// The outline of a marker of `shape`, `r` pixels in radius, around (0, 0) in pixels.
+fn marker_outline(shape: Shape, r: i32) -> Vec<(i32, i32)> {
+    let rf = r as f64;
+    let round = |a: f64, b: f64| (a.round() as i32, b.round() as i32);
+    match shape {
+        Shape::Circle => (0..12)
+            .map(|k| {
+                let a = k as f64 * std::f64::consts::PI / 6.0;
+                round(rf * a.cos(), rf * a.sin())
+            })
+            .collect(),
+        Shape::Triangle => {
+            let h = rf + 1.0;
+            vec![round(0.0, -h), round(h, 0.75 * h), round(-h, 0.75 * h)]
+        }
+        Shape::Square => vec![(-r, -r), (r, -r), (r, r), (-r, r)],
+        Shape::Cross => {
+            // An X of two bars, half-width 1 pixel.
+            let (a, w) = (r + 1, 1);
+            vec![
+                (-a, -a + w),
+                (-a + w, -a),
+                (0, -w),
+                (a - w, -a),
+                (a, -a + w),
+                (w, 0),
+                (a, a - w),
+                (a - w, a),
+                (0, w),
+                (-a + w, a),
+                (-a, a - w),
+                (-w, 0),
+            ]
+        }
+    }
+}
+
+/// The three stretches (from, to) in pixels that draw a 24-pixel legend line in `dash`.
+fn legend_dashes(dash: Dash) -> [(i32, i32); 3] {
+    match dash {
+        Dash::Solid => [(0, 24), (0, 0), (0, 0)],
+        Dash::Dashed => [(0, 7), (9, 16), (18, 24)],
+        Dash::Dotted => [(0, 2), (11, 13), (22, 24)],
+    }
+}
+
 /// How a series is drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Mark {
@@ -149,6 +238,24 @@ fn tick(v: f64) -> String {
     } else {
         format!("{r:e}")
     }
+}
+
+/// A tick label; on a log axis only at 1, 2 and 5 × 10^k (at powers of ten alone when the axis
+/// spans more than 2.5 decades), so neighbouring labels never run together ("90100").
+fn axis_tick(v: f64, log: bool, (lo, hi): (f64, f64)) -> String {
+    if log && v > 0.0 && lo > 0.0 {
+        let keep: &[f64] = if (hi / lo).log10() > 2.5 {
+            &[1.0]
+        } else {
+            &[1.0, 2.0, 5.0]
+        };
+        let m = v / 10f64.powf(v.log10().floor());
+        let near = |k: f64| (m - k).abs() < 1e-6 * k || (m - 10.0 * k).abs() < 1e-5 * k;
+        if !keep.iter().any(|&k| near(k)) {
+            return String::new();
+        }
+    }
+    tick(v)
 }
 
 /// A heat map of a scalar field over a rectangle, with line overlays (e.g. sample paths).
@@ -371,8 +478,8 @@ pub fn draw_chart<DB: DrawingBackend>(
         ($ctx:expr) => {{
             let mut ctx = $ctx.map_err(|e| err(e.to_string()))?;
             ctx.configure_mesh()
-                .x_label_formatter(&|v| tick(*v))
-                .y_label_formatter(&|v| tick(*v))
+                .x_label_formatter(&|v| axis_tick(*v, chart.log_x, xs))
+                .y_label_formatter(&|v| axis_tick(*v, chart.log_y, ys))
                 .x_desc(&chart.x_label)
                 .y_desc(&chart.y_label)
                 .label_style((FONT, 15))
@@ -380,8 +487,10 @@ pub fn draw_chart<DB: DrawingBackend>(
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
+            let n = chart.series.len();
             for (i, s) in chart.series.iter().enumerate() {
-                let c = PALETTE[i % PALETTE.len()];
+                let st = Style::of(i, n);
+                let c = st.color;
                 let pts: Vec<(f64, f64)> = s
                     .points
                     .iter()
@@ -393,29 +502,71 @@ pub fn draw_chart<DB: DrawingBackend>(
                             && (!chart.log_y || p.1 > 0.0)
                     })
                     .collect();
-                if matches!(s.mark, Mark::LineAndPoints) {
-                    ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                let line = c.stroke_width(st.width);
+                let anno = match s.mark {
+                    Mark::Arrows => {
+                        ctx.draw_series(
+                            pts.chunks_exact(2)
+                                .map(|a| PathElement::new(vec![a[0], a[1]], c.stroke_width(1))),
+                        )
                         .map_err(|e| err(e.to_string()))?;
-                }
-                let anno = if matches!(s.mark, Mark::Arrows) {
-                    ctx.draw_series(
-                        pts.chunks_exact(2)
-                            .map(|a| PathElement::new(vec![a[0], a[1]], c.stroke_width(1))),
-                    )
-                    .map_err(|e| err(e.to_string()))?;
-                    ctx.draw_series(
-                        pts.chunks_exact(2)
-                            .map(|a| Circle::new(a[1], 2, c.filled())),
-                    )
-                    .map_err(|e| err(e.to_string()))?
-                } else if matches!(s.mark, Mark::Points) {
-                    ctx.draw_series(pts.iter().map(|&p| Circle::new(p, 2, c.filled())))
+                        ctx.draw_series(
+                            pts.chunks_exact(2)
+                                .map(|a| Circle::new(a[1], 2, c.filled())),
+                        )
                         .map_err(|e| err(e.to_string()))?
-                } else {
-                    ctx.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                    }
+                    Mark::Points => {
+                        let shape = marker_outline(st.shape, 2);
+                        ctx.draw_series(pts.iter().map(|&p| {
+                            EmptyElement::at(p) + Polygon::new(shape.clone(), c.filled())
+                        }))
                         .map_err(|e| err(e.to_string()))?
+                    }
+                    Mark::Line | Mark::LineAndPoints => {
+                        if s.mark == Mark::LineAndPoints {
+                            let shape = marker_outline(st.shape, 4);
+                            ctx.draw_series(pts.iter().map(|&p| {
+                                EmptyElement::at(p) + Polygon::new(shape.clone(), c.filled())
+                            }))
+                            .map_err(|e| err(e.to_string()))?;
+                        }
+                        match st.dash {
+                            Dash::Solid => ctx
+                                .draw_series(LineSeries::new(pts.iter().copied(), line))
+                                .map_err(|e| err(e.to_string()))?,
+                            Dash::Dashed => ctx
+                                .draw_series(DashedLineSeries::new(
+                                    pts.iter().copied(),
+                                    10,
+                                    6,
+                                    line,
+                                ))
+                                .map_err(|e| err(e.to_string()))?,
+                            Dash::Dotted => ctx
+                                .draw_series(DashedLineSeries::new(pts.iter().copied(), 3, 5, line))
+                                .map_err(|e| err(e.to_string()))?,
+                        }
+                    }
                 };
-                anno.label(&s.label).legend(legend_mark(c));
+                // Legend: the line in its dash, and the marker where the series has one.
+                let outline: Vec<(i32, i32)> = match s.mark {
+                    Mark::LineAndPoints | Mark::Points => marker_outline(st.shape, 4)
+                        .into_iter()
+                        .map(|(a, b)| (a + 12, b))
+                        .collect(),
+                    _ => vec![],
+                };
+                let dashes = legend_dashes(st.dash);
+                let pen = c.stroke_width(st.width.min(3));
+                anno.label(&s.label).legend(move |(x, y)| {
+                    let seg = |(a, b): (i32, i32)| PathElement::new(vec![(a, 0), (b, 0)], pen);
+                    EmptyElement::at((x, y))
+                        + seg(dashes[0])
+                        + seg(dashes[1])
+                        + seg(dashes[2])
+                        + Polygon::new(outline.clone(), c.filled())
+                });
             }
             if chart.series.len() > 1 || chart.series.iter().any(|s| !s.label.is_empty()) {
                 draw_legend(&mut ctx, path)?;

@@ -685,7 +685,7 @@ fn experiments_list_run_and_errors() {
     let mine = dir.path().join("mine.toml");
     std::fs::write(
         &mine,
-        "name = \"my-orders\"\ndescription = \"orders on a 1D mixture\"\nkind = \"samplers-vs-nfe\"\ndata = \"bimodal-1d\"\n\n[samplers_vs_nfe]\nparticles = 50\nnfe = [48, 96, 192]\nquick_nfe = [48, 96, 192]\nsamplers = [\"pf-euler\", \"dpm-solver-2\"]\nfit_last = 3\ntolerance = 0.4\n",
+        "name = \"my-orders\"\ndescription = \"orders on a 1D mixture\"\nkind = \"samplers-vs-nfe\"\ndata = \"bimodal-1d\"\n\n[samplers_vs_nfe]\nparticles = 50\nnfe = { full = [48, 96, 192], quick = [48, 96, 192] }\nsamplers = [\"pf-euler\", \"dpm-solver-2\"]\nfit_last = 3\ntolerance = 0.4\n",
     )
     .unwrap();
     let out = dir.path().join("figs");
@@ -1009,9 +1009,9 @@ fn experiment_files_with_zero_sizes_or_empty_lists_are_refused() {
     .unwrap();
     for (from, to, needle) in [
         (
-            "nfe = [12,",
-            "nfe = [0, 12,",
-            "samplers_vs_nfe.nfe = 0 must lie in [1, 100000000]",
+            "nfe = { full = [12,",
+            "nfe = { full = [0, 12,",
+            "samplers_vs_nfe.nfe.full = 0 must lie in [1, 100000000]",
         ),
         (
             "particles = 200",
@@ -1019,9 +1019,9 @@ fn experiment_files_with_zero_sizes_or_empty_lists_are_refused() {
             "samplers_vs_nfe.particles = 0 must lie in",
         ),
         (
-            "quick_nfe = [24, 48, 96, 192]",
-            "quick_nfe = []",
-            "quick_nfe = [] must not be empty",
+            "quick = [24, 48, 96, 192]",
+            "quick = []",
+            "nfe.quick = [] must not be empty",
         ),
         (
             "tolerance = 0.4",

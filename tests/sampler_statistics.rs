@@ -9,7 +9,7 @@ use scoresde::sample::{integrate, sample, SampleSpec, Sampler};
 use scoresde::score::{GaussianMixture, MixtureScore, Scaled, Score};
 use scoresde::sde::{Forward, Sde, VpSde};
 use scoresde::solvers::Time;
-use scoresde::solvers::{euler_maruyama, KeyedNormal, SolveOptions, TimeGrid};
+use scoresde::solvers::{solve, KeyedNormal, Method, Problem, SolveOptions, Steps, TimeGrid};
 use scoresde::stats::{sampler_suite, two_sample, SuiteConfig, TestOutcome};
 use std::sync::Arc;
 
@@ -95,11 +95,11 @@ fn forward_em_matches_exact_marginal() {
             sde: &sde,
             dim: mix.dim(),
         };
-        let x = euler_maruyama(
-            &fwd,
+        let x = solve(
+            Problem::Sde(&fwd, &KeyedNormal::new(3, 5)),
+            Method::EulerMaruyama,
+            &Steps::Grid(grid),
             x0,
-            &grid,
-            &KeyedNormal::new(3, 5),
             &SolveOptions::default(),
         )
         .unwrap()

@@ -9,8 +9,8 @@ use scoresde::sample::{integrate, sample, SampleSpec, Sampler};
 use scoresde::score::{Counted, MixtureScore, Score};
 use scoresde::sde::{Sde, VpSde};
 use scoresde::solvers::{
-    dopri5, euler_maruyama, ode_fixed, FixedMethod, KeyedNormal, OdeSystem, SdeSystem, SolveError,
-    SolveOptions, Time, TimeGrid, Tolerances,
+    solve, KeyedNormal, Method, OdeSystem, Problem, SdeSystem, Solution, SolveError, SolveOptions,
+    Steps, Tableau, Time, TimeGrid, Tolerances, DOPRI5, EULER, HEUN, RK4,
 };
 use std::sync::Arc;
 
@@ -28,6 +28,41 @@ impl OdeSystem for Linear {
     }
 }
 
+/// Fixed-grid RK integration through the one entry point.
+fn ode_fixed(
+    sys: &dyn OdeSystem,
+    tab: &'static Tableau,
+    x0: Array2<f64>,
+    grid: &TimeGrid,
+    opts: &SolveOptions<'_>,
+) -> Result<Solution, SolveError> {
+    solve(
+        Problem::Ode(sys),
+        Method::Rk(tab),
+        &Steps::Grid(grid.clone()),
+        x0,
+        opts,
+    )
+}
+
+/// Adaptive Dormand–Prince through the one entry point.
+fn dopri5(
+    sys: &dyn OdeSystem,
+    x0: Array2<f64>,
+    t0: f64,
+    t1: f64,
+    tol: Tolerances,
+    opts: &SolveOptions<'_>,
+) -> Result<Solution, SolveError> {
+    solve(
+        Problem::Ode(sys),
+        Method::Rk(&DOPRI5),
+        &Steps::Adaptive { t0, t1, tol },
+        x0,
+        opts,
+    )
+}
+
 fn exact_linear(x0: f64, t0: f64, t1: f64) -> f64 {
     let f = |t: f64| -t - 0.5 * t * t;
     x0 * (f(t1) - f(t0)).exp()
@@ -37,11 +72,7 @@ fn exact_linear(x0: f64, t0: f64, t1: f64) -> f64 {
 fn fixed_methods_have_their_orders_forward_and_backward() {
     let x0 = Array2::from_shape_fn((3, 2), |(i, j)| 1.0 + i as f64 - 0.5 * j as f64);
     for (t0, t1) in [(0.0, 1.0), (1.0, 0.0)] {
-        for (method, order) in [
-            (FixedMethod::Euler, 1.0),
-            (FixedMethod::Heun, 2.0),
-            (FixedMethod::Rk4, 4.0),
-        ] {
+        for (method, order) in [(&EULER, 1.0), (&HEUN, 2.0), (&RK4, 4.0), (&RALSTON, 2.0)] {
             let err = |n: usize| {
                 let sol = ode_fixed(
                     &Linear,
@@ -51,7 +82,7 @@ fn fixed_methods_have_their_orders_forward_and_backward() {
                     &SolveOptions::default(),
                 )
                 .unwrap();
-                assert_eq!(sol.stats.evals, 3 * n as u64 * method.evals_per_step());
+                assert_eq!(sol.stats.evals, 3 * n as u64 * method.stages() as u64);
                 sol.x
                     .iter()
                     .zip(x0.iter())
@@ -61,7 +92,8 @@ fn fixed_methods_have_their_orders_forward_and_backward() {
             let slope = (err(64).ln() - err(32).ln()) / 2f64.ln();
             assert!(
                 (slope + order).abs() < 0.15,
-                "{method:?} {t0}->{t1}: slope {slope}"
+                "{} {t0}->{t1}: slope {slope}",
+                method.name
             );
         }
     }
@@ -110,6 +142,87 @@ fn dopri5_meets_tolerance_and_records_exact_times() {
     }
 }
 
+/// Ralston's second-order method, written here as a user would: a new explicit method is a
+/// tableau (Ralston 1962: c = (0, ⅔), a₂₁ = ⅔, b = (¼, ¾)).
+const RALSTON: Tableau = Tableau {
+    name: "ralston",
+    order: 2,
+    c: &[0.0, 2.0 / 3.0],
+    a: &[&[], &[2.0 / 3.0]],
+    b: &[1.0, 3.0],
+    b_den: 4.0,
+    err: None,
+    fsal: false,
+};
+
+#[test]
+fn combinations_that_do_not_exist_are_errors() {
+    let x0 = Array2::ones((2, 1));
+    let grid = Steps::Grid(TimeGrid::uniform(0.0, 1.0, 4).unwrap());
+    let adaptive = Steps::Adaptive {
+        t0: 0.0,
+        t1: 1.0,
+        tol: Tolerances::new(1e-6, 1e-6),
+    };
+    let noise = KeyedNormal::new(0, 0);
+    let opts = SolveOptions::default();
+    let cases: [(Problem, Method, &Steps, &str); 4] = [
+        (
+            Problem::Ode(&Linear),
+            Method::EulerMaruyama,
+            &grid,
+            "not an ODE",
+        ),
+        (
+            Problem::Sde(&Explodes, &noise),
+            Method::Rk(&RK4),
+            &grid,
+            "ODE method",
+        ),
+        (
+            Problem::Sde(&Explodes, &noise),
+            Method::EulerMaruyama,
+            &adaptive,
+            "fixed grid",
+        ),
+        (
+            Problem::Ode(&Linear),
+            Method::Rk(&RK4),
+            &adaptive,
+            "embedded error",
+        ),
+    ];
+    for (problem, method, steps, want) in cases {
+        let x = Array2::ones((2, problem_dim(&problem)));
+        let e = solve(problem, method, steps, x, &opts).unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+    }
+    // The working combinations on the same values.
+    assert!(solve(
+        Problem::Ode(&Linear),
+        Method::Rk(&DOPRI5),
+        &adaptive,
+        Array2::ones((2, 2)),
+        &opts
+    )
+    .is_ok());
+    assert!(solve(
+        Problem::Sde(&Explodes, &noise),
+        Method::EulerMaruyama,
+        &grid,
+        x0,
+        &opts
+    )
+    .is_ok());
+}
+
+fn problem_dim(p: &Problem) -> usize {
+    match p {
+        Problem::Ode(s) => s.dim(),
+        Problem::Sde(s, _) => s.dim(),
+    }
+}
+
 #[test]
 fn invalid_grids_and_tolerances_are_errors() {
     assert!(TimeGrid::uniform(1.0, 0.0, 0).is_err());
@@ -131,7 +244,7 @@ fn invalid_grids_and_tolerances_are_errors() {
     };
     assert!(ode_fixed(
         &Linear,
-        FixedMethod::Euler,
+        &EULER,
         x0,
         &TimeGrid::uniform(0.0, 1.0, 10).unwrap(),
         &opts
@@ -157,11 +270,11 @@ impl SdeSystem for Explodes {
 fn non_finite_states_stop_with_step_and_time() {
     let x0 = Array2::from_elem((4, 1), 3.0);
     let grid = TimeGrid::uniform(0.0, 1.0, 50).unwrap();
-    let err = euler_maruyama(
-        &Explodes,
+    let err = solve(
+        Problem::Sde(&Explodes, &KeyedNormal::new(0, 0)),
+        Method::EulerMaruyama,
+        &Steps::Grid(grid),
         x0,
-        &grid,
-        &KeyedNormal::new(0, 0),
         &SolveOptions::default(),
     )
     .unwrap_err();

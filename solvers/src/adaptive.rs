@@ -1,11 +1,12 @@
-//! Dormand–Prince 5(4) with per-particle adaptive step size (Hairer, Nørsett & Wanner,
-//! *Solving ODEs I*, §II.4–II.5). Each particle has its own time and step size; the batch is
-//! evaluated together, one stage at a time, over the particles that are still running.
+//! Adaptive explicit Runge–Kutta with an embedded error estimate and FSAL (Dormand–Prince 5(4)
+//! is [`crate::DOPRI5`]), per-particle step size (Hairer, Nørsett & Wanner, *Solving ODEs I*,
+//! §II.4–II.5). Each particle has its own time and step size; the batch is evaluated together,
+//! one stage at a time, over the particles that are still running.
 
-use crate::{run_chunks, OdeSystem, Solution, SolveError, SolveOptions, Stats, Time};
+use crate::{run_chunks, OdeSystem, Solution, SolveError, SolveOptions, Stats, Tableau, Time};
 use ndarray::{Array2, ArrayViewMut2};
 
-/// Error tolerances and limits for [`dopri5`].
+/// Error tolerances and limits of adaptive stepping.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tolerances {
     pub rtol: f64,
@@ -24,49 +25,6 @@ impl Tolerances {
     }
 }
 
-const C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
-const A: [[f64; 6]; 7] = [
-    [0.0; 6],
-    [1.0 / 5.0, 0.0, 0.0, 0.0, 0.0, 0.0],
-    [3.0 / 40.0, 9.0 / 40.0, 0.0, 0.0, 0.0, 0.0],
-    [44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0, 0.0, 0.0, 0.0],
-    [
-        19372.0 / 6561.0,
-        -25360.0 / 2187.0,
-        64448.0 / 6561.0,
-        -212.0 / 729.0,
-        0.0,
-        0.0,
-    ],
-    [
-        9017.0 / 3168.0,
-        -355.0 / 33.0,
-        46732.0 / 5247.0,
-        49.0 / 176.0,
-        -5103.0 / 18656.0,
-        0.0,
-    ],
-    // Row 7 is the 5th-order solution b (first same as last).
-    [
-        35.0 / 384.0,
-        0.0,
-        500.0 / 1113.0,
-        125.0 / 192.0,
-        -2187.0 / 6784.0,
-        11.0 / 84.0,
-    ],
-];
-/// b − b*: difference between the 5th- and embedded 4th-order weights.
-const E: [f64; 7] = [
-    71.0 / 57600.0,
-    0.0,
-    -71.0 / 16695.0,
-    71.0 / 1920.0,
-    -17253.0 / 339200.0,
-    22.0 / 525.0,
-    -1.0 / 40.0,
-];
-
 /// RMS norm of `v / (atol + rtol·max(|a|, |b|))`.
 fn scaled_norm(v: &[f64], a: &[f64], b: &[f64], tol: &Tolerances) -> f64 {
     let s: f64 = v
@@ -80,14 +38,16 @@ fn scaled_norm(v: &[f64], a: &[f64], b: &[f64], tol: &Tolerances) -> f64 {
     (s / v.len() as f64).sqrt()
 }
 
-/// Integrates `dx/dt = F(x, t)` from `t0` to `t1` (either direction) with Dormand–Prince 5(4).
+/// Integrates `dx/dt = F(x, t)` from `t0` to `t1` (either direction) with the embedded FSAL
+/// tableau `tab`.
 ///
 /// Step sizes are controlled per particle, so a particle's path does not depend on the others.
 /// Record times must lie between `t0` and `t1`, in integration order; steps are shortened to
 /// land on them exactly. `stats.evals` counts every right-hand-side row evaluation, including
 /// the two used to choose each particle's initial step.
-pub fn dopri5<S>(
+pub(crate) fn rk_adaptive<S>(
     sys: &S,
+    tab: &Tableau,
     x0: Array2<f64>,
     t0: f64,
     t1: f64,
@@ -97,6 +57,12 @@ pub fn dopri5<S>(
 where
     S: OdeSystem + ?Sized,
 {
+    let Some(err) = tab.err.filter(|_| tab.fsal) else {
+        return Err(SolveError::Invalid(format!(
+            "adaptive steps need a tableau with embedded error weights and FSAL; {} has not",
+            tab.name
+        )));
+    };
     if !(tol.rtol > 0.0 && tol.atol > 0.0 && tol.rtol.is_finite() && tol.atol.is_finite()) {
         return Err(SolveError::Invalid(format!(
             "tolerances must be positive and finite (rtol = {}, atol = {})",
@@ -121,22 +87,24 @@ where
         ));
     }
     run_chunks(x0, opts, rec, |row0, x| {
-        chunk(sys, x, row0, t0, t1, dir, tol, rec)
+        chunk(sys, tab, err, x, row0, (t0, t1, dir), tol, rec)
     })
 }
 
 #[allow(clippy::too_many_arguments)]
 fn chunk<S: OdeSystem + ?Sized>(
     sys: &S,
+    tab: &Tableau,
+    err_w: &[f64],
     mut x: ArrayViewMut2<f64>,
     row0: usize,
-    t0: f64,
-    t1: f64,
-    dir: f64,
+    (t0, t1, dir): (f64, f64, f64),
     tol: Tolerances,
     rec: &[f64],
 ) -> Result<(Stats, Vec<Array2<f64>>), SolveError> {
     let (n, d) = x.dim();
+    let stages = tab.stages();
+    let inv_order = 1.0 / tab.order as f64;
     let mut stats = Stats {
         particles: n as u64,
         ..Stats::default()
@@ -197,7 +165,7 @@ fn chunk<S: OdeSystem + ?Sized>(
             let h1 = if m <= 1e-15 {
                 (h0[i] * 1e-3).max(1e-6)
             } else {
-                (0.01 / m).powf(0.2)
+                (0.01 / m).powf(inv_order)
             };
             dir * (100.0 * h0[i]).min(h1)
         })
@@ -208,7 +176,7 @@ fn chunk<S: OdeSystem + ?Sized>(
         let na = active.len();
         // Gather the running particles and the step each will try.
         let mut xa = Array2::zeros((na, d));
-        let mut ka: Vec<Array2<f64>> = (0..7).map(|_| Array2::zeros((na, d))).collect();
+        let mut ka: Vec<Array2<f64>> = (0..stages).map(|_| Array2::zeros((na, d))).collect();
         let mut ta = vec![0.0; na];
         let mut ha = vec![0.0; na];
         let mut clipped = vec![false; na];
@@ -225,21 +193,22 @@ fn chunk<S: OdeSystem + ?Sized>(
         }
         let mut ys = Array2::zeros((na, d));
         let mut ts = vec![0.0; na];
-        for s in 1..7 {
+        for s in 1..stages {
             for a in 0..na {
-                ts[a] = ta[a] + C[s] * ha[a];
+                ts[a] = ta[a] + tab.c[s] * ha[a];
                 for j in 0..d {
                     let mut acc = 0.0;
                     for (q, k) in ka.iter().enumerate().take(s) {
-                        acc += A[s][q] * k[[a, j]];
+                        acc += tab.a[s][q] * k[[a, j]];
                     }
                     ys[[a, j]] = xa[[a, j]] + ha[a] * acc;
                 }
             }
             sys.rhs(Time::PerRow(&ts), ys.view(), ka[s].view_mut());
         }
-        stats.evals += 6 * na as u64;
-        // After stage 7, `ys` holds the 5th-order solution and ka[6] = F(t + h, ys) (FSAL).
+        stats.evals += (stages - 1) as u64 * na as u64;
+        // After the last stage, `ys` holds the solution and its derivative is the last stage
+        // (FSAL).
         let mut still = Vec::with_capacity(na);
         for (a, &i) in active.iter().enumerate() {
             steps[i] += 1;
@@ -251,7 +220,7 @@ fn chunk<S: OdeSystem + ?Sized>(
                 });
             }
             let err: Vec<f64> = (0..d)
-                .map(|j| ha[a] * (0..7).map(|q| E[q] * ka[q][[a, j]]).sum::<f64>())
+                .map(|j| ha[a] * (0..stages).map(|q| err_w[q] * ka[q][[a, j]]).sum::<f64>())
                 .collect();
             let y_new = ys.row(a);
             let norm = scaled_norm(
@@ -262,14 +231,14 @@ fn chunk<S: OdeSystem + ?Sized>(
             );
             let accept = norm <= 1.0 && y_new.iter().all(|v| v.is_finite());
             let fac = if norm.is_finite() {
-                0.9 * norm.max(1e-10).powf(-0.2)
+                0.9 * norm.max(1e-10).powf(-inv_order)
             } else {
                 0.2
             };
             if accept {
                 stats.accepted += 1;
                 x.row_mut(i).assign(&y_new);
-                k1.row_mut(i).assign(&ka[6].row(a));
+                k1.row_mut(i).assign(&ka[stages - 1].row(a));
                 if clipped[a] {
                     t[i] = rec.get(next_rec[i]).copied().unwrap_or(t1);
                     // Several record times may coincide.

@@ -1,29 +1,10 @@
-//! Fixed-grid solvers: Euler–Maruyama for SDEs; Euler, Heun and RK4 for ODEs.
+//! Fixed-grid solvers: Euler–Maruyama for SDEs, any explicit Runge–Kutta tableau for ODEs.
 
 use crate::{
     first_non_finite, run_chunks, Noise, OdeSystem, SdeSystem, Solution, SolveError, SolveOptions,
-    Stats, Time, TimeGrid,
+    Stats, Tableau, Time, TimeGrid,
 };
 use ndarray::{Array2, ArrayViewMut2, Zip};
-
-/// Fixed-step ODE methods. Evaluations per step: Euler 1, Heun 2, RK4 4.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FixedMethod {
-    Euler,
-    Heun,
-    Rk4,
-}
-
-impl FixedMethod {
-    /// Right-hand-side evaluations per step.
-    pub fn evals_per_step(self) -> u64 {
-        match self {
-            FixedMethod::Euler => 1,
-            FixedMethod::Heun => 2,
-            FixedMethod::Rk4 => 4,
-        }
-    }
-}
 
 /// Keeps copies of the state at the grid indices that were asked for.
 struct Recorder<'a> {
@@ -68,7 +49,7 @@ fn check_finite(x: &ArrayViewMut2<f64>, row0: usize, step: u64, t: f64) -> Resul
 ///
 /// The noise of step k for global row i is `noise.fill(i, k)`. A decreasing grid integrates
 /// the SDE backward in time (as a reverse-time SDE is written: `dw̄` has variance |dt|).
-pub fn euler_maruyama<S, N>(
+pub(crate) fn euler_maruyama<S, N>(
     sys: &S,
     x0: Array2<f64>,
     grid: &TimeGrid,
@@ -110,10 +91,12 @@ where
     })
 }
 
-/// Fixed-step ODE integration of `dx/dt = F(x, t)` on `grid` with `method`.
-pub fn ode_fixed<S>(
+/// Fixed-step explicit Runge–Kutta integration of `dx/dt = F(x, t)` on `grid` with the
+/// tableau `tab`: stages on `x + h Σ_j a_ij k_j` at `t + c_i h` (at the next grid time where
+/// `c_i = 1`), then `x ← x + (h / b_den) Σ_j b_j k_j`.
+pub(crate) fn rk_fixed<S>(
     sys: &S,
-    method: FixedMethod,
+    tab: &Tableau,
     x0: Array2<f64>,
     grid: &TimeGrid,
     opts: &SolveOptions<'_>,
@@ -123,81 +106,59 @@ where
 {
     let rec = grid.record_indices(&opts.record)?;
     let ts = grid.times();
+    let stages = tab.stages();
     run_chunks(x0, opts, &opts.record, |row0, mut x| {
         let (n, d) = x.dim();
-        let mut k1 = Array2::zeros((n, d));
-        let mut k2 = Array2::zeros((n, d));
-        let (mut k3, mut k4, mut tmp) = match method {
-            FixedMethod::Rk4 => (
-                Array2::zeros((n, d)),
-                Array2::zeros((n, d)),
-                Array2::zeros((n, d)),
-            ),
-            FixedMethod::Heun => (
-                Array2::zeros((0, d)),
-                Array2::zeros((0, d)),
-                Array2::zeros((n, d)),
-            ),
-            FixedMethod::Euler => (
-                Array2::zeros((0, d)),
-                Array2::zeros((0, d)),
-                Array2::zeros((0, d)),
-            ),
-        };
+        let mut k: Vec<Array2<f64>> = (0..stages).map(|_| Array2::zeros((n, d))).collect();
+        let mut acc = Array2::<f64>::zeros((n, d));
+        let mut y = Array2::<f64>::zeros(if stages > 1 { (n, d) } else { (0, d) });
         let mut recorder = Recorder::new(&rec);
         recorder.visit(0, &x);
-        for k in 0..ts.len() - 1 {
-            let (t, h) = (ts[k], ts[k + 1] - ts[k]);
-            sys.rhs(Time::Shared(t), x.view(), k1.view_mut());
-            match method {
-                FixedMethod::Euler => x.scaled_add(h, &k1),
-                FixedMethod::Heun => {
-                    // Trapezoidal predictor–corrector (Heun's second-order method).
-                    Zip::from(&mut tmp)
-                        .and(&x)
-                        .and(&k1)
-                        .for_each(|o, &x, &k| *o = x + h * k);
-                    sys.rhs(Time::Shared(ts[k + 1]), tmp.view(), k2.view_mut());
-                    Zip::from(&mut x)
-                        .and(&k1)
-                        .and(&k2)
-                        .for_each(|x, &a, &b| *x += 0.5 * h * (a + b));
+        for step in 0..ts.len() - 1 {
+            let (t, h) = (ts[step], ts[step + 1] - ts[step]);
+            for i in 0..stages {
+                let ti = if tab.c[i] == 1.0 {
+                    ts[step + 1]
+                } else {
+                    t + tab.c[i] * h
+                };
+                let (done, rest) = k.split_at_mut(i);
+                if i == 0 {
+                    sys.rhs(Time::Shared(ti), x.view(), rest[0].view_mut());
+                    continue;
                 }
-                FixedMethod::Rk4 => {
-                    let tm = t + 0.5 * h;
-                    Zip::from(&mut tmp)
-                        .and(&x)
-                        .and(&k1)
-                        .for_each(|o, &x, &k| *o = x + 0.5 * h * k);
-                    sys.rhs(Time::Shared(tm), tmp.view(), k2.view_mut());
-                    Zip::from(&mut tmp)
-                        .and(&x)
-                        .and(&k2)
-                        .for_each(|o, &x, &k| *o = x + 0.5 * h * k);
-                    sys.rhs(Time::Shared(tm), tmp.view(), k3.view_mut());
-                    Zip::from(&mut tmp)
-                        .and(&x)
-                        .and(&k3)
-                        .for_each(|o, &x, &k| *o = x + h * k);
-                    sys.rhs(Time::Shared(ts[k + 1]), tmp.view(), k4.view_mut());
-                    Zip::from(&mut x)
-                        .and(&k1)
-                        .and(&k2)
-                        .and(&k3)
-                        .and(&k4)
-                        .for_each(|x, &a, &b, &c, &e| *x += h / 6.0 * (a + 2.0 * b + 2.0 * c + e));
-                }
+                weighted_sum(&mut acc, tab.a[i], done);
+                Zip::from(&mut y)
+                    .and(&x)
+                    .and(&acc)
+                    .for_each(|y, &x, &a| *y = x + h * a);
+                sys.rhs(Time::Shared(ti), y.view(), rest[0].view_mut());
             }
-            check_finite(&x, row0, k as u64, ts[k + 1])?;
-            recorder.visit(k + 1, &x);
+            weighted_sum(&mut acc, tab.b, &k);
+            let hb = h / tab.b_den;
+            Zip::from(&mut x).and(&acc).for_each(|x, &a| *x += hb * a);
+            check_finite(&x, row0, step as u64, ts[step + 1])?;
+            recorder.visit(step + 1, &x);
         }
         let steps = (ts.len() - 1) as u64;
         let stats = Stats {
             particles: n as u64,
-            evals: n as u64 * steps * method.evals_per_step(),
+            evals: n as u64 * steps * stages as u64,
             accepted: n as u64 * steps,
             rejected: 0,
         };
         Ok((stats, recorder.finish()))
     })
+}
+
+/// `acc = Σ_j w_j k_j` over the nonzero weights, summed in order.
+fn weighted_sum(acc: &mut Array2<f64>, w: &[f64], k: &[Array2<f64>]) {
+    acc.fill(0.0);
+    for (&w, k) in w.iter().zip(k).filter(|(w, _)| **w != 0.0) {
+        if w == 1.0 {
+            *acc += k;
+        } else {
+            acc.scaled_add(w, k);
+        }
+    }
 }

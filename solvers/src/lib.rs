@@ -4,9 +4,11 @@
 //! diffusion models or scores; it integrates whatever drift and diffusion it is given,
 //! forward or backward in time (a decreasing time grid is native, not a sign trick).
 //!
-//! * Fixed grids ([`TimeGrid`]): Euler–Maruyama ([`euler_maruyama`]) and the ODE methods
-//!   Euler, Heun and classical RK4 ([`ode_fixed`]).
-//! * Adaptive: Dormand–Prince 5(4) with per-particle step-size control ([`dopri5`]).
+//! One entry point, [`solve`], over three separate values (as in diffrax's `diffeqsolve`):
+//! the problem ([`Problem`]: an ODE, or an SDE with its noise source), the method
+//! ([`Method`]: Euler–Maruyama, or any explicit Runge–Kutta [`Tableau`] — [`EULER`], [`HEUN`],
+//! [`RK4`], [`DOPRI5`] or your own) and the step policy ([`Steps`]: a fixed [`TimeGrid`], or
+//! adaptive with [`Tolerances`] and per-particle step-size control).
 //!
 //! Every solver returns the final state, [`Stats`] (function evaluations, accepted and
 //! rejected steps, summed over particles) and the state at requested record times.
@@ -17,7 +19,7 @@
 //!
 //! ```
 //! use ndarray::{array, ArrayView2, ArrayViewMut2, Zip};
-//! use scoresde_solvers::{ode_fixed, FixedMethod, OdeSystem, SolveOptions, Time, TimeGrid};
+//! use scoresde_solvers::{solve, Method, OdeSystem, Problem, SolveOptions, Steps, Time, TimeGrid, RK4};
 //!
 //! /// dx/dt = −x
 //! struct Decay;
@@ -29,7 +31,7 @@
 //! }
 //! // Backward in time from t = 1 to t = 0: x(0) = e · x(1).
 //! let grid = TimeGrid::uniform(1.0, 0.0, 100).unwrap();
-//! let sol = ode_fixed(&Decay, FixedMethod::Rk4, array![[1.0]], &grid, &SolveOptions::default()).unwrap();
+//! let sol = solve(Problem::Ode(&Decay), Method::Rk(&RK4), &Steps::Grid(grid), array![[1.0]], &SolveOptions::default()).unwrap();
 //! assert!((sol.x[[0, 0]] - std::f64::consts::E).abs() < 1e-9);
 //! assert_eq!(sol.stats.evals, 400);
 //! ```
@@ -37,10 +39,72 @@
 mod adaptive;
 mod fixed;
 mod noise;
+mod tableau;
 
-pub use adaptive::{dopri5, Tolerances};
-pub use fixed::{euler_maruyama, ode_fixed, FixedMethod};
+pub use adaptive::Tolerances;
 pub use noise::{KeyedNormal, Noise};
+pub use tableau::{Tableau, DOPRI5, EULER, HEUN, RK4};
+
+/// What to integrate.
+#[derive(Clone, Copy)]
+pub enum Problem<'a> {
+    /// `dx/dt = F(x, t)`.
+    Ode(&'a dyn OdeSystem),
+    /// `dx = f(x, t) dt + g(t) dw`, with the noise of (row, step) from the source.
+    Sde(&'a dyn SdeSystem, &'a dyn Noise),
+}
+
+/// How a step is taken.
+#[derive(Clone, Copy, Debug)]
+pub enum Method {
+    /// Euler–Maruyama (SDEs): `x ← x + f Δ + g √|Δ| z`.
+    EulerMaruyama,
+    /// An explicit Runge–Kutta tableau (ODEs).
+    Rk(&'static Tableau),
+}
+
+/// Where the steps fall.
+#[derive(Clone, Debug)]
+pub enum Steps {
+    /// On the points of a grid (either direction).
+    Grid(TimeGrid),
+    /// From `t0` to `t1`, each particle's step chosen by the embedded error estimate; record
+    /// times (in [`SolveOptions`]) are landed on exactly.
+    Adaptive { t0: f64, t1: f64, tol: Tolerances },
+}
+
+/// Integrates `x0` (one row per particle) with `method` under the step policy `steps`.
+/// Combinations that do not exist (Euler–Maruyama on an ODE, an adaptive step without an
+/// embedded tableau) are errors, not panics.
+pub fn solve(
+    problem: Problem<'_>,
+    method: Method,
+    steps: &Steps,
+    x0: Array2<f64>,
+    opts: &SolveOptions<'_>,
+) -> Result<Solution, SolveError> {
+    match (problem, method, steps) {
+        (Problem::Sde(sys, noise), Method::EulerMaruyama, Steps::Grid(g)) => {
+            fixed::euler_maruyama(sys, x0, g, noise, opts)
+        }
+        (Problem::Ode(sys), Method::Rk(tab), Steps::Grid(g)) => {
+            fixed::rk_fixed(sys, tab, x0, g, opts)
+        }
+        (Problem::Ode(sys), Method::Rk(tab), Steps::Adaptive { t0, t1, tol }) => {
+            adaptive::rk_adaptive(sys, tab, x0, *t0, *t1, *tol, opts)
+        }
+        (Problem::Sde(..), Method::Rk(t), _) => Err(SolveError::Invalid(format!(
+            "{} is an ODE method; an SDE needs Euler–Maruyama",
+            t.name
+        ))),
+        (Problem::Ode(_), Method::EulerMaruyama, _) => Err(SolveError::Invalid(
+            "Euler–Maruyama integrates an SDE, not an ODE".into(),
+        )),
+        (Problem::Sde(..), Method::EulerMaruyama, Steps::Adaptive { .. }) => Err(
+            SolveError::Invalid("Euler–Maruyama runs on a fixed grid only".into()),
+        ),
+    }
+}
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;

@@ -8,22 +8,37 @@ use scoresde::sample::SamplerOptions;
 use scoresde::sde::SdeSpec;
 use scoresde::{invalid, Error, Result};
 
-/// Library errors name parameters; the CLI names its flags.
+/// Library errors name parameters in backticks (`` `step_size` ``); the CLI names its flags
+/// (`--step-size`).
 pub(crate) fn flag_names(e: Error) -> Error {
-    const FLAGS: [(&str, &str); 3] = [
-        ("alpha ", "--alpha "),
-        ("max_points ", "--max-points "),
-        ("permutations ", "--permutations "),
-    ];
     match e {
-        Error::Invalid(m) => Error::Invalid(
-            FLAGS
-                .iter()
-                .find_map(|(p, f)| m.strip_prefix(p).map(|rest| format!("{f}{rest}")))
-                .unwrap_or(m),
-        ),
+        Error::Invalid(m) => Error::Invalid(backticks_to_flags(&m)),
         e => e,
     }
+}
+
+fn backticks_to_flags(m: &str) -> String {
+    let mut out = String::with_capacity(m.len());
+    let mut parts = m.split('`');
+    out.push_str(parts.next().unwrap_or_default());
+    let mut inside = true;
+    for p in parts {
+        let ident = !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if inside && ident {
+            out.push_str("--");
+            out.push_str(&p.replace('_', "-"));
+        } else {
+            if inside {
+                out.push('`');
+            }
+            out.push_str(p);
+            if inside {
+                out.push('`');
+            }
+        }
+        inside = !inside;
+    }
+    out
 }
 
 /// Flags given on the command line among `candidates` (clap ids = field names) that the chosen

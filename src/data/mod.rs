@@ -150,6 +150,16 @@ impl Dataset {
         }
     }
 
+    /// The exact mixture, or an error naming the dataset where it has none.
+    pub fn exact_mixture(&self) -> crate::Result<&Arc<GaussianMixture>> {
+        self.mixture().ok_or_else(|| {
+            crate::Error::Data(format!(
+                "dataset '{}' has no exact score (it is not a Gaussian mixture)",
+                self.name()
+            ))
+        })
+    }
+
     /// `n` exact draws keyed by (seed, domain, row).
     pub fn sample(&self, n: usize, seed: u64, domain: u64) -> Array2<f64> {
         match self {

@@ -138,7 +138,7 @@ pub fn discrete_bound(
         .as_vp()
         .ok_or_else(|| invalid!("the discrete ELBO needs the VP SDE (got {})", sde.name()))?;
     if steps == 0 {
-        return Err(invalid!("--T must be at least 1"));
+        return Err(invalid!("`T` must be at least 1"));
     }
     if x0.ncols() != score.dim() {
         return Err(invalid!(
@@ -214,9 +214,8 @@ pub fn discrete_bound(
 }
 
 /// How the continuous bound draws t.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum TimeSampling {
     /// t ~ U(ε, T), weight (T − ε) γ'(t).
@@ -260,7 +259,7 @@ pub fn continuous_bound(
     crate::score::check_sde(score, sde)?;
     let t_max = sde.t_max();
     if !(eps > 0.0 && eps < t_max) {
-        return Err(invalid!("--eps must lie in (0, {t_max}), got {eps}"));
+        return Err(invalid!("`eps` must lie in (0, {t_max}), got {eps}"));
     }
     if draws < 2 {
         return Err(invalid!(

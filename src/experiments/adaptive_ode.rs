@@ -1,11 +1,10 @@
 //! Song et al. 2021 Fig. 3 on toy data: NFE and sample quality of the adaptive RK45 PF-ODE
 //! solver against its tolerance (papers.md §4.5).
 
-use super::{Claim, Experiment, Outputs};
+use super::{Num, Sci, Exact, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::{integrate, SampleSpec, Sampler};
-use crate::score::MixtureScore;
 use crate::stats::two_sample::energy_distance;
 use crate::Result;
 use serde::{Deserialize, Serialize};
@@ -14,17 +13,28 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// Samples per tolerance.
-    pub n: usize,
-    pub quick_n: usize,
+    pub n: Scale<usize>,
     /// rtol = atol values, loosest first.
     pub tolerances: Vec<f64>,
 }
 
+/// One row of `adaptive.csv`.
+#[derive(Serialize)]
+struct Row {
+    tolerance: Sci,
+    nfe: Num,
+    endpoint_error: Sci,
+    energy_distance: Sci,
+}
+
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let (data, mixture) = exp.exact_data()?;
-    let sde = exp.sde.build(|| data.diameter())?;
-    let score = MixtureScore::new(mixture.clone(), sde.clone());
-    let n = if o.quick { p.quick_n } else { p.n };
+    let Exact {
+        data,
+        mixture,
+        sde,
+        score,
+    } = exp.exact()?;
+    let n = *p.n.at(o.quick);
     let x_t = sde.prior_sample(n, data.dim(), o.seed);
     let reference_draws = mixture.sample(n, o.seed, REFERENCE_DOMAIN).0;
     let rk = |tol: f64| SampleSpec {
@@ -45,17 +55,18 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             .sum::<f64>()
             / n as f64;
         let en = energy_distance(run.x.view(), reference_draws.view());
-        rows.push(format!("{tol:e},{},{err:e},{en:e}", run.nfe));
+        rows.push(Row {
+            tolerance: Sci(tol),
+            nfe: Num(run.nfe),
+            endpoint_error: Sci(err),
+            energy_distance: Sci(en),
+        });
         o.nfe.push((format!("pf-rk45 tol={tol:e}"), run.nfe));
         nfe_pts.push((tol, run.nfe));
         err_pts.push((tol, err));
         en_pts.push((tol, en));
     }
-    o.csv(
-        "adaptive",
-        "tolerance,nfe,endpoint_error,energy_distance",
-        &rows,
-    )?;
+    o.rows("adaptive", &rows)?;
     let monotone = nfe_pts.windows(2).all(|w| w[1].1 >= w[0].1);
     let loose = err_pts.first().map_or(f64::NAN, |p| p.1);
     let tight = err_pts.last().map_or(f64::NAN, |p| p.1);

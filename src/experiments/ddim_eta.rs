@@ -2,11 +2,10 @@
 //! variance σ̂ on linear sub-sequences of S steps of the 1000-step schedule, exact ε*; energy
 //! distance to exact draws, mean over seeds.
 
-use super::{Claim, Experiment, Outputs};
+use super::{Exact, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::{sample, SampleSpec, Sampler, SamplerOptions, Variance};
-use crate::score::MixtureScore;
 use crate::stats::two_sample::energy_distance;
 use crate::Result;
 use serde::{Deserialize, Serialize};
@@ -14,10 +13,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    pub n: usize,
-    pub quick_n: usize,
-    pub seeds: u64,
-    pub quick_seeds: u64,
+    pub n: Scale<usize>,
+    pub seeds: Scale<u64>,
     /// DDPM schedule length the sub-sequences are taken from.
     pub schedule_steps: usize,
     pub etas: Vec<f64>,
@@ -26,14 +23,13 @@ pub struct Params {
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let (data, mixture) = exp.exact_data()?;
-    let sde = exp.sde.build(|| data.diameter())?;
-    let score = MixtureScore::new(mixture.clone(), sde.clone());
-    let (n, seeds) = if o.quick {
-        (p.quick_n, p.quick_seeds)
-    } else {
-        (p.n, p.seeds)
-    };
+    let Exact {
+        data,
+        mixture,
+        sde,
+        score,
+    } = exp.exact()?;
+    let (n, seeds) = (*p.n.at(o.quick), *p.seeds.at(o.quick));
     let reference = mixture.sample(n, o.seed, REFERENCE_DOMAIN).0;
     // Rows: each η, then σ̂ (ancestral steps with the forward step variance).
     let mut labels: Vec<String> = p.etas.iter().map(|e| format!("η = {e}")).collect();

@@ -4,7 +4,7 @@
 //! (discrete grid) and a VP-trained (continuous t) network, each sampled both ways.
 
 use super::model::ModelSpec;
-use super::{loglog_slope, Claim, Experiment, Outputs};
+use super::{Scale, loglog_slope, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::ddpm::DiscreteSchedule;
 use crate::plot::{Chart, Mark, Series};
@@ -21,15 +21,12 @@ pub struct Params {
     /// Schedule lengths N for the kernel comparison.
     pub kernel_steps: Vec<usize>,
     /// Step counts for the sampler comparison.
-    pub sampler_steps: Vec<usize>,
-    pub quick_sampler_steps: Vec<usize>,
-    pub n: usize,
-    pub quick_n: usize,
+    pub sampler_steps: Scale<Vec<usize>>,
+    pub n: Scale<usize>,
     /// A discrete-trained and a continuous-trained model, each sampled by both samplers at
-    /// `trained_steps` (`quick_trained_steps` under `--quick`).
+    /// `trained_steps`.
     pub models: Vec<ModelSpec>,
-    pub trained_steps: Vec<usize>,
-    pub quick_trained_steps: Vec<usize>,
+    pub trained_steps: Scale<Vec<usize>>,
     /// Asserted at the largest N: energy distance below `max_ratio` × the data-vs-data floor.
     pub max_ratio: f64,
     /// Sampling seeds averaged (1 under `--quick`).
@@ -78,12 +75,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     );
     // Samplers: DDPM ancestral (N-step schedule) vs reverse EM with N steps.
     let score = MixtureScore::new(mixture.clone(), sde.clone());
-    let n_pts = if o.quick { p.quick_n } else { p.n };
-    let steps = if o.quick {
-        &p.quick_sampler_steps
-    } else {
-        &p.sampler_steps
-    };
+    let n_pts = *p.n.at(o.quick);
+    let steps = p.sampler_steps.at(o.quick);
     // Energy distances are averaged over `seeds` sampling seeds, each with its own reference
     // draws; the floor is the same average for independent exact draws.
     let seeds: Vec<u64> = (0..if o.quick { 1 } else { p.seeds } as u64)
@@ -138,11 +131,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     };
     let ddpm_pts = sweep("exact score", sde.as_ref(), &score, Sampler::Ddpm, steps, o)?;
     let em_pts = sweep("exact score", sde.as_ref(), &score, Sampler::Em, steps, o)?;
-    let trained_steps = if o.quick {
-        &p.quick_trained_steps
-    } else {
-        &p.trained_steps
-    };
+    let trained_steps = p.trained_steps.at(o.quick);
     let (mut trained_series, mut claims) = (vec![], vec![]);
     for spec in &p.models {
         let net = spec.trained(exp, o)?;

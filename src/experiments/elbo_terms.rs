@@ -3,7 +3,7 @@
 //! L_T + … + L_t, bits/dim) and distortion (RMSE of x̂₀ from x_t) against reverse steps.
 
 use super::model::ModelSpec;
-use super::{Claim, Experiment, Outputs};
+use super::{Scale, Claim, Experiment, Outputs};
 use crate::data::{Dataset, REFERENCE_DOMAIN};
 use crate::ddpm::DiscreteSchedule;
 use crate::elbo::{discrete_bound, Bound, TermKind};
@@ -22,8 +22,7 @@ pub struct Params {
     pub model: ModelSpec,
     /// Chain length T.
     pub steps: usize,
-    pub points: usize,
-    pub quick_points: usize,
+    pub points: Scale<usize>,
     /// Distortion is evaluated every this many steps.
     pub distortion_every: usize,
     /// A mixture with small components, where most of the rate must arrive late (exact ε*).
@@ -86,7 +85,7 @@ fn late_fraction(r: &[f64]) -> f64 {
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (data, mixture) = exp.exact_data()?;
-    let n = if o.quick { p.quick_points } else { p.points };
+    let n = *p.points.at(o.quick);
     let big_t = p.steps;
     let x = mixture.sample(n, o.seed, REFERENCE_DOMAIN).0;
     let sde = exp.sde.build(|| data.diameter())?;

@@ -1,13 +1,12 @@
 //! −ELBO_T against T converging to the true NLL, with the PF-ODE NLL (papers.md §4.4, §6, §7):
 //! the exact ε* of a mixture, σ_t² = β_t and β̃_t.
 
-use super::{Claim, Experiment, Outputs};
+use super::{Exact, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::elbo::discrete_bound;
 use crate::likelihood::{pf_ode_nll, NllSpec};
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::Variance;
-use crate::score::MixtureScore;
 use crate::stats::mean_se;
 use crate::Result;
 use ndarray::Array1;
@@ -16,19 +15,20 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    pub points: usize,
-    pub quick_points: usize,
+    pub points: Scale<usize>,
     /// Chain lengths T.
-    pub steps: Vec<usize>,
-    pub quick_steps: Vec<usize>,
+    pub steps: Scale<Vec<usize>>,
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let (data, mixture) = exp.exact_data()?;
-    let sde = exp.sde.build(|| data.diameter())?;
-    let score = MixtureScore::new(mixture.clone(), sde.clone());
-    let n = if o.quick { p.quick_points } else { p.points };
-    let steps = if o.quick { &p.quick_steps } else { &p.steps };
+    let Exact {
+        data,
+        mixture,
+        sde,
+        score,
+    } = exp.exact()?;
+    let n = *p.points.at(o.quick);
+    let steps = p.steps.at(o.quick);
     let x = mixture.sample(n, o.seed, REFERENCE_DOMAIN).0;
     let truth = -score.log_prob(0.0, x.view());
     let (true_mean, _) = mean_se(&truth);

@@ -3,7 +3,7 @@
 //! (VP models), the continuous bound, the PF-ODE NLL and the true NLL of held-out points.
 
 use super::model::ModelSpec;
-use super::{Claim, Experiment, Outputs};
+use super::{Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::elbo::{continuous_bound, discrete_bound, TimeSampling};
 use crate::likelihood::{pf_ode_nll, NllSpec};
@@ -23,8 +23,7 @@ pub struct Params {
     /// Trained models; each is evaluated under its own SDE.
     pub models: Vec<ModelSpec>,
     /// Held-out points (and under `--quick`).
-    pub points: usize,
-    pub quick_points: usize,
+    pub points: Scale<usize>,
     /// Chain length T of the discrete −ELBO.
     pub elbo_steps: usize,
     /// t-draws per point of the continuous bound (importance-sampled).
@@ -94,7 +93,7 @@ fn evaluate(
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (data, mixture) = exp.exact_data()?;
-    let n = if o.quick { p.quick_points } else { p.points };
+    let n = *p.points.at(o.quick);
     let x = mixture.sample(n, o.seed, REFERENCE_DOMAIN).0;
     let d = data.dim() as f64;
     let sde = exp.sde.build(|| data.diameter())?;

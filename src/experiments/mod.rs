@@ -2,152 +2,165 @@
 //! each run into `DIR/NAME/` with PNG + SVG charts, the CSV behind every chart and a
 //! `manifest.json` (config, seed, version, git revision, wall time, NFE, claims with verdicts).
 
-mod adaptive_ode;
-mod ddim_eta;
-mod ddpm_vs_vpsde;
-mod elbo_terms;
-mod elbo_vs_t;
-mod forward_reverse;
-mod likelihoods;
+pub mod index;
+pub mod kit;
 pub mod model;
-mod ncsn_langevin;
-mod pc_samplers;
-mod samplers_vs_nfe;
-mod sde_trajectories;
-mod swiss_roll;
-mod toy_gallery;
 
-use crate::data::Dataset;
+pub use kit::{Exact, Num, Scale, Sci};
+
 use crate::io::{toml_error, AtomicFile};
 use crate::plot::{line_chart, Chart, Mark, Panel, Series};
-use crate::score::GaussianMixture;
 use crate::sde::SdeSpec;
 use crate::{invalid, Error, Result};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
-/// The experiment files shipped with scoresde (`scoresde list`).
-pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "experiments/samplers-vs-nfe.toml",
-        include_str!("../../experiments/samplers-vs-nfe.toml"),
-    ),
-    (
-        "experiments/elbo-vs-t.toml",
-        include_str!("../../experiments/elbo-vs-t.toml"),
-    ),
-    (
-        "experiments/adaptive-ode.toml",
-        include_str!("../../experiments/adaptive-ode.toml"),
-    ),
-    (
-        "experiments/forward-reverse-2d.toml",
-        include_str!("../../experiments/forward-reverse-2d.toml"),
-    ),
-    (
-        "experiments/ddim-eta.toml",
-        include_str!("../../experiments/ddim-eta.toml"),
-    ),
-    (
-        "experiments/ddpm-vs-vpsde.toml",
-        include_str!("../../experiments/ddpm-vs-vpsde.toml"),
-    ),
-    (
-        "experiments/ncsn-langevin.toml",
-        include_str!("../../experiments/ncsn-langevin.toml"),
-    ),
-    (
-        "experiments/sde-trajectories.toml",
-        include_str!("../../experiments/sde-trajectories.toml"),
-    ),
-    (
-        "experiments/swiss-roll.toml",
-        include_str!("../../experiments/swiss-roll.toml"),
-    ),
-    (
-        "experiments/pc-samplers.toml",
-        include_str!("../../experiments/pc-samplers.toml"),
-    ),
-    (
-        "experiments/likelihoods.toml",
-        include_str!("../../experiments/likelihoods.toml"),
-    ),
-    (
-        "experiments/elbo-terms.toml",
-        include_str!("../../experiments/elbo-terms.toml"),
-    ),
-    (
-        "experiments/toy-gallery.toml",
-        include_str!("../../experiments/toy-gallery.toml"),
-    ),
-];
+/// The experiment files shipped with scoresde (`scoresde list`): every `experiments/*.toml`,
+/// gathered by `build.rs` in file-name order.
+pub const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_experiments.rs"));
 
-/// What an experiment runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    SamplersVsNfe,
-    ElboVsT,
-    NcsnLangevin,
-    AdaptiveOde,
-    #[serde(rename = "forward-reverse-2d")]
-    ForwardReverse2d,
-    DdimEta,
-    DdpmVsVpsde,
-    SdeTrajectories,
-    SwissRoll,
-    PcSamplers,
-    Likelihoods,
-    ElboTerms,
-    ToyGallery,
+/// The one registry of experiment kinds: each line names the module (which holds `Params` and
+/// `run`), the variant of [`Params`] and the `kind` of an experiment file, whose parameter
+/// table carries the module's name (`kind = "samplers-vs-nfe"` with `[samplers_vs_nfe]`).
+macro_rules! registry {
+    ($($module:ident => $variant:ident = $kind:literal),* $(,)?) => {
+        $(pub mod $module;)*
+
+        /// An experiment's kind with its parameter table.
+        #[derive(Clone, Debug)]
+        pub enum Params {
+            $($variant($module::Params),)*
+        }
+
+        /// Every `kind` an experiment file may name.
+        pub const KINDS: &[&str] = &[$($kind),*];
+
+        impl Params {
+            /// The `kind` of an experiment file.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Params::$variant(_) => $kind,)*
+                }
+            }
+
+            fn run(&self, exp: &Experiment, o: &mut Outputs) -> Result<Vec<Claim>> {
+                match self {
+                    $(Params::$variant(p) => $module::run(exp, p, o),)*
+                }
+            }
+        }
+
+        /// The file form: the shared header, `kind`, and one table named by the kind.
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            name: String,
+            description: String,
+            #[serde(default)]
+            tags: Vec<String>,
+            kind: String,
+            data: String,
+            #[serde(default)]
+            sde: SdeSpec,
+            #[serde(default)]
+            seed: u64,
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                $module: Option<$module::Params>,
+            )*
+        }
+
+        impl File {
+            fn tables(&self) -> Vec<&'static str> {
+                let mut t = Vec::new();
+                $(if self.$module.is_some() { t.push(stringify!($module)); })*
+                t
+            }
+
+            fn params(self, origin: &str) -> Result<Params> {
+                let tables = self.tables();
+                let params = match self.kind.as_str() {
+                    $($kind => self.$module.map(Params::$variant),)*
+                    other => {
+                        return Err(Error::Data(format!(
+                            "{origin}: unknown kind '{other}' (known: {})",
+                            KINDS.join(", ")
+                        )))
+                    }
+                };
+                let own = self.kind.replace('-', "_");
+                if let Some(t) = tables.iter().find(|t| **t != own) {
+                    return Err(Error::Data(format!(
+                        "{origin}: table [{t}] does not belong to kind '{}' (its table is [{own}])",
+                        self.kind
+                    )));
+                }
+                params.ok_or_else(|| {
+                    Error::Data(format!(
+                        "{origin}: experiment '{}' of kind {} needs its [{own}] table",
+                        self.name, self.kind
+                    ))
+                })
+            }
+
+            fn from_experiment(e: &Experiment) -> File {
+                let mut f = File {
+                    name: e.name.clone(),
+                    description: e.description.clone(),
+                    tags: e.tags.clone(),
+                    kind: e.params.kind().into(),
+                    data: e.data.clone(),
+                    sde: e.sde.clone(),
+                    seed: e.seed,
+                    $($module: None,)*
+                };
+                match &e.params {
+                    $(Params::$variant(p) => f.$module = Some(p.clone()),)*
+                }
+                f
+            }
+        }
+    };
+}
+
+registry! {
+    samplers_vs_nfe => SamplersVsNfe = "samplers-vs-nfe",
+    elbo_vs_t => ElboVsT = "elbo-vs-t",
+    ncsn_langevin => NcsnLangevin = "ncsn-langevin",
+    adaptive_ode => AdaptiveOde = "adaptive-ode",
+    forward_reverse_2d => ForwardReverse2d = "forward-reverse-2d",
+    ddim_eta => DdimEta = "ddim-eta",
+    ddpm_vs_vpsde => DdpmVsVpsde = "ddpm-vs-vpsde",
+    sde_trajectories => SdeTrajectories = "sde-trajectories",
+    swiss_roll => SwissRoll = "swiss-roll",
+    pc_samplers => PcSamplers = "pc-samplers",
+    likelihoods => Likelihoods = "likelihoods",
+    elbo_terms => ElboTerms = "elbo-terms",
+    toy_gallery => ToyGallery = "toy-gallery",
 }
 
 /// One experiment definition.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug)]
 pub struct Experiment {
     pub name: String,
     /// One line for `scoresde list`.
     pub description: String,
     /// `paper` experiments are what `scoresde figures` runs.
-    #[serde(default)]
     pub tags: Vec<String>,
-    pub kind: Kind,
     /// Builtin dataset or mixture file.
     pub data: String,
-    #[serde(default)]
     pub sde: SdeSpec,
-    #[serde(default)]
     pub seed: u64,
-    #[serde(default)]
-    pub samplers_vs_nfe: Option<samplers_vs_nfe::Params>,
-    #[serde(default)]
-    pub elbo_vs_t: Option<elbo_vs_t::Params>,
-    #[serde(default)]
-    pub ncsn_langevin: Option<ncsn_langevin::Params>,
-    #[serde(default)]
-    pub adaptive_ode: Option<adaptive_ode::Params>,
-    #[serde(default)]
-    pub forward_reverse_2d: Option<forward_reverse::Params>,
-    #[serde(default)]
-    pub ddim_eta: Option<ddim_eta::Params>,
-    #[serde(default)]
-    pub ddpm_vs_vpsde: Option<ddpm_vs_vpsde::Params>,
-    #[serde(default)]
-    pub sde_trajectories: Option<sde_trajectories::Params>,
-    #[serde(default)]
-    pub swiss_roll: Option<swiss_roll::Params>,
-    #[serde(default)]
-    pub pc_samplers: Option<pc_samplers::Params>,
-    #[serde(default)]
-    pub likelihoods: Option<likelihoods::Params>,
-    #[serde(default)]
-    pub elbo_terms: Option<elbo_terms::Params>,
-    #[serde(default)]
-    pub toy_gallery: Option<toy_gallery::Params>,
+    /// The kind and its parameter table.
+    pub params: Params,
+}
+
+impl Serialize for Experiment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        File::from_experiment(self).serialize(s)
+    }
 }
 
 /// Every significance level in a definition (a key named `alpha`, at any depth) must lie in
@@ -215,8 +228,17 @@ fn check_sizes(origin: &str, path: &str, v: &toml::Value) -> Result<()> {
 impl Experiment {
     /// Parses a definition; errors name the file, line, column and field.
     pub fn parse(origin: &str, text: &str) -> Result<Self> {
-        let e: Experiment = toml::from_str(text)
+        let file: File = toml::from_str(text)
             .map_err(|e| Error::Data(format!("{origin}{}", toml_error(text, &e))))?;
+        let e = Experiment {
+            name: file.name.clone(),
+            description: file.description.clone(),
+            tags: file.tags.clone(),
+            data: file.data.clone(),
+            sde: file.sde.clone(),
+            seed: file.seed,
+            params: file.params(origin)?,
+        };
         if let Ok(value) = toml::from_str::<toml::Value>(text) {
             check_levels(origin, "", &value)?;
             if let toml::Value::Table(t) = &value {
@@ -237,14 +259,14 @@ impl Experiment {
         Ok(e)
     }
 
-    /// The dataset and its exact mixture (every experiment here needs the exact score).
-    pub fn exact_data(&self) -> Result<(Dataset, Arc<GaussianMixture>)> {
-        let data = Dataset::from_spec(&self.data)?;
-        let mixture = data
-            .mixture()
-            .ok_or_else(|| Error::Data(format!("{}: needs a mixture dataset", self.name)))?
-            .clone();
-        Ok((data, mixture))
+    /// `NAME  description [tags]`, as `scoresde list` prints it.
+    pub fn list_line(&self) -> String {
+        let tags = if self.tags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", self.tags.join(", "))
+        };
+        format!("{:<18} {}{tags}", self.name, self.description)
     }
 
     /// A builtin name or a path to a `.toml` file.
@@ -264,6 +286,54 @@ impl Experiment {
             names.join(", ")
         )))
     }
+}
+
+/// Runs experiments in turn, printing one line each (stdout) and every claim that does not
+/// hold (stderr), then writes `out/index.html` over every experiment in `out`; returns whether
+/// every asserted claim held.
+pub fn run_all(list: &[Experiment], out: &Path, quick: bool, seed: Option<u64>) -> Result<bool> {
+    let mut ok = true;
+    for e in list {
+        let r = run(e, out, quick, seed)?;
+        let failed = r.failures();
+        println!(
+            "{}: {} claims, {} failed, {:.1}s -> {}",
+            e.name,
+            r.claims.len(),
+            failed.len(),
+            r.wall,
+            r.dir.display()
+        );
+        for c in r.claims.iter().filter(|c| !c.passed()) {
+            eprintln!(
+                "{}: claim {}: '{}' statistic {:.4e}, threshold {}",
+                e.name,
+                if c.asserted {
+                    "FAILED"
+                } else {
+                    "not met (reported only)"
+                },
+                c.name,
+                c.statistic,
+                c.threshold
+            );
+        }
+        ok &= failed.is_empty();
+    }
+    let shown = index::write_index(out)?;
+    println!(
+        "index of {shown} experiments -> {}",
+        out.join("index.html").display()
+    );
+    Ok(ok)
+}
+
+/// The builtin experiments carrying `tag` (`paper`: what `scoresde figures` runs).
+pub fn tagged(tag: &str) -> Result<Vec<Experiment>> {
+    Ok(builtin()?
+        .into_iter()
+        .filter(|e| e.tags.iter().any(|t| t == tag))
+        .collect())
 }
 
 /// Every builtin experiment.
@@ -361,6 +431,18 @@ impl Outputs {
         Ok(())
     }
 
+    /// `NAME.csv` from typed rows: the header is the field names, numbers as each field's
+    /// type writes them ([`Sci`], [`Num`]).
+    pub fn rows<R: Serialize>(&mut self, name: &str, rows: &[R]) -> Result<()> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for r in rows {
+            w.serialize(r).map_err(|e| invalid!("{name}.csv: {e}"))?;
+        }
+        let body = w.into_inner().map_err(|e| invalid!("{name}.csv: {e}"))?;
+        let body = String::from_utf8(body).map_err(|e| invalid!("{name}.csv: {e}"))?;
+        self.text(&format!("{name}.csv"), &body)
+    }
+
     /// `NAME.csv` from a header and rows.
     pub fn csv(&mut self, name: &str, header: &str, rows: &[String]) -> Result<()> {
         let f = format!("{name}.csv");
@@ -419,39 +501,7 @@ pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Resu
         nfe: Vec::new(),
         models: Vec::new(),
     };
-    let missing = |k: &str| {
-        invalid!(
-            "experiment '{}' of kind {k} needs its [{k}] table",
-            exp.name
-        )
-    };
-    // Each kind runs its module with its own params table.
-    macro_rules! dispatch {
-        ($($kind:ident => $module:ident . $field:ident),* $(,)?) => {
-            match exp.kind {
-                $(Kind::$kind => $module::run(
-                    exp,
-                    exp.$field.as_ref().ok_or_else(|| missing(stringify!($field)))?,
-                    &mut o,
-                )?,)*
-            }
-        };
-    }
-    let claims = dispatch!(
-        SamplersVsNfe => samplers_vs_nfe.samplers_vs_nfe,
-        ElboVsT => elbo_vs_t.elbo_vs_t,
-        NcsnLangevin => ncsn_langevin.ncsn_langevin,
-        AdaptiveOde => adaptive_ode.adaptive_ode,
-        ForwardReverse2d => forward_reverse.forward_reverse_2d,
-        DdimEta => ddim_eta.ddim_eta,
-        DdpmVsVpsde => ddpm_vs_vpsde.ddpm_vs_vpsde,
-        SdeTrajectories => sde_trajectories.sde_trajectories,
-        SwissRoll => swiss_roll.swiss_roll,
-        PcSamplers => pc_samplers.pc_samplers,
-        Likelihoods => likelihoods.likelihoods,
-        ElboTerms => elbo_terms.elbo_terms,
-        ToyGallery => toy_gallery.toy_gallery,
-    );
+    let claims = exp.params.run(exp, &mut o)?;
     let wall = start.elapsed().as_secs_f64();
     let manifest = serde_json::json!({
         "name": exp.name,

@@ -4,7 +4,7 @@
 //! tuned on a grid per SDE, for PC and for corrector-only sampling.
 
 use super::model::ModelSpec;
-use super::{Claim, Experiment, Outputs};
+use super::{Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::nn::NetScore;
 use crate::plot::{Chart, Mark, Series};
@@ -21,15 +21,12 @@ pub struct Params {
     /// One learned model per SDE (VE and VP for the cross-SDE claims).
     pub models: Vec<ModelSpec>,
     /// Predictor steps N (the table is drawn at `table_n`).
-    pub steps: Vec<usize>,
-    pub quick_steps: Vec<usize>,
+    pub steps: Scale<Vec<usize>>,
     pub table_n: usize,
     /// Sampling seeds per configuration.
-    pub seeds: usize,
-    pub quick_seeds: usize,
+    pub seeds: Scale<usize>,
     /// Samples per run and exact reference draws.
-    pub n: usize,
-    pub quick_n: usize,
+    pub n: Scale<usize>,
     pub reference: usize,
     /// Langevin r grid searched (at `table_n`, one tuning seed) for PC_N and for C_2N.
     pub snr_grid: Vec<f64>,
@@ -107,11 +104,7 @@ impl Ctx<'_> {
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (_, mixture): (_, std::sync::Arc<GaussianMixture>) = exp.exact_data()?;
-    let (steps, seeds, n) = if o.quick {
-        (&p.quick_steps, p.quick_seeds, p.quick_n)
-    } else {
-        (&p.steps, p.seeds, p.n)
-    };
+    let (steps, seeds, n) = (p.steps.at(o.quick), *p.seeds.at(o.quick), *p.n.at(o.quick));
     let table_n = if steps.contains(&p.table_n) {
         p.table_n
     } else {

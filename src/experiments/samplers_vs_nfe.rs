@@ -1,12 +1,11 @@
 //! EDM Fig. 2 / DPM-Solver on toy data: endpoint error at ε against NFE for every deterministic
 //! sampler with the exact score, and the fitted convergence orders (papers.md §8.2, §9).
 
-use super::{loglog_slope, Claim, Experiment, Outputs};
+use super::{Num, Sci, Exact, Scale, loglog_slope, Claim, Experiment, Outputs};
 
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::convergence::EndpointOracle;
 use crate::sample::{integrate, SampleSpec, Sampler, SamplerOptions};
-use crate::score::MixtureScore;
 use crate::{invalid, Result};
 use serde::{Deserialize, Serialize};
 
@@ -16,15 +15,21 @@ pub struct Params {
     /// Particles (prior draws shared by every sampler).
     pub particles: usize,
     /// NFE budgets (multiples of 12 keep every order's steps whole).
-    pub nfe: Vec<usize>,
-    /// NFE budgets with --quick.
-    pub quick_nfe: Vec<usize>,
+    pub nfe: Scale<Vec<usize>>,
     /// Sampler names as on the CLI.
     pub samplers: Vec<Sampler>,
     /// Largest NFE values used to fit each slope (the asymptotic range).
     pub fit_last: usize,
     /// Allowed |slope + order| for the convergence-order claims.
     pub tolerance: f64,
+}
+
+/// One row of `errors.csv`.
+#[derive(Serialize)]
+struct Row {
+    sampler: String,
+    nfe: Num,
+    endpoint_error: Sci,
 }
 
 /// The theoretical order of a deterministic fixed-step sampler.
@@ -44,12 +49,12 @@ fn steps_for(s: Sampler, nfe: usize, options: &SamplerOptions) -> Option<usize> 
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let (data, mixture) = exp.exact_data()?;
-    let sde = exp.sde.build(|| data.diameter())?;
-    let score = MixtureScore::new(mixture, sde.clone());
+    let Exact {
+        data, sde, score, ..
+    } = exp.exact()?;
     let x_t = sde.prior_sample(p.particles, data.dim(), o.seed);
     let oracle = EndpointOracle::new(sde.as_ref(), &score, x_t)?;
-    let budgets = if o.quick { &p.quick_nfe } else { &p.nfe };
+    let budgets = p.nfe.at(o.quick);
     let (mut rows, mut series, mut claims) = (Vec::new(), Vec::new(), Vec::new());
     for &s in &p.samplers {
         let order = order(s).ok_or_else(|| {
@@ -76,7 +81,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             };
             let run = integrate(sde.as_ref(), &score, oracle.x_t.clone(), &spec, None)?;
             let err = oracle.error(&run.x);
-            rows.push(format!("{},{},{:e}", s.name(), run.nfe, err));
+            rows.push(Row {
+                sampler: s.name(),
+                nfe: Num(run.nfe),
+                endpoint_error: Sci(err),
+            });
             o.nfe.push((format!("{} steps={steps}", s.name()), run.nfe));
             pts.push((run.nfe, err));
         }
@@ -101,7 +110,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             mark: Mark::LineAndPoints,
         });
     }
-    o.csv("errors", "sampler,nfe,endpoint_error", &rows)?;
+    o.rows("errors", &rows)?;
     o.chart(
         "errors",
         &Chart {

@@ -3,7 +3,7 @@
 //! marginals of all four processes tested against the exact p_t CDF; PF-ODE paths checked for
 //! crossings; and the PF-ODE round trip 0 → T → 0 against the step count.
 
-use super::{loglog_slope, Claim, Experiment, Outputs};
+use super::{Scale, loglog_slope, Claim, Experiment, Outputs};
 use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
 use crate::plot::{Chart, Heatmap, Mark, Overlay, Panel, Series, PALETTE};
 use crate::score::{GaussianMixture, MixtureScore};
@@ -13,8 +13,7 @@ use crate::{invalid, Result};
 use ndarray::{Array1, Array2};
 use plotters::style::{RGBColor, WHITE};
 use scoresde_solvers::{
-    euler_maruyama, ode_fixed, FixedMethod, KeyedNormal, OdeSystem, SdeSystem, Solution,
-    SolveOptions, TimeGrid,
+    solve, KeyedNormal, Method, Problem, SdeSystem, Solution, SolveOptions, Steps, TimeGrid, RK4,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -35,8 +34,7 @@ pub struct Params {
     pub sde_paths: usize,
     pub ode_paths: usize,
     /// Particles per process in the KS tests (and under `--quick`).
-    pub n: usize,
-    pub quick_n: usize,
+    pub n: Scale<usize>,
     /// Times of the KS tests, as fractions of T (snapped to the ODE grid).
     pub test_times: Vec<f64>,
     /// Family-wise level, Bonferroni-split over every KS test.
@@ -83,7 +81,13 @@ fn em(
     record: Option<Vec<f64>>,
 ) -> Result<Solution> {
     let (grid, opts) = grid_and_options(from, to, steps, record)?;
-    Ok(euler_maruyama(sys, x, &grid, &noise, &opts)?)
+    Ok(solve(
+        Problem::Sde(sys, &noise),
+        Method::EulerMaruyama,
+        &Steps::Grid(grid),
+        x,
+        &opts,
+    )?)
 }
 
 /// Column of `n` points.
@@ -183,11 +187,11 @@ impl Run<'_> {
     ) -> Result<Solution> {
         let pf = ReverseSde::new(self.sde.as_ref(), &self.score).probability_flow();
         let (grid, opts) = grid_and_options(from, to, steps, record)?;
-        Ok(ode_fixed(
-            &pf as &dyn OdeSystem,
-            FixedMethod::Rk4,
+        Ok(solve(
+            Problem::Ode(&pf),
+            Method::Rk(&RK4),
+            &Steps::Grid(grid),
             x,
-            &grid,
             &opts,
         )?)
     }
@@ -219,7 +223,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             p.ode_steps
         ));
     }
-    let n = if o.quick { p.quick_n } else { p.n };
+    let n = *p.n.at(o.quick);
     let comps0 = mixture.marginal_1d(0);
     let n_tests = p.sdes.len() * 4 * p.test_times.len();
     let level = p.alpha / n_tests.max(1) as f64;

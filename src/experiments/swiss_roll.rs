@@ -7,7 +7,7 @@
 //! rule on the same T steps.
 
 use super::model::ModelSpec;
-use super::{scatter, Claim, Experiment, Outputs};
+use super::{Scale, scatter, Claim, Experiment, Outputs};
 use crate::data::DATA_DOMAIN;
 use crate::ddpm::DiscreteSchedule;
 use crate::elbo::discrete_bound;
@@ -28,8 +28,7 @@ pub struct Params {
     /// Diffusion steps T of the chain (Sohl-Dickstein et al.: 40).
     pub steps: usize,
     /// Samples per panel and for the tests (and under `--quick`).
-    pub n: usize,
-    pub quick_n: usize,
+    pub n: Scale<usize>,
     /// Arrows per side of the drift grid over [−extent, extent]².
     pub arrows: usize,
     pub extent: f64,
@@ -51,7 +50,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         .as_vp()
         .ok_or_else(|| invalid!("{}: the Swiss-roll chain needs the VP SDE", exp.name))?;
     let chain = DiscreteSchedule::from_vp(vp, p.steps)?;
-    let n = if o.quick { p.quick_n } else { p.n };
+    let n = *p.n.at(o.quick);
     let big_t = p.steps;
     let mid = big_t / 2;
     // Forward q: exact draws of q(x_i | x_0) from fresh data.

@@ -3,7 +3,7 @@
 //! held-out data and a wrong reverse process as the power control.
 
 use super::model::ModelSpec;
-use super::{Claim, Experiment, Outputs};
+use super::{Scale, Claim, Experiment, Outputs};
 use crate::data::DATA_DOMAIN;
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::{sample, SampleSpec, Sampler};
@@ -15,7 +15,7 @@ use crate::stats::KNN_K;
 use crate::train::TrainData;
 use crate::{invalid, Result};
 use ndarray::Array2;
-use scoresde_solvers::{euler_maruyama, KeyedNormal, SolveOptions, TimeGrid};
+use scoresde_solvers::{solve, KeyedNormal, Method, Problem, SolveOptions, Steps, TimeGrid};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -27,8 +27,7 @@ pub struct Params {
     pub sampler: Sampler,
     pub steps: usize,
     /// Samples per dataset for the statistics (and under `--quick`); at most `shown` are drawn.
-    pub n: usize,
-    pub quick_n: usize,
+    pub n: Scale<usize>,
     pub shown: usize,
     /// Reported against `max_ratio`: energy distance to held-out data over the data-vs-data
     /// floor, each the mean over `replicates` independent blocks of `n` points (at n = 2000 a
@@ -61,7 +60,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     if p.models.is_empty() {
         return Err(invalid!("{}: [toy_gallery] lists no models", exp.name));
     }
-    let n = if o.quick { p.quick_n } else { p.n };
+    let n = *p.n.at(o.quick);
     if n < 2 || p.replicates == 0 {
         return Err(invalid!(
             "{}: n must be at least 2 and replicates at least 1",
@@ -95,11 +94,14 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             .push((format!("{name}: {}", p.sampler.name()), run.nfe));
         // Power control: the wrong reverse process from the same prior draws, same steps.
         let grid = TimeGrid::uniform(sde.t_max(), sde.default_eps(), p.steps)?;
-        let wrong = euler_maruyama(
-            &WrongReverse(ReverseSde::new(sde.as_ref(), &net)),
+        let wrong = solve(
+            Problem::Sde(
+                &WrongReverse(ReverseSde::new(sde.as_ref(), &net)),
+                &KeyedNormal::new(o.seed, 0x6A11),
+            ),
+            Method::EulerMaruyama,
+            &Steps::Grid(grid),
             sde.prior_sample(n, data.dim(), o.seed),
-            &grid,
-            &KeyedNormal::new(o.seed, 0x6A11),
             &SolveOptions::default(),
         )?
         .x;
@@ -390,7 +392,9 @@ mod tests {
     fn builtin_gallery_covers_every_dataset() {
         let exps = super::super::builtin().unwrap();
         let gallery = exps.iter().find(|e| e.name == "toy-gallery").unwrap();
-        let p = gallery.toy_gallery.as_ref().unwrap();
+        let super::super::Params::ToyGallery(p) = &gallery.params else {
+            panic!("toy-gallery has the toy-gallery kind");
+        };
         let mut shown: Vec<String> = p
             .models
             .iter()

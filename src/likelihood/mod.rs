@@ -15,16 +15,17 @@ use crate::sde::Sde;
 use crate::{invalid, Result};
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
-use scoresde_solvers::{dopri5, KeyedNormal, OdeSystem, SolveOptions, Time, Tolerances};
+use scoresde_solvers::{
+    solve, KeyedNormal, Method, OdeSystem, Problem, SolveOptions, Steps, Time, Tolerances, DOPRI5,
+};
 use std::time::{Duration, Instant};
 
 /// Noise domain of the Hutchinson probe vectors.
 pub const HUTCHINSON_DOMAIN: u64 = 0x4855_5443;
 
 /// How ∇·s is computed.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Divergence {
     /// The model's own divergence: analytic for exact scores, central differences otherwise.
@@ -146,7 +147,7 @@ pub fn pf_ode_nll(
     crate::score::check_sde(score, sde)?;
     let t_max = sde.t_max();
     if !(spec.eps > 0.0 && spec.eps < t_max) {
-        return Err(invalid!("--eps must lie in (0, {t_max}), got {}", spec.eps));
+        return Err(invalid!("`eps` must lie in (0, {t_max}), got {}", spec.eps));
     }
     if x.ncols() != score.dim() {
         return Err(invalid!(
@@ -179,12 +180,16 @@ pub fn pf_ode_nll(
         chunk_size: spec.chunk,
         ..Default::default()
     };
-    let sol = dopri5(
-        &sys,
+    let steps = Steps::Adaptive {
+        t0: spec.eps,
+        t1: t_max,
+        tol: Tolerances::new(spec.rtol, spec.atol),
+    };
+    let sol = solve(
+        Problem::Ode(&sys),
+        Method::Rk(&DOPRI5),
+        &steps,
         state,
-        spec.eps,
-        t_max,
-        Tolerances::new(spec.rtol, spec.atol),
         &opts,
     )?;
     let x_t = sol.x.slice(s![.., ..d]).to_owned();

@@ -27,7 +27,8 @@ use crate::{invalid, Result};
 use serde::{Deserialize, Serialize};
 
 /// Hidden-layer non-linearity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     #[default]

@@ -7,9 +7,8 @@ use crate::{invalid, Result};
 use scoresde_solvers::TimeGrid;
 
 /// How the points of a grid are spread between t_max and ε.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Spacing {
     /// Uniform in t (Song et al. 2021).
@@ -48,7 +47,7 @@ pub fn time_grid(
         }
         Spacing::Edm => {
             if !(rho > 0.0 && rho.is_finite()) {
-                return Err(invalid!("--rho must be positive, got {rho}"));
+                return Err(invalid!("`rho` must be positive, got {rho}"));
             }
             // σ̃ = s/m = exp(−½ log SNR).
             let sig = |t: f64| (-0.5 * sde.log_snr(t)).exp();
@@ -110,7 +109,7 @@ impl Grid {
 pub fn ddpm_schedule(sde: &dyn Sde, n: usize, who: &str) -> Result<DiscreteSchedule> {
     let vp = sde.as_vp().ok_or_else(|| {
         invalid!(
-            "--sampler {who} on a discrete schedule needs the VP SDE (got {})",
+            "`sampler` {who} on a discrete schedule needs the VP SDE (got {})",
             sde.name()
         )
     })?;

@@ -50,7 +50,7 @@ pub fn sample_with(
     run: &RunSpec,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<SampleRun> {
-    crate::error::check_points("--n", run.n, score.dim())?;
+    crate::error::check_points("n", run.n, score.dim())?;
     let x_t = sde.prior_sample(run.n, score.dim(), run.seed);
     integrate_with(sde, score, x_t, method, run, progress)
 }

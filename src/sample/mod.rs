@@ -39,8 +39,8 @@ use crate::sde::Sde;
 use crate::{invalid, Result};
 use ndarray::Array2;
 use scoresde_solvers::{
-    dopri5, euler_maruyama, ode_fixed, FixedMethod, KeyedNormal, SolveOptions, Stats, TimeGrid,
-    Tolerances,
+    solve, KeyedNormal, Method as Step, Problem, SolveOptions, Stats, Steps, TimeGrid, Tolerances,
+    DOPRI5, EULER, HEUN, RK4,
 };
 use std::time::{Duration, Instant};
 
@@ -49,9 +49,8 @@ pub const SOLVER_DOMAIN: u64 = 0x50_4C56;
 
 /// Samplers available with any score. What `--steps` N means differs by family; see
 /// [`Sampler::nfe`] for the evaluations each spends.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Sampler {
     /// Euler–Maruyama on the reverse-time SDE, N steps.
@@ -73,19 +72,19 @@ pub enum Sampler {
     /// EDM Algorithm 2 (--s-churn, --s-tmin, --s-tmax, --s-noise), N grid points.
     EdmSde,
     /// DPM-Solver-1 (= DDIM), N = NFE budget.
-    #[value(name = "dpm-solver-1")]
+    #[cfg_attr(feature = "cli", value(name = "dpm-solver-1"))]
     #[serde(rename = "dpm-solver-1")]
     DpmSolver1,
     /// DPM-Solver-2 (single-step, r₁ = ½), N = NFE budget.
-    #[value(name = "dpm-solver-2")]
+    #[cfg_attr(feature = "cli", value(name = "dpm-solver-2"))]
     #[serde(rename = "dpm-solver-2")]
     DpmSolver2,
     /// DPM-Solver-3 (single-step, r₁ = ⅓, r₂ = ⅔), N = NFE budget.
-    #[value(name = "dpm-solver-3")]
+    #[cfg_attr(feature = "cli", value(name = "dpm-solver-3"))]
     #[serde(rename = "dpm-solver-3")]
     DpmSolver3,
     /// DPM-Solver++(2M), multistep, N steps.
-    #[value(name = "dpm-solver-pp2m")]
+    #[cfg_attr(feature = "cli", value(name = "dpm-solver-pp2m"))]
     #[serde(rename = "dpm-solver-pp2m")]
     DpmSolverPp2m,
     /// DDIM with --eta, N grid points (with --discrete M: a sub-sequence of DDPM's M steps).
@@ -101,10 +100,7 @@ pub enum Sampler {
 impl Sampler {
     /// The CLI name.
     pub fn name(self) -> String {
-        use clap::ValueEnum;
-        self.to_possible_value()
-            .map(|v| v.get_name().to_owned())
-            .unwrap_or_default()
+        crate::io::variant_name(&self)
     }
 
     /// Whether the final Tweedie step is on by default (the step-map sampler's own default).
@@ -366,7 +362,7 @@ pub fn sample(
     spec: &SampleSpec,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<SampleRun> {
-    crate::error::check_points("--n", spec.n, score.dim())?;
+    crate::error::check_points("n", spec.n, score.dim())?;
     let x_t = sde.prior_sample(spec.n, score.dim(), spec.seed);
     integrate(sde, score, x_t, spec, progress)
 }
@@ -380,7 +376,7 @@ pub fn integrate(
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<SampleRun> {
     if spec.sampler != Sampler::PfRk45 {
-        crate::error::check_range("--steps", spec.steps, crate::error::MAX_STEPS)?;
+        crate::error::check_range("steps", spec.steps, crate::error::MAX_STEPS)?;
     }
     check_options(spec.sampler, &spec.options)?;
     let run = RunSpec {
@@ -399,7 +395,7 @@ pub fn integrate(
             | Sampler::PfRk4
             | Sampler::PfRk45
             | Sampler::PlugIn => {
-                let sol = solve(sde, counted, x_t, spec, eps, record, progress)?;
+                let sol = solve_chunked(sde, counted, x_t, spec, eps, record, progress)?;
                 // The solvers catch non-finite states at every step; a finite divergence
                 // shows in the end state.
                 let steps = sol.stats.accepted / sol.stats.particles.max(1);
@@ -438,7 +434,7 @@ fn drive(
     let t_max = sde.t_max();
     let eps = run.eps.unwrap_or(sde.default_eps());
     if !(eps > 0.0 && eps < t_max) {
-        return Err(invalid!("--eps must lie in (0, {t_max}), got {eps}"));
+        return Err(invalid!("`eps` must lie in (0, {t_max}), got {eps}"));
     }
     if x_t.ncols() != score.dim() {
         return Err(invalid!(
@@ -487,39 +483,39 @@ fn drive(
 /// Rejects settings a sampler cannot use.
 fn check_options(sampler: Sampler, o: &SamplerOptions) -> Result<()> {
     if !(0.0..=1.0).contains(&o.lambda) {
-        return Err(invalid!("--lambda must lie in [0, 1], got {}", o.lambda));
+        return Err(invalid!("`lambda` must lie in [0, 1], got {}", o.lambda));
     }
     if !(o.eta >= 0.0 && o.eta.is_finite()) {
-        return Err(invalid!("--eta must be non-negative, got {}", o.eta));
+        return Err(invalid!("`eta` must be non-negative, got {}", o.eta));
     }
     if !(o.snr > 0.0 && o.snr.is_finite()) {
-        return Err(invalid!("--snr must be positive, got {}", o.snr));
+        return Err(invalid!("`snr` must be positive, got {}", o.snr));
     }
     if !(o.step_size > 0.0 && o.step_size.is_finite()) {
         return Err(invalid!(
-            "--step-size must be positive, got {}",
+            "`step_size` must be positive, got {}",
             o.step_size
         ));
     }
     if !(o.s_churn >= 0.0 && o.s_noise >= 0.0 && o.s_tmin <= o.s_tmax) {
         return Err(invalid!(
-            "EDM churn needs s_churn ≥ 0, s_noise ≥ 0 and s_tmin ≤ s_tmax"
+            "EDM churn needs `s_churn` ≥ 0, `s_noise` ≥ 0 and `s_tmin` ≤ `s_tmax`"
         ));
     }
     let corrects = o.corrector != Corrector::None && o.corrector_steps > 0;
     if sampler == Sampler::Pc && o.predictor == Predictor::None && !corrects {
         return Err(invalid!(
-            "--sampler pc with --predictor none needs a corrector with --corrector-steps ≥ 1: as configured it does no work"
+            "`sampler` pc with `predictor` none needs a corrector with `corrector_steps` ≥ 1: as configured it does no work"
         ));
     }
     if sampler == Sampler::AnnealedLangevin && o.levels == 0 {
-        return Err(invalid!("--levels must be at least 1"));
+        return Err(invalid!("`levels` must be at least 1"));
     }
     Ok(())
 }
 
 /// The samplers run by the chunked solvers of `scoresde-solvers`.
-fn solve(
+fn solve_chunked(
     sde: &dyn Sde,
     counted: &Counted<'_>,
     x_t: Array2<f64>,
@@ -535,43 +531,40 @@ fn solve(
         record: record.to_vec(),
         progress,
     };
-    let grid = || -> Result<TimeGrid> {
+    let grid = || -> Result<Steps> {
         let spacing = spec.options.spacing.unwrap_or(Spacing::Time);
-        grid::time_grid(sde, spacing, spec.options.rho, t_max, eps, spec.steps + 1)
+        let g: TimeGrid =
+            grid::time_grid(sde, spacing, spec.options.rho, t_max, eps, spec.steps + 1)?;
+        Ok(Steps::Grid(g))
     };
     let noise = KeyedNormal::new(spec.seed, SOLVER_DOMAIN);
     let pf = reverse.probability_flow();
-    Ok(match spec.sampler {
-        Sampler::Em => euler_maruyama(&reverse, x_t, &grid()?, &noise, &opts)?,
-        Sampler::PlugIn => euler_maruyama(
-            &reverse.with_lambda(spec.options.lambda),
-            x_t,
-            &grid()?,
-            &noise,
-            &opts,
-        )?,
-        Sampler::PfEuler => ode_fixed(&pf, FixedMethod::Euler, x_t, &grid()?, &opts)?,
-        Sampler::PfHeun => ode_fixed(&pf, FixedMethod::Heun, x_t, &grid()?, &opts)?,
-        Sampler::PfRk4 => ode_fixed(&pf, FixedMethod::Rk4, x_t, &grid()?, &opts)?,
+    let plug_in = reverse.with_lambda(spec.options.lambda);
+    let (problem, method, steps) = match spec.sampler {
+        Sampler::Em => (Problem::Sde(&reverse, &noise), Step::EulerMaruyama, grid()?),
+        Sampler::PlugIn => (Problem::Sde(&plug_in, &noise), Step::EulerMaruyama, grid()?),
+        Sampler::PfEuler => (Problem::Ode(&pf), Step::Rk(&EULER), grid()?),
+        Sampler::PfHeun => (Problem::Ode(&pf), Step::Rk(&HEUN), grid()?),
+        Sampler::PfRk4 => (Problem::Ode(&pf), Step::Rk(&RK4), grid()?),
         Sampler::PfRk45 => {
             if !(spec.rtol > 0.0 && spec.atol > 0.0) {
                 return Err(invalid!(
-                    "--rtol and --atol must be positive (got {} and {})",
+                    "`rtol` and `atol` must be positive (got {} and {})",
                     spec.rtol,
                     spec.atol
                 ));
             }
-            dopri5(
-                &pf,
-                x_t,
-                t_max,
-                eps,
-                Tolerances::new(spec.rtol, spec.atol),
-                &opts,
-            )?
+            let tol = Tolerances::new(spec.rtol, spec.atol);
+            let adaptive = Steps::Adaptive {
+                t0: t_max,
+                t1: eps,
+                tol,
+            };
+            (Problem::Ode(&pf), Step::Rk(&DOPRI5), adaptive)
         }
         _ => unreachable!("step-map samplers run in step_map"),
-    })
+    };
+    Ok(solve(problem, method, &steps, x_t, &opts)?)
 }
 
 /// A sampler's final state, its time, work counters and records.

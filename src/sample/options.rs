@@ -4,9 +4,8 @@
 use super::grid::Spacing;
 
 /// Song et al. 2021's predictors (App. E–G; papers.md §1.5).
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Predictor {
     /// Euler–Maruyama on the reverse SDE.
@@ -22,9 +21,8 @@ pub enum Predictor {
 }
 
 /// Correctors.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Corrector {
     /// Langevin MCMC with step `ε = 2α (r ‖z‖/‖s‖)²` (norms averaged over the batch).
@@ -33,9 +31,8 @@ pub enum Corrector {
 }
 
 /// Variance of an ancestral / DDPM step.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Variance {
     /// σ² = β (the forward step variance b²; optimal for x₀ ~ N(0, I)).
@@ -45,61 +42,62 @@ pub enum Variance {
 }
 
 /// Everything a sampler may need besides its step count.
-#[derive(Clone, Debug, PartialEq, clap::Args, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SamplerOptions {
     /// Spacing of the time grid (default: time; logsnr for DPM-Solver; edm for EDM samplers).
-    #[arg(long, value_enum)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub spacing: Option<Spacing>,
     /// ρ of the EDM spacing.
-    #[arg(long, default_value_t = 7.0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 7.0))]
     pub rho: f64,
     /// Final Tweedie denoising step x̂₀ = (x + s² ∇log p)/m at ε, one more NFE (default: on
     /// for edm-heun, edm-sde, ddpm and ddim; off otherwise).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub denoise: Option<bool>,
     /// Predictor of `--sampler pc`.
-    #[arg(long, value_enum, default_value_t = Predictor::ReverseDiffusion)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = Predictor::ReverseDiffusion))]
     pub predictor: Predictor,
     /// Corrector of `--sampler pc`.
-    #[arg(long, value_enum, default_value_t = Corrector::Langevin)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = Corrector::Langevin))]
     pub corrector: Corrector,
     /// Corrector steps per noise level.
-    #[arg(long, default_value_t = 1)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1))]
     pub corrector_steps: usize,
     /// Signal-to-noise ratio r of the Langevin corrector.
-    #[arg(long, default_value_t = 0.16)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.16))]
     pub snr: f64,
     /// DDIM's η (0: deterministic DDIM, 1: DDPM's posterior variance).
-    #[arg(long, default_value_t = 0.0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0))]
     pub eta: f64,
     /// Variance of ancestral / DDPM steps (default: beta, beta-tilde for VE).
-    #[arg(long, value_enum)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
     pub variance: Option<Variance>,
     /// EDM stochastic sampler: S_churn.
-    #[arg(long, default_value_t = 0.0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0))]
     pub s_churn: f64,
     /// EDM: churn only where σ̃ = s/m ≥ S_tmin.
-    #[arg(long, default_value_t = 0.0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0))]
     pub s_tmin: f64,
     /// EDM: churn only where σ̃ = s/m ≤ S_tmax.
-    #[arg(long, default_value_t = f64::INFINITY)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = f64::INFINITY))]
     pub s_tmax: f64,
     /// EDM: S_noise.
-    #[arg(long, default_value_t = 1.0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1.0))]
     pub s_noise: f64,
     /// λ of Huang et al.'s plug-in reverse SDEs (0: reverse SDE, 1: probability flow).
-    #[arg(long, default_value_t = 0.0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.0))]
     pub lambda: f64,
     /// Langevin step size ε (plain: α = ε; annealed: α_i = ε s_i²/s_L²).
-    #[arg(long, default_value_t = 0.1)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.1))]
     pub step_size: f64,
     /// Noise levels of annealed Langevin (spread from t_max to ε by --spacing).
-    #[arg(long, default_value_t = 10)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 10))]
     pub levels: usize,
     /// DDPM / DDIM on the N-step discrete schedule read off the VP-SDE (the grid is a linear
     /// sub-sequence of its matched times). ddpm defaults to N = --steps.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub discrete: Option<usize>,
 }
 

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Which forward SDE.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum SdeKind {
     #[default]
@@ -17,7 +18,8 @@ pub enum SdeKind {
 }
 
 /// The β schedule of the VP and sub-VP SDEs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
     #[default]
@@ -26,23 +28,24 @@ pub enum ScheduleKind {
 }
 
 /// An SDE and its parameters (defaults: Song et al. 2021).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 #[serde(deny_unknown_fields, default)]
 pub struct SdeSpec {
     /// Forward SDE.
-    #[arg(long = "sde", value_enum, default_value_t = SdeKind::Vp)]
+    #[cfg_attr(feature = "cli", arg(long = "sde", value_enum, default_value_t = SdeKind::Vp))]
     pub kind: SdeKind,
     /// β schedule of the VP and sub-VP SDEs.
-    #[arg(long, value_enum, default_value_t = ScheduleKind::Linear)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = ScheduleKind::Linear))]
     pub schedule: ScheduleKind,
-    #[arg(long, default_value_t = 0.1)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.1))]
     pub beta_min: f64,
-    #[arg(long, default_value_t = 20.0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 20.0))]
     pub beta_max: f64,
-    #[arg(long, default_value_t = 0.01)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0.01))]
     pub sigma_min: f64,
     /// VE σ_max (default: the data diameter, Song & Ermon 2020's technique 1).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub sigma_max: Option<f64>,
 }
 

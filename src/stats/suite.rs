@@ -104,11 +104,11 @@ impl Battery {
     /// Checks the settings against `data` before any sample is read; returns the resample count.
     pub fn validate(&self, data: &Dataset) -> Result<usize> {
         if !(self.alpha > 0.0 && self.alpha < 1.0) {
-            return Err(invalid!("alpha must lie in (0, 1), got {}", self.alpha));
+            return Err(invalid!("`alpha` must lie in (0, 1), got {}", self.alpha));
         }
         if !(2..=MAX_POINTS).contains(&self.max_points) {
             return Err(invalid!(
-                "max_points must lie in [2, {MAX_POINTS}], got {}",
+                "`max_points` must lie in [2, {MAX_POINTS}], got {}",
                 self.max_points
             ));
         }
@@ -117,7 +117,7 @@ impl Battery {
         let b = self.permutations.unwrap_or(need.max(500));
         if b < need {
             return Err(invalid!(
-                "permutations {b} can never reach the group level {:.4} (a resampling p-value is at least 1/(B+1)): use at least {need}",
+                "`permutations` {b} can never reach the group level {:.4} (a resampling p-value is at least 1/(B+1)): use at least {need}",
                 self.alpha * if groups == 2 { PERMUTATION_SHARE } else { 1.0 }
             ));
         }

@@ -317,3 +317,14 @@ pub fn load_model(dir: impl Into<PathBuf>) -> Result<(RunConfig, crate::nn::NetS
         .build(|| data.map(|d| d.diameter()).unwrap_or(1.0))?;
     Ok((cfg, crate::nn::NetScore::new(mlp, sde)))
 }
+
+impl crate::model::Model {
+    /// The EMA network of a run directory of `scoresde train`, under the run's own SDE, with
+    /// the run's configuration (its data spec, network and training settings).
+    pub fn from_run(dir: impl Into<PathBuf>) -> Result<(Self, RunConfig)> {
+        let (cfg, net) = load_model(dir)?;
+        let sde = net.sde().clone();
+        let model = Self::new(net, sde)?.with_data(cfg.data.clone());
+        Ok((model, cfg))
+    }
+}

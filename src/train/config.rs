@@ -7,7 +7,8 @@ use crate::{invalid, Result};
 use serde::{Deserialize, Serialize};
 
 /// How the denoising loss weighs noise levels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Weighting {
     /// ε-MSE with t ~ U(t_eps, T): DDPM's L_simple, i.e. score matching with λ(t) = σ(t)².
@@ -19,7 +20,8 @@ pub enum Weighting {
 }
 
 /// Learning rate after warm-up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum LrSchedule {
     /// Constant at `lr`.

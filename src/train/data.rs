@@ -21,7 +21,7 @@ impl TrainData {
     /// A builtin name, a mixture `.toml` or a `.csv` of points (header `x0,x1,…`).
     pub fn from_spec(spec: &str) -> Result<Self> {
         if spec.is_empty() {
-            return Err(Error::Data("no training data given (--data)".into()));
+            return Err(Error::Data("no training data given (`data`)".into()));
         }
         if Path::new(spec).extension().is_some_and(|e| e == "csv") {
             let x = read_csv(spec)?;

@@ -261,7 +261,7 @@ impl Trainer {
         let loss_value: f32 = loss.to_scalar().map_err(cerr)?;
         if !loss_value.is_finite() {
             return Err(Error::Invalid(format!(
-                "training diverged: the loss is {loss_value} at step {k} (lower --lr or keep gradient clipping on)"
+                "training diverged: the loss is {loss_value} at step {k} (lower `lr` or keep gradient clipping on)"
             )));
         }
         let grads = loss.backward().map_err(cerr)?;

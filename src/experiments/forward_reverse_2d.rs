@@ -1,21 +1,20 @@
 //! Song et al. 2021 Fig. 1 on toy data: the forward SDE's marginals and the reverse SDE's (exact
 //! score) at the same times, each tested against exact draws of p_t (papers.md §4.1).
 
-use super::{scatter, Claim, Experiment, Outputs};
+use super::{Num, Sci, Scale, scatter, Claim, Experiment, Outputs};
 use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
 use crate::sample::{integrate, SampleSpec, Sampler};
 use crate::score::MixtureScore;
 use crate::sde::Forward;
 use crate::stats::two_sample::mmd_test;
 use crate::{invalid, Result};
-use scoresde_solvers::{euler_maruyama, KeyedNormal, SolveOptions, TimeGrid};
+use scoresde_solvers::{solve, KeyedNormal, Method, Problem, SolveOptions, Steps, TimeGrid};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
-    pub n: usize,
-    pub quick_n: usize,
+    pub n: Scale<usize>,
     /// Euler–Maruyama steps over [0, 1] (every time below must be a multiple of 1/steps).
     pub steps: usize,
     /// Times at which both processes are shown and tested (≥ ε = 1/steps).
@@ -25,6 +24,14 @@ pub struct Params {
     pub permutations: usize,
 }
 
+/// One row of `mmd.csv`.
+#[derive(Serialize)]
+struct Row {
+    t: Num,
+    forward_p: Sci,
+    reverse_p: Sci,
+}
+
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (data, mixture) = exp.exact_data()?;
     if data.dim() != 2 {
@@ -32,7 +39,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     }
     let sde = exp.sde.build(|| data.diameter())?;
     let t_max = sde.t_max();
-    let n = if o.quick { p.quick_n } else { p.n };
+    let n = *p.n.at(o.quick);
     let eps = t_max / p.steps as f64;
     let snap = |t: f64| (t / eps).round() * eps;
     let times: Vec<f64> = p.times.iter().map(|&t| snap(t).clamp(eps, t_max)).collect();
@@ -43,11 +50,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         dim: 2,
     };
     let fgrid = TimeGrid::uniform(0.0, t_max, p.steps)?;
-    let fsol = euler_maruyama(
-        &fwd,
+    let fsol = solve(
+        Problem::Sde(&fwd, &KeyedNormal::new(o.seed, 0xF0)),
+        Method::EulerMaruyama,
+        &Steps::Grid(fgrid),
         x0,
-        &fgrid,
-        &KeyedNormal::new(o.seed, 0xF0),
         &SolveOptions {
             record: times.clone(),
             ..Default::default()
@@ -88,7 +95,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             .1;
         let pf = mmd_test(f.view(), exact.view(), p.permutations, o.seed).p_value;
         let pr = mmd_test(r.view(), exact.view(), p.permutations, o.seed).p_value;
-        rows.push(format!("{t},{pf:e},{pr:e}"));
+        rows.push(Row {
+            t: Num(t),
+            forward_p: Sci(pf),
+            reverse_p: Sci(pr),
+        });
         for (name, pv) in [("forward", pf), ("reverse", pr)] {
             claims.push(Claim::new(
                 &format!("{name} SDE at t = {t}: MMD test against exact p_t does not reject"),
@@ -100,7 +111,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         fcharts.push(scatter(format!("forward, t = {t}"), f));
         rcharts.push(scatter(format!("reverse, t = {t}"), r));
     }
-    o.csv("mmd", "t,forward_p,reverse_p", &rows)?;
+    o.rows("mmd", &rows)?;
     let cols = times.len().div_ceil(2);
     o.grid("forward", &fcharts, cols)?;
     o.grid("reverse", &rcharts, cols)?;

@@ -1,0 +1,194 @@
+//! `scoresde train`: a new run from a config and overrides, or `resume` of an existing one.
+
+use super::progress_bar;
+use crate::io::read_toml;
+use crate::nn::NetConfig;
+use crate::score::convert::Prediction;
+use crate::sde::{SdeKind, SdeSpec};
+use crate::train::{LrSchedule, RunConfig, RunDir, TrainConfig, Trainer, Weighting};
+use crate::{invalid, Result};
+use std::path::PathBuf;
+
+/// Train an ε-network by denoising score matching into a run directory.
+#[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct TrainTask {
+    /// Builtin name, mixture .toml or a .csv of points (header x0,x1,…).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub data: Option<String>,
+    /// A training config (.toml with optional data, [sde], [net] and [train] tables).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub config: Option<PathBuf>,
+    /// Total optimiser steps (with --resume: the new total).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub steps: Option<usize>,
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub batch: Option<usize>,
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub hidden: Option<usize>,
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub layers: Option<usize>,
+    /// Size of the sinusoidal time embedding.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub time_dim: Option<usize>,
+    /// Number of random Fourier features of x (0: raw x only).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub fourier: Option<usize>,
+    /// Standard deviation of the Fourier frequencies.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub fourier_scale: Option<f64>,
+    /// Residual hidden layers (true/false).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub residual: Option<bool>,
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub weighting: Option<Weighting>,
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub prediction: Option<Prediction>,
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub lr: Option<f64>,
+    /// Learning rate after warm-up: constant or cosine decay to lr/100.
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    pub lr_schedule: Option<LrSchedule>,
+    /// Train on DDPM's integer grid with N steps (VP only).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub discrete: Option<usize>,
+    #[cfg_attr(feature = "cli", arg(long = "sde", value_enum))]
+    pub sde_kind: Option<SdeKind>,
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub seed: Option<u64>,
+    /// The run directory (created; must not hold a run unless --resume).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub resume: bool,
+}
+
+impl TrainTask {
+    /// The trainer: a resumed run (only `steps` may change) or a new one from `config` with
+    /// the overrides applied.
+    pub fn trainer(&self) -> Result<Trainer> {
+        let dir = RunDir::new(&self.out);
+        if self.resume {
+            let given = [
+                ("data", self.data.is_some()),
+                ("config", self.config.is_some()),
+                ("batch", self.batch.is_some()),
+                ("hidden", self.hidden.is_some()),
+                ("layers", self.layers.is_some()),
+                ("time_dim", self.time_dim.is_some()),
+                ("fourier", self.fourier.is_some()),
+                ("fourier_scale", self.fourier_scale.is_some()),
+                ("residual", self.residual.is_some()),
+                ("weighting", self.weighting.is_some()),
+                ("prediction", self.prediction.is_some()),
+                ("lr", self.lr.is_some()),
+                ("lr_schedule", self.lr_schedule.is_some()),
+                ("discrete", self.discrete.is_some()),
+                ("sde", self.sde_kind.is_some()),
+                ("seed", self.seed.is_some()),
+            ];
+            if let Some((name, _)) = given.iter().find(|g| g.1) {
+                return Err(invalid!(
+                    "`{name}` cannot change a run on `resume` (the run's settings are in {})",
+                    self.out.join("run.toml").display()
+                ));
+            }
+            let mut t = dir.resume()?;
+            if let Some(steps) = self.steps {
+                t.cfg.train.steps = steps;
+            }
+            return Ok(t);
+        }
+        if dir.exists() {
+            return Err(invalid!(
+                "{} already holds a run: pass `resume` to continue it, or choose another `out`",
+                self.out.display()
+            ));
+        }
+        let mut cfg = match &self.config {
+            Some(p) => read_toml::<RunConfig>(p)?,
+            None => RunConfig {
+                data: String::new(),
+                sde: SdeSpec::default(),
+                net: NetConfig::default(),
+                train: TrainConfig::default(),
+            },
+        };
+        let t = &mut cfg.train;
+        let n = &mut cfg.net;
+        macro_rules! set {
+            ($($dst:expr => $src:expr),*) => { $(if let Some(v) = $src.clone() { $dst = v; })* };
+        }
+        set!(cfg.data => self.data, t.steps => self.steps, t.batch => self.batch,
+             n.hidden => self.hidden, n.layers => self.layers, n.time_dim => self.time_dim,
+             n.fourier => self.fourier, n.fourier_scale => self.fourier_scale,
+             n.residual => self.residual, t.weighting => self.weighting,
+             n.prediction => self.prediction, t.lr => self.lr, t.lr_schedule => self.lr_schedule,
+             t.seed => self.seed, cfg.sde.kind => self.sde_kind);
+        if self.discrete.is_some() {
+            t.discrete = self.discrete;
+        }
+        Trainer::new(cfg)
+    }
+
+    /// Trains to the configured total (a progress bar on a terminal); returns the summary line.
+    pub fn run(&self) -> Result<String> {
+        let mut trainer = self.trainer()?;
+        let dir = RunDir::new(&self.out);
+        let total = trainer.cfg.train.steps;
+        let start_step = trainer.state.step;
+        if total <= start_step {
+            return Err(invalid!(
+                "the run is already at step {start_step}; pass `steps` larger than that to continue"
+            ));
+        }
+        let pb = progress_bar(
+            total as u64,
+            "[{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}",
+        );
+        if let Some(pb) = &pb {
+            pb.set_position(start_step as u64);
+            pb.reset_eta();
+        }
+        let started = std::time::Instant::now();
+        let mut smooth = f64::NAN;
+        trainer.run_to_end(&dir, |rec| {
+            smooth = if smooth.is_nan() {
+                rec.loss
+            } else {
+                0.98 * smooth + 0.02 * rec.loss
+            };
+            if let Some(pb) = &pb {
+                pb.inc(1);
+                if rec.step % 10 == 0 {
+                    pb.set_message(format!("loss {smooth:.4}"));
+                }
+            }
+        })?;
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let done = total - start_step;
+        let window = (done / 100).max(10);
+        let c = &trainer.cfg;
+        Ok(format!(
+            "trained data={} sde={} net={}x{} (+{}-d time embedding, {} parameters) steps={}..{} batch={} loss={:.5} (mean of last {}) wall={:.1}s {:.1} steps/s -> {}",
+            c.data,
+            trainer.sde().name(),
+            c.net.layers,
+            c.net.hidden,
+            c.net.time_dim,
+            c.net.parameters(),
+            start_step,
+            total,
+            c.train.batch,
+            trainer.recent_loss(window),
+            window.min(trainer.history.len()),
+            secs,
+            done as f64 / secs,
+            self.out.display()
+        ))
+    }
+}
