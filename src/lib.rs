@@ -20,6 +20,7 @@
 //! * [`elbo`], [`likelihood`] — discrete and continuous ELBOs, exact PF-ODE likelihoods.
 //! * [`stats`] — single tests (MMD, energy, kNN, χ², KS, spread) and `stats::suite::Battery`,
 //!   the family-wise battery of `scoresde test`.
+//! * [`domain`] — every noise domain (the second key of each random stream), one enum.
 //! * [`numerics`], [`error`], [`io`] — shared formulas, the error type and size limits, atomic
 //!   files and checksums.
 //!
@@ -50,6 +51,7 @@
 
 pub mod data;
 pub mod ddpm;
+pub mod domain;
 pub mod elbo;
 pub mod error;
 pub mod experiments;

@@ -1,5 +1,11 @@
 //! Small numerical kernels shared by the hot loops.
 
+/// Rows per parallel block, wherever a batch is split over threads (network kernel, score
+/// evaluation, noise draws): each block is computed alone and blocks are combined in a fixed
+/// order, so results do not depend on the thread count. A 256 × 256 f32 activation is
+/// 256 KiB, half a core's L2.
+pub const BLOCK: usize = 256;
+
 /// `e^x` for `x ≤ 0`, written so that loops over it vectorise (no libm call).
 ///
 /// Cody–Waite reduction `x = n ln2 + r`, |r| ≤ ln2/2, and the degree-12 Taylor polynomial of

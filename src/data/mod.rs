@@ -16,11 +16,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Noise domain of exact data draws (`scoresde data`).
-pub const DATA_DOMAIN: u64 = 0xDA7A;
+pub const DATA_DOMAIN: u64 = crate::domain::Domain::Data.key();
 /// Noise domain of the reference draws a test compares against (independent of `DATA_DOMAIN`).
-pub const REFERENCE_DOMAIN: u64 = 0x4EF0;
+pub const REFERENCE_DOMAIN: u64 = crate::domain::Domain::Reference.key();
 /// Noise domain of the exact null sample sets of the test battery's Monte Carlo tests.
-pub const NULL_DOMAIN: u64 = 0x9017;
+pub const NULL_DOMAIN: u64 = crate::domain::Domain::Null.key();
 
 /// Names of the builtin datasets, with a one-line description each.
 pub const BUILTINS: &[(&str, &str)] = &[

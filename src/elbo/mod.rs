@@ -26,7 +26,7 @@ use scoresde_solvers::{KeyedNormal, Time};
 use std::f64::consts::PI;
 
 /// Noise domain of the ELBO's x_t and t draws.
-pub const ELBO_DOMAIN: u64 = 0x454C_424F;
+pub const ELBO_DOMAIN: u64 = crate::domain::Domain::Elbo.key();
 
 /// Which term of the discrete bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,7 +267,7 @@ pub fn continuous_bound(
         ));
     }
     let (n, d) = x0.dim();
-    let noise = KeyedNormal::new(seed, ELBO_DOMAIN ^ 0xC0);
+    let noise = KeyedNormal::new(seed, crate::domain::Domain::ElboTimes.key());
     let (l_hi, l_lo) = (sde.log_snr(eps), sde.log_snr(t_max));
     let mut times = Vec::with_capacity(n * draws);
     let mut weights = Vec::with_capacity(n * draws);
@@ -319,7 +319,7 @@ pub fn continuous_bound(
         var += v.var(1.0);
     }
     let k = sde.marginal(eps);
-    let recon = 0.5 * d as f64 * (1.0 + (2.0 * PI * (k.std / k.mean).powi(2)).ln());
+    let recon = 0.5 * d as f64 * (1.0 + (2.0 * PI * k.sigma_tilde().powi(2)).ln());
     let prior = prior_kl(sde.marginal(t_max), sde.prior_std(), x0);
     let per_point = &prior + &diffusion + recon;
     Ok(ContinuousBound {

@@ -2,6 +2,7 @@
 //! trained DDPM, σ_t² = β_t against β̃_t, with L_T and L_0; and DDPM Fig. 5 — rate (cumulative
 //! L_T + … + L_t, bits/dim) and distortion (RMSE of x̂₀ from x_t) against reverse steps.
 
+use crate::domain::Domain;
 use super::model::ModelSpec;
 use super::{Scale, Claim, Experiment, Outputs};
 use crate::data::{Dataset, REFERENCE_DOMAIN};
@@ -63,7 +64,7 @@ fn distortion(
     seed: u64,
 ) -> Vec<f64> {
     let (n, d) = x0.dim();
-    let z = KeyedNormal::new(seed, 0xD157).matrix(n, d, 0);
+    let z = KeyedNormal::new(seed, Domain::RateDistortion.key()).matrix(n, d, 0);
     steps
         .iter()
         .map(|&i| {

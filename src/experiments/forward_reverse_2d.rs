@@ -1,6 +1,7 @@
 //! Song et al. 2021 Fig. 1 on toy data: the forward SDE's marginals and the reverse SDE's (exact
 //! score) at the same times, each tested against exact draws of p_t (papers.md §4.1).
 
+use crate::domain::Domain;
 use super::{Num, Sci, Scale, scatter, Claim, Experiment, Outputs};
 use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
 use crate::sample::{integrate, SampleSpec, Sampler};
@@ -51,7 +52,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     };
     let fgrid = TimeGrid::uniform(0.0, t_max, p.steps)?;
     let fsol = solve(
-        Problem::Sde(&fwd, &KeyedNormal::new(o.seed, 0xF0)),
+        Problem::Sde(&fwd, &KeyedNormal::new(o.seed, Domain::ForwardReverse2d.key())),
         Method::EulerMaruyama,
         &Steps::Grid(fgrid),
         x0,

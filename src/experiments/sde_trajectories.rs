@@ -3,6 +3,7 @@
 //! marginals of all four processes tested against the exact p_t CDF; PF-ODE paths checked for
 //! crossings; and the PF-ODE round trip 0 → T → 0 against the step count.
 
+use crate::domain::Domain;
 use super::{Scale, loglog_slope, Claim, Experiment, Outputs};
 use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
 use crate::plot::{Chart, Heatmap, Mark, Overlay, Panel, Series, PALETTE};
@@ -136,7 +137,7 @@ impl Run<'_> {
             &sys,
             x0,
             (0.0, self.t_max, steps),
-            KeyedNormal::new(seed, 0xF1),
+            KeyedNormal::new(seed, Domain::TrajectoryForward.key()),
             record,
         )
     }
@@ -153,7 +154,7 @@ impl Run<'_> {
             &sys,
             xt,
             (self.t_max, 0.0, steps),
-            KeyedNormal::new(seed, 0xF2),
+            KeyedNormal::new(seed, Domain::TrajectoryReverse.key()),
             record,
         )
     }
@@ -171,7 +172,7 @@ impl Run<'_> {
             &sys,
             xt,
             (self.t_max, 0.0, steps),
-            KeyedNormal::new(seed, 0xF3),
+            KeyedNormal::new(seed, Domain::TrajectoryWrong.key()),
             record,
         )
     }

@@ -6,6 +6,7 @@
 //! is an ε-network trained by denoising score matching in the run, sampled by DDPM's ancestral
 //! rule on the same T steps.
 
+use crate::domain::Domain;
 use super::model::ModelSpec;
 use super::{Scale, scatter, Claim, Experiment, Outputs};
 use crate::data::DATA_DOMAIN;
@@ -55,7 +56,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let mid = big_t / 2;
     // Forward q: exact draws of q(x_i | x_0) from fresh data.
     let x0 = data.draw(n, o.seed, DATA_DOMAIN);
-    let z = KeyedNormal::new(o.seed, 0x5E11).matrix(n, 2, 0);
+    let z = KeyedNormal::new(o.seed, Domain::SwissRollForward.key()).matrix(n, 2, 0);
     let fwd_at = |i: usize| -> Array2<f64> {
         let k = chain.marginal(i);
         &x0 * k.mean + &z * k.std

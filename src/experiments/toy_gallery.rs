@@ -2,6 +2,7 @@
 //! trained model per dataset, sampled by one sampler, with two-sample statistics against
 //! held-out data and a wrong reverse process as the power control.
 
+use crate::domain::Domain;
 use super::model::ModelSpec;
 use super::{Scale, Claim, Experiment, Outputs};
 use crate::data::DATA_DOMAIN;
@@ -97,7 +98,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         let wrong = solve(
             Problem::Sde(
                 &WrongReverse(ReverseSde::new(sde.as_ref(), &net)),
-                &KeyedNormal::new(o.seed, 0x6A11),
+                &KeyedNormal::new(o.seed, Domain::GalleryControl.key()),
             ),
             Method::EulerMaruyama,
             &Steps::Grid(grid),

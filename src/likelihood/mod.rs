@@ -11,6 +11,7 @@
 //! chunking).
 
 use crate::score::{Counted, Score};
+use crate::sde::reverse_drift;
 use crate::sde::Sde;
 use crate::{invalid, Result};
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};
@@ -21,7 +22,7 @@ use scoresde_solvers::{
 use std::time::{Duration, Instant};
 
 /// Noise domain of the Hutchinson probe vectors.
-pub const HUTCHINSON_DOMAIN: u64 = 0x4855_5443;
+pub const HUTCHINSON_DOMAIN: u64 = crate::domain::Domain::Hutchinson.key();
 
 /// How ∇·s is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -130,9 +131,10 @@ impl OdeSystem for Augmented<'_> {
             let ti = t.at(i);
             let (a, g2) = (self.sde.drift_coeff(ti), self.sde.diffusion(ti).powi(2));
             for j in 0..d {
-                out[[i, j]] = a * x[[i, j]] - 0.5 * g2 * sc[[i, j]];
+                out[[i, j]] = reverse_drift(a, 0.5 * g2, x[[i, j]], sc[[i, j]]);
             }
-            out[[i, last]] = d as f64 * a - 0.5 * g2 * div[i];
+            // The divergence of the drift: d·a − ½ g² ∇·s.
+            out[[i, last]] = reverse_drift(a, 0.5 * g2, d as f64, div[i]);
         }
     }
 }

@@ -15,7 +15,7 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use std::f64::consts::TAU;
 
 /// Seed domain of the Fourier projection.
-const FOURIER_DOMAIN: u64 = 0xF0F1;
+const FOURIER_DOMAIN: u64 = crate::domain::Domain::Fourier.key();
 
 /// The projection `B` (d × F, row-major): fixed at initialisation, saved with the weights.
 #[derive(Clone, Debug, PartialEq)]

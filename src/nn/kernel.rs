@@ -14,8 +14,7 @@
 use super::Activation;
 use crate::numerics::{silu_f32, silu_grad_f32};
 
-/// Rows per block: a 256 × 256 f32 activation is 256 KiB, half a core's L2.
-pub const BLOCK: usize = 256;
+pub use crate::numerics::BLOCK;
 
 /// Where each tensor lies in the flat parameter buffer: `[W₀, b₀, W₁, b₁, …, W_out, b_out]`.
 #[derive(Clone, Debug, PartialEq, Eq)]

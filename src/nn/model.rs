@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
 /// Seed domain of weight initialisation.
-const INIT_DOMAIN: u64 = 0x1A17;
+const INIT_DOMAIN: u64 = crate::domain::Domain::Init.key();
 
 /// Rows of input built per parallel task.
 const INPUT_CHUNK: usize = 128;

@@ -67,20 +67,14 @@ pub struct Churn {
     pub s_noise: f64,
 }
 
-/// σ̃(t) = s(t)/m(t).
-fn sigma(eng: &StepContext<'_>, t: f64) -> f64 {
-    let k = eng.marginal(t);
-    k.std / k.mean
-}
-
 /// Heun steps (with churn) over the N points of `times`: NFE 2(N − 1).
 fn run(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64], churn: &Churn) -> Result<()> {
     let levels = times.len() as f64;
-    let sigma_top = sigma(eng, eng.sde.t_max());
+    let sigma_top = eng.sde.sigma_tilde(eng.sde.t_max());
     let (n, d) = x.dim();
     for w in times.windows(2) {
         let (t, t_next) = (w[0], w[1]);
-        let (sig, sig_next) = (sigma(eng, t), sigma(eng, t_next));
+        let (sig, sig_next) = (eng.sde.sigma_tilde(t), eng.sde.sigma_tilde(t_next));
         let mut y = x.mapv(|v| v / eng.marginal(t).mean);
         // Churn: raise the noise level to σ̂ = σ(1 + γ) by adding fresh noise (capped at
         // σ̃(t_max), where the score is defined).
@@ -95,7 +89,7 @@ fn run(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64], churn: &Ch
                 let z = eng.normal(n, d);
                 let sd = (sig_hat * sig_hat - sig * sig).sqrt() * churn.s_noise;
                 y.scaled_add(sd, &z);
-                (eng.sde.t_of_log_snr(-2.0 * sig_hat.ln()), sig_hat)
+                (eng.sde.t_of_sigma_tilde(sig_hat), sig_hat)
             } else {
                 (t, sig)
             }

@@ -14,8 +14,7 @@ use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 use scoresde_solvers::{KeyedNormal, SolveError, Time};
 
-/// Rows per parallel block of noise draws.
-const BLOCK: usize = 256;
+use crate::numerics::BLOCK;
 
 /// An error naming the step, the time and the first particle whose state is not finite.
 pub(crate) fn check_finite(step: u64, t: f64, x: &Array2<f64>) -> Result<()> {

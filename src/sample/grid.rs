@@ -49,14 +49,12 @@ pub fn time_grid(
             if !(rho > 0.0 && rho.is_finite()) {
                 return Err(invalid!("`rho` must be positive, got {rho}"));
             }
-            // σ̃ = s/m = exp(−½ log SNR).
-            let sig = |t: f64| (-0.5 * sde.log_snr(t)).exp();
-            let (a, b) = (sig(t_max).powf(1.0 / rho), sig(eps).powf(1.0 / rho));
+            let (a, b) = (
+                sde.sigma_tilde(t_max).powf(1.0 / rho),
+                sde.sigma_tilde(eps).powf(1.0 / rho),
+            );
             (0..points)
-                .map(|i| {
-                    let s = (a + (b - a) * i as f64 / last).powf(rho);
-                    sde.t_of_log_snr(-2.0 * s.ln())
-                })
+                .map(|i| sde.t_of_sigma_tilde((a + (b - a) * i as f64 / last).powf(rho)))
                 .collect()
         }
     };

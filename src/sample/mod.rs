@@ -45,7 +45,7 @@ use scoresde_solvers::{
 use std::time::{Duration, Instant};
 
 /// Noise domain of the reverse-SDE solver noise.
-pub const SOLVER_DOMAIN: u64 = 0x50_4C56;
+pub const SOLVER_DOMAIN: u64 = crate::domain::Domain::Solver.key();
 
 /// Samplers available with any score. What `--steps` N means differs by family; see
 /// [`Sampler::nfe`] for the evaluations each spends.

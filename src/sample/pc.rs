@@ -7,6 +7,7 @@ use super::engine::StepContext;
 use super::grid::{ddpm_times, Grid};
 use super::options::{Corrector, Predictor, Variance};
 use super::Method;
+use crate::sde::reverse_drift;
 use crate::sde::Sde;
 use crate::Result;
 use ndarray::{Array2, Zip};
@@ -144,7 +145,7 @@ fn predictor(
             let z = eng.normal(n, d);
             let gs = g * dt.sqrt();
             Zip::from(x).and(&s).and(&z).for_each(|x, &s, &z| {
-                *x += -(f * *x - g * g * s) * dt + gs * z;
+                *x += -reverse_drift(f, g * g, *x, s) * dt + gs * z;
             });
         }
         Predictor::ReverseDiffusion => {

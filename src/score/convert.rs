@@ -31,7 +31,7 @@ pub enum Prediction {
 /// is `x · c_in/m`, `x̂₀ = c_skip x/m + c_out F`.
 #[inline]
 fn edm_coefficients(k: Marginal, sd: f64) -> (f64, f64, f64) {
-    let st = k.std / k.mean;
+    let st = k.sigma_tilde();
     let r = st * st + sd * sd;
     (sd * sd / r, st * sd / r.sqrt(), 1.0 / (k.mean * r.sqrt()))
 }
@@ -93,7 +93,7 @@ impl Prediction {
             Prediction::Score => score_from_eps(eps, k),
             Prediction::Edm => {
                 let (skip, cout, _) = edm_coefficients(k, sd);
-                let y = x0 + k.std / k.mean * eps;
+                let y = x0 + k.sigma_tilde() * eps;
                 (x0 - skip * y) / cout
             }
         }

@@ -58,8 +58,7 @@ pub trait Score: Sync {
     }
 }
 
-/// Rows per parallel block of [`par_score`].
-const BLOCK: usize = 256;
+use crate::numerics::BLOCK;
 
 /// `∇log p_t(x)` for every row, evaluated in parallel blocks of 256 rows (shared or per-row
 /// times). Each row is computed independently, so results do not depend on the thread count.

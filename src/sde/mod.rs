@@ -9,7 +9,7 @@ mod subvp;
 mod ve;
 mod vp;
 
-pub use reverse::{Forward, ProbabilityFlow, ReverseSde, WrongReverse};
+pub use reverse::{reverse_drift, Forward, ProbabilityFlow, ReverseSde, WrongReverse};
 pub use schedule::BetaSchedule;
 pub use spec::{ScheduleKind, SdeKind, SdeSpec};
 pub use subvp::SubVpSde;
@@ -21,7 +21,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use scoresde_solvers::KeyedNormal;
 
 /// Noise domain of prior draws (see [`KeyedNormal`]).
-pub const PRIOR_DOMAIN: u64 = 0x0050_5249_4f52;
+pub const PRIOR_DOMAIN: u64 = crate::domain::Domain::Prior.key();
 
 /// The perturbation kernel at one time: `x_t = m x_0 + s z`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,6 +33,12 @@ pub struct Marginal {
 }
 
 impl Marginal {
+    /// EDM's noise level σ̃ = s/m: x_t/m = x_0 + σ̃ ε (Karras et al. 2022, eq. 4 with
+    /// s(t) = m(t), σ(t) = σ̃).
+    pub fn sigma_tilde(&self) -> f64 {
+        self.std / self.mean
+    }
+
     /// log-SNR `log(m² / s²)`.
     pub fn log_snr(&self) -> f64 {
         2.0 * (self.mean.ln() - self.std.ln())
@@ -77,6 +83,16 @@ pub trait Sde: AsDynSde + Send + Sync + std::fmt::Debug {
     /// log-SNR `log(m(t)² / s(t)²)`, decreasing in t (twice DPM-Solver's λ_t).
     fn log_snr(&self, t: f64) -> f64 {
         self.marginal(t).log_snr()
+    }
+
+    /// EDM's noise level σ̃(t) = s(t)/m(t) ([`Marginal::sigma_tilde`]).
+    fn sigma_tilde(&self, t: f64) -> f64 {
+        self.marginal(t).sigma_tilde()
+    }
+
+    /// The time of noise level σ̃: log SNR = −2 ln σ̃, inverted by [`Sde::t_of_log_snr`].
+    fn t_of_sigma_tilde(&self, sigma: f64) -> f64 {
+        self.t_of_log_snr(-2.0 * sigma.ln())
     }
 
     /// The inverse of [`Sde::log_snr`] on `[0, t_max]` (clamped there). The default bisects to

@@ -6,27 +6,36 @@ use crate::score::Score;
 use ndarray::{ArrayView2, ArrayViewMut2, Zip};
 use scoresde_solvers::{OdeSystem, SdeSystem, Time};
 
-/// Writes `out ← a(t) x + c(t) · out` row by row, where `out` holds the score on entry.
+/// The reverse-time drift `a(t) x − w g(t)² s`, given `wg2` = w g(t)²: w = 1 for the reverse
+/// SDE (Anderson 1982), w = ½ for the probability-flow ODE (Song et al. 2021, eq. 13),
+/// w = 1 − λ/2 for Huang et al. 2021's plug-in family. The one home of this formula.
+#[inline]
+pub fn reverse_drift(a: f64, wg2: f64, x: f64, s: f64) -> f64 {
+    a * x - wg2 * s
+}
+
+/// Writes `out ← a(t) x − w g(t)² · out` row by row, where `out` holds the score on entry and
+/// `wg2(sde, t)` gives w g(t)².
 fn combine(
     sde: &dyn Sde,
     t: Time<'_>,
-    score_weight: impl Fn(&dyn Sde, f64) -> f64,
+    wg2: impl Fn(&dyn Sde, f64) -> f64,
     x: ArrayView2<f64>,
     mut out: ArrayViewMut2<f64>,
 ) {
     match t {
         Time::Shared(t) => {
-            let (a, c) = (sde.drift_coeff(t), score_weight(sde, t));
+            let (a, c) = (sde.drift_coeff(t), wg2(sde, t));
             Zip::from(&mut out)
                 .and(&x)
-                .for_each(|o, &x| *o = a * x + c * *o);
+                .for_each(|o, &x| *o = reverse_drift(a, c, x, *o));
         }
         Time::PerRow(ts) => {
             for ((mut o, x), &t) in out.rows_mut().into_iter().zip(x.rows()).zip(ts) {
-                let (a, c) = (sde.drift_coeff(t), score_weight(sde, t));
+                let (a, c) = (sde.drift_coeff(t), wg2(sde, t));
                 Zip::from(&mut o)
                     .and(&x)
-                    .for_each(|o, &x| *o = a * x + c * *o);
+                    .for_each(|o, &x| *o = reverse_drift(a, c, x, *o));
             }
         }
     }
@@ -94,7 +103,7 @@ impl SdeSystem for ReverseSde<'_> {
     fn drift(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         self.score.score(t, x, out.view_mut());
         let w = 1.0 - 0.5 * self.lambda;
-        combine(self.sde, t, |s, t| -w * s.diffusion(t).powi(2), x, out);
+        combine(self.sde, t, |s, t| w * s.diffusion(t).powi(2), x, out);
     }
     fn diffusion(&self, t: f64) -> f64 {
         (1.0 - self.lambda).max(0.0).sqrt() * self.sde.diffusion(t)
@@ -114,7 +123,7 @@ impl OdeSystem for ProbabilityFlow<'_> {
     }
     fn rhs(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         self.score.score(t, x, out.view_mut());
-        combine(self.sde, t, |s, t| -0.5 * s.diffusion(t).powi(2), x, out);
+        combine(self.sde, t, |s, t| 0.5 * s.diffusion(t).powi(2), x, out);
     }
 }
 

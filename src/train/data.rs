@@ -75,7 +75,7 @@ impl TrainData {
     /// Largest pairwise distance (VE's default σ_max).
     /// The data's standard deviation `√(tr Cov / d)` from 20 000 fixed draws (EDM's σ_data).
     pub fn std(&self) -> f64 {
-        let x = self.draw(20_000, 0, 0x5D47);
+        let x = self.draw(20_000, 0, crate::domain::Domain::TrainScale.key());
         let var = x.var_axis(ndarray::Axis(0), 1.0).sum() / self.dim() as f64;
         var.sqrt()
     }

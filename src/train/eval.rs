@@ -14,7 +14,7 @@ use scoresde_solvers::{KeyedNormal, Time};
 use std::sync::Arc;
 
 /// Seed domain of the evaluation draws.
-pub const EVAL_DOMAIN: u64 = 0xE7A1;
+pub const EVAL_DOMAIN: u64 = crate::domain::Domain::Eval.key();
 
 /// Losses in one bucket `[t_lo, t_hi)`, per coordinate, with t uniform in the bucket.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -30,9 +30,9 @@ use scoresde_solvers::KeyedNormal;
 use std::sync::Arc;
 
 /// Seed domain of training batches (noise levels and ε).
-pub const TRAIN_DOMAIN: u64 = 0x7EA1;
+pub const TRAIN_DOMAIN: u64 = crate::domain::Domain::Train.key();
 /// Seed domain of training data draws.
-pub const TRAIN_DATA_DOMAIN: u64 = 0x7EA2;
+pub const TRAIN_DATA_DOMAIN: u64 = crate::domain::Domain::TrainData.key();
 
 const ADAM_B1: f32 = 0.9;
 const ADAM_B2: f32 = 0.999;
