@@ -7,8 +7,9 @@
 
 use ndarray::{arr2, ArrayView2, ArrayViewMut2};
 use scoresde::data::Dataset;
+use scoresde::data::GaussianMixture;
 use scoresde::sample::{sample, SampleSpec};
-use scoresde::score::{GaussianMixture, Score};
+use scoresde::score::Score;
 use scoresde::sde::{Sde, VpSde};
 use scoresde::solvers::Time;
 use scoresde::stats::suite::Battery;

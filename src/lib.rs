@@ -61,6 +61,7 @@ pub mod model;
 pub mod nn;
 pub mod numerics;
 pub mod plot;
+pub mod reverse;
 pub mod sample;
 pub mod score;
 pub mod sde;
@@ -69,4 +70,16 @@ pub mod tasks;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// The names most programs need: `use scoresde::prelude::*;`.
+pub mod prelude {
+    pub use crate::data::{Dataset, GaussianMixture};
+    pub use crate::model::Model;
+    pub use crate::reverse::Reverse;
+    pub use crate::sample::{Method, RunSpec, SampleSpec, Sampler, StepContext};
+    pub use crate::score::{MixtureScore, Score};
+    pub use crate::sde::{Sde, SdeSpec, SubVpSde, VeSde, VpSde};
+    pub use crate::stats::suite::Battery;
+    pub use crate::{Error, Result};
+}
 pub use scoresde_solvers as solvers;

@@ -2,7 +2,6 @@
 //! the same on every machine; the Okabe–Ito colour-blind-safe palette; titled charts with
 //! labelled axes and legends; PNG or SVG by file extension, written atomically.
 
-use crate::train::LossRecord;
 use crate::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -584,17 +583,17 @@ pub fn draw_chart<DB: DrawingBackend>(
     }
 }
 
-/// The training loss per step and its moving average (window 1% of the run, at least 10).
-pub fn loss_curve(path: &Path, history: &[LossRecord], data: &str) -> Result<()> {
-    let raw: Vec<(f64, f64)> = history.iter().map(|r| (r.step as f64, r.loss)).collect();
-    let w = (history.len() / 100).max(10);
-    let smooth: Vec<(f64, f64)> = history
-        .windows(w.min(history.len().max(1)))
+/// The training loss per step (`(step, loss)` pairs) and its moving average (window 1% of the
+/// run, at least 10).
+pub fn loss_curve(path: &Path, raw: &[(f64, f64)], data: &str) -> Result<()> {
+    let w = (raw.len() / 100).max(10);
+    let smooth: Vec<(f64, f64)> = raw
+        .windows(w.min(raw.len().max(1)))
         .map(|win| {
             let last = win[win.len() - 1];
             (
-                last.step as f64,
-                win.iter().map(|r| r.loss).sum::<f64>() / win.len() as f64,
+                last.0,
+                win.iter().map(|r| r.1).sum::<f64>() / win.len() as f64,
             )
         })
         .collect();
@@ -607,7 +606,7 @@ pub fn loss_curve(path: &Path, history: &[LossRecord], data: &str) -> Result<()>
         series: vec![
             Series {
                 label: "per step".into(),
-                points: raw,
+                points: raw.to_vec(),
                 mark: Mark::Line,
             },
             Series {

@@ -4,9 +4,10 @@
 mod common;
 
 use ndarray::{Array1, Array2};
+use scoresde::data::GaussianMixture;
 use scoresde::data::REFERENCE_DOMAIN;
 use scoresde::likelihood::{pf_ode_nll, Divergence, NllSpec};
-use scoresde::score::{GaussianMixture, MixtureScore};
+use scoresde::score::MixtureScore;
 use scoresde::sde::{Sde, SubVpSde, VeSde, VpSde};
 use std::sync::Arc;
 

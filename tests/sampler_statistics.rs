@@ -4,9 +4,10 @@
 mod common;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use scoresde::data::GaussianMixture;
 use scoresde::data::REFERENCE_DOMAIN;
 use scoresde::sample::{integrate, sample, SampleSpec, Sampler};
-use scoresde::score::{GaussianMixture, MixtureScore, Scaled, Score};
+use scoresde::score::{MixtureScore, Scaled, Score};
 use scoresde::sde::{Forward, Sde, VpSde};
 use scoresde::solvers::Time;
 use scoresde::solvers::{solve, KeyedNormal, Method, Problem, SolveOptions, Steps, TimeGrid};

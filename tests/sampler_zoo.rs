@@ -6,12 +6,13 @@ mod common;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde::data::REFERENCE_DOMAIN;
+use scoresde::data::{Covariance, GaussianMixture};
 use scoresde::numerics::loglog_slope;
 use scoresde::sample::convergence::endpoint_error;
 use scoresde::sample::{
     integrate, sample, Corrector, Predictor, SampleSpec, Sampler, SamplerOptions, Spacing, Variance,
 };
-use scoresde::score::{Covariance, GaussianMixture, MixtureScore, Score};
+use scoresde::score::{MixtureScore, Score};
 use scoresde::sde::{Sde, VeSde, VpSde};
 use scoresde::solvers::Time;
 use scoresde::stats::two_sample::energy_distance;

@@ -5,7 +5,9 @@ mod common;
 
 use ndarray::{array, Array1, Array2};
 use ndarray_linalg::{Determinant, Inverse};
-use scoresde::score::{convert, GaussianMixture, MixtureScore, Score};
+use scoresde::data::GaussianMixture;
+use scoresde::reverse::Reverse;
+use scoresde::score::{convert, MixtureScore, Score};
 use scoresde::sde::{BetaSchedule, Marginal, Sde, SubVpSde, VeSde, VpSde};
 use scoresde::solvers::Time;
 use std::sync::Arc;
@@ -314,11 +316,11 @@ fn conversions_round_trip() {
 
 #[test]
 fn invalid_mixtures_are_rejected_with_the_cause() {
-    let e = scoresde::score::Covariance::full(array![[1.0, 2.0], [2.0, 1.0]])
+    let e = scoresde::data::Covariance::full(array![[1.0, 2.0], [2.0, 1.0]])
         .unwrap_err()
         .to_string();
     assert!(e.contains("not positive definite"), "{e}");
-    let e = scoresde::score::Covariance::full(array![[1.0, 0.5], [0.0, 1.0]])
+    let e = scoresde::data::Covariance::full(array![[1.0, 0.5], [0.0, 1.0]])
         .unwrap_err()
         .to_string();
     assert!(e.contains("not symmetric"), "{e}");

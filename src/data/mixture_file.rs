@@ -7,7 +7,7 @@
 //! cov = [[0.30, 0.10], [0.10, 0.20]]   # or: std = 0.5 (isotropic)
 //! ```
 
-use crate::score::{Covariance, GaussianMixture};
+use super::{Covariance, GaussianMixture};
 use crate::{Error, Result};
 use ndarray::Array2;
 use serde::Deserialize;

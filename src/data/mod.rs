@@ -3,13 +3,14 @@
 //! Every draw is keyed by (seed, row), so `n` draws are a prefix of `n + 1` draws and do not
 //! depend on threads or batching.
 
+mod mixture;
 mod mixture_file;
 mod toy;
 
+pub use mixture::{Covariance, GaussianMixture};
 pub use mixture_file::parse_mixture_toml;
 pub use toy::Toy;
 
-use crate::score::GaussianMixture;
 use crate::{Error, Result};
 use ndarray::{array, Array2, ArrayView2};
 use std::path::Path;

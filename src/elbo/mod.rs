@@ -14,7 +14,7 @@
 //!   uniform, or importance-sampled uniform in log-SNR (density ∝ γ', weight constant).
 
 use crate::ddpm::DiscreteSchedule;
-use crate::sample::Variance;
+use crate::ddpm::Variance;
 use crate::score::{par_eps, Score};
 use crate::sde::{Marginal, Sde};
 use crate::stats::stderr;

@@ -9,7 +9,7 @@ use crate::data::{Dataset, REFERENCE_DOMAIN};
 use crate::ddpm::DiscreteSchedule;
 use crate::elbo::{discrete_bound, Bound, TermKind};
 use crate::plot::{Chart, Mark, Series};
-use crate::sample::Variance;
+use crate::ddpm::Variance;
 use crate::score::{par_eps, MixtureScore, Score};
 use crate::sde::Sde;
 use crate::{invalid, Result};

@@ -6,7 +6,7 @@ use crate::data::REFERENCE_DOMAIN;
 use crate::elbo::discrete_bound;
 use crate::likelihood::{pf_ode_nll, NllSpec};
 use crate::plot::{Chart, Mark, Series};
-use crate::sample::Variance;
+use crate::ddpm::Variance;
 use crate::stats::mean_se;
 use crate::Result;
 use ndarray::Array1;

@@ -3,7 +3,8 @@
 
 use super::Experiment;
 use crate::data::Dataset;
-use crate::score::{GaussianMixture, MixtureScore};
+use crate::data::GaussianMixture;
+use crate::score::MixtureScore;
 use crate::sde::Sde;
 use crate::Result;
 use serde::{Deserialize, Serialize};

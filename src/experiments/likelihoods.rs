@@ -8,7 +8,7 @@ use crate::data::REFERENCE_DOMAIN;
 use crate::elbo::{continuous_bound, discrete_bound, TimeSampling};
 use crate::likelihood::{pf_ode_nll, NllSpec};
 use crate::plot::{Chart, Mark, Series};
-use crate::sample::Variance;
+use crate::ddpm::Variance;
 use crate::score::{MixtureScore, Score};
 use crate::sde::Sde;
 use crate::stats::mean_se;

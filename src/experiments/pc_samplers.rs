@@ -9,7 +9,7 @@ use crate::data::REFERENCE_DOMAIN;
 use crate::nn::NetScore;
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::{integrate, Corrector, Predictor, SampleSpec, Sampler, SamplerOptions};
-use crate::score::GaussianMixture;
+use crate::data::GaussianMixture;
 use crate::stats::two_sample::energy_distance;
 use crate::Result;
 use ndarray::Array2;

@@ -10,8 +10,8 @@
 //! with one Rademacher vector per particle (kept in the state, so results do not depend on
 //! chunking).
 
+use crate::reverse::reverse_drift;
 use crate::score::{Counted, Score};
-use crate::sde::reverse_drift;
 use crate::sde::Sde;
 use crate::{invalid, Result};
 use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2};

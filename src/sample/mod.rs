@@ -24,6 +24,7 @@ mod method;
 mod options;
 mod pc;
 
+pub use crate::ddpm::Variance;
 pub use ddim::Ddim;
 pub use dpm::{DpmSolver, DpmSolverPp2m};
 pub use edm::{Churn, Edm};
@@ -31,9 +32,10 @@ pub use engine::StepContext;
 pub use grid::{Grid, Spacing};
 pub use langevin::Langevin;
 pub use method::{integrate_with, sample_with, Method};
-pub use options::{Corrector, Predictor, SamplerOptions, Variance};
+pub use options::{Corrector, Predictor, SamplerOptions};
 pub use pc::{Ddpm, Pc, PcSampler};
 
+use crate::reverse::Reverse;
 use crate::score::{Counted, Score};
 use crate::sde::Sde;
 use crate::{invalid, Result};

@@ -2,6 +2,7 @@
 //! One struct, usable as clap flags (`scoresde sample …`) and as a serde table (experiments).
 
 use super::grid::Spacing;
+use crate::ddpm::Variance;
 
 /// Song et al. 2021's predictors (App. E–G; papers.md §1.5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,17 +29,6 @@ pub enum Corrector {
     /// Langevin MCMC with step `ε = 2α (r ‖z‖/‖s‖)²` (norms averaged over the batch).
     Langevin,
     None,
-}
-
-/// Variance of an ancestral / DDPM step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-#[serde(rename_all = "kebab-case")]
-pub enum Variance {
-    /// σ² = β (the forward step variance b²; optimal for x₀ ~ N(0, I)).
-    Beta,
-    /// σ² = β̃ (the forward posterior variance; optimal for a single point x₀).
-    BetaTilde,
 }
 
 /// Everything a sampler may need besides its step count.

@@ -5,9 +5,10 @@
 
 use super::engine::StepContext;
 use super::grid::{ddpm_times, Grid};
-use super::options::{Corrector, Predictor, Variance};
+use super::options::{Corrector, Predictor};
 use super::Method;
-use crate::sde::reverse_drift;
+use crate::ddpm::Variance;
+use crate::reverse::reverse_drift;
 use crate::sde::Sde;
 use crate::Result;
 use ndarray::{Array2, Zip};

@@ -5,7 +5,7 @@
 pub mod convert;
 mod mixture;
 
-pub use mixture::{Covariance, Diffused, GaussianMixture, MixtureScore, Scratch};
+pub use mixture::{Diffused, MixtureScore, Scratch};
 
 use crate::sde::Sde;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};

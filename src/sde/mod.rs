@@ -1,22 +1,21 @@
 //! Forward SDEs `dx = f(x, t) dt + g(t) dw` with linear drift `f = a(t) x` and Gaussian
 //! perturbation kernels `p_0t(x_t | x_0) = N(m(t) x_0, s(t)² I)` (Song et al. 2021, App. B–C),
-//! their reverse-time SDEs and probability-flow ODEs.
+//! as values; their reverse-time SDEs and PF-ODEs are in [`crate::reverse`].
 
-mod reverse;
+mod forward;
 mod schedule;
 mod spec;
 mod subvp;
 mod ve;
 mod vp;
 
-pub use reverse::{reverse_drift, Forward, ProbabilityFlow, ReverseSde, WrongReverse};
+pub use forward::Forward;
 pub use schedule::BetaSchedule;
 pub use spec::{ScheduleKind, SdeKind, SdeSpec};
 pub use subvp::SubVpSde;
 pub use ve::VeSde;
 pub use vp::VpSde;
 
-use crate::score::Score;
 use ndarray::{Array1, Array2, ArrayView2};
 use scoresde_solvers::KeyedNormal;
 
@@ -74,12 +73,6 @@ pub trait Sde: AsDynSde + Send + Sync + std::fmt::Debug {
     fn prior_std(&self) -> f64;
     /// Default sampling cut-off ε (1e-3 for VP and sub-VP, 1e-5 for VE; Song et al. 2021).
     fn default_eps(&self) -> f64;
-    /// The reverse-time SDE `dx = [f − g² s] dt + g dw̄` driven by `score`
-    /// (`VpSde::default().reverse(&score)`; `.probability_flow()` is its PF-ODE).
-    fn reverse<'a>(&'a self, score: &'a dyn Score) -> ReverseSde<'a> {
-        ReverseSde::new(self.as_dyn_sde(), score)
-    }
-
     /// log-SNR `log(m(t)² / s(t)²)`, decreasing in t (twice DPM-Solver's λ_t).
     fn log_snr(&self, t: f64) -> f64 {
         self.marginal(t).log_snr()

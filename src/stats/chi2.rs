@@ -1,7 +1,8 @@
 //! χ² test of mixture-component proportions: each point is assigned to its most responsible
 //! component under p₀, and the two samples' counts are compared in a 2 × K contingency table.
 
-use crate::score::{GaussianMixture, Scratch};
+use crate::data::GaussianMixture;
+use crate::score::Scratch;
 use crate::sde::Marginal;
 use ndarray::ArrayView2;
 use statrs::distribution::{ChiSquared, ContinuousCDF};

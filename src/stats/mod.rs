@@ -16,7 +16,8 @@ pub mod spread;
 pub mod suite;
 pub mod two_sample;
 
-use crate::score::{GaussianMixture, Scratch};
+use crate::data::GaussianMixture;
+use crate::score::Scratch;
 use crate::sde::Marginal;
 use ndarray::{Array1, ArrayView2};
 

@@ -6,7 +6,7 @@
 //! truncation of overlapping components.
 
 use super::chi2::component_assignments;
-use crate::score::GaussianMixture;
+use crate::data::GaussianMixture;
 use ndarray::ArrayView2;
 
 /// Components with fewer assigned points are left out of the median.

@@ -21,10 +21,11 @@
 use super::ks::{ks_test, mixture_cdf};
 use super::two_sample::{energy_test, knn_test, median_distance, mmd_test, resampling_p};
 use super::{TestOutcome, KNN_K};
+use crate::data::GaussianMixture;
 use crate::data::{Dataset, NULL_DOMAIN, REFERENCE_DOMAIN};
 use crate::error::Result;
 use crate::invalid;
-use crate::score::{GaussianMixture, Scratch};
+use crate::score::Scratch;
 use crate::sde::Marginal;
 use ndarray::{s, ArrayView2};
 use rayon::prelude::*;
@@ -463,7 +464,7 @@ fn spinner() -> indicatif::ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::{kernel_mean, min_p_adjusted};
-    use crate::score::GaussianMixture;
+    use crate::data::GaussianMixture;
     use crate::sde::Marginal;
 
     #[test]

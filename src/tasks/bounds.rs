@@ -1,10 +1,10 @@
 //! `scoresde elbo` and `scoresde nll`: ELBO terms and exact PF-ODE likelihoods as CSV files.
 
 use super::ModelChoice;
+use crate::ddpm::Variance;
 use crate::elbo::TimeSampling;
 use crate::io::AtomicFile;
 use crate::likelihood::{Divergence, NllSpec};
-use crate::sample::Variance;
 use crate::stats::stderr;
 use crate::{invalid, Error, Result};
 use std::f64::consts::LN_2;

@@ -133,7 +133,8 @@ impl RunDir {
             ));
         }
         write_atomic(&self.file("loss.csv"), csv.as_bytes())?;
-        crate::plot::loss_curve(&self.file("loss.png"), &tr.history, &tr.cfg.data)?;
+        let losses: Vec<(f64, f64)> = tr.history.iter().map(|r| (r.step as f64, r.loss)).collect();
+        crate::plot::loss_curve(&self.file("loss.png"), &losses, &tr.cfg.data)?;
         let run = RunFile {
             format: FORMAT,
             version: env!("CARGO_PKG_VERSION").to_string(),

@@ -4,8 +4,9 @@
 //! `E‖ε_θ − ε‖² = E‖ε* − ε‖² + E‖ε_θ − ε*‖²` (the cross term has mean zero), so the excess is
 //! the part of the loss that training can still remove.
 
+use crate::data::GaussianMixture;
 use crate::score::convert::eps_from_score;
-use crate::score::{GaussianMixture, MixtureScore, Score};
+use crate::score::{MixtureScore, Score};
 use crate::sde::Sde;
 use ndarray::{Array2, Zip};
 use rand::Rng;

@@ -3,7 +3,7 @@
 
 use ndarray::array;
 use scoresde::data::Dataset;
-use scoresde::score::{Covariance, GaussianMixture};
+use scoresde::data::{Covariance, GaussianMixture};
 use std::sync::Arc;
 
 /// A 3-component 2D mixture with full, correlated covariances and unequal weights.

@@ -1,8 +1,10 @@
 //! Reverse-time SDE and probability-flow ODE of a forward SDE driven by a score (Anderson 1982;
 //! Song et al. 2021, eqs. 6 and 13), as systems the generic solvers integrate backward in time.
+//! This module sits above [`crate::sde`] and [`crate::score`] (neither depends on it):
+//! `sde.reverse(&score)` comes from the [`Reverse`] trait, implemented for every SDE.
 
-use super::Sde;
 use crate::score::Score;
+use crate::sde::Sde;
 use ndarray::{ArrayView2, ArrayViewMut2, Zip};
 use scoresde_solvers::{OdeSystem, SdeSystem, Time};
 
@@ -12,6 +14,19 @@ use scoresde_solvers::{OdeSystem, SdeSystem, Time};
 #[inline]
 pub fn reverse_drift(a: f64, wg2: f64, x: f64, s: f64) -> f64 {
     a * x - wg2 * s
+}
+
+/// `sde.reverse(&score)` on any SDE value, concrete (`VpSde::default().reverse(&score)`) or
+/// `dyn Sde`; `.probability_flow()` of the result is the PF-ODE.
+pub trait Reverse {
+    /// The reverse-time SDE `dx = [f − g² s] dt + g dw̄` driven by `score`.
+    fn reverse<'a>(&'a self, score: &'a dyn Score) -> ReverseSde<'a>;
+}
+
+impl<S: Sde + ?Sized> Reverse for S {
+    fn reverse<'a>(&'a self, score: &'a dyn Score) -> ReverseSde<'a> {
+        ReverseSde::new(self.as_dyn_sde(), score)
+    }
 }
 
 /// Writes `out ← a(t) x − w g(t)² · out` row by row, where `out` holds the score on entry and
@@ -38,26 +53,6 @@ fn combine(
                     .for_each(|o, &x| *o = reverse_drift(a, c, x, *o));
             }
         }
-    }
-}
-
-/// The forward SDE itself as a solver system: drift `a(t) x`, diffusion g(t).
-#[derive(Clone, Copy, Debug)]
-pub struct Forward<'a> {
-    pub sde: &'a dyn Sde,
-    pub dim: usize,
-}
-
-impl SdeSystem for Forward<'_> {
-    fn dim(&self) -> usize {
-        self.dim
-    }
-    fn drift(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
-        out.fill(0.0);
-        combine(self.sde, t, |_, _| 0.0, x, out);
-    }
-    fn diffusion(&self, t: f64) -> f64 {
-        self.sde.diffusion(t)
     }
 }
 
