@@ -21,7 +21,7 @@ fn main() {
     let sde: Arc<dyn Sde> = Arc::new(VpSde::default());
     let score = MixtureScore::new(data.mixture().expect("mixture").clone(), sde.clone());
     let spec = SampleSpec {
-        sampler: Sampler::Em,
+        sampler: Sampler::default(),
         steps,
         n,
         seed: 0,

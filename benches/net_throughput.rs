@@ -37,7 +37,7 @@ fn main() {
     let score = NetScore::new(net.mlp().expect("weights"), sde.clone());
     let (n, steps) = (10_000, 100);
     let spec = SampleSpec {
-        sampler: Sampler::Em,
+        sampler: Sampler::default(),
         steps,
         n,
         seed: 0,

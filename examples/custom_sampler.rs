@@ -34,8 +34,8 @@ impl Method for PfRule {
                 .to_vec(),
         )
     }
-    fn nfe(&self, steps: usize) -> u64 {
-        (steps * if self.midpoint { 2 } else { 1 }) as u64
+    fn nfe(&self, steps: usize) -> Option<u64> {
+        Some((steps * if self.midpoint { 2 } else { 1 }) as u64)
     }
     fn run(
         &self,

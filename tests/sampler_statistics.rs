@@ -49,8 +49,6 @@ fn draw(
     let spec = SampleSpec {
         sampler,
         steps: 1000,
-        rtol: 1e-5,
-        atol: 1e-5,
         n: N,
         seed,
         ..Default::default()
@@ -73,8 +71,8 @@ fn exact_score_samplers_pass() {
     for (name, mix) in datasets {
         let sde: Arc<dyn Sde> = Arc::new(VpSde::default());
         let score = MixtureScore::new(mix.clone(), sde.clone());
-        for sampler in [Sampler::Em, Sampler::PfRk45] {
-            let x = draw(&mix, sde.clone(), &score, sampler, 1);
+        for sampler in [Sampler::default(), Sampler::PfRk45(Default::default())] {
+            let x = draw(&mix, sde.clone(), &score, sampler.clone(), 1);
             let out = suite(&x, &mix, 1);
             let line = report(&format!("{name} {sampler:?}"), &out);
             eprintln!("{line}");
@@ -124,7 +122,11 @@ fn wrong_samplers_are_rejected() {
         inner: &exact,
         factor: 0.8,
     };
-    let out = suite(&draw(&mix, sde.clone(), &wrong, Sampler::Em, 2), &mix, 2);
+    let out = suite(
+        &draw(&mix, sde.clone(), &wrong, Sampler::default(), 2),
+        &mix,
+        2,
+    );
     let line = report("score x 0.8", &out);
     eprintln!("{line}");
     assert!(out.iter().any(|t| t.rejects(ALPHA)), "{line}");
@@ -141,7 +143,13 @@ fn wrong_samplers_are_rejected() {
     }
     let sampler_sde: Arc<dyn Sde> = Arc::new(VpSde::linear(0.1, 10.0));
     let out = suite(
-        &draw(&mix, sampler_sde, &Unlabelled(&exact), Sampler::Em, 2),
+        &draw(
+            &mix,
+            sampler_sde,
+            &Unlabelled(&exact),
+            Sampler::default(),
+            2,
+        ),
         &mix,
         2,
     );
@@ -153,7 +161,7 @@ fn wrong_samplers_are_rejected() {
     let off = Arc::new(ncsn.with_weights(vec![0.3, 0.7]).unwrap());
     let off_score = MixtureScore::new(off.clone(), sde.clone());
     let out = suite(
-        &draw(&off, sde.clone(), &off_score, Sampler::Em, 2),
+        &draw(&off, sde.clone(), &off_score, Sampler::default(), 2),
         &ncsn,
         2,
     );
@@ -168,7 +176,13 @@ fn wrong_samplers_are_rejected() {
     );
     // (d) the PF-ODE with the wrong score is rejected too.
     let out = suite(
-        &draw(&mix, sde.clone(), &wrong, Sampler::PfRk45, 2),
+        &draw(
+            &mix,
+            sde.clone(),
+            &wrong,
+            Sampler::PfRk45(Default::default()),
+            2,
+        ),
         &mix,
         2,
     );
@@ -256,7 +270,7 @@ fn pf_ode_is_deterministic() {
     let score = MixtureScore::new(common::builtin("ncsn"), sde.clone());
     let x_t = sde.prior_sample(100, 2, 4);
     let spec = SampleSpec {
-        sampler: Sampler::PfRk45,
+        sampler: Sampler::PfRk45(Default::default()),
         ..Default::default()
     };
     let a = integrate(sde.as_ref(), &score, x_t.clone(), &spec, None)

@@ -8,9 +8,10 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde::data::REFERENCE_DOMAIN;
 use scoresde::data::{Covariance, GaussianMixture};
 use scoresde::numerics::loglog_slope;
+use scoresde::sample::config::{self, OnGrid};
 use scoresde::sample::convergence::endpoint_error;
 use scoresde::sample::{
-    integrate, sample, Corrector, Predictor, SampleSpec, Sampler, SamplerOptions, Spacing, Variance,
+    integrate, sample, Corrector, Predictor, SampleSpec, Sampler, Spacing, Variance,
 };
 use scoresde::score::{MixtureScore, Score};
 use scoresde::sde::{Sde, VeSde, VpSde};
@@ -24,20 +25,17 @@ fn vp_oracle(mixture: Arc<GaussianMixture>) -> (Arc<dyn Sde>, MixtureScore) {
     (sde.clone(), MixtureScore::new(mixture, sde))
 }
 
-fn spec(sampler: Sampler, steps: usize, options: SamplerOptions) -> SampleSpec {
+fn spec(sampler: &Sampler, steps: usize, denoise: Option<bool>) -> SampleSpec {
     SampleSpec {
-        sampler,
+        sampler: sampler.clone(),
         steps,
-        options,
+        denoise,
         ..Default::default()
     }
 }
 
-fn no_denoise() -> SamplerOptions {
-    SamplerOptions {
-        denoise: Some(false),
-        ..Default::default()
-    }
+fn s(name: &str) -> Sampler {
+    common::sampler(name)
 }
 
 /// Endpoint errors at ε (no denoising) against RK45 at tol 1e-10 from the same x_T.
@@ -54,9 +52,10 @@ impl Endpoint {
         let d = score.dim();
         let x_t = sde.prior_sample(200, d, 11);
         let rk = SampleSpec {
-            sampler: Sampler::PfRk45,
-            rtol: 1e-10,
-            atol: 1e-10,
+            sampler: Sampler::PfRk45(config::PfRk45 {
+                rtol: 1e-10,
+                atol: 1e-10,
+            }),
             ..Default::default()
         };
         let reference = integrate(sde.as_ref(), &score, x_t.clone(), &rk, None)
@@ -70,25 +69,22 @@ impl Endpoint {
         }
     }
 
-    /// (NFE, error) of `sampler` with `steps` and `options` (denoising off).
-    fn error(&self, sampler: Sampler, steps: usize, mut options: SamplerOptions) -> (f64, f64) {
-        options.denoise = Some(false);
+    /// (NFE, error) of `sampler` with `steps` (denoising off).
+    fn error(&self, sampler: &Sampler, steps: usize) -> (f64, f64) {
         let run = integrate(
             self.sde.as_ref(),
             &self.score,
             self.x_t.clone(),
-            &spec(sampler, steps, options),
+            &spec(sampler, steps, Some(false)),
             None,
         )
         .unwrap();
         (run.nfe, endpoint_error(&run.x, &self.reference))
     }
 
-    fn slope(&self, sampler: Sampler, steps: &[usize], options: SamplerOptions) -> f64 {
-        let (nfe, err): (Vec<f64>, Vec<f64>) = steps
-            .iter()
-            .map(|&s| self.error(sampler, s, options.clone()))
-            .unzip();
+    fn slope(&self, sampler: &Sampler, steps: &[usize]) -> f64 {
+        let (nfe, err): (Vec<f64>, Vec<f64>) =
+            steps.iter().map(|&s| self.error(sampler, s)).unzip();
         let slope = loglog_slope(&nfe, &err);
         eprintln!("{sampler:?}: nfe {nfe:?} errors {err:?} slope {slope:.3}");
         slope
@@ -117,13 +113,13 @@ fn convergence_orders_match_theory() {
     for data in ["8gaussians", "bimodal-1d"] {
         let e = Endpoint::new(common::builtin(data));
         let cases: [(Sampler, &[usize], f64); 4] = [
-            (Sampler::PfEuler, &[64, 128, 256, 512], -1.0),
-            (Sampler::EdmHeun, &[33, 65, 129, 257], -2.0),
-            (Sampler::DpmSolver2, &[32, 64, 128, 256], -2.0),
-            (Sampler::DpmSolver3, &[60, 120, 240, 480], -3.0),
+            (s("pf-euler"), &[64, 128, 256, 512], -1.0),
+            (s("edm-heun"), &[33, 65, 129, 257], -2.0),
+            (s("dpm-solver-2"), &[32, 64, 128, 256], -2.0),
+            (s("dpm-solver-3"), &[60, 120, 240, 480], -3.0),
         ];
         for (sampler, steps, order) in cases {
-            let slope = e.slope(sampler, steps, no_denoise());
+            let slope = e.slope(&sampler, steps);
             assert!(
                 (slope - order).abs() <= 0.4,
                 "{data}: {sampler:?} slope {slope:.3}, expected {order} ± 0.4"
@@ -145,10 +141,10 @@ fn small_nfe_ordering_dpm_solver_ddim_euler() {
         let raw = common::builtin(data);
         let e = Endpoint::new(scaled(&raw, 0.25 / std));
         for nfe in [10usize, 12, 15, 20] {
-            let euler = e.error(Sampler::PfEuler, nfe, no_denoise()).1;
-            let ddim = e.error(Sampler::DpmSolver1, nfe, no_denoise()).1;
-            let d2 = e.error(Sampler::DpmSolver2, nfe, no_denoise()).1;
-            let d3 = e.error(Sampler::DpmSolver3, nfe, no_denoise()).1;
+            let euler = e.error(&s("pf-euler"), nfe).1;
+            let ddim = e.error(&s("dpm-solver-1"), nfe).1;
+            let d2 = e.error(&s("dpm-solver-2"), nfe).1;
+            let d3 = e.error(&s("dpm-solver-3"), nfe).1;
             eprintln!("{data} (std 0.25) NFE {nfe}: euler(t) {euler:.3e} ddim(λ) {ddim:.3e} dpm2 {d2:.3e} dpm3 {d3:.3e}");
             assert!(
                 ddim < euler,
@@ -163,8 +159,8 @@ fn small_nfe_ordering_dpm_solver_ddim_euler() {
         }
         let e_raw = Endpoint::new(raw);
         let (euler, ddim) = (
-            e_raw.error(Sampler::PfEuler, 20, no_denoise()).1,
-            e_raw.error(Sampler::DpmSolver1, 20, no_denoise()).1,
+            e_raw.error(&s("pf-euler"), 20).1,
+            e_raw.error(&s("dpm-solver-1"), 20).1,
         );
         eprintln!("{data} at its own scale, NFE 20: euler(t) {euler:.3e} ddim(λ) {ddim:.3e}");
     }
@@ -188,123 +184,117 @@ impl Score for TimeLog<'_> {
     }
 }
 
-/// Every sampler with its settings, and the NFE its documented formula gives.
-fn zoo() -> Vec<(Sampler, usize, SamplerOptions, u64)> {
-    let o = SamplerOptions::default;
-    let pc = |p, c, n, denoise| SamplerOptions {
-        predictor: p,
-        corrector: c,
-        corrector_steps: n,
-        denoise: Some(denoise),
-        ..o()
+/// Every sampler with its settings and final-denoising choice, and the NFE its documented
+/// formula gives.
+fn zoo() -> Vec<(Sampler, usize, Option<bool>, u64)> {
+    let pc = |predictor, corrector, corrector_steps| {
+        Sampler::Pc(config::Pc {
+            predictor,
+            corrector,
+            corrector_steps,
+            ..Default::default()
+        })
     };
     vec![
-        (Sampler::Em, 17, o(), 17),
-        (Sampler::PfEuler, 17, o(), 17),
-        (Sampler::PfHeun, 17, o(), 34),
-        (Sampler::PfRk4, 17, o(), 68),
+        (s("em"), 17, None, 17),
+        (s("pf-euler"), 17, None, 17),
+        (s("pf-heun"), 17, None, 34),
+        (s("pf-rk4"), 17, None, 68),
         (
-            Sampler::PlugIn,
+            Sampler::PlugIn(config::PlugIn {
+                lambda: 0.5,
+                ..Default::default()
+            }),
             17,
-            SamplerOptions { lambda: 0.5, ..o() },
+            None,
             17,
         ),
         (
-            Sampler::Pc,
+            pc(Predictor::ReverseDiffusion, Corrector::Langevin, Some(1)),
             17,
-            pc(Predictor::ReverseDiffusion, Corrector::Langevin, 1, false),
+            Some(false),
             34,
         ),
         (
-            Sampler::Pc,
+            pc(Predictor::Ancestral, Corrector::Langevin, Some(3)),
             17,
-            pc(Predictor::Ancestral, Corrector::Langevin, 3, true),
+            Some(true),
             17 * 4 + 1,
         ),
         (
-            Sampler::Pc,
+            pc(Predictor::EulerMaruyama, Corrector::None, None),
             17,
-            pc(Predictor::EulerMaruyama, Corrector::None, 1, false),
+            Some(false),
             17,
         ),
         (
-            Sampler::Pc,
+            pc(Predictor::ProbabilityFlow, Corrector::None, None),
             17,
-            pc(Predictor::ProbabilityFlow, Corrector::None, 1, true),
+            Some(true),
             18,
         ),
         (
-            Sampler::Pc,
+            pc(Predictor::None, Corrector::Langevin, Some(1)),
             34,
-            pc(Predictor::None, Corrector::Langevin, 1, false),
+            Some(false),
             34,
         ),
-        (Sampler::EdmHeun, 18, o(), 35),
+        (s("edm-heun"), 18, None, 35),
         (
-            Sampler::EdmHeun,
-            18,
-            SamplerOptions {
-                denoise: Some(false),
+            Sampler::EdmHeun(OnGrid {
                 spacing: Some(Spacing::Time),
-                ..o()
-            },
+                rho: None,
+            }),
+            18,
+            Some(false),
             34,
         ),
         (
-            Sampler::EdmSde,
-            18,
-            SamplerOptions {
+            Sampler::EdmSde(config::EdmSde {
                 s_churn: 40.0,
-                ..o()
-            },
+                ..Default::default()
+            }),
+            18,
+            None,
             35,
         ),
-        (Sampler::DpmSolver1, 17, o(), 17),
-        (Sampler::DpmSolver2, 17, o(), 17),
-        (Sampler::DpmSolver3, 17, o(), 17),
+        (s("dpm-solver-1"), 17, None, 17),
+        (s("dpm-solver-2"), 17, None, 17),
+        (s("dpm-solver-3"), 17, None, 17),
+        (s("dpm-solver-3"), 17, Some(true), 18),
+        (s("dpm-solver-pp2m"), 17, None, 17),
+        (s("ddim"), 17, None, 17),
         (
-            Sampler::DpmSolver3,
-            17,
-            SamplerOptions {
-                denoise: Some(true),
-                ..o()
-            },
-            18,
-        ),
-        (Sampler::DpmSolverPp2m, 17, o(), 17),
-        (Sampler::Ddim, 17, o(), 17),
-        (
-            Sampler::Ddim,
-            17,
-            SamplerOptions {
+            Sampler::Ddim(config::Ddim {
                 eta: 1.0,
                 discrete: Some(100),
-                ..o()
-            },
+                ..Default::default()
+            }),
+            17,
+            None,
             17,
         ),
-        (Sampler::Ddpm, 50, o(), 50),
+        (s("ddpm"), 50, None, 50),
         (
-            Sampler::Ddpm,
-            50,
-            SamplerOptions {
+            Sampler::Ddpm(config::Ddpm {
                 variance: Some(Variance::BetaTilde),
                 discrete: Some(1000),
-                ..o()
-            },
+            }),
+            50,
+            None,
             50,
         ),
-        (Sampler::Langevin, 17, o(), 17),
+        (s("langevin"), 17, None, 17),
         (
-            Sampler::AnnealedLangevin,
-            17,
             // Under VP the default step (α_1 = ε s(1)²/s(ε)²) diverges: caught since the
             // divergence check, so the zoo runs a stable step.
-            SamplerOptions {
+            Sampler::AnnealedLangevin(config::AnnealedLangevin {
                 levels: 3,
                 step_size: 1e-5,
-                ..o()
-            },
+                ..Default::default()
+            }),
+            17,
+            None,
             51,
         ),
     ]
@@ -316,9 +306,9 @@ fn zoo() -> Vec<(Sampler, usize, SamplerOptions, u64)> {
 fn nfe_formulas_and_time_grids() {
     let (sde, score) = vp_oracle(common::builtin("8gaussians"));
     let eps = sde.default_eps();
-    for (sampler, steps, options, nfe) in zoo() {
+    for (sampler, steps, denoise, nfe) in zoo() {
         assert_eq!(
-            sampler.nfe(steps, &options),
+            sampler.nfe(steps, denoise).unwrap(),
             Some(nfe),
             "{sampler:?} formula"
         );
@@ -326,44 +316,34 @@ fn nfe_formulas_and_time_grids() {
             inner: &score,
             times: Mutex::new(Vec::new()),
         };
-        let run = sample(
-            sde.as_ref(),
-            &log,
-            &spec(sampler, steps, options.clone()),
-            None,
-        )
-        .unwrap();
-        assert_eq!(run.nfe, nfe as f64, "{sampler:?} {options:?}: counted NFE");
+        let run = sample(sde.as_ref(), &log, &spec(&sampler, steps, denoise), None).unwrap();
+        assert_eq!(run.nfe, nfe as f64, "{sampler:?} {denoise:?}: counted NFE");
         let times = log.times.into_inner().unwrap();
         let (first, lowest) = (
             times[0],
             times.iter().cloned().fold(f64::INFINITY, f64::min),
         );
-        match sampler {
-            Sampler::Ddpm => {
-                let n = options.discrete.unwrap_or(steps);
+        match &sampler {
+            Sampler::Ddpm(o) => {
+                let n = o.discrete.unwrap_or(steps);
                 let sched =
                     scoresde::ddpm::DiscreteSchedule::from_vp(&VpSde::default(), n).unwrap();
                 assert_eq!(first, sched.time(n), "{sampler:?}: first evaluation");
                 assert_eq!(lowest, sched.time(1), "{sampler:?}: last evaluation");
             }
-            Sampler::Langevin => assert!(times.iter().all(|&t| t == eps)),
-            Sampler::Ddim if options.discrete.is_some() => {
+            Sampler::Langevin(_) => assert!(times.iter().all(|&t| t == eps)),
+            Sampler::Ddim(o) if o.discrete.is_some() => {
                 let sched =
                     scoresde::ddpm::DiscreteSchedule::from_vp(&VpSde::default(), 100).unwrap();
                 assert_eq!(first, sched.time(100));
                 assert_eq!(lowest, sched.time(1));
             }
             _ => {
-                assert_eq!(
-                    first,
-                    sde.t_max(),
-                    "{sampler:?} {options:?}: first evaluation"
-                );
+                assert_eq!(first, sde.t_max(), "{sampler:?}: first evaluation");
                 assert!(lowest >= eps, "{sampler:?}: evaluated below ε at {lowest}");
                 // The last step lands on ε: the state at ε can be recorded.
-                if sampler != Sampler::AnnealedLangevin {
-                    let mut s = spec(sampler, steps, options.clone());
+                if !matches!(sampler, Sampler::AnnealedLangevin(_)) {
+                    let mut s = spec(&sampler, steps, denoise);
                     s.record = vec![eps];
                     s.n = 3;
                     let r = sample(sde.as_ref(), &score, &s, None).unwrap();
@@ -390,13 +370,13 @@ fn corrector_only_is_worst_at_equal_nfe() {
                 seed,
                 n: 2000,
                 ..spec(
-                    Sampler::Pc,
-                    steps,
-                    SamplerOptions {
+                    &Sampler::Pc(config::Pc {
                         predictor: p,
                         corrector: c,
                         ..Default::default()
-                    },
+                    }),
+                    steps,
+                    None,
                 )
             };
             let run = sample(sde.as_ref(), &score, &s, None).unwrap();
@@ -430,20 +410,12 @@ fn ncsn_langevin_positive_control() {
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
         Array2::from_shape_fn((1280, 2), |_| rng.random_range(-8.0..8.0))
     };
-    let run = |sde: Arc<dyn Sde>, sampler, steps, eps| {
+    let run = |sde: Arc<dyn Sde>, sampler: Sampler, steps, eps| {
         let score = MixtureScore::new(mixture.clone(), sde.clone());
         let s = SampleSpec {
             eps: Some(eps),
             seed: 4,
-            ..spec(
-                sampler,
-                steps,
-                SamplerOptions {
-                    step_size: 0.1,
-                    levels: 10,
-                    ..Default::default()
-                },
-            )
+            ..spec(&sampler, steps, None)
         };
         integrate(sde.as_ref(), &score, init.clone(), &s, None)
             .unwrap()
@@ -452,14 +424,18 @@ fn ncsn_langevin_positive_control() {
     // σ(ε) = 1e-3 · 20^ε ≈ 1e-3: the data score.
     let plain = run(
         Arc::new(VeSde::new(1e-3, 20.0).unwrap()),
-        Sampler::Langevin,
+        Sampler::Langevin(config::Langevin { step_size: 0.1 }),
         1000,
         1e-9,
     );
     // σ_i = 20^{1 − i/9}: 20 … 1 geometric.
     let annealed = run(
         Arc::new(VeSde::new(1.0, 20.0).unwrap()),
-        Sampler::AnnealedLangevin,
+        Sampler::AnnealedLangevin(config::AnnealedLangevin {
+            step_size: 0.1,
+            levels: 10,
+            ..Default::default()
+        }),
         100,
         1e-12,
     );
@@ -495,12 +471,12 @@ fn edm_churn_passes_with_exact_score() {
             n: 2000,
             seed: 1,
             ..spec(
-                Sampler::EdmSde,
-                256,
-                SamplerOptions {
+                &Sampler::EdmSde(config::EdmSde {
                     s_churn: churn,
                     ..Default::default()
-                },
+                }),
+                256,
+                None,
             )
         };
         let x = sample(sde.as_ref(), &score, &s, None).unwrap().x;
@@ -546,11 +522,11 @@ fn dpm_solver_3_passes_where_euler_fails_at_21_nfe() {
     );
     let (sde, score) = vp_oracle(mixture.clone());
     let reference = mixture.sample(4000, 9, REFERENCE_DOMAIN).0;
-    let rejected_by = |sampler| {
+    let rejected_by = |sampler: Sampler| {
         let s = SampleSpec {
             n: 4000,
             seed: 5,
-            ..spec(sampler, 21, SamplerOptions::default())
+            ..spec(&sampler, 21, None)
         };
         let run = sample(sde.as_ref(), &score, &s, None).unwrap();
         assert_eq!(run.nfe, 21.0);
@@ -572,12 +548,12 @@ fn dpm_solver_3_passes_where_euler_fails_at_21_nfe() {
         }
         rejected
     };
-    let dpm = rejected_by(Sampler::DpmSolver3);
+    let dpm = rejected_by(s("dpm-solver-3"));
     assert!(
         dpm.is_empty(),
         "DPM-Solver-3 at 21 NFE is rejected by {dpm:?}"
     );
-    let euler = rejected_by(Sampler::PfEuler);
+    let euler = rejected_by(s("pf-euler"));
     assert!(!euler.is_empty(), "PF-Euler at 21 NFE is not rejected");
 }
 
@@ -601,24 +577,18 @@ impl Score for NanBelow<'_> {
 fn non_finite_states_stop_every_sampler() {
     let (sde, score) = vp_oracle(common::builtin("8gaussians"));
     let bad = NanBelow(&score);
-    for (sampler, steps, options, _) in zoo() {
-        if matches!(sampler, Sampler::Langevin) {
+    for (sampler, steps, denoise, _) in zoo() {
+        if matches!(sampler, Sampler::Langevin(_)) {
             continue; // runs at t = ε only: NaN from its first step
         }
-        let err = sample(sde.as_ref(), &bad, &spec(sampler, steps, options), None).unwrap_err();
+        let err = sample(sde.as_ref(), &bad, &spec(&sampler, steps, denoise), None).unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("non-finite at step") && msg.contains("t = "),
             "{sampler:?}: {msg}"
         );
     }
-    let err = sample(
-        sde.as_ref(),
-        &bad,
-        &spec(Sampler::Langevin, 5, SamplerOptions::default()),
-        None,
-    )
-    .unwrap_err();
+    let err = sample(sde.as_ref(), &bad, &spec(&s("langevin"), 5, None), None).unwrap_err();
     assert!(err.to_string().contains("step 0"), "{err}");
 }
 
@@ -636,12 +606,12 @@ fn ddpm_sampler_is_algorithm_2() {
         n: 64,
         seed: 5,
         ..spec(
-            Sampler::Ddpm,
-            n_steps,
-            SamplerOptions {
+            &Sampler::Ddpm(config::Ddpm {
                 variance: Some(Variance::Beta),
-                ..Default::default()
-            },
+                discrete: None,
+            }),
+            n_steps,
+            None,
         )
     };
     let ours = sample(sde.as_ref(), &score, &s, None).unwrap().x;
@@ -691,8 +661,8 @@ fn a_method_written_outside_runs_like_a_builtin_sampler() {
             }
             Ok(t)
         }
-        fn nfe(&self, steps: usize) -> u64 {
-            steps as u64 - 1 + self.nfe_off_by
+        fn nfe(&self, steps: usize) -> Option<u64> {
+            Some(steps as u64 - 1 + self.nfe_off_by)
         }
         fn run(
             &self,
@@ -716,7 +686,7 @@ fn a_method_written_outside_runs_like_a_builtin_sampler() {
     let (sde, score) = vp_oracle(common::builtin("8gaussians"));
     let builtin_spec = SampleSpec {
         n: 300,
-        ..spec(Sampler::Ddim, 25, no_denoise())
+        ..spec(&s("ddim"), 25, Some(false))
     };
     let builtin = sample(sde.as_ref(), &score, &builtin_spec, None).unwrap();
     let ours = MyDdim {
@@ -733,6 +703,7 @@ fn a_method_written_outside_runs_like_a_builtin_sampler() {
         record: vec![t_rec],
         denoise: Some(false),
         eps: None,
+        chunk: 0,
     };
     let mine = sample_with(sde.as_ref(), &score, &ours, &run, None).unwrap();
     assert_eq!(builtin.x.nrows(), 300);

@@ -300,7 +300,7 @@ fn pf_slope(sampler: Sampler, data: &str) -> f64 {
         .iter()
         .map(|&steps| {
             let spec = SampleSpec {
-                sampler,
+                sampler: sampler.clone(),
                 steps,
                 ..Default::default()
             };
@@ -316,9 +316,9 @@ fn pf_slope(sampler: Sampler, data: &str) -> f64 {
 
 #[test]
 fn pf_ode_convergence_orders_with_exact_score() {
-    let euler = pf_slope(Sampler::PfEuler, "8gaussians");
+    let euler = pf_slope(common::sampler("pf-euler"), "8gaussians");
     assert!((euler + 1.0).abs() <= 0.3, "Euler slope {euler}");
-    let heun = pf_slope(Sampler::PfHeun, "8gaussians");
+    let heun = pf_slope(common::sampler("pf-heun"), "8gaussians");
     assert!((heun + 2.0).abs() <= 0.3, "Heun slope {heun}");
 }
 
@@ -326,13 +326,13 @@ fn pf_ode_convergence_orders_with_exact_score() {
 fn nfe_is_counted_and_matches_the_formula() {
     let (sde, score) = setup("ncsn");
     for sampler in [
-        Sampler::Em,
-        Sampler::PfEuler,
-        Sampler::PfHeun,
-        Sampler::PfRk4,
+        common::sampler("em"),
+        common::sampler("pf-euler"),
+        common::sampler("pf-heun"),
+        common::sampler("pf-rk4"),
     ] {
         let spec = SampleSpec {
-            sampler,
+            sampler: sampler.clone(),
             steps: 37,
             n: 50,
             chunk: 16,
@@ -341,16 +341,16 @@ fn nfe_is_counted_and_matches_the_formula() {
         let run = sample(sde.as_ref(), &score, &spec, None).unwrap();
         assert_eq!(
             run.nfe,
-            sampler.nfe(37, &Default::default()).unwrap() as f64,
+            sampler.nfe(37, None).unwrap().unwrap() as f64,
             "{sampler:?}"
         );
         assert_eq!(
             run.stats.evals,
-            50 * sampler.nfe(37, &Default::default()).unwrap()
+            50 * sampler.nfe(37, None).unwrap().unwrap()
         );
     }
     let spec = SampleSpec {
-        sampler: Sampler::PfRk45,
+        sampler: common::sampler("pf-rk45"),
         n: 50,
         ..Default::default()
     };
@@ -372,7 +372,7 @@ fn nfe_is_counted_and_matches_the_formula() {
 fn time_grid_starts_at_t_max_and_lands_on_eps() {
     let (sde, score) = setup("8gaussians");
     let spec = SampleSpec {
-        sampler: Sampler::Em,
+        sampler: common::sampler("em"),
         steps: 10,
         n: 3,
         eps: Some(1e-3),
@@ -395,14 +395,14 @@ fn output_is_identical_for_any_chunk_size_and_thread_count() {
     let (sde, score) = setup("8gaussians");
     let mix3 = MixtureScore::new(common::mixture_3d(), sde.clone());
     for (score, d) in [(&score, 2usize), (&mix3, 3)] {
-        for sampler in [Sampler::Em, Sampler::PfRk45] {
+        for sampler in [common::sampler("em"), common::sampler("pf-rk45")] {
             let run = |chunk: usize, threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
                     .unwrap();
                 let spec = SampleSpec {
-                    sampler,
+                    sampler: sampler.clone(),
                     steps: 50,
                     n: 301,
                     chunk,

@@ -1,10 +1,9 @@
 //! The CLI's side of "no option is silently ignored": flags given on the command line that the
-//! chosen sampler, SDE or mode does not read are errors naming them; library parameter names in
-//! errors become flag names.
+//! chosen SDE or mode does not read are errors naming them (a sampler's flags are refused by
+//! the sample task itself); library parameter names in errors become flag names.
 
 use crate::{Cli, Cmd};
 use clap::{Args, CommandFactory, ValueEnum};
-use scoresde::sample::SamplerOptions;
 use scoresde::sde::SdeSpec;
 use scoresde::{invalid, Error, Result};
 
@@ -131,16 +130,7 @@ pub(crate) fn refuse_unread_flags(cli: &Cli, matches: &clap::ArgMatches) -> Resu
     };
     match &cli.cmd {
         Cmd::Sample(a) => {
-            let owned = ids_of::<SamplerOptions>();
-            let mut candidates: Vec<&str> = owned.iter().map(String::as_str).collect();
-            candidates.extend(["steps", "rtol", "atol"]);
-            refuse_unread(
-                m,
-                cmd,
-                &candidates,
-                &a.sampler.reads(&a.options),
-                &format!("--sampler {}", a.sampler.name()),
-            )?;
+            // The sampler's own flags are checked by the task (each sampler has its settings).
             check_sde(&a.sde, a.model.is_some())?;
             if a.model.is_some() {
                 refuse_unread(

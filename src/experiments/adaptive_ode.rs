@@ -4,7 +4,7 @@
 use super::{Num, Sci, Exact, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Mark, Series};
-use crate::sample::{integrate, SampleSpec, Sampler};
+use crate::sample::{config, integrate, SampleSpec, Sampler};
 use crate::stats::two_sample::energy_distance;
 use crate::Result;
 use serde::{Deserialize, Serialize};
@@ -38,9 +38,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let x_t = sde.prior_sample(n, data.dim(), o.seed);
     let reference_draws = mixture.sample(n, o.seed, REFERENCE_DOMAIN).0;
     let rk = |tol: f64| SampleSpec {
-        sampler: Sampler::PfRk45,
-        rtol: tol,
-        atol: tol,
+        sampler: Sampler::PfRk45(config::PfRk45 {
+            rtol: tol,
+            atol: tol,
+        }),
         ..Default::default()
     };
     let exact_path = integrate(sde.as_ref(), &score, x_t.clone(), &rk(1e-10), None)?.x;

@@ -5,7 +5,7 @@
 use super::{Exact, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Mark, Series};
-use crate::sample::{sample, SampleSpec, Sampler, SamplerOptions, Variance};
+use crate::sample::{config, sample, SampleSpec, Sampler, Variance};
 use crate::stats::two_sample::energy_distance;
 use crate::Result;
 use serde::{Deserialize, Serialize};
@@ -38,32 +38,24 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let mut rows = Vec::new();
     for (r, label) in labels.iter().enumerate() {
         for (c, &s) in p.steps.iter().enumerate() {
-            let (sampler, options) = match p.etas.get(r) {
-                Some(&eta) => (
-                    Sampler::Ddim,
-                    SamplerOptions {
-                        eta,
-                        discrete: Some(p.schedule_steps),
-                        ..Default::default()
-                    },
-                ),
-                None => (
-                    Sampler::Ddpm,
-                    SamplerOptions {
-                        variance: Some(Variance::Beta),
-                        discrete: Some(p.schedule_steps),
-                        ..Default::default()
-                    },
-                ),
+            let sampler = match p.etas.get(r) {
+                Some(&eta) => Sampler::Ddim(config::Ddim {
+                    eta,
+                    discrete: Some(p.schedule_steps),
+                    ..Default::default()
+                }),
+                None => Sampler::Ddpm(config::Ddpm {
+                    variance: Some(Variance::Beta),
+                    discrete: Some(p.schedule_steps),
+                }),
             };
             let mut total = 0.0;
             for k in 0..seeds {
                 let spec = SampleSpec {
-                    sampler,
+                    sampler: sampler.clone(),
                     steps: s,
                     n,
                     seed: o.seed + k,
-                    options: options.clone(),
                     ..Default::default()
                 };
                 let run = sample(sde.as_ref(), &score, &spec, None)?;

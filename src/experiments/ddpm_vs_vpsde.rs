@@ -102,7 +102,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let mut sweep = |label: &str,
                      sde: &dyn Sde,
                      score: &dyn Score,
-                     sampler: Sampler,
+                     sampler: &Sampler,
                      steps: &[usize],
                      o: &mut Outputs|
      -> Result<Vec<(f64, f64)>> {
@@ -111,7 +111,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             let mut e = 0.0;
             for (&seed, reference) in seeds.iter().zip(&references) {
                 let spec = SampleSpec {
-                    sampler,
+                    sampler: sampler.clone(),
                     steps: n,
                     n: n_pts,
                     seed,
@@ -129,8 +129,9 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         }
         Ok(pts)
     };
-    let ddpm_pts = sweep("exact score", sde.as_ref(), &score, Sampler::Ddpm, steps, o)?;
-    let em_pts = sweep("exact score", sde.as_ref(), &score, Sampler::Em, steps, o)?;
+    let (ddpm, em) = (Sampler::Ddpm(Default::default()), Sampler::default());
+    let ddpm_pts = sweep("exact score", sde.as_ref(), &score, &ddpm, steps, o)?;
+    let em_pts = sweep("exact score", sde.as_ref(), &score, &em, steps, o)?;
     let trained_steps = p.trained_steps.at(o.quick);
     let (mut trained_series, mut claims) = (vec![], vec![]);
     for spec in &p.models {
@@ -143,10 +144,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 spec.label
             ));
         }
-        for (sampler, name) in [
-            (Sampler::Ddpm, "DDPM ancestral"),
-            (Sampler::Em, "reverse EM"),
-        ] {
+        for (sampler, name) in [(&ddpm, "DDPM ancestral"), (&em, "reverse EM")] {
             let pts = sweep(
                 &spec.label,
                 net_sde.as_ref(),

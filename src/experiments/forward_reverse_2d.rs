@@ -66,7 +66,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let mut rev_times = times.clone();
     rev_times.reverse();
     let spec = SampleSpec {
-        sampler: Sampler::Em,
+        sampler: Sampler::default(),
         steps: p.steps - 1,
         eps: Some(eps),
         n,

@@ -5,7 +5,7 @@
 use super::{Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Mark, Series};
-use crate::sample::{integrate, SampleSpec, Sampler, SamplerOptions};
+use crate::sample::{config, integrate, SampleSpec, Sampler};
 use crate::score::MixtureScore;
 use crate::sde::{Sde, VeSde};
 use crate::stats::chi2::component_chi2;
@@ -41,18 +41,13 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(o.seed);
     let init = Array2::from_shape_fn((p.n, d), |_| rng.random_range(-p.half_width..p.half_width));
     let reference = mixture.sample(p.n, o.seed, REFERENCE_DOMAIN).0;
-    let langevin = |sde: Arc<dyn Sde>, sampler, steps, eps| -> Result<(Array2<f64>, f64)> {
+    let langevin = |sde: Arc<dyn Sde>, sampler: Sampler, steps, eps| -> Result<(Array2<f64>, f64)> {
         let score = MixtureScore::new(mixture.clone(), sde.clone());
         let spec = SampleSpec {
             sampler,
             steps,
             eps: Some(eps),
             seed: o.seed,
-            options: SamplerOptions {
-                step_size: p.step_size,
-                levels: p.levels,
-                ..Default::default()
-            },
             ..Default::default()
         };
         let r = integrate(sde.as_ref(), &score, init.clone(), &spec, None)?;
@@ -61,14 +56,20 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     // Plain: σ(ε) ≈ 1e-3 · (σ_max/1e-3)^1e-9 ≈ 1e-3, i.e. the data score.
     let (plain, nfe_p) = langevin(
         Arc::new(VeSde::new(1e-3, p.sigma_max)?),
-        Sampler::Langevin,
+        Sampler::Langevin(config::Langevin {
+            step_size: p.step_size,
+        }),
         p.plain_steps,
         1e-9,
     )?;
     // Annealed: VE levels uniform in t = geometric σ from σ_max to σ_min.
     let (annealed, nfe_a) = langevin(
         Arc::new(VeSde::new(p.sigma_min, p.sigma_max)?),
-        Sampler::AnnealedLangevin,
+        Sampler::AnnealedLangevin(config::AnnealedLangevin {
+            step_size: p.step_size,
+            levels: p.levels,
+            ..Default::default()
+        }),
         p.steps_per_level,
         1e-12,
     )?;

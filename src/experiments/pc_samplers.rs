@@ -8,7 +8,7 @@ use super::{Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::nn::NetScore;
 use crate::plot::{Chart, Mark, Series};
-use crate::sample::{integrate, Corrector, Predictor, SampleSpec, Sampler, SamplerOptions};
+use crate::sample::{config, integrate, Corrector, Predictor, SampleSpec, Sampler};
 use crate::data::GaussianMixture;
 use crate::stats::two_sample::energy_distance;
 use crate::Result;
@@ -63,23 +63,23 @@ impl Column {
 
     fn spec(self, pred: Predictor, n_steps: usize, snr: f64, n: usize, seed: u64) -> SampleSpec {
         let (predictor, corrector, corrector_steps, steps) = match self {
-            Column::P1 => (pred, Corrector::None, 1, n_steps),
-            Column::P2 => (pred, Corrector::None, 1, 2 * n_steps),
-            Column::C2 => (Predictor::None, Corrector::Langevin, 2, n_steps),
-            Column::Pc => (pred, Corrector::Langevin, 1, n_steps),
+            Column::P1 => (pred, Corrector::None, None, n_steps),
+            Column::P2 => (pred, Corrector::None, None, 2 * n_steps),
+            Column::C2 => (Predictor::None, Corrector::Langevin, Some(2), n_steps),
+            Column::Pc => (pred, Corrector::Langevin, Some(1), n_steps),
         };
+        let corrects = corrector != Corrector::None;
         SampleSpec {
-            sampler: Sampler::Pc,
-            steps,
-            n,
-            seed,
-            options: SamplerOptions {
+            sampler: Sampler::Pc(config::Pc {
                 predictor,
                 corrector,
                 corrector_steps,
-                snr,
+                snr: corrects.then_some(snr),
                 ..Default::default()
-            },
+            }),
+            steps,
+            n,
+            seed,
             ..Default::default()
         }
     }

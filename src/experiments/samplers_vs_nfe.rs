@@ -5,7 +5,7 @@ use super::{Num, Sci, Exact, Scale, loglog_slope, Claim, Experiment, Outputs};
 
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::convergence::EndpointOracle;
-use crate::sample::{integrate, SampleSpec, Sampler, SamplerOptions};
+use crate::sample::{integrate, SampleSpec, Sampler};
 use crate::{invalid, Result};
 use serde::{Deserialize, Serialize};
 
@@ -32,20 +32,15 @@ struct Row {
     endpoint_error: Sci,
 }
 
-/// The theoretical order of a deterministic fixed-step sampler.
-fn order(s: Sampler) -> Option<f64> {
-    Some(match s {
-        Sampler::PfEuler | Sampler::DpmSolver1 | Sampler::Ddim => 1.0,
-        Sampler::PfHeun | Sampler::EdmHeun | Sampler::DpmSolver2 | Sampler::DpmSolverPp2m => 2.0,
-        Sampler::DpmSolver3 => 3.0,
-        Sampler::PfRk4 => 4.0,
-        _ => return None,
-    })
-}
-
-/// The `--steps` that spends exactly `nfe` evaluations, read off [`Sampler::nfe`].
-fn steps_for(s: Sampler, nfe: usize, options: &SamplerOptions) -> Option<usize> {
-    (1..=nfe + 1).find(|&k| s.nfe(k, options) == Some(nfe as u64))
+/// The `steps` that spend exactly `nfe` evaluations (no final denoising), read off the
+/// sampler's own NFE formula.
+fn steps_for(s: &Sampler, nfe: usize) -> Result<Option<usize>> {
+    for k in 1..=nfe + 1 {
+        if s.nfe(k, Some(false))? == Some(nfe as u64) {
+            return Ok(Some(k));
+        }
+    }
+    Ok(None)
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
@@ -56,27 +51,23 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let oracle = EndpointOracle::new(sde.as_ref(), &score, x_t)?;
     let budgets = p.nfe.at(o.quick);
     let (mut rows, mut series, mut claims) = (Vec::new(), Vec::new(), Vec::new());
-    for &s in &p.samplers {
-        let order = order(s).ok_or_else(|| {
+    for s in &p.samplers {
+        let order = s.method(Some(sde.as_ref()))?.order().ok_or_else(|| {
             invalid!(
                 "{}: sampler {} is not a deterministic fixed-step sampler",
                 exp.name,
                 s.name()
             )
-        })?;
-        let options = SamplerOptions {
-            denoise: Some(false),
-            ..Default::default()
-        };
+        })? as f64;
         let mut pts = Vec::new();
         for &nfe in budgets {
-            let steps = steps_for(s, nfe, &options).ok_or_else(|| {
+            let steps = steps_for(s, nfe)?.ok_or_else(|| {
                 invalid!("{}: {} cannot spend exactly {nfe} NFE", exp.name, s.name())
             })?;
             let spec = SampleSpec {
-                sampler: s,
+                sampler: s.clone(),
                 steps,
-                options: options.clone(),
+                denoise: Some(false),
                 ..Default::default()
             };
             let run = integrate(sde.as_ref(), &score, oracle.x_t.clone(), &spec, None)?;

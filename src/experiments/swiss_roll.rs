@@ -65,7 +65,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     // output (time 0: x₀ = Tweedie's denoised x₁, Algorithm 2's last step).
     let (t_top, t_mid) = (chain.time(big_t), chain.time(mid));
     let spec = SampleSpec {
-        sampler: Sampler::Ddpm,
+        sampler: Sampler::Ddpm(Default::default()),
         steps: big_t,
         n,
         seed: o.seed,

@@ -81,7 +81,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             sde.as_ref(),
             &net,
             &SampleSpec {
-                sampler: p.sampler,
+                sampler: p.sampler.clone(),
                 steps: p.steps,
                 n: n * reps,
                 seed: o.seed,

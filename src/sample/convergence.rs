@@ -40,9 +40,10 @@ pub struct Order {
 impl<'a> EndpointOracle<'a> {
     pub fn new(sde: &'a dyn Sde, score: &'a dyn Score, x_t: Array2<f64>) -> Result<Self> {
         let rk = SampleSpec {
-            sampler: Sampler::PfRk45,
-            rtol: 1e-10,
-            atol: 1e-10,
+            sampler: Sampler::PfRk45(super::config::PfRk45 {
+                rtol: 1e-10,
+                atol: 1e-10,
+            }),
             ..Default::default()
         };
         let reference = integrate(sde, score, x_t.clone(), &rk, None)?.x;

@@ -31,8 +31,12 @@ impl Method for Ddim {
         }
     }
     /// N − 1.
-    fn nfe(&self, steps: usize) -> u64 {
-        steps.saturating_sub(1) as u64
+    fn nfe(&self, steps: usize) -> Option<u64> {
+        Some(steps.saturating_sub(1) as u64)
+    }
+    /// η = 0: the exponential-integrator first-order step (= DPM-Solver-1); stochastic else.
+    fn order(&self) -> Option<u32> {
+        (self.eta == 0.0).then_some(1)
     }
     fn denoises_by_default(&self) -> bool {
         true

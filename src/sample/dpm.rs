@@ -25,8 +25,12 @@ impl Method for DpmSolver {
             .times(sde, eps, orders(self.order, steps).len() + 1)
     }
     /// N (the budget).
-    fn nfe(&self, steps: usize) -> u64 {
-        steps as u64
+    fn nfe(&self, steps: usize) -> Option<u64> {
+        Some(steps as u64)
+    }
+    /// k (Lu et al. 2022, Thm 3.2).
+    fn order(&self) -> Option<u32> {
+        Some(self.order as u32)
     }
     fn run(
         &self,
@@ -53,8 +57,12 @@ impl Method for DpmSolverPp2m {
         self.grid.times(sde, eps, steps + 1)
     }
     /// N.
-    fn nfe(&self, steps: usize) -> u64 {
-        steps as u64
+    fn nfe(&self, steps: usize) -> Option<u64> {
+        Some(steps as u64)
+    }
+    /// 2 (Lu et al. 2022b).
+    fn order(&self) -> Option<u32> {
+        Some(2)
     }
     fn run(
         &self,

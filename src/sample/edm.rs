@@ -33,11 +33,15 @@ impl Method for Edm {
         self.grid.times(sde, eps, steps)
     }
     /// 2(N − 1).
-    fn nfe(&self, steps: usize) -> u64 {
-        2 * steps.saturating_sub(1) as u64
+    fn nfe(&self, steps: usize) -> Option<u64> {
+        Some(2 * steps.saturating_sub(1) as u64)
     }
     fn denoises_by_default(&self) -> bool {
         true
+    }
+    /// Heun: 2 (Algorithm 1); none with churn.
+    fn order(&self) -> Option<u32> {
+        (!self.stochastic).then_some(2)
     }
     fn run(
         &self,
@@ -65,6 +69,16 @@ pub struct Churn {
     pub s_tmin: f64,
     pub s_tmax: f64,
     pub s_noise: f64,
+}
+
+impl Churn {
+    /// No churn (Algorithm 1).
+    pub const NONE: Churn = Churn {
+        s_churn: 0.0,
+        s_tmin: 0.0,
+        s_tmax: f64::INFINITY,
+        s_noise: 1.0,
+    };
 }
 
 /// Heun steps (with churn) over the N points of `times`: NFE 2(N − 1).

@@ -1,18 +1,32 @@
-//! The whole-batch stepping engine of the step-map samplers (PC, EDM, DPM-Solver, DDIM, DDPM,
-//! Langevin): score / ε / x₀ evaluations in parallel row blocks, keyed noise, records,
-//! progress and the non-finite check after every step.
+//! What every sampler runs over: the [`StepContext`]. Step-map samplers (PC, EDM, DPM-Solver,
+//! DDIM, DDPM, Langevin) step the whole batch with score / ε / x₀ evaluations in parallel row
+//! blocks, keyed noise, records, progress and the state check after every step; the reverse
+//! SDE and PF-ODE samplers hand the whole integration to the solvers crate
+//! ([`StepContext::solve`]), which runs independent row chunks.
 //!
-//! Unlike the chunked ODE/SDE solvers, a step here sees the whole batch, so batch statistics
-//! (the Langevin corrector's averaged norms) are those of all n particles. Results depend on
-//! neither the thread count nor the block size: every row is computed independently and every
-//! reduction is summed in row order.
+//! A step-map step sees the whole batch, so batch statistics (the Langevin corrector's averaged
+//! norms) are those of all n particles. Results depend on neither the thread count nor the
+//! block or chunk size: every row is computed independently and every reduction is summed in
+//! row order.
 
+use crate::reverse::ReverseSde;
 use crate::score::{convert, par_eps, par_score, Score};
 use crate::sde::{Marginal, Sde};
 use crate::Result;
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
-use scoresde_solvers::{KeyedNormal, SolveError, Time};
+use scoresde_solvers::{
+    solve, KeyedNormal, Method as Step, Problem, SolveError, SolveOptions, Stats, Steps, Time,
+};
+
+/// What [`StepContext::solve`] integrates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Dynamics {
+    /// The plug-in reverse SDE with λ (0: the reverse SDE).
+    ReverseSde { lambda: f64 },
+    /// The probability-flow ODE.
+    ProbabilityFlow,
+}
 
 use crate::numerics::BLOCK;
 
@@ -77,6 +91,10 @@ pub struct StepContext<'a> {
     reported: u64,
     /// Divergence limit of the states ([`divergence_limit`]; ∞ unless set).
     pub(crate) limit: f64,
+    /// Rows per chunk of [`StepContext::solve`] (0: the solvers' default).
+    pub(crate) chunk: usize,
+    /// The work counters of a [`StepContext::solve`] run (accepted and rejected steps).
+    pub(crate) solver_stats: Option<Stats>,
 }
 
 impl<'a> StepContext<'a> {
@@ -100,7 +118,58 @@ impl<'a> StepContext<'a> {
             total_steps: total_steps.max(1) as u64,
             reported: 0,
             limit: f64::INFINITY,
+            chunk: 0,
+            solver_stats: None,
         }
+    }
+
+    /// Integrates `x` from the first time of `steps` to its last with the solvers crate: the
+    /// reverse SDE by Euler–Maruyama (noise keyed like [`StepContext::normal`]: draw k of a row
+    /// is its step k) or the PF-ODE by a Runge–Kutta tableau, in independent row chunks. The
+    /// record times not yet kept are kept on the way; the end state is checked.
+    pub fn solve(
+        &mut self,
+        dynamics: Dynamics,
+        method: Step,
+        steps: &Steps,
+        x: &mut Array2<f64>,
+    ) -> Result<()> {
+        let reverse = ReverseSde::new(self.sde, self.score);
+        let (plug_in, pf) = match dynamics {
+            Dynamics::ReverseSde { lambda } => (reverse.with_lambda(lambda), None),
+            Dynamics::ProbabilityFlow => (reverse, Some(reverse.probability_flow())),
+        };
+        let problem = match &pf {
+            Some(pf) => Problem::Ode(pf),
+            None => Problem::Sde(&plug_in, &self.noise),
+        };
+        let kept: Vec<f64> = self.records.iter().map(|r| r.0).collect();
+        let opts = SolveOptions {
+            chunk_size: self.chunk,
+            record: self
+                .record
+                .iter()
+                .copied()
+                .filter(|r| !kept.contains(r))
+                .collect(),
+            progress: self.progress,
+        };
+        let start = std::mem::replace(x, Array2::zeros((0, 0)));
+        let n = start.nrows() as u64;
+        let sol = solve(problem, method, steps, start, &opts)?;
+        let done = sol.stats.accepted / sol.stats.particles.max(1);
+        self.steps += done;
+        self.reported = n;
+        self.records.extend(sol.records);
+        self.solver_stats = Some(sol.stats);
+        *x = sol.x;
+        // The solvers catch non-finite states at every step; a finite divergence shows in the
+        // end state.
+        let t_end = match steps {
+            Steps::Grid(g) => *g.times().last().expect("a grid has points"),
+            Steps::Adaptive { t1, .. } => *t1,
+        };
+        check_state(done, t_end, x, self.limit)
     }
 
     /// `∇log p_t(x)` for every row.

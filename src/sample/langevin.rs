@@ -34,11 +34,11 @@ impl Method for Langevin {
         }
     }
     /// N per level (L N annealed).
-    fn nfe(&self, steps: usize) -> u64 {
-        (self.annealed.map_or(1, |(l, _)| l) * steps) as u64
+    fn nfe(&self, steps: usize) -> Option<u64> {
+        Some((self.annealed.map_or(1, |(l, _)| l) * steps) as u64)
     }
     fn step_count(&self, steps: usize, _: &[f64]) -> usize {
-        self.nfe(steps) as usize
+        self.nfe(steps).unwrap_or(0) as usize
     }
     fn run(
         &self,

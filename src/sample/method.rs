@@ -18,9 +18,18 @@ pub trait Method: Sync {
     /// The times it visits for N = `steps`: first `sde.t_max()`, last ε, decreasing
     /// (`sample::grid::time_grid` builds the usual spacings).
     fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>>;
-    /// Model evaluations per particle for N = `steps`, the final Tweedie step excluded.
-    /// Checked against the count after every run.
-    fn nfe(&self, steps: usize) -> u64;
+    /// Model evaluations per particle for N = `steps`, the final Tweedie step excluded;
+    /// checked against the count after every run. None: adaptive (counted, not declared).
+    fn nfe(&self, steps: usize) -> Option<u64>;
+    /// The convergence order of a deterministic fixed-step method in its NFE (error ∝ NFE^−p
+    /// against the exact flow); None for stochastic or adaptive methods.
+    fn order(&self) -> Option<u32> {
+        None
+    }
+    /// Whether N (`steps`) changes anything (an adaptive method reads tolerances instead).
+    fn reads_steps(&self) -> bool {
+        true
+    }
     /// Whether the final Tweedie step is on when [`RunSpec::denoise`] is unset.
     fn denoises_by_default(&self) -> bool {
         false
@@ -64,7 +73,9 @@ pub fn integrate_with(
     run: &RunSpec,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<SampleRun> {
-    crate::error::check_range("steps", run.steps, crate::error::MAX_STEPS)?;
+    if method.reads_steps() {
+        crate::error::check_range("steps", run.steps, crate::error::MAX_STEPS)?;
+    }
     let run = RunSpec {
         denoise: Some(run.denoise.unwrap_or(method.denoises_by_default())),
         ..run.clone()
@@ -109,24 +120,32 @@ pub(crate) fn run_method(
         method.step_count(run.steps, &times),
     );
     ctx.limit = limit;
+    ctx.chunk = run.chunk;
     ctx.visit(times[0], &x);
     method.run(&mut ctx, &mut x, &times, run.steps)?;
     ctx.check_records()?;
     let particles = x.nrows() as u64;
     let per_particle = counted.rows() / particles.max(1);
-    let declared = method.nfe(run.steps);
-    if per_particle != declared {
-        return Err(invalid!(
-            "{}: declared {declared} model evaluations per particle for steps = {} but made {per_particle}",
-            method.name(),
-            run.steps
-        ));
+    if let Some(declared) = method.nfe(run.steps) {
+        if per_particle != declared {
+            return Err(invalid!(
+                "{}: declared {declared} model evaluations per particle for steps = {} but made {per_particle}",
+                method.name(),
+                run.steps
+            ));
+        }
     }
-    let stats = Stats {
-        particles,
-        evals: counted.rows(),
-        accepted: particles * ctx.steps(),
-        rejected: 0,
+    let stats = match ctx.solver_stats {
+        Some(s) => Stats {
+            evals: counted.rows(),
+            ..s
+        },
+        None => Stats {
+            particles,
+            evals: counted.rows(),
+            accepted: particles * ctx.steps(),
+            rejected: 0,
+        },
     };
     let t_end = *times.last().expect("non-empty");
     Ok((x, t_end, stats, ctx.records))

@@ -28,8 +28,8 @@ impl Method for PcSampler {
         self.grid.times(sde, eps, steps + 1)
     }
     /// N (p + c n).
-    fn nfe(&self, steps: usize) -> u64 {
-        steps as u64 * self.pc.evals_per_step()
+    fn nfe(&self, steps: usize) -> Option<u64> {
+        Some(steps as u64 * self.pc.evals_per_step())
     }
     fn run(
         &self,
@@ -58,8 +58,8 @@ impl Method for Ddpm {
         ddpm_times(sde, self.discrete.unwrap_or(steps), steps, "ddpm")
     }
     /// N − 1.
-    fn nfe(&self, steps: usize) -> u64 {
-        steps.saturating_sub(1) as u64
+    fn nfe(&self, steps: usize) -> Option<u64> {
+        Some(steps.saturating_sub(1) as u64)
     }
     fn denoises_by_default(&self) -> bool {
         true

@@ -2,12 +2,132 @@
 
 use super::{format_num, progress_bar};
 use crate::data::Dataset;
+use crate::ddpm::Variance;
 use crate::io::{write_csv, AtomicFile};
 use crate::model::Model;
-use crate::sample::{SampleSpec, Sampler, SamplerOptions};
+use crate::sample::config::NAMES;
+use crate::sample::{Corrector, Predictor, SampleSpec, Sampler, Spacing};
 use crate::sde::SdeSpec;
-use crate::Result;
+use crate::{invalid, Result};
+use serde::Serialize;
 use std::path::PathBuf;
+
+/// The samplers' settings as flat command-line flags: each given flag becomes the setting of
+/// that name of the chosen [`Sampler`]; a flag the sampler does not have is an error naming it.
+#[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+pub struct SamplerFlags {
+    /// Spacing of the time grid (default: time; logsnr for DPM-Solver; edm for EDM samplers).
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spacing: Option<Spacing>,
+    /// ρ of the EDM spacing [default: 7].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rho: Option<f64>,
+    /// Predictor of `--sampler pc` [default: reverse-diffusion].
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predictor: Option<Predictor>,
+    /// Corrector of `--sampler pc` [default: langevin].
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrector: Option<Corrector>,
+    /// Corrector steps per noise level [default: 1].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrector_steps: Option<usize>,
+    /// Signal-to-noise ratio r of the Langevin corrector [default: 0.16].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snr: Option<f64>,
+    /// DDIM's η (0: deterministic DDIM, 1: DDPM's posterior variance) [default: 0].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eta: Option<f64>,
+    /// Variance of ancestral / DDPM steps (default: beta, beta-tilde for VE).
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variance: Option<Variance>,
+    /// EDM stochastic sampler: S_churn [default: 0].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s_churn: Option<f64>,
+    /// EDM: churn only where σ̃ = s/m ≥ S_tmin [default: 0].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s_tmin: Option<f64>,
+    /// EDM: churn only where σ̃ = s/m ≤ S_tmax [default: inf].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s_tmax: Option<f64>,
+    /// EDM: S_noise [default: 1].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s_noise: Option<f64>,
+    /// λ of Huang et al.'s plug-in reverse SDEs (0: reverse SDE, 1: probability flow).
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
+    /// Langevin step size ε (plain: α = ε; annealed: α_i = ε s_i²/s_L²) [default: 0.1].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_size: Option<f64>,
+    /// Noise levels of annealed Langevin [default: 10].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub levels: Option<usize>,
+    /// DDPM / DDIM on the M-step discrete schedule read off the VP-SDE (ddpm: M = --steps).
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discrete: Option<usize>,
+    /// pf-rk45: relative tolerance [default: 1e-5].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtol: Option<f64>,
+    /// pf-rk45: absolute tolerance [default: 1e-5].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub atol: Option<f64>,
+}
+
+impl SamplerFlags {
+    /// The sampler `name` with the given flags as its settings. Flags it does not have are one
+    /// error naming them all and what it reads.
+    pub fn sampler(&self, name: &str) -> Result<Sampler> {
+        let default: Sampler = name.parse()?;
+        let has = default.settings();
+        let serde_json::Value::Object(given) =
+            serde_json::to_value(self).map_err(|e| invalid!("sampler flags: {e}"))?
+        else {
+            return Err(invalid!("sampler flags are not a table"));
+        };
+        let unread: Vec<String> = given
+            .keys()
+            .filter(|k| !has.contains(k))
+            .map(|k| format!("`{k}`"))
+            .collect();
+        if !unread.is_empty() {
+            let reads: Vec<String> = has.iter().map(|k| format!("`{k}`")).collect();
+            return Err(invalid!(
+                "{} {} not apply to `sampler` {name} (it reads: {})",
+                unread.join(", "),
+                if unread.len() == 1 { "does" } else { "do" },
+                if reads.is_empty() {
+                    "none of these".into()
+                } else {
+                    reads.join(", ")
+                }
+            ));
+        }
+        // The settings through a TOML table, which keeps ±inf (`--s-tmax inf`).
+        let mut table = toml::Table::try_from(self).map_err(|e| invalid!("sampler flags: {e}"))?;
+        table.insert("sampler".into(), name.into());
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| invalid!("`sampler` {name}: {e}"))
+    }
+}
 
 /// Sample with the exact score of a mixture dataset, or with a trained network (`model`).
 #[derive(Clone, Debug)]
@@ -21,17 +141,22 @@ pub struct SampleTask {
     pub model: Option<PathBuf>,
     #[cfg_attr(feature = "cli", command(flatten))]
     pub sde: SdeSpec,
-    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = Sampler::Em))]
-    pub sampler: Sampler,
-    /// Steps N (per sampler: steps, grid points, NFE budget or iterations; see the README).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1000))]
-    pub steps: usize,
+    /// The sampler (each reads its own settings among the flags below).
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, default_value = "em", value_parser = clap::builder::PossibleValuesParser::new(NAMES))
+    )]
+    pub sampler: String,
+    /// Steps N (per sampler: steps, grid points, NFE budget or iterations; see the README)
+    /// [default: 1000].
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub steps: Option<usize>,
     #[cfg_attr(feature = "cli", command(flatten))]
-    pub options: SamplerOptions,
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1e-5))]
-    pub rtol: f64,
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1e-5))]
-    pub atol: f64,
+    pub settings: SamplerFlags,
+    /// Final Tweedie denoising step x̂₀ = (x + s² ∇log p)/m at ε, one more NFE (default: on
+    /// for edm-heun, edm-sde, ddpm and ddim; off otherwise).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub denoise: Option<bool>,
     /// Final time ε (default 1e-3 for VP/sub-VP, 1e-5 for VE).
     #[cfg_attr(feature = "cli", arg(long))]
     pub eps: Option<f64>,
@@ -56,17 +181,22 @@ impl SampleTask {
                 &self.sde,
             )?,
         };
+        let sampler = self.settings.sampler(&self.sampler)?;
+        if self.steps.is_some() && !sampler.method(Some(model.sde().as_ref()))?.reads_steps() {
+            return Err(invalid!(
+                "`steps` does not apply to `sampler` {} (it is adaptive: `rtol`, `atol`)",
+                self.sampler
+            ));
+        }
         let spec = SampleSpec {
-            sampler: self.sampler,
-            steps: self.steps,
-            rtol: self.rtol,
-            atol: self.atol,
+            sampler,
+            steps: self.steps.unwrap_or(1000),
             eps: self.eps,
             n: self.n,
             seed: self.seed,
             chunk: self.chunk,
             record: vec![],
-            options: self.options.clone(),
+            denoise: self.denoise,
         };
         // Fail on an unwritable `out` before spending any time.
         let out = AtomicFile::create(&self.out)?;
@@ -89,7 +219,7 @@ impl SampleTask {
             model.dim(),
             model.data().unwrap_or_default(),
             sde.name(),
-            self.sampler.name(),
+            self.sampler,
             format_num(steps),
             self.eps.unwrap_or(sde.default_eps()),
             format_num(run.nfe),

@@ -44,3 +44,8 @@ pub fn mixture_3d() -> Arc<GaussianMixture> {
 pub fn builtin(name: &str) -> Arc<GaussianMixture> {
     Dataset::from_spec(name).unwrap().mixture().unwrap().clone()
 }
+
+/// The built-in sampler of this name with its default settings.
+pub fn sampler(name: &str) -> scoresde::sample::Sampler {
+    name.parse().expect("a built-in sampler")
+}

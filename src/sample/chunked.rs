@@ -1,0 +1,120 @@
+//! The samplers that integrate the reverse SDE or the PF-ODE with the solvers crate, in
+//! independent row chunks ([`StepContext::solve`]): reverse Euler–Maruyama (and Huang et al.'s
+//! plug-in family), and the PF-ODE by any explicit Runge–Kutta tableau, on a grid or adaptive.
+
+use super::engine::{Dynamics, StepContext};
+use super::grid::Grid;
+use super::Method;
+use crate::sde::Sde;
+use crate::Result;
+use ndarray::Array2;
+use scoresde_solvers::{Method as Step, Steps, Tableau, TimeGrid, Tolerances, DOPRI5};
+
+/// `em` (λ = 0) and `plug-in`: Euler–Maruyama on `dx = [f − (1 − λ/2) g² s] dt + √(1 − λ) g dw̄`
+/// (Huang, Lim & Courville 2021), N steps, N evaluations.
+#[derive(Clone, Copy, Debug)]
+pub struct ReverseEm {
+    pub lambda: f64,
+    pub grid: Grid,
+}
+
+impl Method for ReverseEm {
+    fn name(&self) -> String {
+        if self.lambda == 0.0 { "em" } else { "plug-in" }.into()
+    }
+    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
+        self.grid.times(sde, eps, steps + 1)
+    }
+    /// N.
+    fn nfe(&self, steps: usize) -> Option<u64> {
+        Some(steps as u64)
+    }
+    fn run(
+        &self,
+        ctx: &mut StepContext<'_>,
+        x: &mut Array2<f64>,
+        times: &[f64],
+        _: usize,
+    ) -> Result<()> {
+        let steps = Steps::Grid(TimeGrid::new(times.to_vec())?);
+        ctx.solve(
+            Dynamics::ReverseSde {
+                lambda: self.lambda,
+            },
+            Step::EulerMaruyama,
+            &steps,
+            x,
+        )
+    }
+}
+
+/// The PF-ODE `dx/dt = f − ½ g² s` by an explicit Runge–Kutta tableau: on a grid of N steps
+/// (pf-euler, pf-heun, pf-rk4: stages × N evaluations), or adaptive with embedded error control
+/// (pf-rk45: Dormand–Prince, evaluations counted, not declared).
+#[derive(Clone, Copy, Debug)]
+pub struct PfOde {
+    pub tableau: &'static Tableau,
+    /// None: adaptive with these tolerances.
+    pub grid: Option<Grid>,
+    pub tol: Tolerances,
+}
+
+impl PfOde {
+    pub fn fixed(tableau: &'static Tableau, grid: Grid) -> Self {
+        Self {
+            tableau,
+            grid: Some(grid),
+            tol: Tolerances::new(1e-5, 1e-5),
+        }
+    }
+    pub fn adaptive(tol: Tolerances) -> Self {
+        Self {
+            tableau: &DOPRI5,
+            grid: None,
+            tol,
+        }
+    }
+}
+
+impl Method for PfOde {
+    fn name(&self) -> String {
+        match self.grid {
+            Some(_) => format!("pf-{}", self.tableau.name),
+            None => "pf-rk45".into(),
+        }
+    }
+    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
+        match self.grid {
+            Some(g) => g.times(sde, eps, steps + 1),
+            None => Ok(vec![sde.t_max(), eps]),
+        }
+    }
+    /// stages × N on a grid; adaptive: not known before the run.
+    fn nfe(&self, steps: usize) -> Option<u64> {
+        self.grid.map(|_| (self.tableau.stages() * steps) as u64)
+    }
+    fn reads_steps(&self) -> bool {
+        self.grid.is_some()
+    }
+    /// The tableau's order on a grid.
+    fn order(&self) -> Option<u32> {
+        self.grid.map(|_| self.tableau.order)
+    }
+    fn run(
+        &self,
+        ctx: &mut StepContext<'_>,
+        x: &mut Array2<f64>,
+        times: &[f64],
+        _: usize,
+    ) -> Result<()> {
+        let steps = match self.grid {
+            Some(_) => Steps::Grid(TimeGrid::new(times.to_vec())?),
+            None => Steps::Adaptive {
+                t0: times[0],
+                t1: *times.last().expect("two times"),
+                tol: self.tol,
+            },
+        };
+        ctx.solve(Dynamics::ProbabilityFlow, Step::Rk(self.tableau), &steps, x)
+    }
+}

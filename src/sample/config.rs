@@ -1,0 +1,525 @@
+//! The built-in samplers by name, each with only its own settings: [`Sampler`] is the one place
+//! where names map to structs. In files a sampler is its name (`sampler = "ddim"`) or a table
+//! tagged by `sampler` (`{ sampler = "ddim", eta = 0.5 }`); a setting the sampler does not have
+//! is an error naming it. [`Sampler::method`] checks the settings and builds the runnable
+//! [`Method`], whose file holds the algorithm and its NFE formula.
+
+use super::chunked::{PfOde, ReverseEm};
+use super::grid::{Grid, Spacing};
+use super::{ddim, dpm, edm, langevin, pc, Corrector, Method, Predictor};
+use crate::ddpm::Variance;
+use crate::sde::Sde;
+use crate::{invalid, Result};
+use scoresde_solvers::{Tolerances, EULER, HEUN, RK4};
+use serde::{Deserialize, Serialize};
+
+/// ρ of EDM's spacing when none is given (Karras et al. 2022).
+pub const DEFAULT_RHO: f64 = 7.0;
+
+/// The grid of a sampler on a t-grid: `spacing` (its own default when unset) and EDM's ρ,
+/// which only the `edm` spacing reads.
+fn grid(name: &str, spacing: Option<Spacing>, rho: Option<f64>, default: Spacing) -> Result<Grid> {
+    let spacing = spacing.unwrap_or(default);
+    if rho.is_some() && spacing != Spacing::Edm {
+        return Err(invalid!(
+            "`rho` does not apply to `sampler` {name} on a {} grid (only `spacing` edm reads it)",
+            crate::io::variant_name(&spacing)
+        ));
+    }
+    Ok(Grid {
+        spacing,
+        rho: rho.unwrap_or(DEFAULT_RHO),
+    })
+}
+
+/// A sampler whose only settings are its grid (em, pf-euler/heun/rk4, edm-heun, DPM-Solvers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnGrid {
+    /// Spacing of the time grid (default: time; logsnr for DPM-Solver; edm for EDM).
+    pub spacing: Option<Spacing>,
+    /// ρ of the EDM spacing (default 7).
+    pub rho: Option<f64>,
+}
+
+/// Huang et al. 2021's plug-in reverse SDE with λ ∈ [0, 1] (0: reverse SDE, 1: PF-ODE).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlugIn {
+    pub lambda: f64,
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+}
+
+/// Adaptive Dormand–Prince on the PF-ODE: its tolerances (the step count is not read).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PfRk45 {
+    pub rtol: f64,
+    pub atol: f64,
+}
+
+impl Default for PfRk45 {
+    fn default() -> Self {
+        Self {
+            rtol: 1e-5,
+            atol: 1e-5,
+        }
+    }
+}
+
+/// Predictor–corrector (Song et al. 2021, Alg. 1–3).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pc {
+    pub predictor: Predictor,
+    pub corrector: Corrector,
+    /// Corrector steps per noise level (default 1; not with `corrector` none).
+    pub corrector_steps: Option<usize>,
+    /// Signal-to-noise ratio r of the Langevin corrector (default 0.16).
+    pub snr: Option<f64>,
+    /// Variance of the ancestral predictor (default β, β̃ for VE).
+    pub variance: Option<Variance>,
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+}
+
+impl Default for Pc {
+    fn default() -> Self {
+        Self {
+            predictor: Predictor::ReverseDiffusion,
+            corrector: Corrector::Langevin,
+            corrector_steps: None,
+            snr: None,
+            variance: None,
+            spacing: None,
+            rho: None,
+        }
+    }
+}
+
+/// EDM's stochastic sampler (Karras et al. 2022, Alg. 2).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdmSde {
+    pub s_churn: f64,
+    /// Churn only where σ̃ = s/m ≥ S_tmin.
+    pub s_tmin: f64,
+    /// Churn only where σ̃ ≤ S_tmax.
+    pub s_tmax: f64,
+    pub s_noise: f64,
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+}
+
+impl Default for EdmSde {
+    fn default() -> Self {
+        Self {
+            s_churn: 0.0,
+            s_tmin: 0.0,
+            s_tmax: f64::INFINITY,
+            s_noise: 1.0,
+            spacing: None,
+            rho: None,
+        }
+    }
+}
+
+/// DDIM (Song, Meng & Ermon 2021) with η; on DDPM's M-step schedule with `discrete` = M.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ddim {
+    pub eta: f64,
+    pub discrete: Option<usize>,
+    /// Grid without `discrete` only.
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+}
+
+/// DDPM ancestral sampling (Ho et al. 2020, Alg. 2) on its M-step schedule (default M = N).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ddpm {
+    /// σ² = β (default) or β̃.
+    pub variance: Option<Variance>,
+    pub discrete: Option<usize>,
+}
+
+/// Plain Langevin dynamics at t = ε with step size ε_L.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Langevin {
+    pub step_size: f64,
+}
+
+impl Default for Langevin {
+    fn default() -> Self {
+        Self { step_size: 0.1 }
+    }
+}
+
+/// Annealed Langevin (Song & Ermon 2019): N iterations at each of `levels` noise levels.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnealedLangevin {
+    pub step_size: f64,
+    pub levels: usize,
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+}
+
+impl Default for AnnealedLangevin {
+    fn default() -> Self {
+        Self {
+            step_size: 0.1,
+            levels: 10,
+            spacing: None,
+            rho: None,
+        }
+    }
+}
+
+/// Every built-in sampler with its settings. What N (`steps`) means is each sampler's own:
+/// see [`Method::nfe`] of the struct it builds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self", tag = "sampler", rename_all = "kebab-case")]
+pub enum Sampler {
+    /// Euler–Maruyama on the reverse-time SDE, N steps.
+    Em(OnGrid),
+    /// Euler on the probability-flow ODE, N steps.
+    PfEuler(OnGrid),
+    /// Heun (trapezoid in t) on the PF-ODE, N steps.
+    PfHeun(OnGrid),
+    /// Classical RK4 on the PF-ODE, N steps.
+    PfRk4(OnGrid),
+    /// Adaptive Dormand–Prince 5(4) on the PF-ODE.
+    PfRk45(PfRk45),
+    /// Euler–Maruyama on Huang et al.'s plug-in reverse SDE, N steps.
+    PlugIn(PlugIn),
+    /// Predictor–corrector, N noise levels.
+    Pc(Pc),
+    /// EDM Algorithm 1 (Heun in σ̃ = s/m), N grid points.
+    EdmHeun(OnGrid),
+    /// EDM Algorithm 2, N grid points.
+    EdmSde(EdmSde),
+    /// DPM-Solver-1 (= DDIM), N = NFE budget.
+    #[serde(rename = "dpm-solver-1")]
+    DpmSolver1(OnGrid),
+    /// DPM-Solver-2 (single-step, r₁ = ½), N = NFE budget.
+    #[serde(rename = "dpm-solver-2")]
+    DpmSolver2(OnGrid),
+    /// DPM-Solver-3 (single-step, r₁ = ⅓, r₂ = ⅔), N = NFE budget.
+    #[serde(rename = "dpm-solver-3")]
+    DpmSolver3(OnGrid),
+    /// DPM-Solver++(2M), multistep, N steps.
+    #[serde(rename = "dpm-solver-pp2m")]
+    DpmSolverPp2m(OnGrid),
+    /// DDIM, N grid points.
+    Ddim(Ddim),
+    /// DDPM ancestral sampling on the N-step schedule.
+    Ddpm(Ddpm),
+    /// Plain Langevin dynamics at t = ε, N iterations.
+    Langevin(Langevin),
+    /// Annealed Langevin, N iterations at each level.
+    AnnealedLangevin(AnnealedLangevin),
+}
+
+/// Every sampler name, in the order of [`Sampler`]'s variants.
+pub const NAMES: &[&str] = &[
+    "em",
+    "pf-euler",
+    "pf-heun",
+    "pf-rk4",
+    "pf-rk45",
+    "plug-in",
+    "pc",
+    "edm-heun",
+    "edm-sde",
+    "dpm-solver-1",
+    "dpm-solver-2",
+    "dpm-solver-3",
+    "dpm-solver-pp2m",
+    "ddim",
+    "ddpm",
+    "langevin",
+    "annealed-langevin",
+];
+
+impl Serialize for Sampler {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        Sampler::serialize(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sampler {
+    /// A name (`"ddim"`, default settings) or a table tagged by `sampler`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        // Through a TOML value, which keeps ±inf (`s_tmax = inf`), unlike a JSON one.
+        let v = match toml::Value::deserialize(d)? {
+            toml::Value::String(name) => named(&name),
+            other => other,
+        };
+        Sampler::deserialize(v).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The table `{ sampler = name }`.
+fn named(name: &str) -> toml::Value {
+    toml::Value::Table(toml::map::Map::from_iter([(
+        "sampler".to_string(),
+        toml::Value::String(name.into()),
+    )]))
+}
+
+impl std::str::FromStr for Sampler {
+    type Err = crate::Error;
+    /// The sampler of this name with its default settings.
+    fn from_str(name: &str) -> Result<Self> {
+        Sampler::deserialize(named(name)).map_err(|e| {
+            invalid!(
+                "unknown sampler '{name}' ({e}; known: {})",
+                NAMES.join(", ")
+            )
+        })
+    }
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Sampler::Em(OnGrid::default())
+    }
+}
+
+impl Sampler {
+    /// The name (`em`, `dpm-solver-2`, …).
+    pub fn name(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m
+                .get("sampler")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// The settings this sampler has, as field names (`sampler` excluded).
+    pub fn settings(&self) -> Vec<String> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => {
+                m.keys().filter(|k| *k != "sampler").cloned().collect()
+            }
+            _ => vec![],
+        }
+    }
+
+    /// Checks the settings and builds the runnable method (PC's ancestral variance defaults by
+    /// `sde`: β̃ for VE, β otherwise).
+    pub fn method(&self, sde: Option<&dyn Sde>) -> Result<Box<dyn Method>> {
+        let name = self.name();
+        let finite_nonneg = |what: &str, v: f64| -> Result<()> {
+            if v >= 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(invalid!(
+                    "`{what}` must be non-negative and finite, got {v}"
+                ))
+            }
+        };
+        let positive = |what: &str, v: f64| -> Result<()> {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(invalid!("`{what}` must be positive, got {v}"))
+            }
+        };
+        let g = |o: &OnGrid, default| grid(&name, o.spacing, o.rho, default);
+        Ok(match self {
+            Sampler::Em(o) => Box::new(ReverseEm {
+                lambda: 0.0,
+                grid: g(o, Spacing::Time)?,
+            }),
+            Sampler::PlugIn(p) => {
+                if !(0.0..=1.0).contains(&p.lambda) {
+                    return Err(invalid!("`lambda` must lie in [0, 1], got {}", p.lambda));
+                }
+                Box::new(ReverseEm {
+                    lambda: p.lambda,
+                    grid: grid(&name, p.spacing, p.rho, Spacing::Time)?,
+                })
+            }
+            Sampler::PfEuler(o) => Box::new(PfOde::fixed(&EULER, g(o, Spacing::Time)?)),
+            Sampler::PfHeun(o) => Box::new(PfOde::fixed(&HEUN, g(o, Spacing::Time)?)),
+            Sampler::PfRk4(o) => Box::new(PfOde::fixed(&RK4, g(o, Spacing::Time)?)),
+            Sampler::PfRk45(p) => {
+                if !(p.rtol > 0.0 && p.atol > 0.0 && p.rtol.is_finite() && p.atol.is_finite()) {
+                    return Err(invalid!(
+                        "`rtol` and `atol` must be positive (got {} and {})",
+                        p.rtol,
+                        p.atol
+                    ));
+                }
+                Box::new(PfOde::adaptive(Tolerances::new(p.rtol, p.atol)))
+            }
+            Sampler::Pc(p) => {
+                if p.corrector == Corrector::None {
+                    for (given, what) in [
+                        (p.snr.is_some(), "snr"),
+                        (p.corrector_steps.is_some(), "corrector_steps"),
+                    ] {
+                        if given {
+                            return Err(invalid!(
+                                "`{what}` does not apply to `sampler` pc with `corrector` none"
+                            ));
+                        }
+                    }
+                }
+                if p.variance.is_some() && p.predictor != Predictor::Ancestral {
+                    return Err(invalid!(
+                        "`variance` does not apply to `sampler` pc without the ancestral `predictor`"
+                    ));
+                }
+                let settings = pc::Pc {
+                    predictor: p.predictor,
+                    corrector: p.corrector,
+                    corrector_steps: p.corrector_steps.unwrap_or(1),
+                    snr: p.snr.unwrap_or(0.16),
+                    variance: p.variance.unwrap_or(match sde {
+                        Some(s) if s.name() == "ve" => Variance::BetaTilde,
+                        _ => Variance::Beta,
+                    }),
+                };
+                positive("snr", settings.snr)?;
+                if settings.evals_per_step() == 0 {
+                    return Err(invalid!(
+                        "`sampler` pc with `predictor` none needs a corrector with `corrector_steps` ≥ 1: as configured it does no work"
+                    ));
+                }
+                Box::new(pc::PcSampler {
+                    pc: settings,
+                    grid: grid(&name, p.spacing, p.rho, Spacing::Time)?,
+                })
+            }
+            Sampler::EdmHeun(o) => Box::new(edm::Edm {
+                churn: edm::Churn::NONE,
+                grid: g(o, Spacing::Edm)?,
+                stochastic: false,
+            }),
+            Sampler::EdmSde(e) => {
+                finite_nonneg("s_churn", e.s_churn)?;
+                finite_nonneg("s_noise", e.s_noise)?;
+                if e.s_tmin.is_nan() || e.s_tmax.is_nan() || e.s_tmin > e.s_tmax {
+                    return Err(invalid!(
+                        "EDM churn needs `s_tmin` ≤ `s_tmax` (got {} and {})",
+                        e.s_tmin,
+                        e.s_tmax
+                    ));
+                }
+                Box::new(edm::Edm {
+                    churn: edm::Churn {
+                        s_churn: e.s_churn,
+                        s_tmin: e.s_tmin,
+                        s_tmax: e.s_tmax,
+                        s_noise: e.s_noise,
+                    },
+                    grid: grid(&name, e.spacing, e.rho, Spacing::Edm)?,
+                    stochastic: true,
+                })
+            }
+            Sampler::DpmSolver1(o) | Sampler::DpmSolver2(o) | Sampler::DpmSolver3(o) => {
+                Box::new(dpm::DpmSolver {
+                    order: match self {
+                        Sampler::DpmSolver1(_) => 1,
+                        Sampler::DpmSolver2(_) => 2,
+                        _ => 3,
+                    },
+                    grid: g(o, Spacing::Logsnr)?,
+                })
+            }
+            Sampler::DpmSolverPp2m(o) => Box::new(dpm::DpmSolverPp2m {
+                grid: g(o, Spacing::Logsnr)?,
+            }),
+            Sampler::Ddim(p) => {
+                finite_nonneg("eta", p.eta)?;
+                if p.discrete.is_some() && (p.spacing.is_some() || p.rho.is_some()) {
+                    return Err(invalid!(
+                        "`spacing` and `rho` do not apply to `sampler` ddim with `discrete` (its grid is DDPM's)"
+                    ));
+                }
+                Box::new(ddim::Ddim {
+                    eta: p.eta,
+                    discrete: p.discrete,
+                    grid: grid(&name, p.spacing, p.rho, Spacing::Time)?,
+                })
+            }
+            Sampler::Ddpm(p) => Box::new(pc::Ddpm {
+                variance: p.variance.unwrap_or(Variance::Beta),
+                discrete: p.discrete,
+            }),
+            Sampler::Langevin(p) => {
+                positive("step_size", p.step_size)?;
+                Box::new(langevin::Langevin {
+                    step_size: p.step_size,
+                    annealed: None,
+                })
+            }
+            Sampler::AnnealedLangevin(p) => {
+                positive("step_size", p.step_size)?;
+                if p.levels == 0 {
+                    return Err(invalid!("`levels` must be at least 1"));
+                }
+                Box::new(langevin::Langevin {
+                    step_size: p.step_size,
+                    annealed: Some((p.levels, grid(&name, p.spacing, p.rho, Spacing::Time)?)),
+                })
+            }
+        })
+    }
+
+    /// Score evaluations per particle for N = `steps` (None: adaptive), the final Tweedie step
+    /// included when `denoise` (or the sampler's default) has it on.
+    pub fn nfe(&self, steps: usize, denoise: Option<bool>) -> Result<Option<u64>> {
+        let m = self.method(None)?;
+        let d = u64::from(denoise.unwrap_or(m.denoises_by_default()));
+        Ok(m.nfe(steps).map(|n| n + d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name parses, names itself, and round-trips through a file's table form.
+    #[test]
+    fn names_parse_and_round_trip() {
+        for &n in NAMES {
+            let s: Sampler = n.parse().unwrap();
+            assert_eq!(s.name(), n);
+            let text = toml::to_string(&s).unwrap();
+            let back: Sampler = toml::from_str(&text).unwrap();
+            assert_eq!(back, s);
+            assert!(s.method(None).is_ok(), "{n}");
+        }
+        assert!("magic".parse::<Sampler>().is_err());
+    }
+
+    /// A setting the sampler does not have is refused by name; one it has is taken.
+    #[test]
+    fn settings_belong_to_their_sampler() {
+        let e = toml::from_str::<Sampler>("sampler = \"em\"\neta = 0.5").unwrap_err();
+        assert!(e.to_string().contains("eta"), "{e}");
+        let d: Sampler = toml::from_str("sampler = \"ddim\"\neta = 0.5").unwrap();
+        assert_eq!(
+            d,
+            Sampler::Ddim(Ddim {
+                eta: 0.5,
+                ..Default::default()
+            })
+        );
+        let rho = Sampler::Em(OnGrid {
+            spacing: None,
+            rho: Some(3.0),
+        });
+        assert!(rho.method(None).is_err());
+    }
+}
