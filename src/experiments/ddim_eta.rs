@@ -2,7 +2,7 @@
 //! variance σ̂ on linear sub-sequences of S steps of the 1000-step schedule, exact ε*; energy
 //! distance to exact draws, mean over seeds.
 
-use super::{Exact, Scale, Claim, Experiment, Outputs};
+use super::{Sci, Exact, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Mark, Series};
 use crate::sample::{config, sample, SampleSpec, Sampler, Variance};
@@ -20,6 +20,15 @@ pub struct Params {
     pub etas: Vec<f64>,
     /// Sub-sequence lengths S.
     pub steps: Vec<usize>,
+}
+
+/// One row of `energy.csv`.
+#[derive(Serialize)]
+struct Row {
+    setting: String,
+    #[serde(rename = "S")]
+    s: usize,
+    energy_distance: Sci,
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
@@ -65,10 +74,14 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 total += energy_distance(run.x.view(), reference.view());
             }
             table[r][c] = total / seeds as f64;
-            rows.push(format!("{label},{s},{:e}", table[r][c]));
+            rows.push(Row {
+                setting: label.clone(),
+                s,
+                energy_distance: Sci(table[r][c]),
+            });
         }
     }
-    o.csv("energy", "setting,S,energy_distance", &rows)?;
+    o.rows("energy", &rows)?;
     let mut md = format!(
         "Energy distance to {n} exact draws of {}, mean over {seeds} seeds (exact ε*, {}-step DDPM schedule)\n\n| | {} |\n|---|{}\n",
         data.name(),

@@ -4,7 +4,7 @@
 //! (discrete grid) and a VP-trained (continuous t) network, each sampled both ways.
 
 use super::model::ModelSpec;
-use super::{Scale, loglog_slope, Claim, Experiment, Outputs};
+use super::{Sci, Scale, loglog_slope, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::ddpm::DiscreteSchedule;
 use crate::plot::{Chart, Mark, Series};
@@ -33,6 +33,24 @@ pub struct Params {
     pub seeds: usize,
 }
 
+/// One row of `alpha-bar-error.csv`.
+#[derive(Serialize)]
+struct KernelRow {
+    #[serde(rename = "N")]
+    n: usize,
+    max_abs_alpha_bar_error: Sci,
+}
+
+/// One row of `samplers.csv` (the floor row has no sampler and no N).
+#[derive(Serialize)]
+struct SamplerRow {
+    score: String,
+    sampler: Option<String>,
+    #[serde(rename = "N")]
+    n: Option<usize>,
+    mean_energy_distance: Sci,
+}
+
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (data, mixture) = exp.exact_data()?;
     let sde = exp.sde.build(|| data.diameter())?;
@@ -46,7 +64,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         let err = (1..=n)
             .map(|i| (s.alpha_bar(i) - vp.alpha_bar(s.nominal_time(i))).abs())
             .fold(0.0, f64::max);
-        rows.push(format!("{n},{err:e}"));
+        rows.push(KernelRow {
+            n,
+            max_abs_alpha_bar_error: Sci(err),
+        });
         errs.push((n as f64, err));
         if n <= 100 {
             kernel_series.push(Series {
@@ -68,7 +89,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             .collect(),
         mark: Mark::Line,
     });
-    o.csv("alpha-bar-error", "N,max_abs_alpha_bar_error", &rows)?;
+    o.rows("alpha-bar-error", &rows)?;
     let slope = loglog_slope(
         &errs.iter().map(|e| e.0).collect::<Vec<_>>(),
         &errs.iter().map(|e| e.1).collect::<Vec<_>>(),
@@ -124,7 +145,12 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 }
                 e += energy_distance(run.x.view(), reference.view()) / seeds.len() as f64;
             }
-            srows.push(format!("{label},{},{n},{e:e}", sampler.name()));
+            srows.push(SamplerRow {
+                score: label.into(),
+                sampler: Some(sampler.name()),
+                n: Some(n),
+                mean_energy_distance: Sci(e),
+            });
             pts.push((n as f64, e));
         }
         Ok(pts)
@@ -181,8 +207,13 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             mark: Mark::Line,
         });
     }
-    srows.push(format!("data vs data (floor),,,{floor:e}"));
-    o.csv("samplers", "score,sampler,N,mean_energy_distance", &srows)?;
+    srows.push(SamplerRow {
+        score: "data vs data (floor)".into(),
+        sampler: None,
+        n: None,
+        mean_energy_distance: Sci(floor),
+    });
+    o.rows("samplers", &srows)?;
     // The two sampler panels share axes: x whole decades of N, y the range of every value.
     let all: Vec<(f64, f64)> = [&ddpm_pts, &em_pts]
         .into_iter()

@@ -4,7 +4,7 @@
 
 use crate::domain::Domain;
 use super::model::ModelSpec;
-use super::{Scale, Claim, Experiment, Outputs};
+use super::{Sci, Scale, Claim, Experiment, Outputs};
 use crate::data::{Dataset, REFERENCE_DOMAIN};
 use crate::ddpm::DiscreteSchedule;
 use crate::elbo::{discrete_bound, Bound, TermKind};
@@ -84,6 +84,26 @@ fn late_fraction(r: &[f64]) -> f64 {
     (total - at90) / total
 }
 
+/// One row of `terms.csv`.
+#[derive(Serialize)]
+struct TermRow {
+    model: String,
+    variance: &'static str,
+    term: &'static str,
+    t: usize,
+    nats: Sci,
+    stderr: Sci,
+}
+
+/// One row of `rate-distortion.csv`.
+#[derive(Serialize)]
+struct RdRow {
+    model: String,
+    reverse_steps: usize,
+    rate_bits_per_dim: Sci,
+    rmse: Sci,
+}
+
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (data, mixture) = exp.exact_data()?;
     let n = *p.points.at(o.quick);
@@ -117,10 +137,14 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                     TermKind::Denoise => "L_t-1",
                     TermKind::Recon => "L_0",
                 };
-                rows.push(format!(
-                    "{name},{vname},{kind},{},{:e},{:e}",
-                    t.step, t.nats, t.stderr
-                ));
+                rows.push(TermRow {
+                    model: name.to_string(),
+                    variance: vname,
+                    term: kind,
+                    t: t.step,
+                    nats: Sci(t.nats),
+                    stderr: Sci(t.stderr),
+                });
                 if t.kind == TermKind::Denoise {
                     pts.push((t.step as f64, t.nats));
                 }
@@ -170,7 +194,12 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 mark: Mark::LineAndPoints,
             });
             for (&i, &v) in dsteps.iter().zip(&dist) {
-                rd_rows.push(format!("{name},{},{:e},{v:e}", big_t - i, r[big_t - i]));
+                rd_rows.push(RdRow {
+                    model: name.to_string(),
+                    reverse_steps: big_t - i,
+                    rate_bits_per_dim: Sci(r[big_t - i]),
+                    rmse: Sci(v),
+                });
             }
             let rising = r.windows(2).filter(|w| w[1] < w[0] - 1e-12).count();
             claims.push(Claim::new(
@@ -275,11 +304,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     };
     o.chart("terms", &term_chart)?;
     o.grid("rate-distortion", &[rate_chart, dist_chart, rd_chart], 3)?;
-    o.csv("terms", "model,variance,term,t,nats,stderr", &rows)?;
-    o.csv(
-        "rate-distortion",
-        "model,reverse_steps,rate_bits_per_dim,rmse",
-        &rd_rows,
-    )?;
+    o.rows("terms", &rows)?;
+    o.rows("rate-distortion", &rd_rows)?;
     Ok(claims)
 }

@@ -1,7 +1,7 @@
 //! −ELBO_T against T converging to the true NLL, with the PF-ODE NLL (papers.md §4.4, §6, §7):
 //! the exact ε* of a mixture, σ_t² = β_t and β̃_t.
 
-use super::{Exact, Scale, Claim, Experiment, Outputs};
+use super::{Sci, Exact, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::elbo::discrete_bound;
 use crate::likelihood::{pf_ode_nll, NllSpec};
@@ -18,6 +18,18 @@ pub struct Params {
     pub points: Scale<usize>,
     /// Chain lengths T.
     pub steps: Scale<Vec<usize>>,
+}
+
+/// One row of `elbo.csv`.
+#[derive(Serialize)]
+struct Row {
+    #[serde(rename = "T")]
+    t: usize,
+    variance: &'static str,
+    neg_elbo: Sci,
+    stderr: Sci,
+    gap: Sci,
+    gap_stderr: Sci,
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
@@ -52,11 +64,14 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             } else {
                 "beta-tilde"
             };
-            rows.push(format!(
-                "{t},{name},{:e},{:e},{g:e},{gse:e}",
-                b.total(),
-                b.stderr()
-            ));
+            rows.push(Row {
+                t,
+                variance: name,
+                neg_elbo: Sci(b.total()),
+                stderr: Sci(b.stderr()),
+                gap: Sci(g),
+                gap_stderr: Sci(gse),
+            });
             o.nfe.push((format!("elbo T={t} {name}"), t as f64));
             if variance == Variance::Beta {
                 beta_pts.push((t as f64, b.total()));
@@ -101,7 +116,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             .report_only(),
         );
     }
-    o.csv("elbo", "T,variance,neg_elbo,stderr,gap,gap_stderr", &rows)?;
+    o.rows("elbo", &rows)?;
     let (t0, t1) = (
         *steps.first().unwrap_or(&1) as f64,
         *steps.last().unwrap_or(&1) as f64,

@@ -60,22 +60,42 @@ impl<T> Scale<T> {
     }
 }
 
-/// A float written as `{:e}` in CSV files (`1.5e-3`), the figures' number format.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sci(pub f64);
+/// Number formats of the figures' CSV files: each writes itself (Display) the way the CSV
+/// holds it.
+macro_rules! number_format {
+    ($(#[$doc:meta])* $name:ident $(<const $p:ident: usize>)?, |$v:ident, $f:ident| $body:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub struct $name$(<const $p: usize>)?(pub f64);
 
-impl Serialize for Sci {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:e}", self.0))
-    }
+        impl$(<const $p: usize>)? std::fmt::Display for $name$(<$p>)? {
+            fn fmt(&self, $f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let $v = self.0;
+                $body
+            }
+        }
+
+        impl$(<const $p: usize>)? Serialize for $name$(<$p>)? {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
 }
 
-/// A float written as Rust's shortest `{}` form in CSV files (`24`, `0.5`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Num(pub f64);
-
-impl Serialize for Num {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
-}
+number_format!(
+    /// `{:e}`: `1.5e-3`.
+    Sci, |v, f| write!(f, "{v:e}")
+);
+number_format!(
+    /// Rust's shortest `{}` form: `24`, `0.5`.
+    Num, |v, f| write!(f, "{v}")
+);
+number_format!(
+    /// `P` decimals: `{:.P}`.
+    Fixed<const P: usize>, |v, f| write!(f, "{v:.*}", P)
+);
+number_format!(
+    /// `P` mantissa decimals: `{:.Pe}`.
+    SciP<const P: usize>, |v, f| write!(f, "{v:.*e}", P)
+);

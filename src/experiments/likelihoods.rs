@@ -3,7 +3,7 @@
 //! (VP models), the continuous bound, the PF-ODE NLL and the true NLL of held-out points.
 
 use super::model::ModelSpec;
-use super::{Scale, Claim, Experiment, Outputs};
+use super::{Num, Sci, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::elbo::{continuous_bound, discrete_bound, TimeSampling};
 use crate::likelihood::{pf_ode_nll, NllSpec};
@@ -49,6 +49,21 @@ struct Row {
     judged: Array1<f64>,
     cont: Array1<f64>,
     nll_pts: Array1<f64>,
+}
+
+/// One row of `likelihoods.csv`.
+#[derive(Serialize)]
+struct CsvRow {
+    model: String,
+    sde: String,
+    neg_elbo: Sci,
+    neg_elbo_se: Sci,
+    bound: Sci,
+    bound_se: Sci,
+    pf_ode_nll: Sci,
+    pf_ode_nll_se: Sci,
+    true_nll: Sci,
+    nfe: Num,
 }
 
 fn evaluate(
@@ -142,26 +157,21 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             cell(r.nll),
             r.nfe
         ));
-        csv.push(format!(
-            "{},{},{:e},{:e},{:e},{:e},{:e},{:e},{:e},{}",
-            r.model,
-            r.sde,
-            r.elbo.0,
-            r.elbo.1,
-            r.bound.0,
-            r.bound.1,
-            r.nll.0,
-            r.nll.1,
-            truth.0,
-            r.nfe
-        ));
+        csv.push(CsvRow {
+            model: r.model.clone(),
+            sde: r.sde.clone(),
+            neg_elbo: Sci(r.elbo.0),
+            neg_elbo_se: Sci(r.elbo.1),
+            bound: Sci(r.bound.0),
+            bound_se: Sci(r.bound.1),
+            pf_ode_nll: Sci(r.nll.0),
+            pf_ode_nll_se: Sci(r.nll.1),
+            true_nll: Sci(truth.0),
+            nfe: Num(r.nfe),
+        });
     }
     o.text("table.md", &md)?;
-    o.csv(
-        "likelihoods",
-        "model,sde,neg_elbo,neg_elbo_se,bound,bound_se,pf_ode_nll,pf_ode_nll_se,true_nll,nfe",
-        &csv,
-    )?;
+    o.rows("likelihoods", &csv)?;
     let series = |label: &str, f: &dyn Fn(&Row) -> f64| Series {
         label: label.into(),
         points: rows

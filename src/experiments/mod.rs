@@ -6,7 +6,7 @@ pub mod index;
 pub mod kit;
 pub mod model;
 
-pub use kit::{Exact, Num, Scale, Sci};
+pub use kit::{Exact, Fixed, Num, Scale, Sci, SciP};
 
 use crate::io::{toml_error, AtomicFile};
 use crate::plot::{line_chart, Chart, Mark, Panel, Series};

@@ -4,7 +4,7 @@
 //! tuned on a grid per SDE, for PC and for corrector-only sampling.
 
 use super::model::ModelSpec;
-use super::{Scale, Claim, Experiment, Outputs};
+use super::{Num, Sci, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::nn::NetScore;
 use crate::plot::{Chart, Mark, Series};
@@ -102,6 +102,29 @@ impl Ctx<'_> {
     }
 }
 
+/// One row of `pc-samplers.csv`.
+#[derive(Serialize)]
+struct Row {
+    sde: String,
+    column: &'static str,
+    predictor: String,
+    #[serde(rename = "N")]
+    n: usize,
+    nfe: Num,
+    snr: Num,
+    energy_mean: Sci,
+    energy_std: Sci,
+}
+
+/// One row of `snr-tuning.csv`.
+#[derive(Serialize)]
+struct TuneRow {
+    sde: String,
+    column: &'static str,
+    snr: Num,
+    energy: Sci,
+}
+
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (_, mixture): (_, std::sync::Arc<GaussianMixture>) = exp.exact_data()?;
     let (steps, seeds, n) = (p.steps.at(o.quick), *p.seeds.at(o.quick), *p.n.at(o.quick));
@@ -133,7 +156,12 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             for (k, col) in [Column::Pc, Column::C2].into_iter().enumerate() {
                 let spec = col.spec(Predictor::ReverseDiffusion, table_n, snr, n, tune_seed);
                 let (e, _) = ctx.energy(&spec)?;
-                tune_rows.push(format!("{sde},{},{snr},{e:e}", col.name()));
+                tune_rows.push(TuneRow {
+                    sde: sde.to_string(),
+                    column: col.name(),
+                    snr: Num(snr),
+                    energy: Sci(e),
+                });
                 if e < best[k].0 {
                     best[k] = (e, snr);
                 }
@@ -161,10 +189,16 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                     }
                     let es = ndarray::Array1::from(es);
                     let (mean, sd) = (es.mean().unwrap_or(f64::NAN), es.std(1.0));
-                    rows.push(format!(
-                        "{sde},{},{pname},{ns},{nfe},{snr},{mean:e},{sd:e}",
-                        col.name()
-                    ));
+                    rows.push(Row {
+                        sde: sde.to_string(),
+                        column: col.name(),
+                        predictor: pname.to_string(),
+                        n: ns,
+                        nfe: Num(nfe),
+                        snr: Num(snr),
+                        energy_mean: Sci(mean),
+                        energy_std: Sci(sd),
+                    });
                     o.nfe
                         .push((format!("{sde} {} {pname} N = {ns}", col.name()), nfe));
                     table.push((sde.clone(), col, pname, ns, mean, sd));
@@ -192,12 +226,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         });
     }
     o.grid("pc-samplers", &charts, 2)?;
-    o.csv(
-        "pc-samplers",
-        "sde,column,predictor,N,nfe,snr,energy_mean,energy_std",
-        &rows,
-    )?;
-    o.csv("snr-tuning", "sde,column,snr,energy", &tune_rows)?;
+    o.rows("pc-samplers", &rows)?;
+    o.rows("snr-tuning", &tune_rows)?;
 
     // Markdown table at N = table_n (energy distance × 10³, mean ± std).
     let get = |sde: &str, col: Column, pred: &str| {

@@ -4,7 +4,7 @@
 //! crossings; and the PF-ODE round trip 0 → T → 0 against the step count.
 
 use crate::domain::Domain;
-use super::{Scale, loglog_slope, Claim, Experiment, Outputs};
+use super::{Fixed, Num, SciP, Scale, loglog_slope, Claim, Experiment, Outputs};
 use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
 use crate::plot::{Chart, Heatmap, Mark, Overlay, Panel, Series, PALETTE};
 use crate::score::MixtureScore;
@@ -209,6 +209,53 @@ fn heat_overlay(label: &str, paths: Vec<Vec<(f64, f64)>>, color: RGBColor, width
     }
 }
 
+/// One row of `ks.csv`.
+#[derive(Serialize)]
+struct KsRow {
+    sde: String,
+    method: String,
+    t: Num,
+    ks_statistic: Fixed<6>,
+    p_value: SciP<6>,
+}
+
+/// One row of `roundtrip.csv`.
+#[derive(Serialize)]
+struct RoundTripRow {
+    sde: String,
+    steps: usize,
+    max_error: SciP<6>,
+}
+
+/// One row of `log-density.csv`.
+#[derive(Serialize)]
+struct HeatRow {
+    sde: String,
+    t: Fixed<5>,
+    x: Fixed<5>,
+    log_p: Fixed<5>,
+}
+
+/// One row of `densities.csv`.
+#[derive(Serialize)]
+struct DensityRow {
+    sde: String,
+    x: Fixed<5>,
+    p0: SciP<6>,
+    #[serde(rename = "pT")]
+    p_t: SciP<6>,
+}
+
+/// One row of `paths.csv`.
+#[derive(Serialize)]
+struct PathRow {
+    sde: String,
+    process: &'static str,
+    path: usize,
+    t: Fixed<5>,
+    x: Fixed<6>,
+}
+
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (data, mixture) = exp.exact_data()?;
     if data.dim() != 1 {
@@ -275,7 +322,12 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             let lp: Array1<f64> = r.score.log_prob(t, column(&xs).view());
             for j in 0..nx {
                 logp[[i, j]] = lp[j].max(-6.0);
-                heat_rows.push(format!("{name},{t:.5},{:.5},{:.5}", xs[j], lp[j]));
+                heat_rows.push(HeatRow {
+                    sde: name.to_string(),
+                    t: Fixed(t),
+                    x: Fixed(xs[j]),
+                    log_p: Fixed(lp[j]),
+                });
             }
         }
         // Drawn paths: forward SDE from data, reverse SDE from exact p_T, PF-ODE both ways.
@@ -297,7 +349,13 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             for (k, path) in paths(sol).iter().enumerate() {
                 let stride = (path.len() / 200).max(1);
                 for (t, x) in path.iter().step_by(stride) {
-                    path_rows.push(format!("{name},{kind},{k},{t:.5},{x:.6}"));
+                    path_rows.push(PathRow {
+                        sde: name.to_string(),
+                        process: kind,
+                        path: k,
+                        t: Fixed(*t),
+                        x: Fixed(*x),
+                    });
                 }
             }
         }
@@ -331,7 +389,12 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         };
         let (d0, d1) = (dens(0.0)?, dens(t_max)?);
         for ((x, a), (_, b)) in d0.iter().zip(&d1) {
-            dens_rows.push(format!("{name},{x:.5},{a:.6e},{b:.6e}"));
+            dens_rows.push(DensityRow {
+                sde: name.to_string(),
+                x: Fixed(*x),
+                p0: SciP(*a),
+                p_t: SciP(*b),
+            });
         }
         panels.push(Panel::from(Chart {
             title: format!("{name}: data p₀ and prior p_T"),
@@ -415,7 +478,13 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                     .1;
                 let v: Vec<f64> = x.column(0).to_vec();
                 let (d, pv) = ks_test(&v, |x| mixture_cdf(&comps, x));
-                ks_rows.push(format!("{name},{method},{t},{d:.6},{pv:.6e}"));
+                ks_rows.push(KsRow {
+                    sde: name.to_string(),
+                    method: method.to_string(),
+                    t: Num(t),
+                    ks_statistic: Fixed(d),
+                    p_value: SciP(pv),
+                });
                 claims.push(Claim::new(
                     &format!(
                         "{name}: {method} marginal at t = {t} matches the exact p_t (KS, n = {n})"
@@ -438,9 +507,13 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 .expect("recorded")
                 .1;
             let (d, pv) = ks_test(&x.column(0).to_vec(), |x| mixture_cdf(&comps, x));
-            ks_rows.push(format!(
-                "{name},wrong reverse (control),{t},{d:.6},{pv:.6e}"
-            ));
+            ks_rows.push(KsRow {
+                sde: name.to_string(),
+                method: "wrong reverse (control)".into(),
+                t: Num(t),
+                ks_statistic: Fixed(d),
+                p_value: SciP(pv),
+            });
             claims.push(Claim::new(
                 &format!("{name}: power — a wrong reverse process (PF drift + SDE noise) is rejected at t = {t} (KS, n = {n})"),
                 pv < level,
@@ -483,7 +556,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 .zip(b.x.column(0))
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f64::max);
-            rt_rows.push(format!("{name},{k},{err:.6e}"));
+            rt_rows.push(RoundTripRow {
+                sde: name.to_string(),
+                steps: k,
+                max_error: SciP(err),
+            });
             errs.push(err);
         }
         let ks: Vec<f64> = p.roundtrip_steps.iter().map(|&k| k as f64).collect();
@@ -515,10 +592,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     }
     o.figure("trajectories", &panels, 3)?;
     o.chart("roundtrip", &rt_chart)?;
-    o.csv("ks", "sde,method,t,ks_statistic,p_value", &ks_rows)?;
-    o.csv("roundtrip", "sde,steps,max_error", &rt_rows)?;
-    o.csv("log-density", "sde,t,x,log_p", &heat_rows)?;
-    o.csv("densities", "sde,x,p0,pT", &dens_rows)?;
-    o.csv("paths", "sde,process,path,t,x", &path_rows)?;
+    o.rows("ks", &ks_rows)?;
+    o.rows("roundtrip", &rt_rows)?;
+    o.rows("log-density", &heat_rows)?;
+    o.rows("densities", &dens_rows)?;
+    o.rows("paths", &path_rows)?;
     Ok(claims)
 }

@@ -8,7 +8,7 @@
 
 use crate::domain::Domain;
 use super::model::ModelSpec;
-use super::{Scale, scatter, Claim, Experiment, Outputs};
+use super::{Num, Sci, Scale, scatter, Claim, Experiment, Outputs};
 use crate::data::DATA_DOMAIN;
 use crate::ddpm::DiscreteSchedule;
 use crate::elbo::discrete_bound;
@@ -38,6 +38,24 @@ pub struct Params {
     pub permutations: usize,
     /// Least K − L_null (bits) asserted (the paper's 6.45 bits is for a less noisy roll).
     pub min_bits_over_null: f64,
+}
+
+/// One row of `drift.csv`.
+#[derive(Serialize)]
+struct DriftRow {
+    step: usize,
+    x0: Num,
+    x1: Num,
+    drift0: Sci,
+    drift1: Sci,
+}
+
+/// One row of `samples.csv`.
+#[derive(Serialize)]
+struct SampleRow {
+    set: &'static str,
+    x0: Num,
+    x1: Num,
 }
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
@@ -142,7 +160,13 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         for (g, r) in grid.iter().zip(d.rows()) {
             pts.push(*g);
             pts.push((g.0 + scale * r[0], g.1 + scale * r[1]));
-            rows.push(format!("{i},{},{},{:e},{:e}", g.0, g.1, r[0], r[1]));
+            rows.push(DriftRow {
+                step: i,
+                x0: Num(g.0),
+                x1: Num(g.1),
+                drift0: Sci(r[0]),
+                drift1: Sci(r[1]),
+            });
         }
         charts.push(Chart {
             title: format!("drift μθ(x, t) − x, {label} (arrows ×{scale:.1})"),
@@ -157,14 +181,18 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         });
     }
     o.grid("swiss-roll", &charts, 3)?;
-    o.csv("drift", "step,x0,x1,drift0,drift1", &rows)?;
+    o.rows("drift", &rows)?;
     let mut samples = vec![];
-    for (name, x) in [("data", &x0), ("model", rec(0.0))] {
+    for (set, x) in [("data", &x0), ("model", rec(0.0))] {
         for r in x.rows() {
-            samples.push(format!("{name},{},{}", r[0], r[1]));
+            samples.push(SampleRow {
+                set,
+                x0: Num(r[0]),
+                x1: Num(r[1]),
+            });
         }
     }
-    o.csv("samples", "set,x0,x1", &samples)?;
+    o.rows("samples", &samples)?;
 
     let mut claims = vec![];
     // Final samples against held-out data, and the data-vs-data energy floor.
