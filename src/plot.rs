@@ -141,6 +141,32 @@ pub struct Series {
     pub mark: Mark,
 }
 
+impl Series {
+    fn new(label: impl Into<String>, points: Vec<(f64, f64)>, mark: Mark) -> Self {
+        Self {
+            label: label.into(),
+            points,
+            mark,
+        }
+    }
+    /// A line through the points.
+    pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self::new(label, points, Mark::Line)
+    }
+    /// A line with a marker at each point.
+    pub fn line_points(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self::new(label, points, Mark::LineAndPoints)
+    }
+    /// Markers only (a scatter plot).
+    pub fn scatter(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self::new(label, points, Mark::Points)
+    }
+    /// Consecutive point pairs as arrows (tail, head): a quiver plot.
+    pub fn arrows(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self::new(label, points, Mark::Arrows)
+    }
+}
+
 /// A 2D chart of series.
 #[derive(Clone, Debug, Default)]
 pub struct Chart {
@@ -604,16 +630,8 @@ pub fn loss_curve(path: &Path, raw: &[(f64, f64)], data: &str) -> Result<()> {
         log_x: false,
         log_y: true,
         series: vec![
-            Series {
-                label: "per step".into(),
-                points: raw.to_vec(),
-                mark: Mark::Line,
-            },
-            Series {
-                label: format!("moving average ({w} steps)"),
-                points: smooth,
-                mark: Mark::Line,
-            },
+            Series::line("per step", raw.to_vec()),
+            Series::line(format!("moving average ({w} steps)"), smooth),
         ],
         ..Default::default()
     };

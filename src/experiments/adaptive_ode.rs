@@ -3,7 +3,7 @@
 
 use super::{Num, Sci, Exact, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
-use crate::plot::{Chart, Mark, Series};
+use crate::plot::{Chart, Series};
 use crate::sample::{config, integrate, SampleSpec, Sampler};
 use crate::stats::two_sample::energy_distance;
 use crate::Result;
@@ -80,11 +80,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 y_label: "NFE per sample (mean)".into(),
                 log_x: true,
                 log_y: true,
-                series: vec![Series {
-                    label: "NFE".into(),
-                    points: nfe_pts,
-                    mark: Mark::LineAndPoints,
-                }],
+                series: vec![Series::line_points("NFE", nfe_pts)],
                 ..Default::default()
             },
             Chart {
@@ -94,16 +90,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 log_x: true,
                 log_y: true,
                 series: vec![
-                    Series {
-                        label: "endpoint error vs RK45 at 1e-10".into(),
-                        points: err_pts,
-                        mark: Mark::LineAndPoints,
-                    },
-                    Series {
-                        label: format!("energy distance to exact draws (floor {floor:.1e})"),
-                        points: en_pts,
-                        mark: Mark::LineAndPoints,
-                    },
+                    Series::line_points("endpoint error vs RK45 at 1e-10", err_pts),
+                    Series::line_points(format!("energy distance to exact draws (floor {floor:.1e})"), en_pts),
                 ],
                 ..Default::default()
             },

@@ -4,7 +4,7 @@
 
 use super::{Sci, Exact, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
-use crate::plot::{Chart, Mark, Series};
+use crate::plot::{Chart, Series};
 use crate::sample::{config, sample, SampleSpec, Sampler, Variance};
 use crate::stats::two_sample::energy_distance;
 use crate::Result;
@@ -110,16 +110,12 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             series: labels
                 .iter()
                 .zip(&table)
-                .map(|(l, row)| Series {
-                    label: l.clone(),
-                    points: p
+                .map(|(l, row)| Series::line_points(l.clone(), p
                         .steps
                         .iter()
                         .map(|&s| s as f64)
                         .zip(row.iter().copied())
-                        .collect(),
-                    mark: Mark::LineAndPoints,
-                })
+                        .collect()))
                 .collect(),
             ..Default::default()
         },

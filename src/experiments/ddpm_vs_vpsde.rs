@@ -7,7 +7,7 @@ use super::model::ModelSpec;
 use super::{Sci, Scale, loglog_slope, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::ddpm::DiscreteSchedule;
-use crate::plot::{Chart, Mark, Series};
+use crate::plot::{Chart, Series};
 use crate::sample::{sample, SampleSpec, Sampler};
 use crate::score::{MixtureScore, Score};
 use crate::sde::Sde;
@@ -70,25 +70,17 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         });
         errs.push((n as f64, err));
         if n <= 100 {
-            kernel_series.push(Series {
-                label: format!("DDPM N = {n}: √(1 − ᾱ_i) at t_i"),
-                points: (1..=n)
+            kernel_series.push(Series::line_points(format!("DDPM N = {n}: √(1 − ᾱ_i) at t_i"), (1..=n)
                     .map(|i| (s.nominal_time(i), s.marginal(i).std))
-                    .collect(),
-                mark: Mark::LineAndPoints,
-            });
+                    .collect()));
         }
     }
-    kernel_series.push(Series {
-        label: "VP-SDE s(t)".into(),
-        points: (0..=200)
+    kernel_series.push(Series::line("VP-SDE s(t)", (0..=200)
             .map(|k| {
                 let t = vp.schedule.t_max() * k as f64 / 200.0;
                 (t, sde.marginal(t).std)
             })
-            .collect(),
-        mark: Mark::Line,
-    });
+            .collect()));
     o.rows("alpha-bar-error", &rows)?;
     let slope = loglog_slope(
         &errs.iter().map(|e| e.0).collect::<Vec<_>>(),
@@ -193,19 +185,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                     .learned(o.quick),
                 );
             }
-            trained_series.push(Series {
-                label: format!("{}, {name}", spec.label),
-                points: pts,
-                mark: Mark::LineAndPoints,
-            });
+            trained_series.push(Series::line_points(format!("{}, {name}", spec.label), pts));
         }
     }
     if let (Some(lo), Some(hi)) = (trained_steps.iter().min(), trained_steps.iter().max()) {
-        trained_series.push(Series {
-            label: "data vs data (floor)".into(),
-            points: vec![(*lo as f64, floor), (*hi as f64, floor)],
-            mark: Mark::Line,
-        });
+        trained_series.push(Series::line("data vs data (floor)", vec![(*lo as f64, floor), (*hi as f64, floor)]));
     }
     srows.push(SamplerRow {
         score: "data vs data (floor)".into(),
@@ -255,11 +239,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 y_label: "max abs error".into(),
                 log_x: true,
                 log_y: true,
-                series: vec![Series {
-                    label: "DDPM vs VP-SDE".into(),
-                    points: errs,
-                    mark: Mark::LineAndPoints,
-                }],
+                series: vec![Series::line_points("DDPM vs VP-SDE", errs)],
                 ..Default::default()
             },
             Chart {
@@ -269,16 +249,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 log_x: true,
                 log_y: false,
                 series: vec![
-                    Series {
-                        label: "DDPM ancestral".into(),
-                        points: ddpm_pts,
-                        mark: Mark::LineAndPoints,
-                    },
-                    Series {
-                        label: "reverse-SDE Euler–Maruyama".into(),
-                        points: em_pts,
-                        mark: Mark::LineAndPoints,
-                    },
+                    Series::line_points("DDPM ancestral", ddpm_pts),
+                    Series::line_points("reverse-SDE Euler–Maruyama", em_pts),
                 ],
                 limits,
             },

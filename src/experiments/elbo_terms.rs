@@ -8,7 +8,7 @@ use super::{Sci, Scale, Claim, Experiment, Outputs};
 use crate::data::{Dataset, REFERENCE_DOMAIN};
 use crate::ddpm::DiscreteSchedule;
 use crate::elbo::{discrete_bound, Bound, TermKind};
-use crate::plot::{Chart, Mark, Series};
+use crate::plot::{Chart, Series};
 use crate::ddpm::Variance;
 use crate::score::{par_eps, MixtureScore, Score};
 use crate::sde::Sde;
@@ -159,40 +159,24 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 .iter()
                 .find(|t| t.kind == TermKind::Prior)
                 .map_or(f64::NAN, |t| t.nats);
-            term_series.push(Series {
-                label: format!("{name}, σ² = {vname} (L_0 = {l0:.3}, L_T = {lt:.1e})"),
-                points: pts,
-                mark: Mark::Line,
-            });
+            term_series.push(Series::line(format!("{name}, σ² = {vname} (L_0 = {l0:.3}, L_T = {lt:.1e})"), pts));
             if variance != Variance::Beta {
                 continue;
             }
             let r = rate(&b, big_t);
             let dist = distortion(msde, score, &chain, &x, &dsteps, o.seed);
             let k_of = |i: usize| (big_t - i) as f64;
-            rate_series.push(Series {
-                label: name.into(),
-                points: r.iter().enumerate().map(|(k, v)| (k as f64, *v)).collect(),
-                mark: Mark::Line,
-            });
-            dist_series.push(Series {
-                label: name.into(),
-                points: dsteps
+            rate_series.push(Series::line(name, r.iter().enumerate().map(|(k, v)| (k as f64, *v)).collect()));
+            dist_series.push(Series::line_points(name, dsteps
                     .iter()
                     .zip(&dist)
                     .map(|(&i, &v)| (k_of(i), v))
-                    .collect(),
-                mark: Mark::LineAndPoints,
-            });
-            rd_series.push(Series {
-                label: name.into(),
-                points: dsteps
+                    .collect()));
+            rd_series.push(Series::line_points(name, dsteps
                     .iter()
                     .zip(&dist)
                     .map(|(&i, &v)| (r[big_t - i], v))
-                    .collect(),
-                mark: Mark::LineAndPoints,
-            });
+                    .collect()));
             for (&i, &v) in dsteps.iter().zip(&dist) {
                 rd_rows.push(RdRow {
                     model: name.to_string(),
@@ -268,11 +252,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         f,
         &format!("> {}", p.sharp_fraction),
     ));
-    rate_series.push(Series {
-        label: format!("exact, {}", sharp.name()),
-        points: sr.iter().enumerate().map(|(k, v)| (k as f64, *v)).collect(),
-        mark: Mark::Line,
-    });
+    rate_series.push(Series::line(format!("exact, {}", sharp.name()), sr.iter().enumerate().map(|(k, v)| (k as f64, *v)).collect()));
     let term_chart = Chart {
         title: format!("L_t−1 against t, T = {big_t}, {} ({n} points)", data.name()),
         x_label: "t".into(),

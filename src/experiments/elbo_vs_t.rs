@@ -5,7 +5,7 @@ use super::{Sci, Exact, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::elbo::discrete_bound;
 use crate::likelihood::{pf_ode_nll, NllSpec};
-use crate::plot::{Chart, Mark, Series};
+use crate::plot::{Chart, Series};
 use crate::ddpm::Variance;
 use crate::stats::mean_se;
 use crate::Result;
@@ -131,26 +131,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             log_x: true,
             log_y: false,
             series: vec![
-                Series {
-                    label: "−ELBO_T, σ² = β".into(),
-                    points: beta_pts,
-                    mark: Mark::LineAndPoints,
-                },
-                Series {
-                    label: "−ELBO_T, σ² = β̃".into(),
-                    points: tilde_pts,
-                    mark: Mark::LineAndPoints,
-                },
-                Series {
-                    label: "true NLL".into(),
-                    points: flat(true_mean),
-                    mark: Mark::Line,
-                },
-                Series {
-                    label: "PF-ODE NLL".into(),
-                    points: flat(nll.mean()),
-                    mark: Mark::Line,
-                },
+                Series::line_points("−ELBO_T, σ² = β", beta_pts),
+                Series::line_points("−ELBO_T, σ² = β̃", tilde_pts),
+                Series::line("true NLL", flat(true_mean)),
+                Series::line("PF-ODE NLL", flat(nll.mean())),
             ],
             ..Default::default()
         },

@@ -7,7 +7,7 @@ use super::{Num, Sci, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::elbo::{continuous_bound, discrete_bound, TimeSampling};
 use crate::likelihood::{pf_ode_nll, NllSpec};
-use crate::plot::{Chart, Mark, Series};
+use crate::plot::{Chart, Series};
 use crate::ddpm::Variance;
 use crate::score::{MixtureScore, Score};
 use crate::sde::Sde;
@@ -172,15 +172,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     }
     o.text("table.md", &md)?;
     o.rows("likelihoods", &csv)?;
-    let series = |label: &str, f: &dyn Fn(&Row) -> f64| Series {
-        label: label.into(),
-        points: rows
+    let series = |label: &str, f: &dyn Fn(&Row) -> f64| Series::line_points(label, rows
             .iter()
             .enumerate()
             .map(|(i, r)| ((i + 1) as f64, f(r)))
-            .collect(),
-        mark: Mark::LineAndPoints,
-    };
+            .collect());
     let order: Vec<String> = rows
         .iter()
         .enumerate()

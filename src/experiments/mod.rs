@@ -9,7 +9,7 @@ pub mod model;
 pub use kit::{Exact, Fixed, Num, Scale, Sci, SciP};
 
 use crate::io::{toml_error, AtomicFile};
-use crate::plot::{line_chart, Chart, Mark, Panel, Series};
+use crate::plot::{line_chart, Chart, Panel, Series};
 use crate::sde::SdeSpec;
 use crate::{invalid, Error, Result};
 use ndarray::Array2;
@@ -530,11 +530,10 @@ pub fn scatter(title: String, x: &Array2<f64>) -> Chart {
         y_label: "x₁".into(),
         log_x: false,
         log_y: false,
-        series: vec![Series {
-            label: String::new(),
-            points: x.rows().into_iter().map(|r| (r[0], r[1])).collect(),
-            mark: Mark::Points,
-        }],
+        series: vec![Series::scatter(
+            "",
+            x.rows().into_iter().map(|r| (r[0], r[1])).collect(),
+        )],
         ..Default::default()
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
-use crate::plot::{Chart, Mark, Series};
+use crate::plot::{Chart, Series};
 use crate::sample::{config, integrate, SampleSpec, Sampler};
 use crate::score::MixtureScore;
 use crate::sde::{Sde, VeSde};
@@ -98,15 +98,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             y_label: "x₁".into(),
             log_x: false,
             log_y: false,
-            series: vec![Series {
-                label: format!("upper mode {:.3}{test}", upper(x)),
-                points: x
+            series: vec![Series::scatter(format!("upper mode {:.3}{test}", upper(x)), x
                     .rows()
                     .into_iter()
                     .map(|r| (r[0], if d > 1 { r[1] } else { 0.0 }))
-                    .collect(),
-                mark: Mark::Points,
-            }],
+                    .collect())],
             ..Default::default()
         });
     }

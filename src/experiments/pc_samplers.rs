@@ -7,7 +7,7 @@ use super::model::ModelSpec;
 use super::{Num, Sci, Scale, Claim, Experiment, Outputs};
 use crate::data::REFERENCE_DOMAIN;
 use crate::nn::NetScore;
-use crate::plot::{Chart, Mark, Series};
+use crate::plot::{Chart, Series};
 use crate::sample::{config, integrate, Corrector, Predictor, SampleSpec, Sampler};
 use crate::data::GaussianMixture;
 use crate::stats::two_sample::energy_distance;
@@ -204,15 +204,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                     table.push((sde.clone(), col, pname, ns, mean, sd));
                     pts.push((nfe, mean));
                 }
-                series.push(Series {
-                    label: if col == Column::C2 {
+                series.push(Series::line_points(if col == Column::C2 {
                         col.name().into()
                     } else {
                         format!("{} {pname}", col.name())
-                    },
-                    points: pts,
-                    mark: Mark::LineAndPoints,
-                });
+                    }, pts));
             }
         }
         charts.push(Chart {

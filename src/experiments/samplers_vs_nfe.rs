@@ -3,7 +3,7 @@
 
 use super::{Num, Sci, Exact, Scale, loglog_slope, Claim, Experiment, Outputs};
 
-use crate::plot::{Chart, Mark, Series};
+use crate::plot::{Chart, Series};
 use crate::sample::convergence::EndpointOracle;
 use crate::sample::{integrate, SampleSpec, Sampler};
 use crate::{invalid, Result};
@@ -95,11 +95,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             slope,
             &format!("{} ± {}", -order, p.tolerance),
         ));
-        series.push(Series {
-            label: format!("{} (slope {slope:.2})", s.name()),
-            points: pts,
-            mark: Mark::LineAndPoints,
-        });
+        series.push(Series::line_points(format!("{} (slope {slope:.2})", s.name()), pts));
     }
     o.rows("errors", &rows)?;
     o.chart(

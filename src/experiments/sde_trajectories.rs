@@ -6,7 +6,7 @@
 use crate::domain::Domain;
 use super::{Fixed, Num, SciP, Scale, loglog_slope, Claim, Experiment, Outputs};
 use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
-use crate::plot::{Chart, Heatmap, Mark, Overlay, Panel, Series, PALETTE};
+use crate::plot::{Chart, Heatmap, Overlay, Panel, Series, PALETTE};
 use crate::score::MixtureScore;
 use crate::data::GaussianMixture;
 use crate::sde::{Forward, Sde, SdeSpec};
@@ -401,16 +401,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             x_label: "x".into(),
             y_label: "density".into(),
             series: vec![
-                Series {
-                    label: "p₀ (data)".into(),
-                    points: d0,
-                    mark: Mark::Line,
-                },
-                Series {
-                    label: format!("p_T (T = {t_max})"),
-                    points: d1,
-                    mark: Mark::Line,
-                },
+                Series::line("p₀ (data)", d0),
+                Series::line(format!("p_T (T = {t_max})"), d1),
             ],
             ..Default::default()
         }));
@@ -584,11 +576,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             last,
             &format!("max error < {:e}", p.roundtrip_tolerance),
         ));
-        rt_chart.series.push(Series {
-            label: name.clone(),
-            points: ks.iter().copied().zip(errs).collect(),
-            mark: Mark::LineAndPoints,
-        });
+        rt_chart.series.push(Series::line_points(name.clone(), ks.iter().copied().zip(errs).collect()));
     }
     o.figure("trajectories", &panels, 3)?;
     o.chart("roundtrip", &rt_chart)?;

@@ -12,7 +12,7 @@ use super::{Num, Sci, Scale, scatter, Claim, Experiment, Outputs};
 use crate::data::DATA_DOMAIN;
 use crate::ddpm::DiscreteSchedule;
 use crate::elbo::discrete_bound;
-use crate::plot::{Chart, Mark, Series};
+use crate::plot::{Chart, Series};
 use crate::sample::{integrate, SampleSpec, Sampler, Variance};
 use crate::score::par_eps;
 use crate::stats::two_sample::{energy_distance, mmd_test};
@@ -172,11 +172,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             title: format!("drift μθ(x, t) − x, {label} (arrows ×{scale:.1})"),
             x_label: "x₀".into(),
             y_label: "x₁".into(),
-            series: vec![Series {
-                label: String::new(),
-                points: pts,
-                mark: Mark::Arrows,
-            }],
+            series: vec![Series::arrows("", pts)],
             ..Default::default()
         });
     }

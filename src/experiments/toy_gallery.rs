@@ -6,7 +6,7 @@ use crate::domain::Domain;
 use super::model::ModelSpec;
 use super::{Fixed, Sci, SciP, Scale, Claim, Experiment, Outputs};
 use crate::data::DATA_DOMAIN;
-use crate::plot::{Chart, Mark, Series};
+use crate::plot::{Chart, Series};
 use crate::sample::{sample, SampleSpec, Sampler};
 use crate::sde::Marginal;
 use crate::reverse::{ReverseSde, WrongReverse};
@@ -333,18 +333,13 @@ fn panels(e: &Entry, shown: usize, how: &str) -> [Chart; 2] {
                     [(lo + b as f64 * w, h), (lo + (b + 1) as f64 * w, h)]
                 })
                 .collect();
-            let series = Series {
-                label: label.into(),
-                points,
-                mark: Mark::Line,
-            };
+            let series = Series::line(label, points);
             (series, outside)
         };
-        let exact = e.density.clone().map(|points| Series {
-            label: "exact density".into(),
-            points,
-            mark: Mark::Line,
-        });
+        let exact = e
+            .density
+            .clone()
+            .map(|points| Series::line("exact density", points));
         let chart = |title: String, s: Series| Chart {
             title,
             x_label: "x".into(),
@@ -385,15 +380,13 @@ fn panels(e: &Entry, shown: usize, how: &str) -> [Chart; 2] {
             title: format!("{title}{}", outside_note(out)),
             x_label: "x₀".into(),
             y_label: "x₁".into(),
-            series: vec![Series {
-                label: String::new(),
-                points: rows
-                    .iter()
+            series: vec![Series::scatter(
+                "",
+                rows.iter()
                     .filter(|r| inside(r))
                     .map(|r| (r[0], r[1]))
                     .collect(),
-                mark: Mark::Points,
-            }],
+            )],
             limits: Some(lim),
             ..Default::default()
         }
