@@ -56,6 +56,21 @@ pub fn check_range(what: &str, value: usize, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// "`a`, `b` do not apply to WHAT (it reads: …)": settings given to something that does not
+/// have them, named with what it does read.
+pub fn not_applicable(unread: &[String], what: &str, reads: &[String]) -> Error {
+    Error::Invalid(format!(
+        "{} {} not apply to {what} (it reads: {})",
+        unread.join(", "),
+        if unread.len() == 1 { "does" } else { "do" },
+        if reads.is_empty() {
+            "none of these".into()
+        } else {
+            reads.join(", ")
+        }
+    ))
+}
+
 /// `Ok` when `n` points of dimension `d` fit in [`MAX_VALUES`].
 pub fn check_points(what: &str, n: usize, d: usize) -> Result<()> {
     check_range(what, n, MAX_VALUES / d.max(1))

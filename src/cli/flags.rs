@@ -5,7 +5,7 @@
 use crate::{Cli, Cmd};
 use clap::{Args, CommandFactory, ValueEnum};
 use scoresde::sde::SdeSpec;
-use scoresde::{invalid, Error, Result};
+use scoresde::{Error, Result};
 
 /// Library errors name parameters in backticks (`` `step_size` ``); the CLI names its flags
 /// (`--step-size`).
@@ -74,16 +74,7 @@ fn refuse_unread(
         .filter(|id| candidates.contains(id))
         .map(|id| flag(id))
         .collect();
-    Err(invalid!(
-        "{} {} not apply to {what} (it reads: {})",
-        unread.join(", "),
-        if unread.len() == 1 { "does" } else { "do" },
-        if reads.is_empty() {
-            "none of these".into()
-        } else {
-            reads.join(", ")
-        }
-    ))
+    Err(scoresde::error::not_applicable(&unread, what, &reads))
 }
 
 /// The ids of a flattened clap argument group.

@@ -109,16 +109,8 @@ impl SamplerFlags {
             .collect();
         if !unread.is_empty() {
             let reads: Vec<String> = has.iter().map(|k| format!("`{k}`")).collect();
-            return Err(invalid!(
-                "{} {} not apply to `sampler` {name} (it reads: {})",
-                unread.join(", "),
-                if unread.len() == 1 { "does" } else { "do" },
-                if reads.is_empty() {
-                    "none of these".into()
-                } else {
-                    reads.join(", ")
-                }
-            ));
+            let what = format!("`sampler` {name}");
+            return Err(crate::error::not_applicable(&unread, &what, &reads));
         }
         // The settings through a TOML table, which keeps ±inf (`--s-tmax inf`).
         let mut table = toml::Table::try_from(self).map_err(|e| invalid!("sampler flags: {e}"))?;
