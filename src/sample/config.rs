@@ -179,71 +179,58 @@ impl Default for AnnealedLangevin {
     }
 }
 
-/// Every built-in sampler with its settings. What N (`steps`) means is each sampler's own:
-/// see [`Method::nfe`] of the struct it builds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(remote = "Self", tag = "sampler", rename_all = "kebab-case")]
-pub enum Sampler {
-    /// Euler–Maruyama on the reverse-time SDE, N steps.
-    Em(OnGrid),
-    /// Euler on the probability-flow ODE, N steps.
-    PfEuler(OnGrid),
-    /// Heun (trapezoid in t) on the PF-ODE, N steps.
-    PfHeun(OnGrid),
-    /// Classical RK4 on the PF-ODE, N steps.
-    PfRk4(OnGrid),
-    /// Adaptive Dormand–Prince 5(4) on the PF-ODE.
-    PfRk45(PfRk45),
-    /// Euler–Maruyama on Huang et al.'s plug-in reverse SDE, N steps.
-    PlugIn(PlugIn),
-    /// Predictor–corrector, N noise levels.
-    Pc(Pc),
-    /// EDM Algorithm 1 (Heun in σ̃ = s/m), N grid points.
-    EdmHeun(OnGrid),
-    /// EDM Algorithm 2, N grid points.
-    EdmSde(EdmSde),
-    /// DPM-Solver-1 (= DDIM), N = NFE budget.
-    #[serde(rename = "dpm-solver-1")]
-    DpmSolver1(OnGrid),
-    /// DPM-Solver-2 (single-step, r₁ = ½), N = NFE budget.
-    #[serde(rename = "dpm-solver-2")]
-    DpmSolver2(OnGrid),
-    /// DPM-Solver-3 (single-step, r₁ = ⅓, r₂ = ⅔), N = NFE budget.
-    #[serde(rename = "dpm-solver-3")]
-    DpmSolver3(OnGrid),
-    /// DPM-Solver++(2M), multistep, N steps.
-    #[serde(rename = "dpm-solver-pp2m")]
-    DpmSolverPp2m(OnGrid),
-    /// DDIM, N grid points.
-    Ddim(Ddim),
-    /// DDPM ancestral sampling on the N-step schedule.
-    Ddpm(Ddpm),
-    /// Plain Langevin dynamics at t = ε, N iterations.
-    Langevin(Langevin),
-    /// Annealed Langevin, N iterations at each level.
-    AnnealedLangevin(AnnealedLangevin),
+/// Declares [`Sampler`] and [`NAMES`] from one list: variant, settings struct, name.
+macro_rules! samplers {
+    ($($(#[$doc:meta])* $variant:ident($settings:ty) = $name:literal,)*) => {
+        /// Every built-in sampler with its settings. What N (`steps`) means is each sampler's
+        /// own: see [`Method::nfe`] of the struct it builds.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(remote = "Self", tag = "sampler")]
+        pub enum Sampler {
+            $($(#[$doc])* #[serde(rename = $name)] $variant($settings),)*
+        }
+
+        /// Every sampler name, in the order of [`Sampler`]'s variants.
+        pub const NAMES: &[&str] = &[$($name),*];
+    };
 }
 
-/// Every sampler name, in the order of [`Sampler`]'s variants.
-pub const NAMES: &[&str] = &[
-    "em",
-    "pf-euler",
-    "pf-heun",
-    "pf-rk4",
-    "pf-rk45",
-    "plug-in",
-    "pc",
-    "edm-heun",
-    "edm-sde",
-    "dpm-solver-1",
-    "dpm-solver-2",
-    "dpm-solver-3",
-    "dpm-solver-pp2m",
-    "ddim",
-    "ddpm",
-    "langevin",
-    "annealed-langevin",
-];
+samplers! {
+    /// Euler–Maruyama on the reverse-time SDE, N steps.
+    Em(OnGrid) = "em",
+    /// Euler on the probability-flow ODE, N steps.
+    PfEuler(OnGrid) = "pf-euler",
+    /// Heun (trapezoid in t) on the PF-ODE, N steps.
+    PfHeun(OnGrid) = "pf-heun",
+    /// Classical RK4 on the PF-ODE, N steps.
+    PfRk4(OnGrid) = "pf-rk4",
+    /// Adaptive Dormand–Prince 5(4) on the PF-ODE.
+    PfRk45(PfRk45) = "pf-rk45",
+    /// Euler–Maruyama on Huang et al.'s plug-in reverse SDE, N steps.
+    PlugIn(PlugIn) = "plug-in",
+    /// Predictor–corrector, N noise levels.
+    Pc(Pc) = "pc",
+    /// EDM Algorithm 1 (Heun in σ̃ = s/m), N grid points.
+    EdmHeun(OnGrid) = "edm-heun",
+    /// EDM Algorithm 2, N grid points.
+    EdmSde(EdmSde) = "edm-sde",
+    /// DPM-Solver-1 (= DDIM), N = NFE budget.
+    DpmSolver1(OnGrid) = "dpm-solver-1",
+    /// DPM-Solver-2 (single-step, r₁ = ½), N = NFE budget.
+    DpmSolver2(OnGrid) = "dpm-solver-2",
+    /// DPM-Solver-3 (single-step, r₁ = ⅓, r₂ = ⅔), N = NFE budget.
+    DpmSolver3(OnGrid) = "dpm-solver-3",
+    /// DPM-Solver++(2M), multistep, N steps.
+    DpmSolverPp2m(OnGrid) = "dpm-solver-pp2m",
+    /// DDIM, N grid points.
+    Ddim(Ddim) = "ddim",
+    /// DDPM ancestral sampling on the N-step schedule.
+    Ddpm(Ddpm) = "ddpm",
+    /// Plain Langevin dynamics at t = ε, N iterations.
+    Langevin(Langevin) = "langevin",
+    /// Annealed Langevin, N iterations at each level.
+    AnnealedLangevin(AnnealedLangevin) = "annealed-langevin",
+}
 
 impl Serialize for Sampler {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
