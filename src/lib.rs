@@ -3,17 +3,24 @@
 //! Continuous-time score-based diffusion models with exact ground truth: every sampler, bound
 //! and likelihood can be checked against the exact score of a Gaussian mixture.
 //!
+//! `use scoresde::prelude::*;` brings the names most programs need. Module dependencies point
+//! down this list only.
+//!
 //! **Core** (no networks):
-//! * [`sde`] — the VP, sub-VP and VE SDEs (`Sde`), kernels m(t), s(t), `sde.reverse(&score)`
-//!   and its `.probability_flow()`; [`sde::same_sde`].
+//! * [`sde`] — the VP, sub-VP and VE SDEs (`Sde`), kernels m(t), s(t), σ̃ = s/m, the forward
+//!   SDE as a solver system; [`sde::same_sde`].
+//! * [`data`] — `GaussianMixture` (any dimension, full covariances, exact draws, the diffused
+//!   p_t), builtin toy datasets and user mixtures from TOML.
 //! * [`score`] — the `Score` trait, `MixtureScore` (the exact oracle: score, log p_t, Tweedie
 //!   denoiser, optimal ε), `convert` (the one home of s = −ε/σ and the x₀/v conversions),
 //!   `Counted` (NFE) and `Scaled` (power controls).
-//! * [`data`] — builtin toy datasets and user mixtures from TOML; noise domains.
-//! * [`solvers`] — the `scoresde-solvers` crate: Euler–Maruyama, Euler/Heun/RK4, Dormand–Prince.
-//! * [`sample`] — `sample` / `integrate` for the named zoo, `sample_with` for any
-//!   [`sample::Method`] (user samplers), `StepContext`, grids, `convergence` (orders against
-//!   the oracle).
+//! * [`reverse`] — `sde.reverse(&score)` and its `.probability_flow()` for every SDE
+//!   ([`reverse::Reverse`]), `reverse_drift`.
+//! * [`solvers`] — the `scoresde-solvers` crate: one `solve` over a problem, a method
+//!   (Euler–Maruyama or a Butcher tableau) and a step policy (grid or adaptive).
+//! * [`sample`] — every sampler a [`sample::Method`] value (yours too), `sample::Sampler` the
+//!   name → settings → method table, `sample` / `integrate` / `sample_with`, `StepContext`,
+//!   grids, `convergence` (orders against the oracle).
 //! * [`ddpm`] — DDPM schedules as grids on the VP-SDE and the posterior q(x_{t−1}|x_t, x_0).
 //! * [`model`] — `Model`: a score with the SDE it belongs to (exact, from a run, or yours);
 //!   what sampling, bounds and likelihoods take.

@@ -51,9 +51,9 @@ pub enum Shape {
     Cross,
 }
 
-/// How series `i` of `n` is told apart from the others: colour (period 8), dash (period 3) and
-/// marker (period 4) cycle with coprime periods, so no two of the first 24 series share all
-/// three, and two series of one colour never share dash or marker within 24. A series drawn
+/// How series `i` of `n` is told apart from the others: colour `i mod 8`, dash `i mod 3`,
+/// marker `(i + ⌊i/8⌋) mod 4`, so among the first 24 series two of one colour differ in both
+/// dash and marker (i and i + 8: dash by 8 mod 3 = 2, marker by 9 mod 4 = 1). A series drawn
 /// earlier is wider, so a later one lying on top of it leaves its edges (and, dashed, its
 /// colour between the dashes) visible.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -65,13 +65,14 @@ pub struct Style {
 }
 
 impl Style {
+    /// The style of series `i` of `n`.
     pub fn of(i: usize, n: usize) -> Self {
         const DASHES: [Dash; 3] = [Dash::Solid, Dash::Dashed, Dash::Dotted];
         const SHAPES: [Shape; 4] = [Shape::Circle, Shape::Triangle, Shape::Square, Shape::Cross];
         Self {
             color: PALETTE[i % PALETTE.len()],
             dash: DASHES[i % 3],
-            shape: SHAPES[i % 4],
+            shape: SHAPES[(i + i / PALETTE.len()) % 4],
             width: if n > 1 && i == 0 { 4 } else { 2 },
         }
     }
@@ -636,4 +637,42 @@ pub fn loss_curve(path: &Path, raw: &[(f64, f64)], data: &str) -> Result<()> {
         ..Default::default()
     };
     line_chart(path, &chart)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Among the first 24 series no two share colour, dash and marker; two of one colour differ
+    /// in both dash and marker.
+    #[test]
+    fn series_styles_are_distinguishable() {
+        let st: Vec<Style> = (0..24).map(|i| Style::of(i, 24)).collect();
+        for i in 0..24 {
+            for j in i + 1..24 {
+                let (a, b) = (st[i], st[j]);
+                if a.color == b.color {
+                    assert!(a.dash != b.dash && a.shape != b.shape, "{i} and {j}");
+                }
+            }
+        }
+    }
+
+    /// Log axes label 1, 2, 5 × 10^k only (powers of ten beyond 2.5 decades).
+    #[test]
+    fn log_ticks_do_not_crowd() {
+        let labelled = |lo: f64, hi: f64| -> Vec<String> {
+            [10.0, 20.0, 30.0, 50.0, 90.0, 100.0, 200.0, 1000.0]
+                .iter()
+                .map(|&v| axis_tick(v, true, (lo, hi)))
+                .filter(|t| !t.is_empty())
+                .collect()
+        };
+        assert_eq!(
+            labelled(10.0, 110.0),
+            ["10", "20", "50", "100", "200", "1000"]
+        );
+        assert_eq!(labelled(1e-3, 1e3), ["10", "100", "1000"]);
+        assert_eq!(axis_tick(90.0, false, (0.0, 100.0)), "90");
+    }
 }

@@ -1,7 +1,20 @@
 //! Reverse-time SDE and probability-flow ODE of a forward SDE driven by a score (Anderson 1982;
 //! Song et al. 2021, eqs. 6 and 13), as systems the generic solvers integrate backward in time.
 //! This module sits above [`crate::sde`] and [`crate::score`] (neither depends on it):
-//! `sde.reverse(&score)` comes from the [`Reverse`] trait, implemented for every SDE.
+//! `sde.reverse(&score)` comes from the [`Reverse`] trait, implemented for every SDE:
+//!
+//! ```
+//! use scoresde::prelude::*;
+//! let data = Dataset::from_spec("bimodal-1d").unwrap();
+//! let model = Model::exact(&data, &SdeSpec::default()).unwrap();
+//! let pf = VpSde::default().reverse(model.score()).probability_flow();
+//! // The PF-ODE drift f − ½g²s at t = 0.5 is odd in x for this symmetric data.
+//! let x = ndarray::array![[0.7], [-0.7]];
+//! let mut out = ndarray::Array2::zeros((2, 1));
+//! use scoresde::solvers::{OdeSystem, Time};
+//! pf.rhs(Time::Shared(0.5), x.view(), out.view_mut());
+//! assert!((out[[0, 0]] + out[[1, 0]]).abs() < 1e-12);
+//! ```
 
 use crate::score::Score;
 use crate::sde::Sde;
