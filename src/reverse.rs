@@ -7,7 +7,8 @@
 //! use scoresde::prelude::*;
 //! let data = Dataset::from_spec("bimodal-1d").unwrap();
 //! let model = Model::exact(&data, &SdeSpec::default()).unwrap();
-//! let pf = VpSde::default().reverse(model.score()).probability_flow();
+//! let vp = VpSde::default();
+//! let pf = vp.reverse(model.score()).probability_flow();
 //! // The PF-ODE drift f − ½g²s at t = 0.5 is odd in x for this symmetric data.
 //! let x = ndarray::array![[0.7], [-0.7]];
 //! let mut out = ndarray::Array2::zeros((2, 1));
