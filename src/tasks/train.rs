@@ -16,7 +16,7 @@ pub struct TrainTask {
     /// Builtin name, mixture .toml or a .csv of points (header x0,x1,…).
     #[cfg_attr(feature = "cli", arg(long))]
     pub data: Option<String>,
-    /// A training config (.toml with optional data, [sde], [net] and [train] tables).
+    /// A training config (.toml with an optional `data` and `sde`, `net`, `train` tables).
     #[cfg_attr(feature = "cli", arg(long))]
     pub config: Option<PathBuf>,
     /// Total optimiser steps (with --resume: the new total).
