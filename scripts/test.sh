@@ -43,6 +43,14 @@ else
     failed=$((failed + 1)); status=1
     echo "test.sh: figures index did not render" >&2
 fi
+# Power control: with one figure gone the same check must fail.
+rm -f "$figs/samplers-vs-nfe/errors.png"
+if ./scripts/check_index.sh "$figs" >/dev/null 2>&1; then
+    failed=$((failed + 1)); status=1
+    echo "test.sh: the index check passed with a figure missing" >&2
+else
+    passed=$((passed + 1))
+fi
 rm -rf "$figs"
 echo "total: $passed passed, $failed failed"
 exit "$status"

@@ -54,51 +54,57 @@ impl Method for ReverseEm {
 #[derive(Clone, Copy, Debug)]
 pub struct PfOde {
     pub tableau: &'static Tableau,
-    /// None: adaptive with these tolerances.
-    pub grid: Option<Grid>,
-    pub tol: Tolerances,
+    pub steps: PfSteps,
+}
+
+/// Where a [`PfOde`] steps: on a grid of N steps, or adaptively within tolerances.
+#[derive(Clone, Copy, Debug)]
+pub enum PfSteps {
+    Grid(Grid),
+    Adaptive(Tolerances),
 }
 
 impl PfOde {
     pub fn fixed(tableau: &'static Tableau, grid: Grid) -> Self {
         Self {
             tableau,
-            grid: Some(grid),
-            tol: Tolerances::new(1e-5, 1e-5),
+            steps: PfSteps::Grid(grid),
         }
     }
     pub fn adaptive(tol: Tolerances) -> Self {
         Self {
             tableau: &DOPRI5,
-            grid: None,
-            tol,
+            steps: PfSteps::Adaptive(tol),
         }
     }
 }
 
 impl Method for PfOde {
     fn name(&self) -> String {
-        match self.grid {
-            Some(_) => format!("pf-{}", self.tableau.name),
-            None => "pf-rk45".into(),
+        match self.steps {
+            PfSteps::Grid(_) => format!("pf-{}", self.tableau.name),
+            PfSteps::Adaptive(_) => "pf-rk45".into(),
         }
     }
     fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
-        match self.grid {
-            Some(g) => g.times(sde, eps, steps + 1),
-            None => Ok(vec![sde.t_max(), eps]),
+        match self.steps {
+            PfSteps::Grid(g) => g.times(sde, eps, steps + 1),
+            PfSteps::Adaptive(_) => Ok(vec![sde.t_max(), eps]),
         }
     }
     /// stages × N on a grid; adaptive: not known before the run.
     fn nfe(&self, steps: usize) -> Option<u64> {
-        self.grid.map(|_| (self.tableau.stages() * steps) as u64)
+        match self.steps {
+            PfSteps::Grid(_) => Some((self.tableau.stages() * steps) as u64),
+            PfSteps::Adaptive(_) => None,
+        }
     }
     fn reads_steps(&self) -> bool {
-        self.grid.is_some()
+        matches!(self.steps, PfSteps::Grid(_))
     }
     /// The tableau's order on a grid.
     fn order(&self) -> Option<u32> {
-        self.grid.map(|_| self.tableau.order)
+        self.reads_steps().then_some(self.tableau.order)
     }
     fn run(
         &self,
@@ -107,12 +113,12 @@ impl Method for PfOde {
         times: &[f64],
         _: usize,
     ) -> Result<()> {
-        let steps = match self.grid {
-            Some(_) => Steps::Grid(TimeGrid::new(times.to_vec())?),
-            None => Steps::Adaptive {
+        let steps = match self.steps {
+            PfSteps::Grid(_) => Steps::Grid(TimeGrid::new(times.to_vec())?),
+            PfSteps::Adaptive(tol) => Steps::Adaptive {
                 t0: times[0],
                 t1: *times.last().expect("two times"),
-                tol: self.tol,
+                tol,
             },
         };
         ctx.solve(Dynamics::ProbabilityFlow, Step::Rk(self.tableau), &steps, x)

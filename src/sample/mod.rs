@@ -30,7 +30,7 @@ mod options;
 mod pc;
 
 pub use crate::ddpm::Variance;
-pub use chunked::{PfOde, ReverseEm};
+pub use chunked::{PfOde, PfSteps, ReverseEm};
 pub use config::Sampler;
 pub use ddim::Ddim;
 pub use dpm::{DpmSolver, DpmSolverPp2m};
@@ -149,9 +149,8 @@ pub fn sample(
     spec: &SampleSpec,
     progress: Option<&(dyn Fn(u64) + Sync)>,
 ) -> Result<SampleRun> {
-    crate::error::check_points("n", spec.n, score.dim())?;
-    let x_t = sde.prior_sample(spec.n, score.dim(), spec.seed);
-    integrate(sde, score, x_t, spec, progress)
+    let method = spec.sampler.method(Some(sde))?;
+    sample_with(sde, score, method.as_ref(), &spec.run_spec(), progress)
 }
 
 /// Integrates from the given states at t_max down to ε with `spec`'s sampler.
