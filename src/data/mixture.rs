@@ -178,6 +178,37 @@ impl GaussianMixture {
         Self::new(self.weights.clone(), self.means.clone(), covs)
     }
 
+    /// The mixture of `c·x` for x from this one: means × c, covariances × c².
+    pub fn scaled(&self, c: f64) -> Result<Self> {
+        Self::new(
+            self.weights.clone(),
+            self.means.clone() * c,
+            self.covs.clone(),
+        )?
+        .widened(c)
+    }
+
+    /// The data's standard deviation per coordinate, averaged over coordinates:
+    /// `√(tr Cov(x) / d)` with `Cov(x) = Σ_k w_k (Σ_k + μ_k μ_kᵀ) − μ̄ μ̄ᵀ`.
+    pub fn coordinate_std(&self) -> f64 {
+        let d = self.dim();
+        let mean = self
+            .weights
+            .iter()
+            .zip(self.means.rows())
+            .fold(ndarray::Array1::<f64>::zeros(d), |acc, (w, m)| {
+                acc + &m * *w
+            });
+        let second: f64 = self
+            .weights
+            .iter()
+            .zip(self.means.rows())
+            .zip(&self.covs)
+            .map(|((w, m), c)| w * (c.matrix(d).diag().sum() + m.dot(&m)))
+            .sum();
+        ((second - mean.dot(&mean)) / d as f64).sqrt()
+    }
+
     /// The same mixture with other weights (normalised).
     pub fn with_weights(&self, weights: Vec<f64>) -> Result<Self> {
         Self::new(weights, self.means.clone(), self.covs.clone())

@@ -127,6 +127,7 @@ macro_rules! registry {
 
 registry! {
     samplers_vs_nfe => SamplersVsNfe = "samplers-vs-nfe",
+    dpm_solver => DpmSolver = "dpm-solver",
     elbo_vs_t => ElboVsT = "elbo-vs-t",
     ncsn_langevin => NcsnLangevin = "ncsn-langevin",
     adaptive_ode => AdaptiveOde = "adaptive-ode",

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 pub struct Params {
     /// Particles (prior draws shared by every sampler).
     pub particles: usize,
-    /// NFE budgets (multiples of 12 keep every order's steps whole).
+    /// NFE budgets; a sampler whose split loses its order at a budget (DPM-Solver-3 off
+    /// NFE ≡ 2 mod 3) runs at the next budget where it keeps it.
     pub nfe: Scale<Vec<usize>>,
     /// Sampler names as on the CLI.
     pub samplers: Vec<Sampler>,
@@ -34,7 +35,7 @@ struct Row {
 
 /// The `steps` that spend exactly `nfe` evaluations (no final denoising), read off the
 /// sampler's own NFE formula.
-fn steps_for(s: &Sampler, nfe: usize) -> Result<Option<usize>> {
+pub(super) fn steps_for(s: &Sampler, nfe: usize) -> Result<Option<usize>> {
     for k in 1..=nfe + 1 {
         if s.nfe(k, Some(false))? == Some(nfe as u64) {
             return Ok(Some(k));
@@ -52,7 +53,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let budgets = p.nfe.at(o.quick);
     let (mut rows, mut series, mut claims) = (Vec::new(), Vec::new(), Vec::new());
     for s in &p.samplers {
-        let order = s.method(Some(sde.as_ref()))?.order().ok_or_else(|| {
+        let method = s.method(Some(sde.as_ref()))?;
+        let order = method.order().ok_or_else(|| {
             invalid!(
                 "{}: sampler {} is not a deterministic fixed-step sampler",
                 exp.name,
@@ -60,9 +62,25 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             )
         })? as f64;
         let mut pts = Vec::new();
-        for &nfe in budgets {
-            let steps = steps_for(s, nfe)?.ok_or_else(|| {
-                invalid!("{}: {} cannot spend exactly {nfe} NFE", exp.name, s.name())
+        for &budget in budgets {
+            // The first budget ≥ `budget` it can spend exactly at its full order (DPM-Solver-3
+            // ends on a first-order step unless NFE ≡ 2 mod 3).
+            let mut found = None;
+            for nfe in budget..budget + 3 {
+                if let Some(steps) = steps_for(s, nfe)? {
+                    if method.order_at(steps) == Some(order as u32) {
+                        found = Some(steps);
+                        break;
+                    }
+                }
+            }
+            let steps = found.ok_or_else(|| {
+                invalid!(
+                    "{}: {} cannot spend {budget} … {} NFE at order {order}",
+                    exp.name,
+                    s.name(),
+                    budget + 2
+                )
             })?;
             let spec = SampleSpec {
                 sampler: s.clone(),

@@ -218,8 +218,10 @@ samplers! {
     DpmSolver1(OnGrid) = "dpm-solver-1",
     /// DPM-Solver-2 (single-step, r₁ = ½), N = NFE budget.
     DpmSolver2(OnGrid) = "dpm-solver-2",
-    /// DPM-Solver-3 (single-step, r₁ = ⅓, r₂ = ⅔), N = NFE budget.
+    /// DPM-Solver-3 (single-step, r₁ = ⅓, r₂ = ⅔), N = NFE budget split as the authors do.
     DpmSolver3(OnGrid) = "dpm-solver-3",
+    /// DPM-Solver-fast (Lu et al. 2022, §3.4): the paper's name for dpm-solver-3's split.
+    DpmSolverFast(OnGrid) = "dpm-solver-fast",
     /// DPM-Solver++(2M), multistep, N steps.
     DpmSolverPp2m(OnGrid) = "dpm-solver-pp2m",
     /// DDIM, N grid points.
@@ -288,6 +290,18 @@ impl Sampler {
                 .to_string(),
             _ => String::new(),
         }
+    }
+
+    /// The name and every setting given, for legends: `dpm-solver-2 spacing=time`.
+    pub fn label(&self) -> String {
+        let mut out = self.name();
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(self) {
+            for (k, v) in m.iter().filter(|(k, v)| *k != "sampler" && !v.is_null()) {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                out.push_str(&format!(" {k}={v}"));
+            }
+        }
+        out
     }
 
     /// The settings this sampler has, as field names (`sampler` excluded).
@@ -413,16 +427,18 @@ impl Sampler {
                     stochastic: true,
                 })
             }
-            Sampler::DpmSolver1(o) | Sampler::DpmSolver2(o) | Sampler::DpmSolver3(o) => {
-                Box::new(dpm::DpmSolver {
-                    order: match self {
-                        Sampler::DpmSolver1(_) => 1,
-                        Sampler::DpmSolver2(_) => 2,
-                        _ => 3,
-                    },
-                    grid: g(o, Spacing::Logsnr)?,
-                })
-            }
+            Sampler::DpmSolver1(o)
+            | Sampler::DpmSolver2(o)
+            | Sampler::DpmSolver3(o)
+            | Sampler::DpmSolverFast(o) => Box::new(dpm::DpmSolver {
+                order: match self {
+                    Sampler::DpmSolver1(_) => 1,
+                    Sampler::DpmSolver2(_) => 2,
+                    _ => 3,
+                },
+                grid: g(o, Spacing::Logsnr)?,
+                fast: matches!(self, Sampler::DpmSolverFast(_)),
+            }),
             Sampler::DpmSolverPp2m(o) => Box::new(dpm::DpmSolverPp2m {
                 grid: g(o, Spacing::Logsnr)?,
             }),

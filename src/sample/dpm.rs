@@ -9,16 +9,23 @@ use crate::sde::Sde;
 use crate::Result;
 use ndarray::{Array2, Zip};
 
-/// Single-step DPM-Solver-k on an NFE budget N: ⌊N/k⌋ steps of order k, then one of order N mod k (if not 0), λ-uniform by default.
+/// Single-step DPM-Solver-k on an NFE budget N, split into steps as the authors' code does
+/// ([`orders`]), λ-uniform by default. With k = 3 this is the paper's DPM-Solver-fast.
 #[derive(Clone, Copy, Debug)]
 pub struct DpmSolver {
     pub order: usize,
     pub grid: Grid,
+    /// Named `dpm-solver-fast` (Lu et al. 2022, §3.4) rather than `dpm-solver-3`: the same rule.
+    pub fast: bool,
 }
 
 impl Method for DpmSolver {
     fn name(&self) -> String {
-        format!("dpm-solver-{}", self.order)
+        if self.fast {
+            "dpm-solver-fast".into()
+        } else {
+            format!("dpm-solver-{}", self.order)
+        }
     }
     fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
         self.grid
@@ -32,6 +39,12 @@ impl Method for DpmSolver {
     fn order(&self) -> Option<u32> {
         Some(self.order as u32)
     }
+    /// The lowest order among the split's steps, raised by one (a single step of order p
+    /// contributes O(h^{p+1})): k = 3 reaches order 3 only on budgets N ≡ 2 (mod 3).
+    fn order_at(&self, steps: usize) -> Option<u32> {
+        let low = orders(self.order, steps).into_iter().min()?;
+        Some((self.order as u32).min(low as u32 + 1))
+    }
     fn run(
         &self,
         ctx: &mut StepContext<'_>,
@@ -43,7 +56,8 @@ impl Method for DpmSolver {
     }
 }
 
-/// DPM-Solver++(2M), multistep: N steps, N evaluations.
+/// DPM-Solver++(2M), multistep: N steps, N evaluations; below 10 steps the last step is first
+/// order (the authors' `lower_order_final`).
 #[derive(Clone, Copy, Debug)]
 pub struct DpmSolverPp2m {
     pub grid: Grid,
@@ -71,7 +85,7 @@ impl Method for DpmSolverPp2m {
         t: &[f64],
         _: usize,
     ) -> Result<()> {
-        run_pp2m(ctx, x, t)
+        run_pp2m(ctx, x, t, t.len() <= 10)
     }
 }
 
@@ -83,9 +97,17 @@ fn t_of_lambda(eng: &StepContext<'_>, l: f64) -> f64 {
     eng.sde.t_of_log_snr(2.0 * l)
 }
 
-/// The orders of single-step DPM-Solver-k spending exactly `nfe` evaluations:
-/// ⌊nfe/k⌋ steps of order k, then one step of order nfe mod k if that is not 0.
+/// The orders of single-step DPM-Solver-k spending exactly `nfe` evaluations, as the authors'
+/// code splits them (`get_orders_and_timesteps_for_singlestep_solver` in LuChengTHU/dpm-solver;
+/// DPM-Solver-fast, Lu et al. 2022 §3.4): ⌊nfe/k⌋ steps of order k, then one of order
+/// nfe mod k if that is not 0 — except k = 3 with nfe ≡ 0 (mod 3), which takes nfe/3 − 1
+/// third-order steps, then one second- and one first-order step (K = ⌊nfe/3⌋ + 1 steps).
 pub(crate) fn orders(k: usize, nfe: usize) -> Vec<usize> {
+    if k == 3 && nfe >= 3 && nfe.is_multiple_of(3) {
+        let mut o = vec![3; nfe / 3 - 1];
+        o.extend([2, 1]);
+        return o;
+    }
     let mut o = vec![k; nfe / k];
     if !nfe.is_multiple_of(k) {
         o.push(nfe % k);
@@ -167,11 +189,21 @@ fn run(
 
 /// DPM-Solver++(2M): multistep, second order in the data prediction x̂₀, one evaluation per
 /// step: `x_{t_i} = (σ_i/σ_{i−1}) x − α_i (e^{−h_i} − 1) D_i` with
-/// `D_i = (1 + 1/(2r_i)) x̂₀_{i−1} − 1/(2r_i) x̂₀_{i−2}`, `r_i = h_{i−1}/h_i` (first step first order).
-fn run_pp2m(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64]) -> Result<()> {
+/// `D_i = (1 + 1/(2r_i)) x̂₀_{i−1} − 1/(2r_i) x̂₀_{i−2}`, `r_i = h_{i−1}/h_i` (first step first
+/// order; the last one too when `lower_order_final`).
+fn run_pp2m(
+    eng: &mut StepContext<'_>,
+    x: &mut Array2<f64>,
+    times: &[f64],
+    lower_order_final: bool,
+) -> Result<()> {
     let mut prev: Option<(Array2<f64>, f64)> = None;
-    for w in times.windows(2) {
+    let last = times.len() - 2;
+    for (i, w) in times.windows(2).enumerate() {
         let (s, t) = (w[0], w[1]);
+        if lower_order_final && i == last {
+            prev = None;
+        }
         let x0 = eng.x0(s, x.view());
         let (ks, kt) = (eng.marginal(s), eng.marginal(t));
         let h = lambda(eng, t) - lambda(eng, s);
@@ -193,4 +225,39 @@ fn run_pp2m(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64]) -> Re
         eng.finish_step(t, x)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::orders;
+
+    /// The authors' rule restated (`get_orders_and_timesteps_for_singlestep_solver`,
+    /// LuChengTHU/dpm-solver): K = ⌊N/3⌋ + 1 steps for order 3; K = ⌈N/2⌉ for order 2.
+    fn reference(k: usize, n: usize) -> Vec<usize> {
+        match k {
+            3 => {
+                let kk = n / 3 + 1;
+                match n % 3 {
+                    0 => [vec![3; kk - 2], vec![2, 1]].concat(),
+                    1 => [vec![3; kk - 1], vec![1]].concat(),
+                    _ => [vec![3; kk - 1], vec![2]].concat(),
+                }
+            }
+            2 if n.is_multiple_of(2) => vec![2; n / 2],
+            2 => [vec![2; n / 2], vec![1]].concat(),
+            _ => vec![1; n],
+        }
+    }
+
+    #[test]
+    fn splits_follow_the_authors_rule() {
+        for k in 1..=3 {
+            for n in 3..200 {
+                let o = orders(k, n);
+                assert_eq!(o, reference(k, n), "k = {k}, NFE {n}");
+                assert_eq!(o.iter().sum::<usize>(), n);
+            }
+        }
+        assert_eq!(orders(3, 21), [vec![3; 6], vec![2, 1]].concat());
+    }
 }

@@ -26,6 +26,12 @@ pub trait Method: Sync {
     fn order(&self) -> Option<u32> {
         None
     }
+    /// The order at N = `steps` where it differs from [`Method::order`] (a split that ends on a
+    /// lower-order step); the order claims fit budgets where this equals `order()`.
+    fn order_at(&self, steps: usize) -> Option<u32> {
+        let _ = steps;
+        self.order()
+    }
     /// Whether N (`steps`) changes anything (an adaptive method reads tolerances instead).
     fn reads_steps(&self) -> bool {
         true
