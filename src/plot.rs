@@ -150,7 +150,8 @@ impl Series {
             mark,
         }
     }
-    /// A line through the points.
+    /// A line through the points; a non-finite point breaks it (several polylines, one legend
+    /// entry).
     pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
         Self::new(label, points, Mark::Line)
     }
@@ -280,6 +281,10 @@ fn axis_tick(v: f64, log: bool, (lo, hi): (f64, f64)) -> String {
         if !keep.iter().any(|&k| near(k)) {
             return String::new();
         }
+    }
+    // A linear axis's tick at 0 can arrive as ±2e-16 (accumulated steps): print it as 0.
+    if !log && v.abs() < 1e-9 * (hi - lo).abs() {
+        return tick(0.0);
     }
     tick(v)
 }
@@ -517,17 +522,13 @@ pub fn draw_chart<DB: DrawingBackend>(
             for (i, s) in chart.series.iter().enumerate() {
                 let st = Style::of(i, n);
                 let c = st.color;
-                let pts: Vec<(f64, f64)> = s
-                    .points
-                    .iter()
-                    .copied()
-                    .filter(|p| {
-                        p.0.is_finite()
-                            && p.1.is_finite()
-                            && (!chart.log_x || p.0 > 0.0)
-                            && (!chart.log_y || p.1 > 0.0)
-                    })
-                    .collect();
+                let keep = |p: &(f64, f64)| {
+                    p.0.is_finite()
+                        && p.1.is_finite()
+                        && (!chart.log_x || p.0 > 0.0)
+                        && (!chart.log_y || p.1 > 0.0)
+                };
+                let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(keep).collect();
                 let line = c.stroke_width(st.width);
                 let anno = match s.mark {
                     Mark::Arrows => {
@@ -557,22 +558,32 @@ pub fn draw_chart<DB: DrawingBackend>(
                             }))
                             .map_err(|e| err(e.to_string()))?;
                         }
-                        match st.dash {
-                            Dash::Solid => ctx
-                                .draw_series(LineSeries::new(pts.iter().copied(), line))
-                                .map_err(|e| err(e.to_string()))?,
-                            Dash::Dashed => ctx
-                                .draw_series(DashedLineSeries::new(
-                                    pts.iter().copied(),
-                                    10,
-                                    6,
-                                    line,
-                                ))
-                                .map_err(|e| err(e.to_string()))?,
-                            Dash::Dotted => ctx
-                                .draw_series(DashedLineSeries::new(pts.iter().copied(), 3, 5, line))
-                                .map_err(|e| err(e.to_string()))?,
+                        // A non-finite point lifts the pen: one series, several polylines.
+                        let mut segs: Vec<Vec<(f64, f64)>> = s
+                            .points
+                            .split(|p| !(p.0.is_finite() && p.1.is_finite()))
+                            .map(|seg| seg.iter().copied().filter(keep).collect())
+                            .filter(|seg: &Vec<(f64, f64)>| !seg.is_empty())
+                            .collect();
+                        if segs.is_empty() {
+                            segs.push(Vec::new());
                         }
+                        let mut anno = None;
+                        for seg in segs.iter().rev() {
+                            let it = seg.iter().copied();
+                            anno = Some(match st.dash {
+                                Dash::Solid => ctx
+                                    .draw_series(LineSeries::new(it, line))
+                                    .map_err(|e| err(e.to_string()))?,
+                                Dash::Dashed => ctx
+                                    .draw_series(DashedLineSeries::new(it, 10, 6, line))
+                                    .map_err(|e| err(e.to_string()))?,
+                                Dash::Dotted => ctx
+                                    .draw_series(DashedLineSeries::new(it, 3, 5, line))
+                                    .map_err(|e| err(e.to_string()))?,
+                            });
+                        }
+                        anno.expect("at least one segment")
                     }
                 };
                 // Legend: the line in its dash, and the marker where the series has one.

@@ -128,6 +128,7 @@ macro_rules! registry {
 registry! {
     samplers_vs_nfe => SamplersVsNfe = "samplers-vs-nfe",
     dpm_solver => DpmSolver = "dpm-solver",
+    ode_curvature => OdeCurvature = "ode-curvature",
     elbo_vs_t => ElboVsT = "elbo-vs-t",
     ncsn_langevin => NcsnLangevin = "ncsn-langevin",
     adaptive_ode => AdaptiveOde = "adaptive-ode",

@@ -22,6 +22,7 @@ pub mod convergence;
 mod ddim;
 mod dpm;
 mod edm;
+pub mod edm_form;
 mod engine;
 pub mod grid;
 mod langevin;

@@ -1,0 +1,252 @@
+//! EDM Fig. 3 on its own toy (Karras et al. 2022, §3; papers.md §8.1): 1D data of two
+//! near-Dirac peaks, the probability-flow ODE under the VP, VE (σ = √t) and σ(t) = t schedules
+//! with the exact denoiser — trajectories with the local flow directions, and the number of
+//! uniform-in-t Euler steps each schedule needs to reach a given endpoint error.
+
+use super::{Claim, Experiment, Num, Outputs, Scale, Sci};
+use crate::data::GaussianMixture;
+use crate::domain::Domain;
+use crate::plot::{Chart, Series};
+use crate::sample::convergence::endpoint_error;
+use crate::sample::edm_form::{steps, Denoiser, EdmOde, Schedule, StepRule};
+use crate::score::MixtureScore;
+use crate::sde::{Marginal, VeSde};
+use crate::{invalid, Result};
+use ndarray::{array, Array2};
+use scoresde_solvers::{
+    solve, Method, OdeSystem, Problem, SolveOptions, Steps, Time, Tolerances, DOPRI5, EULER, RK4,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The data's components are narrowed by this factor (near-Dirac peaks).
+    pub narrow: f64,
+    /// Noise range of the trajectories: from σ_max down to σ_min.
+    pub sigma_max: f64,
+    pub sigma_min: f64,
+    /// Particles of the endpoint-error measurement (draws of the data plus N(0, σ_max²)).
+    pub particles: Scale<usize>,
+    /// Endpoint error (mean |y − y_RK45|) the step counts are measured at.
+    pub tolerance: f64,
+    /// Largest Euler step count tried is 2^max_doublings.
+    pub max_doublings: u32,
+    /// Trajectories drawn per panel.
+    pub trajectories: usize,
+    /// The power control's wrong denoiser: the exact one of data with means × (1 + this).
+    pub wrong_shift: f64,
+}
+
+/// One row of `steps.csv`.
+#[derive(Serialize)]
+struct Row {
+    schedule: &'static str,
+    steps: Num,
+    endpoint_error: Sci,
+}
+
+const SCHEDULES: [Schedule; 3] = [Schedule::VP, Schedule::Ve, Schedule::Linear];
+
+/// Data-scale endpoints `y` at σ_min from data-scale starts `y0` at σ_max.
+fn endpoint(ode: &EdmOde<'_>, grid: Steps, method: Method, y0: &Array2<f64>) -> Result<Array2<f64>> {
+    let (t0, t1) = match &grid {
+        Steps::Grid(g) => (g.times()[0], *g.times().last().unwrap_or(&0.0)),
+        Steps::Adaptive { t0, t1, .. } => (*t0, *t1),
+    };
+    let x = solve(
+        Problem::Ode(ode),
+        method,
+        &grid,
+        ode.to_state(t0, y0),
+        &SolveOptions::default(),
+    )?
+    .x;
+    Ok(ode.to_data(t1, &x))
+}
+
+pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
+    let (data, raw) = exp.exact_data()?;
+    if data.dim() != 1 {
+        return Err(invalid!("{}: needs 1D data, got d = {}", exp.name, data.dim()));
+    }
+    let mixture = Arc::new(raw.widened(p.narrow)?);
+    // The denoiser in VE form (σ̃ = σ) over the whole range.
+    let ve: Arc<dyn crate::sde::Sde> = Arc::new(VeSde::new(0.5 * p.sigma_min, p.sigma_max)?);
+    let score = MixtureScore::new(mixture.clone(), ve.clone());
+    let denoiser = Denoiser::new(ve.as_ref(), &score)?;
+    let n = *p.particles.at(o.quick);
+    let start = mixture.diffused_mixture(Marginal {
+        mean: 1.0,
+        std: p.sigma_max,
+    })?;
+    let y0 = start.sample(n, o.seed, Domain::Prior.key()).0;
+    let linear = EdmOde::new(Schedule::Linear, denoiser, p.sigma_max)?;
+    let tight = |sch: Schedule| Steps::Adaptive {
+        t0: sch.t_of_sigma(p.sigma_max),
+        t1: sch.t_of_sigma(p.sigma_min),
+        tol: Tolerances::new(1e-11, 1e-11),
+    };
+    let reference = endpoint(&linear, tight(Schedule::Linear), Method::Rk(&DOPRI5), &y0)?;
+    let mut claims = Vec::new();
+    // The schedules share one flow in (σ, x/s): RK45 on the VP ODE lands on the same points.
+    let vp = EdmOde::new(Schedule::VP, denoiser, p.sigma_max)?;
+    let vp_end = endpoint(&vp, tight(Schedule::VP), Method::Rk(&DOPRI5), &y0)?;
+    let same = endpoint_error(&vp_end, &reference);
+    claims.push(Claim::new(
+        "the VP and σ = t ODEs map the same starts to the same endpoints (RK45, mean |Δy|)",
+        same < 1e-6,
+        same,
+        "< 1e-6",
+    ));
+
+    // Euler steps, uniform in each schedule's t, doubling until the endpoint error < tolerance.
+    let needed = |ode: &EdmOde<'_>, rows: &mut Vec<Row>| -> Result<(Option<usize>, Vec<(f64, f64)>)> {
+        let mut pts = Vec::new();
+        let mut found = None;
+        for k in 1..=p.max_doublings {
+            let steps_n = 1usize << k;
+            let grid = steps(ode.schedule, StepRule::UniformT, p.sigma_max, p.sigma_min, steps_n)?;
+            let err = endpoint_error(&endpoint(ode, Steps::Grid(grid), Method::Rk(&EULER), &y0)?, &reference);
+            rows.push(Row {
+                schedule: ode.schedule.name(),
+                steps: Num(steps_n as f64),
+                endpoint_error: Sci(err),
+            });
+            pts.push((steps_n as f64, err));
+            if err < p.tolerance && found.is_none() {
+                found = Some(steps_n);
+            }
+            if found.is_some_and(|f| steps_n >= 4 * f) {
+                break;
+            }
+        }
+        Ok((found, pts))
+    };
+    // "Never" counts as twice the largest step count tried (keeps the statistics finite).
+    let beyond = (2usize << p.max_doublings) as f64;
+    let mut rows = Vec::new();
+    let mut counts = Vec::new();
+    let mut series = Vec::new();
+    for sch in SCHEDULES {
+        let ode = EdmOde::new(sch, denoiser, p.sigma_max)?;
+        let (found, pts) = needed(&ode, &mut rows)?;
+        o.nfe.push((format!("euler {} to error {}", sch.name(), p.tolerance), found.map_or(beyond, |f| f as f64)));
+        series.push(Series::line_points(
+            format!("{} (error < {} at {})", sch.name(), p.tolerance, found.map_or("never".into(), |f| f.to_string())),
+            pts,
+        ));
+        counts.push(found);
+    }
+    o.rows("steps", &rows)?;
+    let count = |i: usize| counts[i].map_or(beyond, |c| c as f64);
+    for (i, sch) in SCHEDULES.iter().enumerate().take(2) {
+        claims.push(Claim::new(
+            &format!("σ(t) = t needs fewer Euler steps than {} to reach endpoint error {} (steps ratio σ = t / {})", sch.name(), p.tolerance, sch.name()),
+            count(2) < count(i),
+            count(2) / count(i),
+            "< 1",
+        ));
+    }
+    // Power: σ = t with a slightly wrong denoiser (means × (1 + shift)) must not reach the
+    // tolerance at any step count — the step count measures the flow, not only the solver.
+    let wrong_mixture = Arc::new(GaussianMixture::new(
+        mixture.weights().to_vec(),
+        mixture.means().to_owned() * (1.0 + p.wrong_shift),
+        mixture.covariances().to_vec(),
+    )?);
+    let wrong_score = MixtureScore::new(wrong_mixture, ve.clone());
+    let wrong = EdmOde::new(Schedule::Linear, Denoiser::new(ve.as_ref(), &wrong_score)?, p.sigma_max)?;
+    let (wrong_found, _) = needed(&wrong, &mut Vec::new())?;
+    claims.push(Claim::new(
+        &format!(
+            "power: σ(t) = t with a wrong denoiser (means × {}) never reaches endpoint error {} within 2^{} steps",
+            1.0 + p.wrong_shift,
+            p.tolerance,
+            p.max_doublings
+        ),
+        wrong_found.is_none(),
+        wrong_found.map_or(beyond, |f| f as f64),
+        &format!("never (counted as {beyond})"),
+    ));
+
+    let mut charts = vec![Chart {
+        title: format!("Euler steps uniform in t vs endpoint error, exact denoiser, {} narrowed ×{}", data.name(), p.narrow),
+        x_label: "Euler steps N".into(),
+        y_label: "mean |y − y_RK45| at σ_min".into(),
+        log_x: true,
+        log_y: true,
+        series,
+        ..Default::default()
+    }];
+    o.chart("steps", &charts[0])?;
+    charts.clear();
+    // Trajectories (RK4 on a fine ρ-grid) and flow directions, full range and zoomed.
+    let starts: Array2<f64> = Array2::from_shape_fn((p.trajectories, 1), |(i, _)| {
+        2.0 * p.sigma_max * (i as f64 / (p.trajectories - 1).max(1) as f64 - 0.5)
+    });
+    for zoom in [p.sigma_max, 1.0] {
+        for sch in SCHEDULES {
+            charts.push(trajectory_chart(&EdmOde::new(sch, denoiser, p.sigma_max)?, p, &starts, zoom)?);
+        }
+    }
+    o.grid("trajectories", &charts, 3)?;
+    Ok(claims)
+}
+
+/// One panel of EDM Fig. 3: state x against t for trajectories from `starts` (data scale at
+/// σ_max), with arrows along the flow, over the t where σ(t) ∈ [0, `zoom`].
+fn trajectory_chart(ode: &EdmOde<'_>, p: &Params, starts: &Array2<f64>, zoom: f64) -> Result<Chart> {
+    let sch = ode.schedule;
+    let grid = steps(sch, StepRule::Rho(7.0), p.sigma_max, p.sigma_min, 2000)?;
+    let times = grid.times().to_vec();
+    let sol = solve(
+        Problem::Ode(ode),
+        Method::Rk(&RK4),
+        &Steps::Grid(grid),
+        ode.to_state(times[0], starts),
+        &SolveOptions {
+            record: times.clone(),
+            ..Default::default()
+        },
+    )?;
+    // One series, the trajectories separated by NaN points (pen up), against the schedule's
+    // own t: the curvature a solver stepping in t meets (EDM Fig. 3's horizontal axis).
+    let t_top = sch.t_of_sigma(zoom);
+    let mut pts = Vec::new();
+    let mut top: f64 = 0.0;
+    for i in 0..starts.nrows() {
+        for (t, x) in sol.records.iter().filter(|(t, _)| *t <= t_top) {
+            top = top.max(x[[i, 0]].abs());
+            pts.push((*t, x[[i, 0]]));
+        }
+        pts.push((f64::NAN, f64::NAN));
+    }
+    let top = 1.05 * top.max(1e-12);
+    let mut series = vec![Series::line("trajectories", pts)];
+    // Arrows: the direction (dt, dx) of a step toward smaller t, of fixed length in axis units.
+    let (xr, tr) = (2.0 * top, t_top);
+    let mut arrows = Vec::new();
+    for a in 1..=10 {
+        let t = t_top * a as f64 / 10.5;
+        for b in 1..=8 {
+            let x = -top + xr * b as f64 / 9.0;
+            let mut out = array![[0.0]];
+            ode.rhs(Time::Shared(t), array![[x]].view(), out.view_mut());
+            let dxdt = out[[0, 0]];
+            let len = 0.04 / ((1.0 / tr).powi(2) + (dxdt / xr).powi(2)).sqrt();
+            arrows.push((t, x));
+            arrows.push((t - len, x - len * dxdt));
+        }
+    }
+    series.push(Series::arrows("flow direction (toward t = 0)", arrows));
+    Ok(Chart {
+        title: format!("{} ODE, σ(t) ∈ [0, {zoom}]", sch.name()),
+        x_label: format!("t (σ(t) = {zoom} at t = {t_top:.3})"),
+        y_label: "x (= s(t)·y)".into(),
+        series,
+        limits: Some([(0.0, t_top), (-top, top)]),
+        ..Default::default()
+    })
+}
