@@ -47,6 +47,9 @@ struct Row {
     endpoint_error: Sci,
 }
 
+/// The first step count reaching the tolerance (if any) and every (steps, error) tried.
+type StepCurve = (Option<usize>, Vec<(f64, f64)>);
+
 const SCHEDULES: [Schedule; 3] = [Schedule::VP, Schedule::Ve, Schedule::Linear];
 
 /// Data-scale endpoints `y` at σ_min from data-scale starts `y0` at σ_max.
@@ -102,7 +105,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     ));
 
     // Euler steps, uniform in each schedule's t, doubling until the endpoint error < tolerance.
-    let needed = |ode: &EdmOde<'_>, rows: &mut Vec<Row>| -> Result<(Option<usize>, Vec<(f64, f64)>)> {
+    let needed = |ode: &EdmOde<'_>, rows: &mut Vec<Row>| -> Result<StepCurve> {
         let mut pts = Vec::new();
         let mut found = None;
         for k in 1..=p.max_doublings {
