@@ -129,6 +129,7 @@ registry! {
     samplers_vs_nfe => SamplersVsNfe = "samplers-vs-nfe",
     dpm_solver => DpmSolver = "dpm-solver",
     ode_curvature => OdeCurvature = "ode-curvature",
+    edm_samplers => EdmSamplers = "edm-samplers",
     elbo_vs_t => ElboVsT = "elbo-vs-t",
     ncsn_langevin => NcsnLangevin = "ncsn-langevin",
     adaptive_ode => AdaptiveOde = "adaptive-ode",
