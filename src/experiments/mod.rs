@@ -130,6 +130,7 @@ registry! {
     dpm_solver => DpmSolver = "dpm-solver",
     ode_curvature => OdeCurvature = "ode-curvature",
     edm_samplers => EdmSamplers = "edm-samplers",
+    edm_churn => EdmChurn = "edm-churn",
     elbo_vs_t => ElboVsT = "elbo-vs-t",
     ncsn_langevin => NcsnLangevin = "ncsn-langevin",
     adaptive_ode => AdaptiveOde = "adaptive-ode",
