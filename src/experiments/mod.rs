@@ -131,6 +131,7 @@ registry! {
     ode_curvature => OdeCurvature = "ode-curvature",
     edm_samplers => EdmSamplers = "edm-samplers",
     edm_churn => EdmChurn = "edm-churn",
+    ddim_reconstruction => DdimReconstruction = "ddim-reconstruction",
     elbo_vs_t => ElboVsT = "elbo-vs-t",
     ncsn_langevin => NcsnLangevin = "ncsn-langevin",
     adaptive_ode => AdaptiveOde = "adaptive-ode",

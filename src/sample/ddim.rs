@@ -7,9 +7,11 @@
 use super::engine::StepContext;
 use super::grid::{ddpm_times, Grid};
 use super::Method;
-use crate::sde::Sde;
+use crate::score::{par_eps, Score};
+use crate::sde::{Marginal, Sde};
 use crate::Result;
 use ndarray::{Array2, Zip};
+use scoresde_solvers::Time;
 
 /// DDIM with noise scale η, on `grid` or on N points of DDPM's `discrete`-step schedule.
 #[derive(Clone, Copy, Debug)]
@@ -66,14 +68,35 @@ fn run(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64], eta: f64) 
         } else {
             None
         };
-        Zip::from(&mut *x).and(&eps).for_each(|x, &e| {
-            let x0 = (*x - k.std * e) / k.mean;
-            *x = k_next.mean * x0 + c_eps * e;
-        });
+        move_to(x, &eps, k, k_next.mean, c_eps);
         if let Some(z) = z {
             x.scaled_add(sig, &z);
         }
         eng.finish_step(t_next, x)?;
     }
     Ok(())
+}
+
+/// `x ← m' x̂₀ + c ε̂` with `x̂₀ = (x − s ε̂)/m` (kernel `k` = (m, s) at the current time).
+fn move_to(x: &mut Array2<f64>, eps: &Array2<f64>, k: Marginal, m_next: f64, c_eps: f64) {
+    Zip::from(x).and(eps).for_each(|x, &e| {
+        let x0 = (*x - k.std * e) / k.mean;
+        *x = m_next * x0 + c_eps * e;
+    });
+}
+
+/// DDIM's deterministic (η = 0) path through `times`, in either order: with increasing times it
+/// is DDIM's encoder x₀ → x_T (Song, Meng & Ermon 2021, §5.4), with decreasing ones the sampler.
+pub fn ode_path(
+    sde: &dyn Sde,
+    score: &dyn Score,
+    mut x: Array2<f64>,
+    times: &[f64],
+) -> Array2<f64> {
+    for w in times.windows(2) {
+        let (k, k_next) = (sde.marginal(w[0]), sde.marginal(w[1]));
+        let eps = par_eps(score, sde, Time::Shared(w[0]), x.view());
+        move_to(&mut x, &eps, k, k_next.mean, k_next.std);
+    }
+    x
 }

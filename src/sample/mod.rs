@@ -33,7 +33,7 @@ mod pc;
 pub use crate::ddpm::Variance;
 pub use chunked::{PfOde, PfSteps, ReverseEm};
 pub use config::Sampler;
-pub use ddim::Ddim;
+pub use ddim::{ode_path as ddim_path, Ddim};
 pub use dpm::{DpmSolver, DpmSolverPp2m};
 pub use edm::{Churn, Edm};
 pub use engine::Dynamics;
