@@ -132,6 +132,7 @@ registry! {
     edm_samplers => EdmSamplers = "edm-samplers",
     edm_churn => EdmChurn = "edm-churn",
     ddim_reconstruction => DdimReconstruction = "ddim-reconstruction",
+    ncsn_score_field => NcsnScoreField = "ncsn-score-field",
     elbo_vs_t => ElboVsT = "elbo-vs-t",
     ncsn_langevin => NcsnLangevin = "ncsn-langevin",
     adaptive_ode => AdaptiveOde = "adaptive-ode",
