@@ -124,7 +124,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let arrows = |s: &Array2<f64>| -> Vec<Vec<(f64, f64)>> {
         let every = p.arrow_every.max(1);
         (0..g * g)
-            .filter(|r| (r / g) % every == 0 && (r % g) % every == 0)
+            .filter(|r| (r / g).is_multiple_of(every) && (r % g).is_multiple_of(every))
             .map(|r| {
                 let (x, y) = (pts[[r, 0]], pts[[r, 1]]);
                 let n = (s[[r, 0]].powi(2) + s[[r, 1]].powi(2)).sqrt().max(1e-12);
