@@ -133,6 +133,7 @@ registry! {
     edm_churn => EdmChurn = "edm-churn",
     ddim_reconstruction => DdimReconstruction = "ddim-reconstruction",
     ncsn_score_field => NcsnScoreField = "ncsn-score-field",
+    ddpm_ablation => DdpmAblation = "ddpm-ablation",
     elbo_vs_t => ElboVsT = "elbo-vs-t",
     ncsn_langevin => NcsnLangevin = "ncsn-langevin",
     adaptive_ode => AdaptiveOde = "adaptive-ode",

@@ -72,7 +72,7 @@ impl Arch {
         n: usize,
         keep: bool,
     ) -> (Vec<f32>, Vec<Cache>) {
-        let (w, d) = (self.features.width(), self.cfg.dim);
+        let (w, d) = (self.features.width(), self.cfg.out_dim());
         let mut out = vec![0f32; n * d];
         let caches: Vec<Cache> = out
             .par_chunks_mut(BLOCK * d)
@@ -95,7 +95,7 @@ impl Arch {
         caches: &[Cache],
         g: &[f32],
     ) -> Vec<f32> {
-        let (w, d) = (self.features.width(), self.cfg.dim);
+        let (w, d) = (self.features.width(), self.cfg.out_dim());
         let total = self.layout().total;
         let parts: Vec<Vec<f32>> = input
             .par_chunks(BLOCK * w)

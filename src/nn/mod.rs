@@ -59,6 +59,9 @@ pub struct NetConfig {
     /// Data standard deviation σ_d of EDM preconditioning (`prediction = "edm"`; 0 in a
     /// training config: measured from the data).
     pub sigma_data: f64,
+    /// Output heads of width d each (2: a mean and a log-variance head, Ho et al. 2020's
+    /// learned diagonal Σ; the score uses the first).
+    pub heads: usize,
 }
 
 impl Default for NetConfig {
@@ -74,6 +77,7 @@ impl Default for NetConfig {
             fourier_scale: 1.0,
             residual: false,
             sigma_data: 0.0,
+            heads: 1,
         }
     }
 }
@@ -117,6 +121,9 @@ impl NetConfig {
                 self.sigma_data
             ));
         }
+        if !(1..=2).contains(&self.heads) {
+            return Err(invalid!("network heads must be 1 or 2, got {}", self.heads));
+        }
         if self.time_dim < 2 || !self.time_dim.is_multiple_of(2) {
             return Err(invalid!(
                 "time embedding size must be even and ≥ 2, got {}",
@@ -130,8 +137,13 @@ impl NetConfig {
     pub fn layer_shapes(&self) -> Vec<(usize, usize)> {
         let mut v = vec![(self.dim + 2 * self.fourier + self.time_dim, self.hidden)];
         v.extend((1..self.layers).map(|_| (self.hidden, self.hidden)));
-        v.push((self.hidden, self.dim));
+        v.push((self.hidden, self.out_dim()));
         v
+    }
+
+    /// Output width: `heads · dim`.
+    pub fn out_dim(&self) -> usize {
+        self.heads * self.dim
     }
 
     /// Number of trainable parameters.

@@ -169,7 +169,10 @@ impl CustomOp2 for MlpOp {
         let n = self.check(x, p)?;
         let (out, caches) = self.arch.forward_batch(p, x, n, true);
         *self.stash.lock().expect("stash") = Some(caches);
-        Ok((CpuStorage::F32(out), Shape::from((n, self.arch.cfg.dim))))
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((n, self.arch.cfg.out_dim())),
+        ))
     }
 
     fn bwd(

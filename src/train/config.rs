@@ -94,6 +94,24 @@ pub struct RunConfig {
 }
 
 impl TrainConfig {
+    /// Learning rate at optimiser step k (0-based): linear warm-up, then the schedule.
+    pub fn lr(&self, k: usize) -> f64 {
+        let warm = if self.warmup == 0 {
+            1.0
+        } else {
+            ((k + 1) as f64 / self.warmup as f64).min(1.0)
+        };
+        let after = match self.lr_schedule {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::Cosine => {
+                let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
+                let u = (k.saturating_sub(self.warmup) as f64 / span).min(1.0);
+                0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * u).cos())
+            }
+        };
+        self.lr * warm * after
+    }
+
     pub fn validate(&self) -> Result<()> {
         crate::error::check_range("batch", self.batch, 1 << 20)?;
         crate::error::check_range("steps", self.steps.max(1), crate::error::MAX_STEPS)?;

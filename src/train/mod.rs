@@ -11,6 +11,7 @@
 mod checkpoint;
 mod config;
 mod data;
+pub mod ddpm;
 pub mod eval;
 
 pub use checkpoint::{load_model, LossRecord, RunDir};
@@ -106,6 +107,59 @@ pub struct OptState {
     pub ema: Vec<f32>,
 }
 
+impl OptState {
+    /// A fresh state at the weights `w` (EMA starts there).
+    pub fn new(w: Vec<f32>) -> Self {
+        Self {
+            step: 0,
+            ema: w.clone(),
+            m: vec![0.0; w.len()],
+            v: vec![0.0; w.len()],
+            w,
+        }
+    }
+
+    /// One Adam step (gradient `g` × `scale`) and the EMA update, in one pass over the buffers;
+    /// the EMA decay is ramped as min(decay, (1 + k)/(10 + k)).
+    pub fn adam(&mut self, g: &[f32], scale: f32, lr: f32, ema_decay: f64) {
+        self.step += 1;
+        let t = self.step as i32;
+        let c1 = 1.0 - ADAM_B1.powi(t);
+        let c2 = 1.0 - ADAM_B2.powi(t);
+        let decay = (ema_decay as f32).min((1 + t) as f32 / (10 + t) as f32);
+        let it = self
+            .w
+            .iter_mut()
+            .zip(&mut self.m)
+            .zip(&mut self.v)
+            .zip(&mut self.ema)
+            .zip(g);
+        for ((((w, m), v), e), &gi) in it {
+            let gi = gi * scale;
+            *m = ADAM_B1 * *m + (1.0 - ADAM_B1) * gi;
+            *v = ADAM_B2 * *v + (1.0 - ADAM_B2) * gi * gi;
+            *w -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
+            *e = decay * *e + (1.0 - decay) * *w;
+        }
+    }
+}
+
+/// Global-norm clipping: the gradient's norm and the factor that brings it to `clip` (1 when
+/// `clip` is 0 or not exceeded).
+pub fn clip_scale(g: &[f32], clip: f64) -> (f64, f32) {
+    let norm = g
+        .iter()
+        .map(|&v| (v as f64) * (v as f64))
+        .sum::<f64>()
+        .sqrt();
+    let scale = if clip > 0.0 && norm > clip {
+        (clip / norm) as f32
+    } else {
+        1.0
+    };
+    (norm, scale)
+}
+
 /// A training run in memory.
 pub struct Trainer {
     pub cfg: RunConfig,
@@ -147,14 +201,7 @@ impl Trainer {
             cfg.net.sigma_data = data.std();
         }
         let net = EpsNet::init(cfg.net.clone(), cfg.train.seed)?;
-        let w = net.flat()?;
-        let state = OptState {
-            step: 0,
-            ema: w.clone(),
-            m: vec![0.0; w.len()],
-            v: vec![0.0; w.len()],
-            w,
-        };
+        let state = OptState::new(net.flat()?);
         Self::with_state(cfg, data, net, state, vec![])
     }
 
@@ -192,23 +239,9 @@ impl Trainer {
         &self.net
     }
 
-    /// Learning rate at optimiser step k (0-based): linear warm-up, then the schedule.
+    /// Learning rate at optimiser step k (0-based) ([`TrainConfig::lr`]).
     pub fn lr(&self, k: usize) -> f64 {
-        let t = &self.cfg.train;
-        let warm = if t.warmup == 0 {
-            1.0
-        } else {
-            ((k + 1) as f64 / t.warmup as f64).min(1.0)
-        };
-        let after = match t.lr_schedule {
-            LrSchedule::Constant => 1.0,
-            LrSchedule::Cosine => {
-                let span = t.steps.saturating_sub(t.warmup).max(1) as f64;
-                let u = (k.saturating_sub(t.warmup) as f64 / span).min(1.0);
-                0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * u).cos())
-            }
-        };
-        t.lr * warm * after
+        self.cfg.train.lr(k)
     }
 
     /// The batch of step k: network input, target and per-row ε-MSE weight. Rows are keyed by
@@ -269,17 +302,7 @@ impl Trainer {
             Some(g) => g.to_vec1().map_err(cerr)?,
             None => vec![0.0; self.state.w.len()],
         };
-        let norm = g
-            .iter()
-            .map(|&v| (v as f64) * (v as f64))
-            .sum::<f64>()
-            .sqrt();
-        let clip = self.cfg.train.grad_clip;
-        let scale = if clip > 0.0 && norm > clip {
-            (clip / norm) as f32
-        } else {
-            1.0
-        };
+        let (norm, scale) = clip_scale(&g, self.cfg.train.grad_clip);
         let lr = self.lr(k);
         self.adam(&g, scale, lr as f32);
         self.net.set_flat(&self.state.w)?;
@@ -293,27 +316,8 @@ impl Trainer {
         Ok(rec)
     }
 
-    /// Adam + EMA in one pass over each parameter buffer.
     fn adam(&mut self, g: &[f32], scale: f32, lr: f32) {
-        let s = &mut self.state;
-        s.step += 1;
-        let t = s.step as i32;
-        let c1 = 1.0 - ADAM_B1.powi(t);
-        let c2 = 1.0 - ADAM_B2.powi(t);
-        let decay = (self.cfg.train.ema_decay as f32).min((1 + t) as f32 / (10 + t) as f32);
-        let it =
-            s.w.iter_mut()
-                .zip(&mut s.m)
-                .zip(&mut s.v)
-                .zip(&mut s.ema)
-                .zip(g);
-        for ((((w, m), v), e), &gi) in it {
-            let gi = gi * scale;
-            *m = ADAM_B1 * *m + (1.0 - ADAM_B1) * gi;
-            *v = ADAM_B2 * *v + (1.0 - ADAM_B2) * gi * gi;
-            *w -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
-            *e = decay * *e + (1.0 - decay) * *w;
-        }
+        self.state.adam(g, scale, lr, self.cfg.train.ema_decay);
     }
 
     /// Steps to `cfg.train.steps`, saving into `dir` every `checkpoint_every` steps and at the
