@@ -32,6 +32,7 @@ fn cfg(dim: usize, activation: Activation, prediction: Prediction) -> NetConfig 
         fourier_scale: 1.0,
         residual: false,
         sigma_data: 0.8,
+        heads: 1,
     }
 }
 
@@ -48,8 +49,10 @@ fn arch_variants(d: usize, act: Activation) -> Vec<NetConfig> {
         NetConfig {
             fourier: 4,
             residual: true,
-            ..base
+            ..base.clone()
         },
+        // A mean and a log-variance head (DDPM's learned Σ).
+        NetConfig { heads: 2, ..base },
     ]
 }
 
@@ -155,11 +158,12 @@ fn fused_network_op_matches_candles_builtin_ops_and_their_gradient() {
                 Array2::from_shape_fn((n, d), |(i, j)| ((i * 5 + j * 11) % 29) as f64 / 6.0 - 2.3);
             let ts: Vec<f64> = (0..n).map(|i| 1e-4 + (i as f64 * 0.37) % 1.0).collect();
             let input = net.input(x.view(), &ts).unwrap();
+            let od = c.out_dim();
             let target = Tensor::from_vec(
-                (0..n * d)
+                (0..n * od)
                     .map(|i| ((i % 13) as f32 - 6.0) / 4.0)
                     .collect::<Vec<f32>>(),
-                (n, d),
+                (n, od),
                 &Device::Cpu,
             )
             .unwrap();
