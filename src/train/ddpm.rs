@@ -17,6 +17,8 @@ use super::{clip_scale, OptState, TrainConfig, TrainData, TRAIN_DATA_DOMAIN, TRA
 use crate::ddpm::{DiscreteSchedule, Posterior};
 use crate::elbo::prior_kl;
 use crate::nn::{EpsNet, Mlp, NetConfig};
+use crate::score::{par_eps, Score};
+use crate::sde::Sde;
 use crate::sde::{Marginal, VpSde};
 use crate::{invalid, Error, Result};
 use candle_core::{Device, Tensor};
@@ -25,6 +27,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 use scoresde_solvers::{KeyedNormal, Time};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// What the mean head predicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,13 +189,19 @@ fn target(arm: &Arm, st: &Step, x0: f64, eps: f64) -> f64 {
     }
 }
 
-/// A trained arm: the network (EMA weights) and its chain.
+/// What computes an arm's heads.
+pub enum Heads {
+    /// A trained network (EMA weights).
+    Net(Mlp),
+    /// The exact ε* of a score (the oracle's mean in the arm's parameterisation; v = 0).
+    Exact(Arc<dyn Score>, Arc<dyn Sde>),
+}
+
+/// An arm's model on its chain.
 pub struct DdpmModel {
     pub arm: Arm,
     pub chain: Chain,
-    pub mlp: Mlp,
-    /// Multiplies the mean head's output (1; other values make deliberately wrong models).
-    pub output_scale: f64,
+    pub heads: Heads,
 }
 
 /// Trains `arm` on `data` for `cfg.steps` optimiser steps (batches keyed by (seed, step)).
@@ -266,28 +275,37 @@ pub fn train(
     Ok(DdpmModel {
         arm,
         chain,
-        mlp: Mlp::new(net.arch().clone(), state.ema),
-        output_scale: 1.0,
+        heads: Heads::Net(Mlp::new(net.arch().clone(), state.ema)),
     })
 }
 
 impl DdpmModel {
     /// The head outputs (mean, v) at step t for the rows of `x`.
     fn heads(&self, t: usize, x: ArrayView2<f64>) -> (Array2<f64>, Array2<f64>) {
-        let d = x.ncols();
-        let od = self.mlp.config().out_dim();
-        let mut raw = Array2::<f32>::zeros((x.nrows(), od));
-        self.mlp
-            .forward(x, Time::Shared(self.chain.step(t).time), raw.view_mut());
-        let mean = raw
-            .slice(ndarray::s![.., ..d])
-            .mapv(|v| v as f64 * self.output_scale);
-        let v = if od > d {
-            raw.slice(ndarray::s![.., d..]).mapv(|v| v as f64)
-        } else {
-            Array2::zeros((x.nrows(), d))
-        };
-        (mean, v)
+        let (n, d) = x.dim();
+        let st = self.chain.step(t);
+        match &self.heads {
+            Heads::Net(mlp) => {
+                let od = mlp.config().out_dim();
+                let mut raw = Array2::<f32>::zeros((n, od));
+                mlp.forward(x, Time::Shared(st.time), raw.view_mut());
+                let mean = raw.slice(ndarray::s![.., ..d]).mapv(|v| v as f64);
+                let v = if od > d {
+                    raw.slice(ndarray::s![.., d..]).mapv(|v| v as f64)
+                } else {
+                    Array2::zeros((n, d))
+                };
+                (mean, v)
+            }
+            Heads::Exact(score, sde) => {
+                let eps = par_eps(score.as_ref(), sde.as_ref(), Time::Shared(st.time), x);
+                let mean = match self.arm.param {
+                    Param::Eps => eps,
+                    Param::MuTilde => (&x - &(eps * (st.beta / st.kernel.std))) / st.alpha.sqrt(),
+                };
+                (mean, Array2::zeros((n, d)))
+            }
+        }
     }
 
     /// −ELBO per point in nats: `L_T + Σ_t L_{t−1}` over every step with one draw of x_t per
