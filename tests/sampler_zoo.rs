@@ -91,21 +91,6 @@ impl Endpoint {
     }
 }
 
-/// The mixture scaled by `c` (means and standard deviations), isotropic components only.
-fn scaled(m: &GaussianMixture, c: f64) -> Arc<GaussianMixture> {
-    let stds: Vec<f64> = m
-        .covariances()
-        .iter()
-        .map(|cov| match cov {
-            Covariance::Isotropic { var } => var.sqrt() * c,
-            Covariance::Full { .. } => panic!("isotropic mixtures only"),
-        })
-        .collect();
-    Arc::new(
-        GaussianMixture::isotropic(m.weights().to_vec(), m.means().to_owned() * c, &stds).unwrap(),
-    )
-}
-
 /// Fitted log–log slopes of endpoint error against NFE (200 particles, seed 11, RK45 at
 /// 1e-10 as reference) in the asymptotic range; claim ±0.4 (DPM-Solver Thm. 3.2, EDM Fig. 2).
 #[test]
@@ -140,7 +125,14 @@ fn convergence_orders_match_theory() {
 fn small_nfe_ordering_dpm_solver_ddim_euler() {
     for (data, std) in [("8gaussians", 2.03), ("bimodal-1d", 1.01)] {
         let raw = common::builtin(data);
-        let e = Endpoint::new(scaled(&raw, 0.25 / std));
+        assert!(
+            (raw.coordinate_std() / std - 1.0).abs() < 0.01,
+            "{data}: {}",
+            raw.coordinate_std()
+        );
+        let small = Arc::new(raw.scaled(0.25 / raw.coordinate_std()).unwrap());
+        assert!((small.coordinate_std() - 0.25).abs() < 1e-12);
+        let e = Endpoint::new(small);
         for nfe in [10usize, 12, 15, 20] {
             let euler = e.error(&s("pf-euler"), nfe).1;
             let ddim = e.error(&s("dpm-solver-1"), nfe).1;
@@ -738,4 +730,17 @@ fn a_method_written_outside_runs_like_a_builtin_sampler() {
     );
     assert!(format!("{}", increasing_grid.unwrap_err())
         .contains("its grid must be positive and non-increasing"));
+}
+
+/// `dpm-solver-fast` is `dpm-solver-3` under the paper's name: the same states bit for bit.
+#[test]
+fn dpm_solver_fast_is_dpm_solver_3() {
+    let e = Endpoint::new(common::builtin("8gaussians"));
+    for nfe in [12, 13, 14, 21] {
+        let (a, b) = (
+            e.error(&s("dpm-solver-fast"), nfe),
+            e.error(&s("dpm-solver-3"), nfe),
+        );
+        assert_eq!(a, b, "NFE {nfe}");
+    }
 }
