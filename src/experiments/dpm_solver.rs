@@ -94,10 +94,9 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         "errors",
         &Chart {
             title: format!(
-                "DPM-Solver vs NFE, exact score, {} rescaled to std {} ({} SDE, {} particles)",
+                "DPM-Solver, exact score, {} at std {} ({} particles)",
                 data.name(),
                 p.data_std,
-                sde.name(),
                 p.particles
             ),
             x_label: "NFE (score evaluations per sample)".into(),

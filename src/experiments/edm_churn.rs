@@ -142,8 +142,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         }
         series.push(Series::line("exact draws (floor)", vec![(1.0, floor), (p.churn.iter().copied().fold(1.0, f64::max), floor)]));
         panels.push(Chart {
-            title: format!("{name} denoiser: energy distance vs S_churn (0 plotted at 1)"),
-            x_label: "S_churn".into(),
+            title: format!("{name} denoiser"),
+            x_label: "S_churn (0 plotted at 1)".into(),
             y_label: "energy distance to exact draws".into(),
             log_x: true,
             log_y: true,
