@@ -293,7 +293,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         )
         .report_only(),
     );
-    let arms_axis = "arm (row of ablation.csv: 1–3 μ̃, 4–6 ε)".to_string();
+    let arms_axis = "arm (row of ablation.csv)".to_string();
     let panel = |title: String, y_label: &str, log_y: bool, pick: fn(&(f64, f64, f64)) -> f64| Chart {
         title,
         x_label: arms_axis.clone(),

@@ -65,10 +65,19 @@ pub struct Arm {
     pub objective: Objective,
     /// The variance it trains (and is evaluated and sampled) with.
     pub sigma: Sigma,
+    /// Draw t ∝ √E[L_t²] (Nichol & Dhariwal 2021, eq. 18: the last 10 values of each term,
+    /// uniform until every t has them) and weight by 1/(T p_t), instead of t uniform.
+    #[serde(default)]
+    pub importance: bool,
 }
 
 impl Arm {
     fn validate(&self) -> Result<()> {
+        if self.importance && self.objective != Objective::Bound {
+            return Err(invalid!(
+                "importance-sampled t is for the bound: use `objective = \"bound\"`"
+            ));
+        }
         if self.sigma == Sigma::Learned && self.objective != Objective::Bound {
             return Err(invalid!(
                 "a learned variance is trained by the bound: use `objective = \"bound\"`"
@@ -189,6 +198,65 @@ fn target(arm: &Arm, st: &Step, x0: f64, eps: f64) -> f64 {
     }
 }
 
+/// Nichol & Dhariwal's importance sampler of t for L: p_t ∝ √(mean of the last `KEEP` values
+/// of L_t²), uniform until every t has `KEEP` values.
+struct TSampler {
+    history: Vec<Vec<f64>>,
+    /// Cumulative p_t (empty while uniform).
+    cdf: Vec<f64>,
+}
+
+impl TSampler {
+    const KEEP: usize = 10;
+
+    fn new(len: usize) -> Self {
+        Self {
+            history: vec![Vec::new(); len],
+            cdf: Vec::new(),
+        }
+    }
+
+    /// (t, weight 1/(T p_t)) for a uniform draw u.
+    fn draw(&self, u: f64) -> (usize, f64) {
+        let len = self.history.len();
+        if self.cdf.is_empty() {
+            return (1 + ((u * len as f64) as usize).min(len - 1), 1.0);
+        }
+        let i = self.cdf.partition_point(|&c| c < u).min(len - 1);
+        let p = self.cdf[i] - if i == 0 { 0.0 } else { self.cdf[i - 1] };
+        (i + 1, 1.0 / (len as f64 * p))
+    }
+
+    fn record(&mut self, t: usize, loss: f64) {
+        let h = &mut self.history[t - 1];
+        if h.len() == Self::KEEP {
+            h.remove(0);
+        }
+        h.push(loss * loss);
+    }
+
+    /// Rebuilds p_t once every t has its values.
+    fn update(&mut self) {
+        if self.history.iter().any(|h| h.len() < Self::KEEP) {
+            return;
+        }
+        let w: Vec<f64> = self
+            .history
+            .iter()
+            .map(|h| (h.iter().sum::<f64>() / h.len() as f64).sqrt())
+            .collect();
+        let total: f64 = w.iter().sum();
+        let mut acc = 0.0;
+        self.cdf = w
+            .iter()
+            .map(|v| {
+                acc += v / total;
+                acc
+            })
+            .collect();
+    }
+}
+
 /// What computes an arm's heads.
 pub enum Heads {
     /// A trained network (EMA weights).
@@ -224,16 +292,25 @@ pub fn train(
     let cerr = |e: candle_core::Error| Error::Invalid(format!("training: {e}"));
     let b = cfg.batch;
     let od = net.config().out_dim();
+    let mut sampler = TSampler::new(chain.len());
     for k in 0..cfg.steps {
         let x0 = data.draw(b, key.rng(u64::MAX, k as u64).random(), TRAIN_DATA_DOMAIN);
         let mut xt = Array2::<f64>::zeros((b, d));
         let mut tgt = Array2::<f64>::zeros((b, d));
-        let (mut idx, mut times) = (vec![0usize; b], vec![0f64; b]);
+        let (mut idx, mut times, mut weight) = (vec![0usize; b], vec![0f64; b], vec![1f64; b]);
         for i in 0..b {
             let mut rng = key.rng(i as u64, k as u64);
-            let t = 1 + ((rng.random::<f64>() * chain.len() as f64) as usize).min(chain.len() - 1);
+            let (t, w) = if arm.importance {
+                sampler.draw(rng.random::<f64>())
+            } else {
+                let u = rng.random::<f64>();
+                (
+                    1 + ((u * chain.len() as f64) as usize).min(chain.len() - 1),
+                    1.0,
+                )
+            };
             let st = chain.step(t);
-            (idx[i], times[i]) = (t, st.time);
+            (idx[i], times[i], weight[i]) = (t, st.time, w);
             for c in 0..d {
                 let e: f64 = rng.sample(StandardNormal);
                 xt[[i, c]] = st.kernel.mean * x0[[i, c]] + st.kernel.std * e;
@@ -246,15 +323,24 @@ pub fn train(
         let mut grad = vec![0f32; b * od];
         let mut loss = 0.0;
         for i in 0..b {
+            let mut row = 0.0;
+            let w = weight[i] / b as f64;
             for c in 0..d {
                 let v = if od > d { raw[i][d + c] as f64 } else { 0.0 };
                 let (l, g_out, g_v) = term(&arm, &chain, idx[i], raw[i][c] as f64, tgt[[i, c]], v);
-                loss += l / b as f64;
-                grad[i * od + c] = (g_out / b as f64) as f32;
+                row += l;
+                grad[i * od + c] = (g_out * w) as f32;
                 if od > d {
-                    grad[i * od + d + c] = (g_v / b as f64) as f32;
+                    grad[i * od + d + c] = (g_v * w) as f32;
                 }
             }
+            loss += row * w;
+            if arm.importance {
+                sampler.record(idx[i], row);
+            }
+        }
+        if arm.importance {
+            sampler.update();
         }
         if !loss.is_finite() {
             return Err(Error::Invalid(format!(
@@ -376,6 +462,7 @@ mod tests {
                     param,
                     objective,
                     sigma,
+                    importance: false,
                 };
                 for t in [1, 2, 50, 100] {
                     let (o, tg, v) = (0.3, -0.2, 0.4);
@@ -409,6 +496,7 @@ mod tests {
             param,
             objective: Objective::Bound,
             sigma: Sigma::BetaTilde,
+            importance: false,
         };
         let st = chain.step(500);
         assert!(
@@ -423,5 +511,25 @@ mod tests {
         let a = term(&arm(Param::Eps), &chain, 500, delta, 0.0, 0.0).0;
         let b = term(&arm(Param::MuTilde), &chain, 500, mu_shift, 0.0, 0.0).0;
         assert!((a - b).abs() < 1e-12 * a.abs().max(1.0), "{a} vs {b}");
+    }
+
+    /// The importance sampler: uniform until every t has its 10 values, then p_t ∝ √E[L_t²]
+    /// with weight 1/(T p_t) (an unbiased estimate of the mean term).
+    #[test]
+    fn importance_sampler_follows_root_mean_square_losses() {
+        let mut ts = TSampler::new(4);
+        assert_eq!(ts.draw(0.6), (3, 1.0));
+        for _ in 0..TSampler::KEEP {
+            for t in 1..=4 {
+                ts.record(t, t as f64);
+            }
+            ts.update();
+        }
+        let (t, w) = ts.draw(0.05);
+        assert_eq!(t, 1);
+        assert!((w - 2.5).abs() < 1e-12, "{w}");
+        let (t, w) = ts.draw(0.95);
+        assert_eq!(t, 4);
+        assert!((w - 0.625).abs() < 1e-12, "{w}");
     }
 }
