@@ -94,7 +94,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         tol: Tolerances::new(tol, tol),
     };
     let (reference, _) = run_ode(&linear, adaptive(1e-11), Method::Rk(&DOPRI5), &y0)?;
-    let mmd = |y: &Array2<f64>| mmd_test(y.view(), exact.view(), 1, o.seed).statistic;
+    let seed = o.seed;
+    let mmd = |y: &Array2<f64>| mmd_test(y.view(), exact.view(), 1, seed).statistic;
 
     let mut arms = Vec::new();
     for schedule in [Schedule::VP, Schedule::Linear] {
@@ -106,25 +107,31 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     }
     let mut rows = Vec::new();
     let mut curves: Vec<Vec<(f64, f64)>> = Vec::new();
+    // MMD² to exact draws per arm (Heun on ρ-steps of both schedules, for the third panel).
+    let mut mmd_curves: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for arm in &arms {
         let ode = EdmOde::new(arm.schedule, denoiser, p.sigma_max)?;
         let mut pts = Vec::new();
+        let mut mmd_pts = Vec::new();
         for &k in p.steps.at(o.quick) {
             let grid = steps(arm.schedule, arm.rule.1, p.sigma_max, p.sigma_min, k)?;
             let (y, nfe) = run_ode(&ode, Steps::Grid(grid), Method::Rk(arm.solver.1), &y0)?;
             let err = endpoint_error(&y, &reference);
+            let m2 = mmd(&y);
+            mmd_pts.push((nfe, m2));
             rows.push(Row {
                 solver: arm.solver.0,
                 steps: arm.rule.0,
                 schedule: arm.schedule.name(),
                 nfe: Num(nfe),
                 endpoint_error: Sci(err),
-                mmd2: Sci(mmd(&y)),
+                mmd2: Sci(m2),
             });
             o.nfe.push((format!("{} N={k}", arm.label()), nfe));
             pts.push((nfe, err));
         }
         curves.push(pts);
+        mmd_curves.push((arm.label(), mmd_pts));
     }
     // The dashed curve: adaptive RK45 on σ(t) = t.
     let mut rk = Vec::new();
@@ -265,6 +272,22 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             .collect(),
         ..Default::default()
     };
-    o.panels("errors", &[chart(Schedule::VP), chart(Schedule::Linear)])?;
+    // The exact draws' own MMD² to a second exact sample: the floor the samplers approach.
+    let floor = mmd(&mixture.sample(n, seed + 1, REFERENCE_DOMAIN).0);
+    let nfe_max = curves.iter().flatten().map(|p| p.0).fold(1.0, f64::max);
+    let mmd_chart = Chart {
+        title: "MMD² to exact draws (Euler, Heun on ρ = 7 steps)".into(),
+        x_label: "NFE".into(),
+        y_label: "MMD² (median-heuristic Gaussian kernel)".into(),
+        log_x: true,
+        series: mmd_curves
+            .into_iter()
+            .filter(|(label, _)| label.contains("ρ = 7"))
+            .map(|(label, pts)| Series::line_points(label, pts))
+            .chain(std::iter::once(Series::line("exact vs exact draws", vec![(1.0, floor), (nfe_max, floor)])))
+            .collect(),
+        ..Default::default()
+    };
+    o.panels("errors", &[chart(Schedule::VP), chart(Schedule::Linear), mmd_chart])?;
     Ok(claims)
 }
