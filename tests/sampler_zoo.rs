@@ -745,25 +745,66 @@ fn dpm_solver_fast_is_dpm_solver_3() {
     }
 }
 
-/// DPM-Solver written a second way, as k-diffusion writes it (Crowson's `DPMSolver`, after Lu
-/// et al. 2022 Algorithms 1–2): in data space y = x/m with the denoiser, noise level σ = s/m
-/// and time τ = −log σ, steps uniform in τ, ε(y, τ) = (y − D(y; σ))/σ, and the authors' split of
-/// the budget (`dpm_solver_fast`). Our `dpm-solver-k` runs the VP-SDE's x in t on a λ-uniform
-/// grid — the same method in other variables — so the endpoints must agree to rounding.
+/// DPM-Solver in data space, as k-diffusion writes it: y = x/m, noise level σ = s/m, time
+/// τ = −log σ (= DPM-Solver's λ), the denoiser D(y; σ) of the exact score; the VP-SDE's
+/// sampler endpoints, brought to data space, to compare with.
+struct SigmaSpace {
+    sde: Arc<dyn Sde>,
+    score: MixtureScore,
+    x_t: Array2<f64>,
+}
+
+impl SigmaSpace {
+    fn new(seed: u64) -> Self {
+        let (sde, score) = vp_oracle(common::builtin("8gaussians"));
+        let x_t = sde.prior_sample(40, 2, seed);
+        Self { sde, score, x_t }
+    }
+
+    /// D(y; σ = e^{−τ}).
+    fn denoise(&self, y: &Array2<f64>, tau: f64) -> Array2<f64> {
+        let den =
+            scoresde::sample::edm_form::Denoiser::new(self.sde.as_ref(), &self.score).unwrap();
+        let mut d = Array2::zeros(y.raw_dim());
+        den.denoise((-tau).exp(), y.view(), d.view_mut());
+        d
+    }
+
+    /// `n + 1` times uniform in τ from t_max to ε, and the start y = x_T/m(t_max).
+    fn start(&self, n: usize) -> (Vec<f64>, Array2<f64>) {
+        let tau = |t: f64| -self.sde.sigma_tilde(t).ln();
+        let (t0, t1) = (tau(self.sde.t_max()), tau(self.sde.default_eps()));
+        let ts = (0..=n)
+            .map(|i| t0 + (t1 - t0) * i as f64 / n as f64)
+            .collect();
+        (ts, &self.x_t / self.sde.marginal(self.sde.t_max()).mean)
+    }
+
+    /// Largest |Δy| between `y` and the sampler's endpoints at ε (data space).
+    fn max_diff(&self, sampler: &Sampler, steps: usize, y: &Array2<f64>) -> f64 {
+        let x = integrate(
+            self.sde.as_ref(),
+            &self.score,
+            self.x_t.clone(),
+            &spec(sampler, steps, Some(false)),
+            None,
+        )
+        .unwrap()
+        .x;
+        let ours = x / self.sde.marginal(self.sde.default_eps()).mean;
+        (&ours - y).iter().fold(0f64, |a, v| a.max(v.abs()))
+    }
+}
+
+/// DPM-Solver written a second way (Crowson's `DPMSolver` in k-diffusion, after Lu et al. 2022
+/// Algorithms 1–2): [`SigmaSpace`] with ε(y, τ) = (y − D(y; σ))/σ, steps uniform in τ and the
+/// authors' split of the budget (`dpm_solver_fast`). Our `dpm-solver-k` runs the VP-SDE's x in
+/// t on a λ-uniform grid — the same method in other variables — so the endpoints must agree
+/// to rounding.
 #[test]
 fn dpm_solver_matches_an_independent_sigma_space_implementation() {
-    use scoresde::sample::edm_form::Denoiser;
-    let (sde, score) = vp_oracle(common::builtin("8gaussians"));
-    let den = Denoiser::new(sde.as_ref(), &score).unwrap();
-    let x_t = sde.prior_sample(40, 2, 5);
-    let (t_max, eps_t) = (sde.t_max(), sde.default_eps());
-    let (m0, m1) = (sde.marginal(t_max).mean, sde.marginal(eps_t).mean);
-    let eps = |y: &Array2<f64>, tau: f64| -> Array2<f64> {
-        let sigma = (-tau).exp();
-        let mut d = Array2::zeros(y.raw_dim());
-        den.denoise(sigma, y.view(), d.view_mut());
-        (y - &d) / sigma
-    };
+    let space = SigmaSpace::new(5);
+    let eps = |y: &Array2<f64>, tau: f64| (y - &space.denoise(y, tau)) / (-tau).exp();
     let sig = |tau: f64| (-tau).exp();
     let em1 = |h: f64| h.exp_m1();
     for (k, nfe) in [(3usize, 21usize), (3, 22), (3, 23), (2, 15), (1, 9)] {
@@ -779,11 +820,7 @@ fn dpm_solver_matches_an_independent_sigma_space_implementation() {
             2 => [vec![2; nfe / 2], vec![1; nfe % 2]].concat(),
             _ => vec![1; nfe],
         };
-        let (t0, t1) = (-sde.sigma_tilde(t_max).ln(), -sde.sigma_tilde(eps_t).ln());
-        let ts: Vec<f64> = (0..=orders.len())
-            .map(|i| t0 + (t1 - t0) * i as f64 / orders.len() as f64)
-            .collect();
-        let mut y = &x_t / m0;
+        let (ts, mut y) = space.start(orders.len());
         for (i, &o) in orders.iter().enumerate() {
             let (t, tn) = (ts[i], ts[i + 1]);
             let h = tn - t;
@@ -810,16 +847,7 @@ fn dpm_solver_matches_an_independent_sigma_space_implementation() {
                 }
             };
         }
-        let ours = integrate(
-            sde.as_ref(),
-            &score,
-            x_t.clone(),
-            &spec(&s(&format!("dpm-solver-{k}")), nfe, Some(false)),
-            None,
-        )
-        .unwrap()
-        .x / m1;
-        let diff = (&ours - &y).iter().fold(0f64, |a, v| a.max(v.abs()));
+        let diff = space.max_diff(&s(&format!("dpm-solver-{k}")), nfe, &y);
         eprintln!("dpm-solver-{k} NFE {nfe}: max |Δy| = {diff:e}");
         assert!(
             diff < 1e-12,
@@ -828,29 +856,19 @@ fn dpm_solver_matches_an_independent_sigma_space_implementation() {
     }
 }
 
-/// DPM-Solver++(2M) written in data space (y = x/m, τ = −log σ, the denoiser, as k-diffusion's
-/// `sample_dpmpp_2m`), with the authors' `lower_order_final` (a first-order last step below 10
-/// steps): our `dpm-solver-pp2m` on the VP-SDE agrees to rounding, at 6 steps and at 12.
+/// DPM-Solver++(2M) written in data space ([`SigmaSpace`], as k-diffusion's `sample_dpmpp_2m`),
+/// with the authors' `lower_order_final` (a first-order last step below 10 steps): our
+/// `dpm-solver-pp2m` on the VP-SDE agrees to rounding, at 6 steps and at 12.
 #[test]
 fn dpm_solver_pp2m_matches_an_independent_sigma_space_implementation() {
-    use scoresde::sample::edm_form::Denoiser;
-    let (sde, score) = vp_oracle(common::builtin("8gaussians"));
-    let den = Denoiser::new(sde.as_ref(), &score).unwrap();
-    let x_t = sde.prior_sample(40, 2, 6);
-    let (t_max, eps_t) = (sde.t_max(), sde.default_eps());
-    let (m0, m1) = (sde.marginal(t_max).mean, sde.marginal(eps_t).mean);
+    let space = SigmaSpace::new(6);
     for steps in [6usize, 12] {
-        let (t0, t1) = (-sde.sigma_tilde(t_max).ln(), -sde.sigma_tilde(eps_t).ln());
-        let ts: Vec<f64> = (0..=steps)
-            .map(|i| t0 + (t1 - t0) * i as f64 / steps as f64)
-            .collect();
-        let mut y = &x_t / m0;
+        let (ts, mut y) = space.start(steps);
         let mut old: Option<Array2<f64>> = None;
         for i in 0..steps {
             let (t, tn) = (ts[i], ts[i + 1]);
             let h = tn - t;
-            let mut d = Array2::zeros(y.raw_dim());
-            den.denoise((-t).exp(), y.view(), d.view_mut());
+            let d = space.denoise(&y, t);
             let first_order = old.is_none() || (steps < 10 && i == steps - 1);
             let dd = match (&old, first_order) {
                 (Some(prev), false) => {
@@ -862,16 +880,7 @@ fn dpm_solver_pp2m_matches_an_independent_sigma_space_implementation() {
             y = &y * (-h).exp() - &dd * (-h).exp_m1();
             old = Some(d);
         }
-        let ours = integrate(
-            sde.as_ref(),
-            &score,
-            x_t.clone(),
-            &spec(&s("dpm-solver-pp2m"), steps, Some(false)),
-            None,
-        )
-        .unwrap()
-        .x / m1;
-        let diff = (&ours - &y).iter().fold(0f64, |a, v| a.max(v.abs()));
+        let diff = space.max_diff(&s("dpm-solver-pp2m"), steps, &y);
         eprintln!("dpm-solver-pp2m {steps} steps: max |Δy| = {diff:e}");
         assert!(
             diff < 1e-12,

@@ -186,6 +186,23 @@ impl DiscreteSchedule {
             var: v_prev / v_cur * b,
         }
     }
+
+    /// β̃_i, with the clipping convention β̃_1 := β̃_2 (β̃_1 = 0; Nichol & Dhariwal 2021), β_1
+    /// on a 1-step schedule: the reverse variance "β̃" of step i.
+    pub fn posterior_var_clipped(&self, i: usize) -> f64 {
+        match (i, self.len()) {
+            (1, 1) => self.beta(1),
+            (1, _) => self.posterior(2).var,
+            _ => self.posterior(i).var,
+        }
+    }
+
+    /// `β_i²/(α_i (1 − ᾱ_i))`: the squared mean error ‖μ̃ − μ_θ‖² per ‖ε − ε_θ‖² of an
+    /// ε-model (Ho et al. 2020, eq. 12); at i = 1 the decoder's ‖x₀ − μ_θ‖² per ‖ε − ε_θ‖².
+    pub fn eps_mean_weight(&self, i: usize) -> f64 {
+        let (b, v) = (self.beta(i), self.marginal(i).std.powi(2));
+        b * b / (self.alpha(i) * v)
+    }
 }
 
 /// Mean coefficients and variance of DDPM's forward posterior `q(x_{i−1} | x_i, x_0)`.

@@ -154,14 +154,7 @@ pub fn discrete_bound(
     // The reverse variance of step t.
     let sigma2 = |t: usize| match variance {
         Variance::Beta => sched.beta(t),
-        Variance::BetaTilde if t == 1 => {
-            if big_t >= 2 {
-                sched.posterior(2).var
-            } else {
-                sched.beta(1)
-            }
-        }
-        Variance::BetaTilde => sched.posterior(t).var,
+        Variance::BetaTilde => sched.posterior_var_clipped(t),
     };
     // Per-point values of every step term, t = 1 … T (t = 1 is L_0).
     let per_step: Vec<Array1<f64>> = (1..=big_t)
@@ -170,19 +163,9 @@ pub fn discrete_bound(
             let k = sched.marginal(t);
             let (xt, z) = perturb(x0, k, &noise, t as u64);
             let eps = par_eps(score, sde, Time::Shared(sched.time(t)), xt.view());
-            let (a, b) = (sched.alpha(t), sched.beta(t));
-            let s2 = sigma2(t);
-            // With x_t = √ᾱ x_0 + √(1−ᾱ) z: μ̃_t − μ_θ = β/(√α √(1−ᾱ)) (ε_θ − z) (Ho et al.
-            // eq. 10), and for t = 1, x_0 − μ_θ = √(β_1/α_1) (ε_θ − z).
-            let c2 = b * b / (a * k.std * k.std);
-            let sq = cv_sq_error(&z, &eps);
-            if t == 1 {
-                sq.mapv(|e| 0.5 * c2 * e / s2 + 0.5 * d * (2.0 * PI * s2).ln())
-            } else {
-                let ratio = sched.posterior(t).var / s2;
-                let c = 0.5 * d * (ratio - 1.0 - ratio.ln());
-                sq.mapv(|e| 0.5 * c2 * e / s2 + c)
-            }
+            let (m, s2) = (sched.eps_mean_weight(t), sigma2(t));
+            let posterior = (t > 1).then(|| sched.posterior(t).var);
+            cv_sq_error(&z, &eps).mapv(|e| step_term(m, e, s2, posterior, d).value)
         })
         .collect();
     let prior = prior_kl(sched.marginal(big_t), sde.prior_std(), x0);
@@ -213,24 +196,61 @@ pub fn discrete_bound(
     })
 }
 
+/// One step term of the discrete bound over d coordinates and its derivatives (Ho et al.
+/// 2020, eq. 5 with a Gaussian decoder): with the squared mean error `sq` (summed over the
+/// coordinates, ‖μ̃ − μ_θ‖² = m ‖ε − ε_θ‖² for an ε-model) and the reverse variance σ²,
+/// `L_{t−1} = ½ m sq/σ² + ½d (β̃/σ² − 1 − ln(β̃/σ²))` for t ≥ 2 (`posterior_var` = β̃_t), and
+/// the decoder `L_0 = ½ m sq/σ² + ½d ln(2πσ²)` at t = 1 (`posterior_var` = None).
+pub fn step_term(m: f64, sq: f64, var: f64, posterior_var: Option<f64>, d: f64) -> StepTerm {
+    let mean = 0.5 * m * sq / var;
+    let d_sq = 0.5 * m / var;
+    match posterior_var {
+        None => StepTerm {
+            value: mean + 0.5 * d * (2.0 * PI * var).ln(),
+            d_sq,
+            d_log_var: -mean + 0.5 * d,
+        },
+        Some(pv) => {
+            let ratio = pv / var;
+            StepTerm {
+                value: mean + 0.5 * d * (ratio - 1.0 - ratio.ln()),
+                d_sq,
+                d_log_var: -mean + 0.5 * d * (1.0 - ratio),
+            }
+        }
+    }
+}
+
+/// A step term's value (nats) and its derivatives in `sq` and in ln σ².
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepTerm {
+    pub value: f64,
+    pub d_sq: f64,
+    pub d_log_var: f64,
+}
+
 /// The small-noise excess of the β̃ bound over the β bound on the T-step chain, d dimensions.
 ///
 /// Where the noise of the first steps is small against the data's scale, the true reverse
 /// kernel `q(x_{t−1}|x_t)` has variance ≈ β_t per coordinate (β̃_t plus the spread of μ̃ over
-/// `p(x_0|x_t)`), so each step with σ_t² = β̃_t pays the Gaussian KL `½d (r − 1 − ln r)` with
-/// `r_t = β_t/β̃_t = (1−ᾱ_t)/(1−ᾱ_{t−1})`, and the decoder (σ_1² = β̃_2) pays it with
-/// `r = β_1/β̃_2`. Exact ε* makes the mean terms of both bounds equal, so
-/// `(−ELBO_T^β̃) − (−ELBO_T^β) ≈ this sum`.
+/// `p(x_0|x_t)`), so each step with σ_t² = β̃_t (clipped at t = 1) pays the Gaussian KL
+/// `½d (r − 1 − ln r)`, `r_t = β_t/β̃_t = (1−ᾱ_t)/(1−ᾱ_{t−1})` — [`step_term`] with the true
+/// variance β_t in the posterior's place and no mean error. Exact ε* makes the mean terms of
+/// both bounds equal, so `(−ELBO_T^β̃) − (−ELBO_T^β) ≈ this sum`.
 pub fn beta_tilde_penalty(sched: &DiscreteSchedule, d: usize) -> f64 {
-    let f = |r: f64| r - 1.0 - r.ln();
-    let mut total = 0.0;
-    for t in 2..=sched.len() {
-        total += f(sched.beta(t) / sched.posterior(t).var);
-    }
-    if sched.len() >= 2 {
-        total += f(sched.beta(1) / sched.posterior(2).var);
-    }
-    0.5 * d as f64 * total
+    (1..=sched.len())
+        .filter(|&t| sched.len() >= 2 || t > 1)
+        .map(|t| {
+            step_term(
+                0.0,
+                0.0,
+                sched.posterior_var_clipped(t),
+                Some(sched.beta(t)),
+                d as f64,
+            )
+            .value
+        })
+        .sum()
 }
 
 /// The T → ∞ limit of [`beta_tilde_penalty`]: `½d(γ + 1 − ln 2)` nats (≈ 0.442 d), γ Euler's

@@ -12,7 +12,7 @@ use crate::sde::Marginal;
 use crate::stats::two_sample::mmd_test;
 use crate::{invalid, Result};
 use ndarray::Array2;
-use scoresde_solvers::{solve, Method, Problem, SolveOptions, Steps, Tableau, Tolerances, DOPRI5, EULER, HEUN};
+use scoresde_solvers::{Method, Steps, Tableau, Tolerances, DOPRI5, EULER, HEUN};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -65,16 +65,6 @@ impl Arm {
     }
 }
 
-/// Data-scale endpoints at σ_min from data-scale starts at σ_max.
-fn run_ode(ode: &EdmOde<'_>, grid: Steps, method: Method, y0: &Array2<f64>) -> Result<(Array2<f64>, f64)> {
-    let (t0, t1) = match &grid {
-        Steps::Grid(g) => (g.times()[0], *g.times().last().unwrap_or(&0.0)),
-        Steps::Adaptive { t0, t1, .. } => (*t0, *t1),
-    };
-    let sol = solve(Problem::Ode(ode), method, &grid, ode.to_state(t0, y0), &SolveOptions::default())?;
-    Ok((ode.to_data(t1, &sol.x), sol.stats.evals_per_particle()))
-}
-
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (data, raw) = exp.exact_data()?;
     let mixture = Arc::new(raw.scaled(p.data_std / raw.coordinate_std())?);
@@ -93,7 +83,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         t1: p.sigma_min,
         tol: Tolerances::new(tol, tol),
     };
-    let (reference, _) = run_ode(&linear, adaptive(1e-11), Method::Rk(&DOPRI5), &y0)?;
+    let (reference, _) = linear.solve(&adaptive(1e-11), Method::Rk(&DOPRI5), &y0)?;
     let seed = o.seed;
     let mmd = |y: &Array2<f64>| mmd_test(y.view(), exact.view(), 1, seed).statistic;
 
@@ -115,7 +105,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         let mut mmd_pts = Vec::new();
         for &k in p.steps.at(o.quick) {
             let grid = steps(arm.schedule, arm.rule.1, p.sigma_max, p.sigma_min, k)?;
-            let (y, nfe) = run_ode(&ode, Steps::Grid(grid), Method::Rk(arm.solver.1), &y0)?;
+            let (y, nfe) = ode.solve(&Steps::Grid(grid), Method::Rk(arm.solver.1), &y0)?;
             let err = endpoint_error(&y, &reference);
             let m2 = mmd(&y);
             mmd_pts.push((nfe, m2));
@@ -136,7 +126,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     // The dashed curve: adaptive RK45 on σ(t) = t.
     let mut rk = Vec::new();
     for &tol in &p.rk45_tolerances {
-        let (y, nfe) = run_ode(&linear, adaptive(tol), Method::Rk(&DOPRI5), &y0)?;
+        let (y, nfe) = linear.solve(&adaptive(tol), Method::Rk(&DOPRI5), &y0)?;
         let err = endpoint_error(&y, &reference);
         rows.push(Row {
             solver: "RK45",
@@ -230,7 +220,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let best = index("Heun", "ρ = 7", Schedule::Linear)?;
     let k = *p.steps.at(o.quick).last().unwrap_or(&1);
     let grid = steps(Schedule::Linear, StepRule::Rho(p.rho), p.sigma_max, p.sigma_min, k)?;
-    let (y, _) = run_ode(&wrong, Steps::Grid(grid), Method::Rk(&HEUN), &y0)?;
+    let (y, _) = wrong.solve(&Steps::Grid(grid), Method::Rk(&HEUN), &y0)?;
     let e_euler = curves[index("Euler", "ρ = 7", Schedule::Linear)?].last().map_or(f64::NAN, |p| p.1);
     let r = endpoint_error(&y, &reference) / e_euler;
     claims.push(Claim::new(

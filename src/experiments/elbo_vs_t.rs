@@ -155,6 +155,14 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             limit_at / limit - 1.0,
             "± 0.005",
         ));
+        // Power: at T = 1000 the penalty is still far from its limit (slow convergence).
+        let at_1000 = beta_tilde_penalty(&DiscreteSchedule::exact_vp(vp, 1000)?, d) / limit - 1.0;
+        claims.push(Claim::new(
+            "power: the penalty at T = 1000 is not ½d(γ + 1 − ln 2) within ± 0.005 (relative difference)",
+            at_1000.abs() >= 0.005,
+            at_1000,
+            "outside ± 0.005",
+        ));
     }
     // The β̃ curve is not monotone in T (reported): the largest rise between successive T.
     let rise = tilde_pts

@@ -52,23 +52,6 @@ type StepCurve = (Option<usize>, Vec<(f64, f64)>);
 
 const SCHEDULES: [Schedule; 3] = [Schedule::VP, Schedule::Ve, Schedule::Linear];
 
-/// Data-scale endpoints `y` at σ_min from data-scale starts `y0` at σ_max.
-fn endpoint(ode: &EdmOde<'_>, grid: Steps, method: Method, y0: &Array2<f64>) -> Result<Array2<f64>> {
-    let (t0, t1) = match &grid {
-        Steps::Grid(g) => (g.times()[0], *g.times().last().unwrap_or(&0.0)),
-        Steps::Adaptive { t0, t1, .. } => (*t0, *t1),
-    };
-    let x = solve(
-        Problem::Ode(ode),
-        method,
-        &grid,
-        ode.to_state(t0, y0),
-        &SolveOptions::default(),
-    )?
-    .x;
-    Ok(ode.to_data(t1, &x))
-}
-
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (data, raw) = exp.exact_data()?;
     if data.dim() != 1 {
@@ -91,11 +74,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         t1: sch.t_of_sigma(p.sigma_min),
         tol: Tolerances::new(1e-11, 1e-11),
     };
-    let reference = endpoint(&linear, tight(Schedule::Linear), Method::Rk(&DOPRI5), &y0)?;
+    let reference = linear.solve(&tight(Schedule::Linear), Method::Rk(&DOPRI5), &y0)?.0;
     let mut claims = Vec::new();
     // The schedules share one flow in (σ, x/s): RK45 on the VP ODE lands on the same points.
     let vp = EdmOde::new(Schedule::VP, denoiser, p.sigma_max)?;
-    let vp_end = endpoint(&vp, tight(Schedule::VP), Method::Rk(&DOPRI5), &y0)?;
+    let vp_end = vp.solve(&tight(Schedule::VP), Method::Rk(&DOPRI5), &y0)?.0;
     let same = endpoint_error(&vp_end, &reference);
     claims.push(Claim::new(
         "the VP and σ = t ODEs map the same starts to the same endpoints (RK45, mean |Δy|)",
@@ -111,7 +94,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         for k in 1..=p.max_doublings {
             let steps_n = 1usize << k;
             let grid = steps(ode.schedule, StepRule::UniformT, p.sigma_max, p.sigma_min, steps_n)?;
-            let err = endpoint_error(&endpoint(ode, Steps::Grid(grid), Method::Rk(&EULER), &y0)?, &reference);
+            let err = endpoint_error(&ode.solve(&Steps::Grid(grid), Method::Rk(&EULER), &y0)?.0, &reference);
             rows.push(Row {
                 schedule: ode.schedule.name(),
                 steps: Num(steps_n as f64),
@@ -162,6 +145,15 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let wrong_score = MixtureScore::new(wrong_mixture, ve.clone());
     let wrong = EdmOde::new(Schedule::Linear, Denoiser::new(ve.as_ref(), &wrong_score)?, p.sigma_max)?;
     let (wrong_found, _) = needed(&wrong, &mut Vec::new())?;
+    // Power for the shared-endpoint claim: the wrong denoiser's ODE lands elsewhere.
+    let wrong_end = wrong.solve(&tight(Schedule::Linear), Method::Rk(&DOPRI5), &y0)?.0;
+    let apart = endpoint_error(&wrong_end, &reference);
+    claims.push(Claim::new(
+        &format!("power: the σ = t ODE with the wrong denoiser (means × {}) does not land on the reference endpoints (RK45, mean |Δy|)", 1.0 + p.wrong_shift),
+        apart >= 1e-6,
+        apart,
+        "≥ 1e-6",
+    ));
     claims.push(Claim::new(
         &format!(
             "power: σ(t) = t with a wrong denoiser (means × {}) never reaches endpoint error {} within 2^{} steps",

@@ -8,7 +8,7 @@ use crate::score::Score;
 use crate::sde::Sde;
 use crate::{invalid, Result};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
-use scoresde_solvers::{OdeSystem, Time, TimeGrid};
+use scoresde_solvers::{solve, Method, OdeSystem, Problem, SolveOptions, Steps, Time, TimeGrid};
 
 /// σ(t) and s(t) of EDM Table 1.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -177,6 +177,28 @@ impl<'a> EdmOde<'a> {
     /// `y = x/s(t)`.
     pub fn to_data(&self, t: f64, x: &Array2<f64>) -> Array2<f64> {
         x / self.schedule.scale(t)
+    }
+
+    /// Integrates from data-scale starts `y0` at the first time of `steps` to its last with
+    /// the solvers crate: the data-scale endpoints and the evaluations per particle.
+    pub fn solve(
+        &self,
+        steps: &Steps,
+        method: Method,
+        y0: &Array2<f64>,
+    ) -> Result<(Array2<f64>, f64)> {
+        let (t0, t1) = match steps {
+            Steps::Grid(g) => (g.times()[0], *g.times().last().unwrap_or(&0.0)),
+            Steps::Adaptive { t0, t1, .. } => (*t0, *t1),
+        };
+        let sol = solve(
+            Problem::Ode(self),
+            method,
+            steps,
+            self.to_state(t0, y0),
+            &SolveOptions::default(),
+        )?;
+        Ok((self.to_data(t1, &sol.x), sol.stats.evals_per_particle()))
     }
 }
 

@@ -5,17 +5,16 @@
 //! head v with `log σ² = v log β_t + (1 − v) log β̃_t` (Nichol & Dhariwal 2021, eq. 15; Ho et al.
 //! only say a diagonal Σ_θ enters L), trained by the full L.
 //!
-//! The per-coordinate term of L at step t, with `Δ = out − target` and `ℓ = log σ_t²`:
-//! `½[m Δ² e^{−ℓ} + ℓ + e^{log β̃_t − ℓ} − 1 − log β̃_t]` for t ≥ 2 (the KL of Ho et al. eq. 5),
-//! and the Gaussian decoder `½[m Δ² e^{−ℓ} + ℓ + log 2π]` at t = 1, where m = 1 for μ̃ and
-//! `m = β_t²/(α_t (1 − ᾱ_t))` for ε (eq. 12). [`term`] is the one home of this formula: the
-//! training gradient, the test bound and nothing else use it. Training is candle's backward
+//! The per-coordinate term of L at step t is [`crate::elbo::step_term`] (the discrete bound's
+//! one formula, Ho et al. eq. 5 with a Gaussian decoder) with `Δ = out − target`,
+//! ℓ = log σ_t², m = 1 for μ̃ and `m = β_t²/(α_t (1 − ᾱ_t))` for ε (eq. 12); [`term`] adds the
+//! derivatives in the outputs. Training is candle's backward
 //! through the network with `∂L/∂out` from [`term`] (a surrogate `Σ out·G`), Adam as in
 //! [`super::Trainer`].
 
 use super::{clip_scale, OptState, TrainConfig, TrainData, TRAIN_DATA_DOMAIN, TRAIN_DOMAIN};
 use crate::ddpm::{DiscreteSchedule, Posterior};
-use crate::elbo::prior_kl;
+use crate::elbo::{prior_kl, step_term};
 use crate::nn::{EpsNet, Mlp, NetConfig};
 use crate::score::{par_eps, Score};
 use crate::sde::Sde;
@@ -98,6 +97,8 @@ struct Step {
     alpha: f64,
     /// log β̃_t, with β̃_1 := β̃_2 (β̃_1 = 0; Nichol & Dhariwal's clipping).
     ln_bt: f64,
+    /// ‖μ̃ − μ_θ‖² per ‖ε − ε_θ‖².
+    eps_weight: f64,
 }
 
 /// The T-step chain of a VP SDE with each step's constants.
@@ -122,7 +123,8 @@ impl Chain {
                 post: s.posterior(i),
                 beta: s.beta(i),
                 alpha: s.alpha(i),
-                ln_bt: s.posterior(i.max(2)).var.ln(),
+                ln_bt: s.posterior_var_clipped(i).ln(),
+                eps_weight: s.eps_mean_weight(i),
             })
             .collect();
         Ok(Self {
@@ -149,7 +151,7 @@ impl Chain {
 fn mean_weight(arm: &Arm, st: &Step) -> f64 {
     match arm.param {
         Param::MuTilde => 1.0,
-        Param::Eps => st.beta * st.beta / (st.alpha * st.kernel.std * st.kernel.std),
+        Param::Eps => st.eps_weight,
     }
 }
 
@@ -171,21 +173,19 @@ fn term(arm: &Arm, chain: &Chain, t: usize, out: f64, target: f64, v: f64) -> (f
         return (delta * delta, 2.0 * delta, 0.0);
     }
     let (m, ell) = (mean_weight(arm, st), log_var(arm, st, v));
-    let inv = (-ell).exp();
-    let (rest, d_rest) = if t == 1 {
-        ((2.0 * std::f64::consts::PI).ln(), 0.0)
-    } else {
-        let r = (st.ln_bt - ell).exp();
-        (r - 1.0 - st.ln_bt, -r)
-    };
-    let value = 0.5 * (m * delta * delta * inv + ell + rest);
-    let d_ell = 0.5 * (-m * delta * delta * inv + 1.0 + d_rest);
+    let posterior = (t > 1).then_some(st.post.var);
+    let term = step_term(m, delta * delta, ell.exp(), posterior, 1.0);
     let d_v = if arm.sigma == Sigma::Learned {
-        d_ell * (st.beta.ln() - st.ln_bt)
+        term.d_log_var * (st.beta.ln() - st.ln_bt)
     } else {
         0.0
     };
-    (value, m * delta * inv, d_v)
+    (term.value, 2.0 * delta * term.d_sq, d_v)
+}
+
+/// `μ_θ = (x_t − β_t/√(1 − ᾱ_t) ε_θ)/√α_t` (Ho et al. 2020, eq. 11).
+fn mean_from_eps(st: &Step, x: ArrayView2<f64>, eps: &Array2<f64>) -> Array2<f64> {
+    (&x - &(eps * (st.beta / st.kernel.std))) / st.alpha.sqrt()
 }
 
 /// The mean head's target at step t for data x₀ and noise ε (x_t = m x₀ + s ε).
@@ -387,7 +387,7 @@ impl DdpmModel {
                 let eps = par_eps(score.as_ref(), sde.as_ref(), Time::Shared(st.time), x);
                 let mean = match self.arm.param {
                     Param::Eps => eps,
-                    Param::MuTilde => (&x - &(eps * (st.beta / st.kernel.std))) / st.alpha.sqrt(),
+                    Param::MuTilde => mean_from_eps(st, x, &eps),
                 };
                 (mean, Array2::zeros((n, d)))
             }
@@ -429,7 +429,7 @@ impl DdpmModel {
             let (out, v) = self.heads(t, x.view());
             let mu = match self.arm.param {
                 Param::MuTilde => out,
-                Param::Eps => (&x - &(out * (st.beta / st.kernel.std))) / st.alpha.sqrt(),
+                Param::Eps => mean_from_eps(st, x.view(), &out),
             };
             x = if t > 1 {
                 let z = noise.matrix(n, d, t as u64);
