@@ -68,6 +68,7 @@ impl ModelSpec {
             self.label,
             crate::io::fnv1a(key.as_bytes())
         )));
+        let _lock = dir.lock()?;
         let cached =
             matches!(dir.load_config(), Ok((c, step)) if c == cfg && step == cfg.train.steps);
         let start = Instant::now();

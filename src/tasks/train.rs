@@ -133,9 +133,11 @@ impl TrainTask {
     }
 
     /// Trains to the configured total (a progress bar on a terminal); returns the summary line.
+    /// The run directory is locked for the whole run (one writer at a time).
     pub fn run(&self) -> Result<String> {
-        let mut trainer = self.trainer()?;
         let dir = RunDir::new(&self.out);
+        let _lock = dir.lock()?;
+        let mut trainer = self.trainer()?;
         let total = trainer.cfg.train.steps;
         let start_step = trainer.state.step;
         if total <= start_step {

@@ -12,6 +12,14 @@
 //! checkpoint. Every load checks the checksums and the step tags and refuses non-finite
 //! weights; a truncated, corrupted or mismatched file is an error naming the file and the cause.
 //! Runs of formats 1 and 2 (fixed names `model.safetensors`, …, no checksums) still load.
+//!
+//! A run directory reaches nothing outside itself: the weight files `run.toml` names must be
+//! the plain names of its generation (`ROLE.G.safetensors`, no path separator), `run.toml`,
+//! `loss.csv` and the weight files must be regular files, not symlinks (refused, not
+//! resolved), and a save deletes only the previous generation's files after checking their
+//! checksums against `run.toml`. One process writes a run at a time ([`RunDir::lock`]); a
+//! reader that meets a save in progress reads again from the new `run.toml`. A data file is
+//! recorded with its checksum, so a run never resumes or loads on data that changed.
 
 use super::{OptState, RunConfig, TrainData, Trainer};
 use crate::io::AtomicFile;
@@ -53,6 +61,10 @@ struct RunFile {
     /// Weight files by role (empty in formats 1 and 2: the fixed names).
     #[serde(default)]
     files: std::collections::BTreeMap<String, FileEntry>,
+    /// FNV-1a 64 (hex) of the data file's bytes when the data is a file (absent in older runs
+    /// and for builtin data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data_fnv1a: Option<String>,
     config: RunConfig,
 }
 
@@ -62,6 +74,28 @@ struct FileEntry {
     name: String,
     /// FNV-1a 64 of the file's bytes, hex.
     fnv1a: String,
+}
+
+/// The writer's hold on a run directory ([`RunDir::lock`]). Dropping it releases the lock;
+/// a directory this lock created and no run was saved into is removed again.
+pub struct RunLock {
+    _file: std::fs::File,
+    dir: PathBuf,
+    created: bool,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let only_lock = std::fs::read_dir(&self.dir).is_ok_and(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .all(|e| e.file_name() == "run.lock")
+        });
+        if self.created && only_lock {
+            let _ = std::fs::remove_file(self.dir.join("run.lock"));
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
 }
 
 /// A run directory.
@@ -77,6 +111,52 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io(path, e))?;
     f.commit()
 }
+
+/// Refuses a symlink or anything but a regular file at `path` (a missing file passes: the
+/// read that follows names it).
+fn own_file(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Error::Data(format!(
+            "{}: is a symbolic link; a run directory holds its own files (copy the file instead)",
+            path.display()
+        ))),
+        Ok(m) if !m.is_file() => Err(Error::Data(format!(
+            "{}: is not a regular file",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// FNV-1a of the data file behind `spec` (`None` for builtin data).
+fn data_checksum(spec: &str) -> Result<Option<String>> {
+    let path = Path::new(spec);
+    if crate::data::BUILTINS.iter().any(|(n, _)| *n == spec) || !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(Some(format!("{:016x}", crate::io::fnv1a(&bytes))))
+}
+
+/// The generations of weight files present in `dir` (`ROLE.G.safetensors`).
+fn generations_present(dir: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return vec![];
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let rest = ROLES
+                .iter()
+                .find_map(|r| name.strip_prefix(&format!("{r}.")))?;
+            rest.strip_suffix(".safetensors")?.parse().ok()
+        })
+        .collect()
+}
+
+/// How often a reader re-reads `run.toml` when a save replaced the generation it was reading.
+const READ_TRIES: usize = 5;
 
 fn corrupt(path: &Path, why: impl std::fmt::Display) -> Error {
     Error::Data(format!(
@@ -94,6 +174,50 @@ impl RunDir {
         self.path.join(name)
     }
 
+    /// Takes the run directory for writing (created if missing): an exclusive advisory lock
+    /// on `run.lock`, which records the holder's pid. The lock is released when the guard is
+    /// dropped and by the kernel when the process ends, however it ends; a second writer gets
+    /// an error naming the holder's pid. Readers need no lock.
+    pub fn lock(&self) -> Result<RunLock> {
+        let created = !self.path.exists();
+        std::fs::create_dir_all(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let path = self.file("run.lock");
+        own_file(&path)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.custom_flags(libc::O_NOFOLLOW);
+        }
+        let mut file = opts.open(&path).map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {
+                let pid = std::process::id();
+                file.set_len(0)
+                    .and_then(|()| write!(file, "{pid}\n"))
+                    .map_err(|e| Error::io(&path, e))?;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok())
+                    .map_or("unknown".to_string(), |p| p.to_string());
+                return Err(Error::Data(format!(
+                    "{}: another process (pid {holder}) is writing this run (lock {}): wait for it to finish or choose another `out`",
+                    self.path.display(),
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        Ok(RunLock {
+            _file: file,
+            dir: self.path.clone(),
+            created,
+        })
+    }
+
     /// Whether a completed checkpoint exists here.
     pub fn exists(&self) -> bool {
         self.file("run.toml").is_file()
@@ -101,10 +225,57 @@ impl RunDir {
 
     /// Saves weights, EMA, optimiser state, loss log and plot as a new generation; `run.toml`
     /// last, then the previous generation's files are deleted.
+    /// The new generation is numbered past every generation whose files are present, so no
+    /// file of the checkpoint being replaced (or of an interrupted save) is overwritten; a save
+    /// that fails removes the files it wrote.
     pub fn save(&self, tr: &Trainer) -> Result<()> {
         std::fs::create_dir_all(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        let previous = self.read_run().ok();
-        let generation = previous.as_ref().map_or(1, |r| r.generation + 1);
+        let previous = if self.exists() {
+            Some(self.read_checked_run()?)
+        } else {
+            None
+        };
+        let generation = generations_present(&self.path)
+            .into_iter()
+            .chain(previous.as_ref().map(|r| r.generation))
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let mut written = Vec::new();
+        let result = self.write_generation(tr, generation, &mut written);
+        if result.is_err() {
+            for p in &written {
+                let _ = std::fs::remove_file(p);
+            }
+            return result;
+        }
+        // The new checkpoint is complete: the previous generation may go, once its files are
+        // checked to be the ones run.toml recorded (best effort; a file left behind is never
+        // read again).
+        if let Some(prev) = previous.filter(|p| p.generation < generation) {
+            for role in ROLES {
+                let path = self.file(&prev.file_name(role));
+                let recorded = prev.files.get(role).map(|f| f.fnv1a.clone());
+                let ours = own_file(&path).is_ok()
+                    && std::fs::read(&path).is_ok_and(|b| {
+                        recorded.as_deref() == Some(&format!("{:016x}", crate::io::fnv1a(&b)))
+                    });
+                if ours {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes generation `generation` and then `run.toml`, recording each weight file it
+    /// wrote in `written`.
+    fn write_generation(
+        &self,
+        tr: &Trainer,
+        generation: u64,
+        written: &mut Vec<PathBuf>,
+    ) -> Result<()> {
         let s = &tr.state;
         let meta = HashMap::from([("step".to_string(), s.step.to_string())]);
         let arch = tr.net().arch();
@@ -121,7 +292,14 @@ impl RunDir {
             let path = self.file(&name);
             let bytes = safetensors::serialize(items, Some(meta.clone()))
                 .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+            if path.exists() {
+                return Err(Error::Data(format!(
+                    "{}: exists already; refusing to overwrite it (a run directory changed by hand?)",
+                    path.display()
+                )));
+            }
             write_atomic(&path, &bytes)?;
+            written.push(path);
             let fnv1a = format!("{:016x}", crate::io::fnv1a(&bytes));
             files.insert(role.to_string(), FileEntry { name, fnv1a });
         }
@@ -141,18 +319,12 @@ impl RunDir {
             step: s.step,
             generation,
             files,
+            data_fnv1a: data_checksum(&tr.cfg.data)?,
             config: tr.cfg.clone(),
         };
         let text = toml::to_string(&run).map_err(|e| Error::Invalid(format!("run.toml: {e}")))?;
-        write_atomic(&self.file("run.toml"), text.as_bytes())?;
-        // The new checkpoint is complete: the previous generation may go (best effort; a file
-        // left behind is never read again).
-        if let Some(prev) = previous {
-            for role in ROLES {
-                let _ = std::fs::remove_file(self.file(&prev.file_name(role)));
-            }
-        }
-        Ok(())
+        own_file(&self.file("run.toml"))?;
+        write_atomic(&self.file("run.toml"), text.as_bytes())
     }
 
     /// Paths of the current checkpoint's weight files (model, EMA, optimiser).
@@ -163,13 +335,56 @@ impl RunDir {
 
     fn read_run(&self) -> Result<RunFile> {
         let path = self.file("run.toml");
+        own_file(&path)?;
         if !path.is_file() {
             return Err(Error::Data(format!(
                 "{}: no run here (run.toml is missing)",
                 self.path.display()
             )));
         }
-        crate::io::read_toml(&path)
+        let run: RunFile = crate::io::read_toml(&path)?;
+        run.check_names(&path)?;
+        Ok(run)
+    }
+
+    /// Runs `read` on the current `run.toml`; when it fails while a concurrent save replaced
+    /// `run.toml`, reads again from the new one.
+    fn read_consistent<T>(&self, mut read: impl FnMut(RunFile) -> Result<T>) -> Result<T> {
+        let mut tries = 0;
+        loop {
+            let run = self.read_checked_run()?;
+            let generation = run.generation;
+            match read(run) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    tries += 1;
+                    let moved = self
+                        .read_checked_run()
+                        .is_ok_and(|r| r.generation != generation);
+                    if !moved || tries >= READ_TRIES {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refuses a run whose data file changed since it was trained (checksum) or whose data
+    /// no longer has the network's dimension.
+    fn check_data(&self, run: &RunFile) -> Result<()> {
+        let spec = &run.config.data;
+        if let Some(recorded) = &run.data_fnv1a {
+            match data_checksum(spec)? {
+                Some(now) if &now != recorded => {
+                    return Err(Error::Data(format!(
+                        "{}: the data file {spec} changed since this run was trained (checksum {now}, recorded {recorded}): restore it or train a new run",
+                        self.path.display()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The config and step of the last complete checkpoint.
@@ -204,6 +419,7 @@ impl RunDir {
     fn tensors(&self, run: &RunFile, role: &str) -> Result<HashMap<String, Tensor>> {
         let step = run.step;
         let path = self.file(&run.file_name(role));
+        own_file(&path)?;
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         if let Some(entry) = run.files.get(role) {
             let got = format!("{:016x}", crate::io::fnv1a(&bytes));
@@ -253,21 +469,34 @@ impl RunDir {
     }
 
     /// Continues a run from its last checkpoint (weights, Adam moments, EMA, step, loss log).
+    /// Refused when the data file changed (checksum) or its dimension is not the network's.
     pub fn resume(&self) -> Result<Trainer> {
-        let run = self.read_checked_run()?;
-        let (w, proj) = self.buffers(&run, "model", "", true)?;
-        let (ema, proj_ema) = self.buffers(&run, "ema", "", true)?;
-        if proj != proj_ema {
-            return Err(Error::Data(format!(
-                "{}: the Fourier projections of the model and EMA weights differ (files of different runs?)",
-                self.path.display()
-            )));
-        }
-        let m = self.buffers(&run, "optimizer", "m.", false)?.0;
-        let v = self.buffers(&run, "optimizer", "v.", false)?.0;
+        let (run, w, proj, ema, m, v) = self.read_consistent(|run| {
+            self.check_data(&run)?;
+            let (w, proj) = self.buffers(&run, "model", "", true)?;
+            let (ema, proj_ema) = self.buffers(&run, "ema", "", true)?;
+            if proj != proj_ema {
+                return Err(Error::Data(format!(
+                    "{}: the Fourier projections of the model and EMA weights differ (files of different runs?)",
+                    self.path.display()
+                )));
+            }
+            let m = self.buffers(&run, "optimizer", "m.", false)?.0;
+            let v = self.buffers(&run, "optimizer", "v.", false)?.0;
+            Ok((run, w, proj, ema, m, v))
+        })?;
         let (cfg, step) = (run.config, run.step);
         let history = self.read_history(step)?;
         let data = TrainData::from_spec(&cfg.data)?;
+        if data.dim() != cfg.net.dim {
+            return Err(Error::Data(format!(
+                "{}: the data {} now has dimension {} but the run's network takes {}",
+                self.path.display(),
+                cfg.data,
+                data.dim(),
+                cfg.net.dim
+            )));
+        }
         let net = EpsNet::from_parts(Arch::new(cfg.net.clone(), proj)?, w.clone())?;
         let state = OptState { step, w, m, v, ema };
         Trainer::with_state(cfg, data, net, state, history)
@@ -275,6 +504,7 @@ impl RunDir {
 
     fn read_history(&self, step: usize) -> Result<Vec<LossRecord>> {
         let path = self.file("loss.csv");
+        own_file(&path)?;
         if !path.is_file() {
             return Ok(vec![]);
         }
@@ -292,8 +522,11 @@ impl RunDir {
 
     /// The config and an inference network from the EMA (or raw) weights.
     pub fn load_mlp(&self, ema: bool) -> Result<(RunConfig, Mlp)> {
-        let run = self.read_checked_run()?;
-        let (p, proj) = self.buffers(&run, if ema { "ema" } else { "model" }, "", true)?;
+        let (run, p, proj) = self.read_consistent(|run| {
+            self.check_data(&run)?;
+            let (p, proj) = self.buffers(&run, if ema { "ema" } else { "model" }, "", true)?;
+            Ok((run, p, proj))
+        })?;
         let arch = Arch::new(run.config.net.clone(), proj)?;
         Ok((run.config, Mlp::new(std::sync::Arc::new(arch), p)))
     }
@@ -305,6 +538,23 @@ impl RunFile {
         self.files
             .get(role)
             .map_or_else(|| format!("{role}.safetensors"), |f| f.name.clone())
+    }
+
+    /// Every recorded weight file must be `ROLE.G.safetensors` of this generation: a plain
+    /// name inside the run directory, never a path.
+    fn check_names(&self, path: &Path) -> Result<()> {
+        for (role, entry) in &self.files {
+            let want = format!("{role}.{}.safetensors", self.generation);
+            if !ROLES.contains(&role.as_str()) || entry.name != want {
+                return Err(Error::Data(format!(
+                    "{}: names {:?} for {role} but generation {} is {want:?} (an edited or damaged run.toml; a run never reads files outside its directory)",
+                    path.display(),
+                    entry.name,
+                    self.generation
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ mod data;
 pub mod ddpm;
 pub mod eval;
 
-pub use checkpoint::{load_model, LossRecord, RunDir};
+pub use checkpoint::{load_model, LossRecord, RunDir, RunLock};
 pub use config::{LrSchedule, RunConfig, TrainConfig, Weighting};
 pub use data::TrainData;
 
