@@ -34,6 +34,17 @@ impl Error {
     }
 }
 
+/// A number as messages print it: plain where that is short (`0.25`, `1500`), in scientific
+/// notation otherwise (`5e-324`, `1e170`), never hundreds of digits.
+pub fn num(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 || !v.is_finite() || (1e-4..1e7).contains(&a) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// Returns `Error::Invalid` with a formatted message.
 #[macro_export]
 macro_rules! invalid {

@@ -43,17 +43,21 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        remove_stale_files(&dir);
+        let prefix = format!("{TMP_PREFIX}{}-", std::process::id());
         let mut b = tempfile::Builder::new();
-        b.prefix(".scoresde-").suffix(suffix);
+        b.prefix(&prefix).suffix(suffix);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             b.permissions(std::fs::Permissions::from_mode(0o666));
         }
+        // Created and registered under the lock, so a signal handler never misses it.
+        let mut pending = pending();
         let tmp = b
             .tempfile_in(&dir)
             .map_err(|e| Error::Data(format!("cannot write {}: {e}", path.display())))?;
-        pending().push(tmp.path().to_path_buf());
+        pending.push(tmp.path().to_path_buf());
         Ok(Self { path, tmp })
     }
 
@@ -80,11 +84,50 @@ impl AtomicFile {
             .sync_all()
             .map_err(|e| Error::io(&path, e))?;
         let tmp_path = self.tmp.path().to_path_buf();
+        let mut pending = pending();
         self.tmp
             .persist(&path)
             .map_err(|e| Error::io(&path, e.error))?;
-        pending().retain(|p| *p != tmp_path);
+        pending.retain(|p| *p != tmp_path);
         Ok(())
+    }
+}
+
+/// Temporary files start `.scoresde-PID-`: a later run in the same directory removes those
+/// whose process is gone (killed by SIGKILL, which no handler sees).
+const TMP_PREFIX: &str = ".scoresde-";
+
+/// Removes the temporary files in `dir` left by processes that no longer run.
+fn remove_stale_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().to_string();
+        let pid = name
+            .strip_prefix(TMP_PREFIX)
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok());
+        if pid.is_some_and(|p| p > 0 && !process_alive(p)) {
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// Whether process `pid` exists (signal 0: no signal is sent).
+fn process_alive(pid: i32) -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
     }
 }
 
@@ -101,6 +144,18 @@ pub fn remove_pending_files() {
     for p in pending().drain(..) {
         let _ = std::fs::remove_file(p);
     }
+}
+
+/// Deletes every pending temporary file, prints `message` on stderr and exits with `code`,
+/// holding the lock of the pending list so that no other thread creates or renames a
+/// temporary file in between (a signal arriving during a save leaves none behind).
+pub fn exit_removing_pending(code: i32, message: &str) -> ! {
+    let mut pending = pending();
+    for p in pending.drain(..) {
+        let _ = std::fs::remove_file(p);
+    }
+    eprintln!("{message}");
+    std::process::exit(code)
 }
 
 /// Commits left before an injected failure (`usize::MAX`: none). Test support only.
@@ -178,7 +233,7 @@ pub fn write_csv(mut file: AtomicFile, x: ArrayView2<f64>) -> Result<()> {
     file.commit()
 }
 
-/// Reads a CSV of points (one header row, one point per row, all finite).
+/// Reads a CSV of points (one header row, not all numbers; one point per row, all finite).
 pub fn read_csv(path: impl AsRef<Path>) -> Result<Array2<f64>> {
     let path = path.as_ref();
     let mut rdr = csv::ReaderBuilder::new()
@@ -186,10 +241,18 @@ pub fn read_csv(path: impl AsRef<Path>) -> Result<Array2<f64>> {
         .trim(csv::Trim::All)
         .from_path(path)
         .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
-    let d = rdr
+    let header = rdr
         .headers()
-        .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?
-        .len();
+        .map_err(|e| Error::Data(format!("{}: {e}", path.display())))?;
+    // The rule: the first row is a header. One made of numbers is a file without a header,
+    // refused rather than silently losing its first point.
+    if header.iter().all(|f| f.parse::<f64>().is_ok()) {
+        return Err(Error::Data(format!(
+            "{}: the first row holds numbers, not a header; a points CSV starts with a header row (x0,x1,…)",
+            path.display()
+        )));
+    }
+    let d = header.len();
     let mut vals = Vec::new();
     let mut n = 0;
     for (i, rec) in rdr.records().enumerate() {

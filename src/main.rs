@@ -86,17 +86,32 @@ fn verdict(failed: bool) -> ExitCode {
     }
 }
 
+/// Prints one line on stdout. A closed pipe (`| head`) ends the program quietly with exit 0,
+/// as Unix filters do; any other write error (a full device) is an error naming the cause.
+fn say(line: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                scoresde::io::remove_pending_files();
+                std::process::exit(0);
+            }
+            scoresde::Error::io("standard output", e)
+        })
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
-    let say = |s: &str| println!("{s}");
     match cli.cmd {
         Cmd::Datasets => {
             for (name, about) in BUILTINS {
-                println!("{name:<14} {about}");
+                say(&format!("{name:<14} {about}"))?;
             }
-            println!(
+            say(&format!(
                 "{:<14} a mixture file: [[components]] with weight, mean and cov (or std)",
                 "FILE.toml"
-            );
+            ))?;
         }
         Cmd::Data { data, n, seed, out } => {
             let data = Dataset::from_spec(&data)?;
@@ -108,17 +123,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Sample(a) => eprintln!("{}", a.run()?),
         Cmd::Train(a) => eprintln!("{}", a.run()?),
-        Cmd::Elbo(a) => println!("{}", a.run()?),
-        Cmd::Nll(a) => println!("{}", a.run()?),
-        Cmd::Eval(a) => return Ok(verdict(a.run(&mut |s| say(s))?)),
+        Cmd::Elbo(a) => say(&a.run()?)?,
+        Cmd::Nll(a) => say(&a.run()?)?,
+        Cmd::Eval(a) => {
+            let mut failed = None;
+            let rejected = a.run(&mut |s| {
+                if failed.is_none() {
+                    failed = say(s).err();
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            return Ok(verdict(rejected));
+        }
         Cmd::Test(a) => {
             let (report, text) = a.run()?;
-            println!("{text}");
+            say(&text)?;
             return Ok(verdict(report.rejected));
         }
         Cmd::List => {
             for e in experiments::builtin()? {
-                println!("{}", e.list_line());
+                say(&e.list_line())?;
             }
         }
         Cmd::Run {
@@ -146,9 +172,10 @@ fn main() -> ExitCode {
     scoresde::nn::tune_runtime();
     // SIGINT/SIGTERM: no temporary output file survives (exit 130, one line).
     let _ = ctrlc::set_handler(|| {
-        scoresde::io::remove_pending_files();
-        eprintln!("error: interrupted; partial outputs removed, existing files untouched");
-        std::process::exit(130);
+        scoresde::io::exit_removing_pending(
+            130,
+            "error: interrupted; partial outputs removed, existing files untouched",
+        )
     });
     // A panic is a bug, but the user still gets one line, no backtrace and no temporary file.
     std::panic::set_hook(Box::new(|info| {

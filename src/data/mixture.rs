@@ -29,7 +29,8 @@ impl Covariance {
     pub fn isotropic(std: f64) -> Result<Self> {
         if !(std > 0.0 && std.is_finite()) {
             return Err(Error::Data(format!(
-                "standard deviation must be positive and finite, got {std}"
+                "standard deviation must be positive and finite, got {}",
+                crate::error::num(std)
             )));
         }
         Ok(Covariance::Isotropic { var: std * std })
@@ -191,6 +192,12 @@ impl GaussianMixture {
     /// The data's standard deviation per coordinate, averaged over coordinates:
     /// `√(tr Cov(x) / d)` with `Cov(x) = Σ_k w_k (Σ_k + μ_k μ_kᵀ) − μ̄ μ̄ᵀ`.
     pub fn coordinate_std(&self) -> f64 {
+        let (_, spread) = self.mean_and_spread();
+        (spread / self.dim() as f64).sqrt()
+    }
+
+    /// The mean μ̄ and the spread `E‖x − μ̄‖² = tr Cov(x) = Σ_k w_k (tr Σ_k + ‖μ_k‖²) − ‖μ̄‖²`.
+    pub fn mean_and_spread(&self) -> (ndarray::Array1<f64>, f64) {
         let d = self.dim();
         let mean = self
             .weights
@@ -206,7 +213,8 @@ impl GaussianMixture {
             .zip(&self.covs)
             .map(|((w, m), c)| w * (c.matrix(d).diag().sum() + m.dot(&m)))
             .sum();
-        ((second - mean.dot(&mean)) / d as f64).sqrt()
+        let spread = second - mean.dot(&mean);
+        (mean, spread)
     }
 
     /// The same mixture with other weights (normalised).

@@ -308,7 +308,10 @@ pub fn continuous_bound(
     crate::score::check_sde(score, sde)?;
     let t_max = sde.t_max();
     if !(eps > 0.0 && eps < t_max) {
-        return Err(invalid!("`eps` must lie in (0, {t_max}), got {eps}"));
+        return Err(invalid!(
+            "`eps` must lie in (0, {t_max}), got {}",
+            crate::error::num(eps)
+        ));
     }
     if draws < 2 {
         return Err(invalid!(

@@ -149,7 +149,10 @@ pub fn pf_ode_nll(
     crate::score::check_sde(score, sde)?;
     let t_max = sde.t_max();
     if !(spec.eps > 0.0 && spec.eps < t_max) {
-        return Err(invalid!("`eps` must lie in (0, {t_max}), got {}", spec.eps));
+        return Err(invalid!(
+            "`eps` must lie in (0, {t_max}), got {}",
+            crate::error::num(spec.eps)
+        ));
     }
     if x.ncols() != score.dim() {
         return Err(invalid!(

@@ -112,13 +112,13 @@ impl NetConfig {
         if self.fourier > 0 && !(self.fourier_scale > 0.0 && self.fourier_scale <= 1e6) {
             return Err(invalid!(
                 "fourier_scale must lie in (0, 1e6], got {}",
-                self.fourier_scale
+                crate::error::num(self.fourier_scale)
             ));
         }
         if !(self.sigma_data.is_finite() && self.sigma_data >= 0.0) {
             return Err(invalid!(
                 "sigma_data must be finite and ≥ 0, got {}",
-                self.sigma_data
+                crate::error::num(self.sigma_data)
             ));
         }
         if !(1..=2).contains(&self.heads) {

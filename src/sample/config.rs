@@ -323,7 +323,8 @@ impl Sampler {
                 Ok(())
             } else {
                 Err(invalid!(
-                    "`{what}` must be non-negative and finite, got {v}"
+                    "`{what}` must be non-negative and finite, got {}",
+                    crate::error::num(v)
                 ))
             }
         };
@@ -331,7 +332,10 @@ impl Sampler {
             if v > 0.0 && v.is_finite() {
                 Ok(())
             } else {
-                Err(invalid!("`{what}` must be positive, got {v}"))
+                Err(invalid!(
+                    "`{what}` must be positive, got {}",
+                    crate::error::num(v)
+                ))
             }
         };
         let g = |o: &OnGrid, default| grid(&name, o.spacing, o.rho, default);
@@ -342,7 +346,10 @@ impl Sampler {
             }),
             Sampler::PlugIn(p) => {
                 if !(0.0..=1.0).contains(&p.lambda) {
-                    return Err(invalid!("`lambda` must lie in [0, 1], got {}", p.lambda));
+                    return Err(invalid!(
+                        "`lambda` must lie in [0, 1], got {}",
+                        crate::error::num(p.lambda)
+                    ));
                 }
                 Box::new(ReverseEm {
                     lambda: p.lambda,
@@ -356,8 +363,8 @@ impl Sampler {
                 if !(p.rtol > 0.0 && p.atol > 0.0 && p.rtol.is_finite() && p.atol.is_finite()) {
                     return Err(invalid!(
                         "`rtol` and `atol` must be positive (got {} and {})",
-                        p.rtol,
-                        p.atol
+                        crate::error::num(p.rtol),
+                        crate::error::num(p.atol)
                     ));
                 }
                 Box::new(PfOde::adaptive(Tolerances::new(p.rtol, p.atol)))
@@ -412,8 +419,8 @@ impl Sampler {
                 if e.s_tmin.is_nan() || e.s_tmax.is_nan() || e.s_tmin > e.s_tmax {
                     return Err(invalid!(
                         "EDM churn needs `s_tmin` ≤ `s_tmax` (got {} and {})",
-                        e.s_tmin,
-                        e.s_tmax
+                        crate::error::num(e.s_tmin),
+                        crate::error::num(e.s_tmax)
                     ));
                 }
                 Box::new(edm::Edm {

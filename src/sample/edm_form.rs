@@ -93,7 +93,9 @@ pub fn steps(
 ) -> Result<TimeGrid> {
     if !(sigma_min > 0.0 && sigma_min < sigma_max && sigma_max.is_finite()) {
         return Err(invalid!(
-            "EDM steps need 0 < `sigma_min` < `sigma_max` < ∞, got {sigma_min} and {sigma_max}"
+            "EDM steps need 0 < `sigma_min` < `sigma_max` < ∞, got {} and {}",
+            crate::error::num(sigma_min),
+            crate::error::num(sigma_max)
         ));
     }
     if n == 0 {

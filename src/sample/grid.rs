@@ -47,7 +47,10 @@ pub fn time_grid(
         }
         Spacing::Edm => {
             if !(rho > 0.0 && rho.is_finite()) {
-                return Err(invalid!("`rho` must be positive, got {rho}"));
+                return Err(invalid!(
+                    "`rho` must be positive, got {}",
+                    crate::error::num(rho)
+                ));
             }
             let (a, b) = (
                 sde.sigma_tilde(t_max).powf(1.0 / rho),
@@ -61,7 +64,11 @@ pub fn time_grid(
     times[0] = t_max;
     times[points - 1] = eps;
     TimeGrid::new(times).map_err(|e| {
-        invalid!("{e}: {points} points between {t_max} and {eps} are too many for this spacing")
+        invalid!(
+            "{e}: {points} points between {} and {} are too many for this spacing",
+            crate::error::num(t_max),
+            crate::error::num(eps)
+        )
     })
 }
 

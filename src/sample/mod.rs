@@ -179,7 +179,10 @@ fn drive(
     let t_max = sde.t_max();
     let eps = run.eps.unwrap_or(sde.default_eps());
     if !(eps > 0.0 && eps < t_max) {
-        return Err(invalid!("`eps` must lie in (0, {t_max}), got {eps}"));
+        return Err(invalid!(
+            "`eps` must lie in (0, {t_max}), got {}",
+            crate::error::num(eps)
+        ));
     }
     if x_t.ncols() != score.dim() {
         return Err(invalid!(

@@ -89,7 +89,8 @@ impl BetaSchedule {
             BetaSchedule::Cosine { s } => {
                 if !(s > 0.0 && s < 1.0) {
                     return Err(crate::invalid!(
-                        "cosine schedule offset s must lie in (0, 1), got {s}"
+                        "cosine schedule offset s must lie in (0, 1), got {}",
+                        crate::error::num(s)
                     ));
                 }
             }

@@ -30,6 +30,16 @@ pub fn stderr(v: &Array1<f64>) -> f64 {
     (v.var(1.0) / n).sqrt()
 }
 
+/// `mean ± se` for a summary line: the standard error with two significant digits, or a
+/// note instead of it when `n` < 2 points leave none.
+pub fn plus_minus(mean: f64, se: f64, n: usize) -> String {
+    if n < 2 || !se.is_finite() {
+        format!("{mean:.5} (n = {n}: no standard error)")
+    } else {
+        format!("{mean:.5} ± {se:.2e}")
+    }
+}
+
 /// Mean and its standard error.
 pub fn mean_se(v: &Array1<f64>) -> (f64, f64) {
     (v.mean().unwrap_or(f64::NAN), stderr(v))

@@ -65,8 +65,40 @@ impl Default for Battery {
 
 /// Share of α given to the permutation group when there is an exact-oracle group (weighted
 /// Bonferroni): the oracle tests use every point against the exact law, the permutation tests
-/// compare n points with n reference draws, so the oracle group gets the larger share.
+/// compare n points with n reference draws, so the oracle group gets the larger share. Both
+/// are taken from what the range test leaves, 1 − [`RANGE_SHARE`].
 pub const PERMUTATION_SHARE: f64 = 1.0 / 3.0;
+
+/// Share of α given to the range test: a sample holding a point absurdly far from the data
+/// (1e150 among unit-scale points) is rejected by it, whatever the other tests can compute.
+pub const RANGE_SHARE: f64 = 0.01;
+
+/// Points beyond this magnitude overflow the squared distances of the permutation and oracle
+/// tests; with the range test rejecting them, those tests are not run.
+const SAFE_MAGNITUDE: f64 = 1e100;
+
+/// Tests in the permutation group (MMD, energy, kNN).
+const PERMUTATION_TESTS: usize = 3;
+
+/// Relative slack in comparing an adjusted p-value with α: `3/300 / (1/3)` is
+/// 0.010000000000000002 in floating point, and must reject at α = 0.01.
+const ROUNDING: f64 = 1e-9;
+
+/// The groups of a battery on `data` as (tests, share of α): the permutation group and, for a
+/// mixture, the exact-oracle group (χ² only with more than one component).
+fn groups(data: &Dataset) -> Vec<(usize, f64)> {
+    let rest = 1.0 - RANGE_SHARE;
+    match data.mixture() {
+        Some(mix) => vec![
+            (PERMUTATION_TESTS, rest * PERMUTATION_SHARE),
+            (
+                3 + usize::from(mix.n_components() > 1),
+                rest * (1.0 - PERMUTATION_SHARE),
+            ),
+        ],
+        None => vec![(PERMUTATION_TESTS, rest)],
+    }
+}
 
 /// Largest `max_points`: the permutation tests hold a pooled (2m)² matrix of f64.
 pub const MAX_POINTS: usize = 10_000;
@@ -90,22 +122,34 @@ pub struct Report {
     pub adjusted: Vec<f64>,
     /// Rejected iff some adjusted p-value is ≤ α.
     pub rejected: bool,
+    /// Not rejected while some test's p-value sits at its floor 1/(B + 1): more resamples
+    /// could change the verdict.
+    pub floor_limited: bool,
 }
 
-/// The fewest resamples B for which a resampling p-value (≥ 1/(B + 1)) can reach the smallest
-/// group level: α · [`PERMUTATION_SHARE`] with two groups, α with one.
-pub fn min_resamples(alpha: f64, groups: usize) -> usize {
-    let share = if groups == 2 { PERMUTATION_SHARE } else { 1.0 };
-    ((1.0 / (alpha * share)).ceil() as usize)
-        .saturating_sub(1)
-        .max(1)
+/// The fewest resamples B for which every group can reject a sample that is extreme in one
+/// test alone. With k tests in a group, min-P adjusts such a sample's p-value 1/(B + 1) to at
+/// most k/(B + 1) (each other test's most extreme resample can tie it), so B + 1 ≥ k/(α·share)
+/// for every group.
+pub fn min_resamples(alpha: f64, data: &Dataset) -> usize {
+    groups(data)
+        .iter()
+        .map(|&(k, share)| ((k as f64 / (alpha * share)) * (1.0 - ROUNDING)).ceil() - 1.0)
+        .fold(1.0, f64::max)
+        .min(usize::MAX as f64) as usize
 }
+
+/// Largest number of relabellings / null sets.
+pub const MAX_RESAMPLES: usize = 1_000_000;
 
 impl Battery {
     /// Checks the settings against `data` before any sample is read; returns the resample count.
     pub fn validate(&self, data: &Dataset) -> Result<usize> {
         if !(self.alpha > 0.0 && self.alpha < 1.0) {
-            return Err(invalid!("`alpha` must lie in (0, 1), got {}", self.alpha));
+            return Err(invalid!(
+                "`alpha` must lie in (0, 1), got {}",
+                crate::error::num(self.alpha)
+            ));
         }
         if !(2..=MAX_POINTS).contains(&self.max_points) {
             return Err(invalid!(
@@ -113,16 +157,26 @@ impl Battery {
                 self.max_points
             ));
         }
-        let groups = 1 + usize::from(data.mixture().is_some());
-        let need = min_resamples(self.alpha, groups);
-        let b = self.permutations.unwrap_or(need.max(500));
-        if b < need {
+        let need = min_resamples(self.alpha, data);
+        if need > MAX_RESAMPLES {
+            let smallest = groups(data)
+                .iter()
+                .map(|&(k, share)| k as f64 / (share * (MAX_RESAMPLES + 1) as f64))
+                .fold(0.0, f64::max);
             return Err(invalid!(
-                "`permutations` {b} can never reach the group level {:.4} (a resampling p-value is at least 1/(B+1)): use at least {need}",
-                self.alpha * if groups == 2 { PERMUTATION_SHARE } else { 1.0 }
+                "`alpha` {} needs at least {need} permutations to ever reject, more than the {MAX_RESAMPLES} allowed: use `alpha` ≥ {:.2e}",
+                crate::error::num(self.alpha),
+                smallest
             ));
         }
-        crate::error::check_range("permutations", b, 1_000_000)?;
+        let b = self.permutations.unwrap_or(need.max(500));
+        crate::error::check_range("permutations", b, MAX_RESAMPLES)?;
+        if b < need {
+            return Err(invalid!(
+                "`permutations` {b} cannot reject at `alpha` {} (a resampling p-value is at least 1/(B+1), and min-P over a group of k tests at least k/(B+1)): use at least {need}",
+                crate::error::num(self.alpha)
+            ));
+        }
         Ok(b)
     }
 
@@ -142,14 +196,29 @@ impl Battery {
             return Err(invalid!("at least 2 samples are needed, got {n}"));
         }
         let points = n.min(self.max_points);
+        let range = range_test(x, data, self.seed);
+        let range_q = (range.p_value / RANGE_SHARE).min(1.0);
+        let absurd = x.iter().any(|v| v.abs() > SAFE_MAGNITUDE);
+        if absurd && range_q <= self.alpha * (1.0 + ROUNDING) {
+            // The other tests cannot compute on such points; the range test decides.
+            return Ok(Report {
+                alpha: self.alpha,
+                n,
+                points,
+                oracle_rows: 0,
+                resamples: b,
+                outcomes: vec![range],
+                adjusted: vec![range_q],
+                rejected: true,
+                floor_limited: false,
+            });
+        }
         let pb = self.progress.then(spinner);
         let say = |m: String| {
             if let Some(pb) = &pb {
                 pb.set_message(m);
             }
         };
-        let groups = 1 + usize::from(data.mixture().is_some());
-
         say(format!(
             "permutation tests (MMD, energy, kNN) on {points} + {points} points, B = {b}"
         ));
@@ -213,13 +282,26 @@ impl Battery {
                 t.name, t.statistic, t.p_value
             )));
         }
-        // Weighted Bonferroni over the groups (weights fixed in advance, summing to 1).
-        let perm_share = if groups == 2 { PERMUTATION_SHARE } else { 1.0 };
+        // Weighted Bonferroni over the groups and the range test (weights fixed in advance,
+        // summing to 1).
+        let shares = groups(data);
         for (i, q) in adjusted.iter_mut().enumerate() {
-            let share = if i < 3 { perm_share } else { 1.0 - perm_share };
+            let share = if i < PERMUTATION_TESTS {
+                shares[0].1
+            } else {
+                shares[1].1
+            };
             *q = (*q / share).min(1.0);
         }
-        let rejected = adjusted.iter().any(|&q| q <= self.alpha);
+        outcomes.push(range);
+        adjusted.push(range_q);
+        let rejected = adjusted.iter().any(|&q| q <= self.alpha * (1.0 + ROUNDING));
+        // A resampling p-value at its floor 1/(B + 1) might be smaller with more resamples.
+        let floor = 1.0 / (b + 1) as f64;
+        let floor_limited = !rejected
+            && outcomes
+                .iter()
+                .any(|t| t.name != RANGE_NAME && t.p_value <= floor * (1.0 + ROUNDING));
         Ok(Report {
             alpha: self.alpha,
             n,
@@ -229,8 +311,57 @@ impl Battery {
             outcomes,
             adjusted,
             rejected,
+            floor_limited,
         })
     }
+}
+
+const RANGE_NAME: &str = "range";
+
+/// The range test: by Chebyshev's inequality and a union bound, n points of the data
+/// distribution (mean μ, v = E‖X − μ‖²) all lie within r of μ except with probability at most
+/// n v / r², so `p = min(1, n v / max_i ‖xᵢ − μ‖²)` is a valid (conservative) p-value. It has
+/// power only against gross outliers, which is what it is for: μ and v are exact for a
+/// mixture and estimated from 100 000 exact draws otherwise.
+fn range_test(x: ArrayView2<f64>, data: &Dataset, seed: u64) -> TestOutcome {
+    let (mu, v) = match data.mixture() {
+        Some(mix) => mix.mean_and_spread(),
+        None => {
+            let rows = (ORACLE_VALUES / data.dim().max(1)).clamp(1000, ORACLE_MIN_ROWS);
+            let draws = data.sample(rows, seed, REFERENCE_DOMAIN);
+            let mu = draws.mean_axis(ndarray::Axis(0)).expect("rows > 0");
+            let v = draws
+                .rows()
+                .into_iter()
+                .map(|r| {
+                    r.iter()
+                        .zip(&mu)
+                        .map(|(a, m)| (a - m) * (a - m))
+                        .sum::<f64>()
+                })
+                .sum::<f64>()
+                / rows as f64;
+            (mu, v)
+        }
+    };
+    let r2 = x
+        .rows()
+        .into_iter()
+        .map(|r| {
+            r.iter()
+                .zip(&mu)
+                .map(|(a, m)| (a - m) * (a - m))
+                .sum::<f64>()
+        })
+        .fold(0.0, f64::max);
+    let n = x.nrows() as f64;
+    let p = if r2 > 0.0 { (n * v / r2).min(1.0) } else { 1.0 };
+    outcome(
+        RANGE_NAME,
+        (r2 / v).sqrt(),
+        p,
+        format!("largest distance to the data mean in rms radii; p = min(1, n/statistic²) (Chebyshev and a union bound), α share {RANGE_SHARE}"),
+    )
 }
 
 fn outcome(name: &'static str, statistic: f64, p_value: f64, detail: String) -> TestOutcome {
@@ -424,10 +555,11 @@ impl<'a> Oracle<'a> {
 
 /// `(1/m) Σᵢ E_{y~p₀} k(xᵢ, y) = (2πh²)^{d/2} (1/m) Σᵢ p_h(xᵢ)` for the Gaussian kernel of
 /// bandwidth h, `smoothed` = p₀ convolved with N(0, h²I).
+/// Summed in log space: (2πh²)^{d/2} overflows and p_h underflows from d ≈ 256 on.
 fn kernel_mean(smoothed: &GaussianMixture, h: f64, x: ArrayView2<f64>) -> f64 {
-    let scale = (2.0 * std::f64::consts::PI * h * h).powf(0.5 * x.ncols() as f64);
+    let log_scale = 0.5 * x.ncols() as f64 * (2.0 * std::f64::consts::PI * h * h).ln();
     let (_, logp) = assign_and_logp(smoothed, x);
-    scale * logp.iter().map(|l| l.exp()).sum::<f64>() / x.nrows() as f64
+    logp.iter().map(|l| (log_scale + l).exp()).sum::<f64>() / x.nrows() as f64
 }
 
 /// The most responsible component and log p₀ of each row.

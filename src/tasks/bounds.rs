@@ -102,7 +102,7 @@ impl ElboTask {
         let what = if self.continuous {
             format!(
                 "continuous bound (ε = {}, {} {} draws)",
-                self.eps,
+                crate::error::num(self.eps),
                 self.draws,
                 crate::io::variant_name(&self.sampling)
             )
@@ -114,7 +114,8 @@ impl ElboTask {
             )
         };
         Ok(format!(
-            "-ELBO = {total:.5} ± {se:.5} nats ({:.5} bits/dim) over n={} points of {data}, {what}, sde={}",
+            "-ELBO = {} nats ({:.5} bits/dim) over n={} points of {data}, {what}, sde={}",
+            crate::stats::plus_minus(total, se, x.nrows()),
             total / (x.ncols() as f64 * LN_2),
             x.nrows(),
             model.sde().name()
@@ -172,13 +173,13 @@ impl NllTask {
         write_text(out, &m.out, &csv)?;
         let se = stderr(&run.nll);
         Ok(format!(
-            "NLL = {:.5} ± {se:.5} nats ({:.5} bits/dim) over n={} points of {data}, PF-ODE RK45 rtol={} atol={} eps={}, nfe={:.1}, sde={}, wall={:.2}s",
-            run.mean(),
+            "NLL = {} nats ({:.5} bits/dim) over n={} points of {data}, PF-ODE RK45 rtol={} atol={} eps={}, nfe={:.1}, sde={}, wall={:.2}s",
+            crate::stats::plus_minus(run.mean(), se, x.nrows()),
             run.mean() / (d as f64 * LN_2),
             x.nrows(),
-            self.rtol,
-            self.atol,
-            self.eps,
+            crate::error::num(self.rtol),
+            crate::error::num(self.atol),
+            crate::error::num(self.eps),
             run.nfe,
             model.sde().name(),
             run.wall.as_secs_f64()

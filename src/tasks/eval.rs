@@ -55,7 +55,10 @@ impl EvalTask {
         }
         crate::error::check_range("buckets", self.buckets, 1000)?;
         if !(self.alpha > 0.0 && self.alpha < 1.0) {
-            return Err(invalid!("`alpha` must lie in (0, 1), got {}", self.alpha));
+            return Err(invalid!(
+                "`alpha` must lie in (0, 1), got {}",
+                crate::error::num(self.alpha)
+            ));
         }
         // The output location is checked before any work.
         let out_file = self.out.as_ref().map(AtomicFile::create).transpose()?;
@@ -63,6 +66,14 @@ impl EvalTask {
         let spec = self.data.clone().unwrap_or(cfg.data.clone());
         let data = Dataset::from_spec(&spec)?;
         let mixture = data.exact_mixture()?.clone();
+        let battery = Battery {
+            alpha: self.alpha,
+            seed: self.seed,
+            progress: true,
+            ..Default::default()
+        };
+        // The battery's settings are checked before any work.
+        battery.validate(&data)?;
         if data.dim() != model.dim() {
             return Err(Error::Data(format!(
                 "the model has dimension {} but dataset '{spec}' has {}",
@@ -158,12 +169,6 @@ impl EvalTask {
             spread(&learned.x),
             spread(&exact_run.x)
         ));
-        let battery = Battery {
-            alpha: self.alpha,
-            seed: self.seed,
-            progress: true,
-            ..Default::default()
-        };
         let (report, text) = run_battery(learned.x.view(), &data, "learned samples", &battery)?;
         say(&text);
         Ok(report.rejected)

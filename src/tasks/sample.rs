@@ -213,7 +213,7 @@ impl SampleTask {
             sde.name(),
             self.sampler,
             format_num(steps),
-            self.eps.unwrap_or(sde.default_eps()),
+            crate::error::num(self.eps.unwrap_or(sde.default_eps())),
             format_num(run.nfe),
             run.stats.rejected,
             secs,

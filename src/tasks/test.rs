@@ -81,29 +81,41 @@ pub fn render_report(r: &Report, what: &str, data: &str, dim: usize, seed: u64) 
         );
     }
     for (t, q) in r.outcomes.iter().zip(&r.adjusted) {
-        let verdict = if *q <= alpha { "REJECT" } else { "ok" };
+        let verdict = if *q <= alpha * (1.0 + 1e-9) {
+            "REJECT"
+        } else {
+            "ok"
+        };
         let _ = writeln!(
             s,
-            "  {:<7} statistic={:<12.6e} p={:<8.4} adjusted p={:<8.4} {:<6} {}",
+            "  {:<7} statistic={:<12.6e} p={:<10.4e} adjusted p={:<10.4e} {:<6} {}",
             t.name, t.statistic, t.p_value, q, verdict, t.detail
         );
     }
     let groups = if r.oracle_rows > 0 {
-        format!("min-P within the permutation tests ({} relabellings) and within the exact-oracle tests ({} null sets, proportions and log-density law from {} exact draws), weighted Bonferroni alpha/3 : 2alpha/3 over the two", r.resamples, r.resamples, r.oracle_rows)
+        format!("min-P within the permutation tests ({} relabellings) and within the exact-oracle tests ({} null sets, proportions and log-density law from {} exact draws), weighted Bonferroni 0.99alpha/3 : 2(0.99alpha)/3 over the two", r.resamples, r.resamples, r.oracle_rows)
     } else {
         format!(
             "min-P over the permutation tests, {} relabellings",
             r.resamples
         )
     };
+    if r.floor_limited {
+        let _ = writeln!(
+            s,
+            "note: a p-value sits at its floor 1/(B+1) = {:.2e}: more permutations (`permutations`) could reject",
+            1.0 / (r.resamples + 1) as f64
+        );
+    }
     let _ = write!(
         s,
-        "result: {} at family-wise alpha={alpha} ({groups})",
+        "result: {} at family-wise alpha={alpha} ({groups}; the range test apart, alpha share {})",
         if r.rejected {
             "rejected"
         } else {
             "not rejected"
         },
+        crate::stats::suite::RANGE_SHARE
     );
     s
 }

@@ -116,19 +116,28 @@ impl TrainConfig {
         crate::error::check_range("batch", self.batch, 1 << 20)?;
         crate::error::check_range("steps", self.steps.max(1), crate::error::MAX_STEPS)?;
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(invalid!("lr must be positive, got {}", self.lr));
+            return Err(invalid!(
+                "lr must be positive, got {}",
+                crate::error::num(self.lr)
+            ));
         }
         if self.grad_clip.is_nan() || self.grad_clip < 0.0 {
-            return Err(invalid!("grad_clip must be ≥ 0, got {}", self.grad_clip));
+            return Err(invalid!(
+                "grad_clip must be ≥ 0, got {}",
+                crate::error::num(self.grad_clip)
+            ));
         }
         if !(0.0..1.0).contains(&self.ema_decay) {
             return Err(invalid!(
                 "ema_decay must lie in [0, 1), got {}",
-                self.ema_decay
+                crate::error::num(self.ema_decay)
             ));
         }
         if !(self.t_eps > 0.0 && self.t_eps < 1.0) {
-            return Err(invalid!("t_eps must lie in (0, 1), got {}", self.t_eps));
+            return Err(invalid!(
+                "t_eps must lie in (0, 1), got {}",
+                crate::error::num(self.t_eps)
+            ));
         }
         if self.checkpoint_every == 0 {
             return Err(invalid!("checkpoint_every must be at least 1"));
