@@ -179,6 +179,25 @@ fn injected_failure() -> bool {
         .is_ok_and(|prev| prev == 0)
 }
 
+/// Creates `dir` and its missing parents; returns the directories it created, outermost first.
+pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    Ok(missing)
+}
+
+/// Removes the directories of `created` (from [`create_dirs`]) that are empty, innermost first.
+pub fn remove_empty_dirs(created: &[PathBuf]) {
+    for d in created.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
 /// 64-bit FNV-1a of `bytes`: a stable fingerprint (std's hasher may change between releases).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {

@@ -139,6 +139,28 @@ impl Model {
         crate::likelihood::pf_ode_nll(self.sde.as_ref(), self.score(), x, spec)
     }
 
+    /// Refuses a model whose prior does not cover p_T of its data
+    /// ([`crate::data::prior_gap`]); for every command that starts from the prior. A model
+    /// without known data, or whose data file is gone, passes.
+    pub fn check_prior(&self) -> Result<()> {
+        use crate::data::prior_gap::{check_points_covered, check_prior_covers};
+        let Some(spec) = self.data.as_deref() else {
+            return Ok(());
+        };
+        let sde = self.sde.as_ref();
+        if spec.ends_with(".csv") {
+            match crate::io::read_csv(spec) {
+                Ok(x) => check_points_covered(&x, spec, sde),
+                Err(_) => Ok(()),
+            }
+        } else {
+            match Dataset::from_spec(spec) {
+                Ok(d) => check_prior_covers(&d, sde),
+                Err(_) => Ok(()),
+            }
+        }
+    }
+
     /// Refuses points of another dimension than the model's.
     pub fn check_points(&self, x: ArrayView2<f64>) -> Result<()> {
         if x.ncols() != self.dim() {

@@ -62,9 +62,15 @@ impl Covariance {
             .map_err(|e| Error::Data(format!("eigendecomposition of covariance failed: {e}")))?;
         let min = eigvals.iter().cloned().fold(f64::INFINITY, f64::min);
         let max = eigvals.iter().cloned().fold(0.0, f64::max);
-        if !(min > 1e-12 * max && min > 0.0) {
+        if !(min > 0.0) {
             return Err(Error::Data(format!(
                 "covariance is not positive definite (smallest eigenvalue {min:.6e})"
+            )));
+        }
+        if min <= 1e-12 * max {
+            return Err(Error::Data(format!(
+                "covariance is ill-conditioned: condition number {:.3e} > 1e12 (eigenvalues {min:.3e} … {max:.3e})",
+                max / min
             )));
         }
         Ok(Covariance::Full {

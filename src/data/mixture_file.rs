@@ -106,7 +106,20 @@ pub fn parse_mixture_toml(text: &str) -> Result<GaussianMixture> {
                     )));
                 }
                 let m = Array2::from_shape_fn((d, d), |(a, b)| rows[a][b]);
-                Covariance::full(m).map_err(at)?
+                let c = Covariance::full(m).map_err(at)?;
+                // The std limits hold for cov: its standard deviations are √eigenvalues.
+                if let Covariance::Full { eigvals, .. } = &c {
+                    let lo_eig = eigvals.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi_eig = eigvals.iter().copied().fold(0.0, f64::max);
+                    if !(lo_eig >= lo * lo && hi_eig <= hi * hi) {
+                        return Err(Error::Data(format!(
+                            "component {i}: covariance's standard deviations (√eigenvalues) span [{:.3e}, {:.3e}], outside [{lo:e}, {hi:e}]",
+                            lo_eig.sqrt(),
+                            hi_eig.sqrt()
+                        )));
+                    }
+                }
+                c
             }
         });
     }

@@ -5,6 +5,7 @@
 
 mod mixture;
 mod mixture_file;
+pub mod prior_gap;
 mod toy;
 
 pub use mixture::{Covariance, GaussianMixture};

@@ -29,14 +29,23 @@ pub struct DiscreteSchedule {
     times: Vec<f64>,
 }
 
+/// Largest number of steps of a discrete schedule: four arrays of N f64 (320 MB at the limit).
+pub const MAX_DISCRETE_STEPS: usize = 10_000_000;
+
+/// `Ok` when 2 ≤ n ≤ [`MAX_DISCRETE_STEPS`].
+fn check_steps(n: usize) -> Result<()> {
+    if !(2..=MAX_DISCRETE_STEPS).contains(&n) {
+        return Err(invalid!(
+            "a discrete schedule needs 2 … {MAX_DISCRETE_STEPS} steps, got {n}"
+        ));
+    }
+    Ok(())
+}
+
 impl DiscreteSchedule {
     /// N steps read off the VP-SDE `sde` (N ≥ 2): `β_i = β(t_i)/N`.
     pub fn from_vp(sde: &VpSde, n: usize) -> Result<Self> {
-        if n < 2 {
-            return Err(invalid!(
-                "a discrete schedule needs at least 2 steps, got {n}"
-            ));
-        }
+        check_steps(n)?;
         let t_max = sde.schedule.t_max();
         let nominal: Vec<f64> = (0..n).map(|i| t_max * i as f64 / (n - 1) as f64).collect();
         let betas: Vec<f64> = nominal.iter().map(|&t| sde.beta(t) / n as f64).collect();
@@ -76,11 +85,7 @@ impl DiscreteSchedule {
     /// Nichol & Dhariwal's cosine schedule with offset `s` (0.008), matched to the cosine VP-SDE
     /// (whose ᾱ(i/N) is the unclipped ᾱ_i).
     pub fn cosine(n: usize, s: f64) -> Result<Self> {
-        if n < 2 {
-            return Err(invalid!(
-                "a discrete schedule needs at least 2 steps, got {n}"
-            ));
-        }
+        check_steps(n)?;
         let schedule = BetaSchedule::Cosine { s };
         schedule.validate()?;
         let nf = n as f64;

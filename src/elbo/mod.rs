@@ -321,6 +321,12 @@ pub fn continuous_bound(
     let (n, d) = x0.dim();
     let noise = KeyedNormal::new(seed, crate::domain::Domain::ElboTimes.key());
     let (l_hi, l_lo) = (sde.log_snr(eps), sde.log_snr(t_max));
+    if n.saturating_mul(draws) > crate::error::MAX_VALUES {
+        return Err(invalid!(
+            "{n} points × {draws} draws of t exceed the limit of {} draws in one bound: use fewer `draws` or `n`",
+            crate::error::MAX_VALUES
+        ));
+    }
     let mut times = Vec::with_capacity(n * draws);
     let mut weights = Vec::with_capacity(n * draws);
     for i in 0..n {

@@ -42,6 +42,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let t_max = sde.t_max();
     let n = *p.n.at(o.quick);
     let eps = t_max / p.steps as f64;
+    super::check_times("times", &p.times, t_max)?;
     let snap = |t: f64| (t / eps).round() * eps;
     let times: Vec<f64> = p.times.iter().map(|&t| snap(t).clamp(eps, t_max)).collect();
     // Forward: EM from exact data on [0, t_max].

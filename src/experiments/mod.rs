@@ -498,7 +498,22 @@ fn git_revision() -> String {
 pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Result<Report> {
     let start = Instant::now();
     let dir = out.join(&exp.name);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let created = crate::io::create_dirs(&dir)?;
+    let result = run_in(exp, dir, quick, seed, start);
+    if result.is_err() {
+        // A failed run (a full disk, a bad setting) leaves no empty directory behind.
+        crate::io::remove_empty_dirs(&created);
+    }
+    result
+}
+
+fn run_in(
+    exp: &Experiment,
+    dir: PathBuf,
+    quick: bool,
+    seed: Option<u64>,
+    start: Instant,
+) -> Result<Report> {
     let seed = seed.unwrap_or(exp.seed);
     let mut o = Outputs {
         dir: dir.clone(),
@@ -546,3 +561,16 @@ pub fn scatter(title: String, x: &Array2<f64>) -> Chart {
 }
 
 pub use crate::numerics::loglog_slope;
+
+/// Refuses a list of times (or fractions of t_max) with a value outside (0, `max`]: an
+/// experiment file's values are checked, never clamped into range.
+pub(crate) fn check_times(what: &str, times: &[f64], max: f64) -> Result<()> {
+    if let Some(t) = times.iter().find(|t| !(**t > 0.0 && **t <= max)) {
+        return Err(crate::invalid!(
+            "`{what}` must lie in (0, {}], got {}",
+            crate::error::num(max),
+            crate::error::num(*t)
+        ));
+    }
+    Ok(())
+}

@@ -426,6 +426,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         );
 
         // KS tests of all four processes at the test times, n particles each.
+        super::check_times("test_times", &p.test_times, 1.0)?;
         let h = t_max / p.ode_steps as f64;
         let times: Vec<f64> = p
             .test_times

@@ -387,6 +387,14 @@ impl Sampler {
                         "`variance` does not apply to `sampler` pc without the ancestral `predictor`"
                     ));
                 }
+                if let Some(c) = p.corrector_steps {
+                    if c > crate::error::MAX_STEPS {
+                        return Err(invalid!(
+                            "`corrector_steps` must lie in [0, {}], got {c}",
+                            crate::error::MAX_STEPS
+                        ));
+                    }
+                }
                 let settings = pc::Pc {
                     predictor: p.predictor,
                     corrector: p.corrector,
@@ -475,9 +483,7 @@ impl Sampler {
             }
             Sampler::AnnealedLangevin(p) => {
                 positive("step_size", p.step_size)?;
-                if p.levels == 0 {
-                    return Err(invalid!("`levels` must be at least 1"));
-                }
+                crate::error::check_range("levels", p.levels, crate::error::MAX_STEPS)?;
                 Box::new(langevin::Langevin {
                     step_size: p.step_size,
                     annealed: Some((p.levels, grid(&name, p.spacing, p.rho, Spacing::Time)?)),

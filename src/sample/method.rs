@@ -82,6 +82,17 @@ pub fn integrate_with(
     if method.reads_steps() {
         crate::error::check_range("steps", run.steps, crate::error::MAX_STEPS)?;
     }
+    // Steps × levels or × corrector steps: the work per particle is bounded as steps are.
+    if let Some(nfe) = method.nfe(run.steps) {
+        if nfe > crate::error::MAX_STEPS as u64 {
+            return Err(invalid!(
+                "{} with {} steps makes {nfe} score evaluations per particle, more than the limit {}: use fewer steps, levels or corrector steps",
+                method.name(),
+                run.steps,
+                crate::error::MAX_STEPS
+            ));
+        }
+    }
     let run = RunSpec {
         denoise: Some(run.denoise.unwrap_or(method.denoises_by_default())),
         ..run.clone()

@@ -20,11 +20,19 @@ impl Default for VeSde {
     }
 }
 
+/// Range of the VE noise scales: σ² and the densities' normalisers stay finite in f64 (σ_max
+/// = 1e170 gave |x| up to 1e166 and σ² = ∞), and the largest data the mixture files allow
+/// (means and stds up to 1e6) are still covered.
+pub const MIN_SIGMA: f64 = 1e-12;
+pub const MAX_SIGMA: f64 = 1e12;
+
 impl VeSde {
     pub fn new(sigma_min: f64, sigma_max: f64) -> crate::Result<Self> {
-        if !(sigma_min > 0.0 && sigma_max > sigma_min && sigma_max.is_finite()) {
+        if !(sigma_min >= MIN_SIGMA && sigma_max > sigma_min && sigma_max <= MAX_SIGMA) {
             return Err(crate::invalid!(
-                "VE SDE needs 0 < sigma_min < sigma_max (got sigma_min = {sigma_min}, sigma_max = {sigma_max})"
+                "VE SDE needs {MIN_SIGMA:e} ≤ sigma_min < sigma_max ≤ {MAX_SIGMA:e}, where σ² stays far from f64's limits (got sigma_min = {}, sigma_max = {})",
+                crate::error::num(sigma_min),
+                crate::error::num(sigma_max)
             ));
         }
         Ok(Self {

@@ -63,6 +63,7 @@ impl EvalTask {
         // The output location is checked before any work.
         let out_file = self.out.as_ref().map(AtomicFile::create).transpose()?;
         let (model, cfg) = Model::from_run(&self.model)?;
+        model.check_prior()?;
         let spec = self.data.clone().unwrap_or(cfg.data.clone());
         let data = Dataset::from_spec(&spec)?;
         let mixture = data.exact_mixture()?.clone();

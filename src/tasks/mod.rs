@@ -69,6 +69,7 @@ impl ModelChoice {
                 (Model::exact(&Dataset::from_spec(&spec)?, &self.sde)?, spec)
             }
         };
+        model.check_prior()?;
         let x = match points {
             Some(p) => read_csv(p)?,
             None => {

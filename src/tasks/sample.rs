@@ -173,6 +173,7 @@ impl SampleTask {
                 &self.sde,
             )?,
         };
+        model.check_prior()?;
         let sampler = self.settings.sampler(&self.sampler)?;
         if self.steps.is_some() && !sampler.method(Some(model.sde().as_ref()))?.reads_steps() {
             return Err(invalid!(

@@ -214,6 +214,12 @@ impl Trainer {
     ) -> Result<Self> {
         cfg.train.validate()?;
         cfg.net.validate()?;
+        if cfg.net.heads != 1 {
+            return Err(invalid!(
+                "net.heads = {} is for the DDPM objectives with a learned variance (train::ddpm); denoising score matching trains one head",
+                cfg.net.heads
+            ));
+        }
         let sde = cfg.sde.build(|| data.diameter())?;
         let levels = Levels::new(sde.as_ref(), &cfg)?;
         Ok(Self {
