@@ -53,7 +53,7 @@
 //! let run = sample(sde.as_ref(), &score, &spec, None).unwrap();
 //! assert_eq!(run.nfe, 200.0);
 //! let report = Battery { alpha: 0.01, ..Default::default() }.run(run.x.view(), &data).unwrap();
-//! assert_eq!(report.outcomes.len(), 7);
+//! assert_eq!(report.outcomes.len(), 8); // 3 permutation, 4 exact-oracle tests and the range test
 //! ```
 
 pub mod data;

@@ -214,7 +214,7 @@ fn test_command_exit_codes() {
             data,
         ])
     };
-    // A resample count that can never reach the smallest group level (α/3) is refused.
+    // A resample count with which min-P cannot reject (k/(B+1) over a group) is refused.
     let few = run(&[
         "test",
         "--samples",
@@ -226,7 +226,7 @@ fn test_command_exit_codes() {
     ]);
     assert_eq!(few.status.code(), Some(2));
     assert!(
-        stderr(&few).contains("--permutations 30 can never reach the group level"),
+        stderr(&few).contains("--permutations 30 cannot reject at --alpha 0.01"),
         "{}",
         stderr(&few)
     );
@@ -816,7 +816,7 @@ fn absurd_sizes_divergence_and_non_finite_results_are_refused() {
                 "--alpha",
                 "0.05",
             ],
-            "--permutations 10 can never reach",
+            "--permutations 10 cannot reject",
         ),
     ];
     for (args, needle) in cases {

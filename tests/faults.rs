@@ -1,7 +1,7 @@
 //! Fault injection (its own test binary: the injected failure is process-wide). A checkpoint
 //! save that fails at any of its writes — as on a full disk or when killed between two renames —
 //! leaves the run directory loading at its last complete checkpoint, with no temporary file
-//! behind.
+//! and no part of the failed generation behind.
 
 use scoresde::nn::NetConfig;
 use scoresde::sde::SdeSpec;
@@ -45,6 +45,16 @@ fn an_interrupted_save_leaves_the_last_complete_checkpoint() {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+        // A failed save removes the part of its generation it had written.
+        let weights = std::fs::read_dir(&run.path)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
+            .count();
+        assert!(
+            result.is_ok() || weights == 3,
+            "failure at write {k} left {weights} weight files"
+        );
         match result {
             Err(e) => {
                 assert!(!saved, "a later write failed after a complete save");
