@@ -108,10 +108,10 @@ fn remove_stale_files(dir: &Path) {
             .strip_prefix(TMP_PREFIX)
             .and_then(|rest| rest.split_once('-'))
             .and_then(|(pid, _)| pid.parse::<i32>().ok());
-        if pid.is_some_and(|p| p > 0 && !process_alive(p)) {
-            if e.file_type().is_ok_and(|t| t.is_file()) {
-                let _ = std::fs::remove_file(e.path());
-            }
+        if pid.is_some_and(|p| p > 0 && !process_alive(p))
+            && e.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }

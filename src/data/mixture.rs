@@ -62,7 +62,7 @@ impl Covariance {
             .map_err(|e| Error::Data(format!("eigendecomposition of covariance failed: {e}")))?;
         let min = eigvals.iter().cloned().fold(f64::INFINITY, f64::min);
         let max = eigvals.iter().cloned().fold(0.0, f64::max);
-        if !(min > 0.0) {
+        if min.is_nan() || min <= 0.0 {
             return Err(Error::Data(format!(
                 "covariance is not positive definite (smallest eigenvalue {min:.6e})"
             )));

@@ -195,7 +195,7 @@ impl RunDir {
             Ok(()) => {
                 let pid = std::process::id();
                 file.set_len(0)
-                    .and_then(|()| write!(file, "{pid}\n"))
+                    .and_then(|()| writeln!(file, "{pid}"))
                     .map_err(|e| Error::io(&path, e))?;
             }
             Err(std::fs::TryLockError::WouldBlock) => {
