@@ -66,6 +66,14 @@ impl AtomicFile {
         self.tmp.path()
     }
 
+    /// Runs `write`, which writes the temporary file by its path (a library that opens the
+    /// path itself), holding the pending-file lock: a signal handler waits for it and then
+    /// removes the file, instead of removing it while `write` creates it anew.
+    pub fn write_by_path<T>(&self, write: impl FnOnce(&Path) -> T) -> T {
+        let _pending = pending();
+        write(self.tmp.path())
+    }
+
     pub fn writer(&mut self) -> &mut std::fs::File {
         self.tmp.as_file_mut()
     }

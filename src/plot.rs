@@ -207,13 +207,15 @@ pub fn render(
             let root = BitMapBackend::new(tmp.tmp_path(), size).into_drawing_area();
             root.fill(&WHITE).map_err(|e| perr(path)(e.to_string()))?;
             draw(&root)?;
-            root.present().map_err(|e| perr(path)(e.to_string()))?;
+            tmp.write_by_path(|_| root.present())
+                .map_err(|e| perr(path)(e.to_string()))?;
         }
         "svg" => {
             let root = SVGBackend::new(tmp.tmp_path(), size).into_drawing_area();
             root.fill(&WHITE).map_err(|e| perr(path)(e.to_string()))?;
             draw_svg(&root)?;
-            root.present().map_err(|e| perr(path)(e.to_string()))?;
+            tmp.write_by_path(|_| root.present())
+                .map_err(|e| perr(path)(e.to_string()))?;
         }
         other => {
             return Err(perr(path)(format!(
