@@ -235,16 +235,7 @@ fn resume_and_load_check_the_data_they_were_trained_on() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("d.csv");
     let run_dir = tmp.path().join("r");
-    let o = run(&[
-        "data",
-        "--data",
-        "8gaussians",
-        "--n",
-        "300",
-        "--out",
-        p(&data),
-    ]);
-    assert!(o.status.success());
+    draws("8gaussians", 300, 0, &data);
     let o = run(&[
         "train",
         "--data",
@@ -473,18 +464,26 @@ fn sizes_and_work_are_bounded_before_any_allocation() {
     }
 }
 
-/// `n` exact draws of 8gaussians written to `path`, with `extra` rows appended.
-fn samples_with(path: &Path, n: usize, extra: &[&str]) {
+/// `n` exact draws (seed `seed`) of `data` written to `out` by `scoresde data`.
+fn draws(data: &str, n: usize, seed: u64, out: &Path) {
+    let (n, seed) = (n.to_string(), seed.to_string());
     let o = run(&[
         "data",
         "--data",
-        "8gaussians",
+        data,
         "--n",
-        &n.to_string(),
+        &n,
+        "--seed",
+        &seed,
         "--out",
-        p(path),
+        p(out),
     ]);
-    assert!(o.status.success());
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// `n` exact draws of 8gaussians written to `path`, with `extra` rows appended.
+fn samples_with(path: &Path, n: usize, extra: &[&str]) {
+    draws("8gaussians", n, 0, path);
     let mut text = std::fs::read_to_string(path).unwrap();
     for row in extra {
         text.push_str(row);
@@ -601,18 +600,7 @@ fn test_handles_exact_draws_in_256_dimensions() {
     )
     .unwrap();
     let x = tmp.path().join("x.csv");
-    let o = run(&[
-        "data",
-        "--data",
-        p(&mix),
-        "--n",
-        "200",
-        "--seed",
-        "7",
-        "--out",
-        p(&x),
-    ]);
-    assert!(o.status.success());
+    draws(p(&mix), 200, 7, &x);
     let o = run(&[
         "test",
         "--samples",

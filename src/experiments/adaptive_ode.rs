@@ -1,7 +1,7 @@
 //! Song et al. 2021 Fig. 3 on toy data: NFE and sample quality of the adaptive RK45 PF-ODE
 //! solver against its tolerance (papers.md §4.5).
 
-use super::{Num, Sci, Exact, Scale, Claim, Experiment, Outputs};
+use super::{Claim, Exact, Experiment, Num, Outputs, Scale, Sci};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Series};
 use crate::sample::{config, integrate, SampleSpec, Sampler};
@@ -91,7 +91,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 log_y: true,
                 series: vec![
                     Series::line_points("endpoint error vs RK45 at 1e-10", err_pts),
-                    Series::line_points(format!("energy distance to exact draws (floor {floor:.1e})"), en_pts),
+                    Series::line_points(
+                        format!("energy distance to exact draws (floor {floor:.1e})"),
+                        en_pts,
+                    ),
                 ],
                 ..Default::default()
             },

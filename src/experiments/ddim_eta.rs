@@ -2,7 +2,7 @@
 //! variance σ̂ on linear sub-sequences of S steps of the 1000-step schedule, exact ε*; energy
 //! distance to exact draws, mean over seeds.
 
-use super::{Sci, Exact, Scale, Claim, Experiment, Outputs};
+use super::{Claim, Exact, Experiment, Outputs, Scale, Sci};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Series};
 use crate::sample::{config, sample, SampleSpec, Sampler, Variance};
@@ -110,12 +110,16 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             series: labels
                 .iter()
                 .zip(&table)
-                .map(|(l, row)| Series::line_points(l.clone(), p
-                        .steps
-                        .iter()
-                        .map(|&s| s as f64)
-                        .zip(row.iter().copied())
-                        .collect()))
+                .map(|(l, row)| {
+                    Series::line_points(
+                        l.clone(),
+                        p.steps
+                            .iter()
+                            .map(|&s| s as f64)
+                            .zip(row.iter().copied())
+                            .collect(),
+                    )
+                })
                 .collect(),
             ..Default::default()
         },

@@ -4,7 +4,7 @@
 //! learned ε. Decoding with η = 1 (DDPM) instead does not reconstruct.
 
 use super::model::ModelSpec;
-use super::{loglog_slope, Claim, Experiment, Exact, Num, Outputs, Scale, Sci};
+use super::{loglog_slope, Claim, Exact, Experiment, Num, Outputs, Scale, Sci};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Series};
 use crate::sample::config::Ddim as DdimSettings;
@@ -53,7 +53,10 @@ fn mse(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let Exact {
-        mixture, sde, score, ..
+        mixture,
+        sde,
+        score,
+        ..
     } = exp.exact()?;
     let n = *p.n.at(o.quick);
     let seed = o.seed;
@@ -86,7 +89,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             let e = mse(&back, &x0);
             rows.push(Row {
                 model: name.to_string(),
-                decoder: if stochastic { "ddpm (η = 1)" } else { "ddim (η = 0)" },
+                decoder: if stochastic {
+                    "ddpm (η = 1)"
+                } else {
+                    "ddim (η = 0)"
+                },
                 steps: Num(s as f64),
                 mse_per_dim: Sci(e),
             });
@@ -137,7 +144,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     o.chart(
         "reconstruction",
         &Chart {
-            title: format!("DDIM encode–decode MSE per dimension vs S ({}, T = {})", exp.data, p.schedule_steps),
+            title: format!(
+                "DDIM encode–decode MSE per dimension vs S ({}, T = {})",
+                exp.data, p.schedule_steps
+            ),
             x_label: "S (levels of τ; S − 1 steps each way)".into(),
             y_label: "MSE per dimension".into(),
             log_x: true,

@@ -3,18 +3,18 @@
 //! ‖μ̃ − μ_θ‖²; ε-prediction with L (learned and fixed Σ) and with L_simple. Per arm: the test
 //! −ELBO in bits/dim (± SE), sample quality against exact draws, and a stability flag.
 
-use super::{Claim, Experiment, Exact, Fixed, Outputs, Scale, Sci};
+use super::{Claim, Exact, Experiment, Fixed, Outputs, Scale, Sci};
 use crate::data::REFERENCE_DOMAIN;
 use crate::nn::NetConfig;
 use crate::plot::{Chart, Series};
 use crate::stats::mean_se;
 use crate::stats::two_sample::{energy_distance, knn_fraction};
 use crate::train::ddpm::{train, Arm, Chain, DdpmModel, Heads, Objective, Param, Sigma};
-use std::sync::Arc;
 use crate::train::{TrainConfig, TrainData};
 use crate::{invalid, Result};
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +37,6 @@ pub struct Params {
     pub simple: String,
     pub bound: String,
     pub mu_mse: String,
-
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -153,7 +152,14 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 note: e.to_string(),
             },
         };
-        o.nfe.push((format!("{} (train + eval {:.1} s)", la.label, started.elapsed().as_secs_f64()), p.chain_steps as f64));
+        o.nfe.push((
+            format!(
+                "{} (train + eval {:.1} s)",
+                la.label,
+                started.elapsed().as_secs_f64()
+            ),
+            p.chain_steps as f64,
+        ));
         outcomes.push(out);
     }
     let weights = mixture.weights().to_vec();
@@ -162,13 +168,16 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let mut points: [Vec<(f64, f64, f64)>; 2] = [Vec::new(), Vec::new()];
     for (i, (la, out)) in p.arms.iter().zip(&outcomes).enumerate() {
         let (m, se) = out.bound.as_ref().map_or((f64::NAN, f64::NAN), mean_se);
-        let (e, k, c) = out.samples.as_ref().map_or((f64::NAN, f64::NAN, f64::NAN), |s| {
-            (
-                energy_distance(s.view(), exact.view()),
-                knn_fraction(s.view(), exact.view(), 10),
-                mode_chi2(s, mixture.means(), &weights),
-            )
-        });
+        let (e, k, c) = out
+            .samples
+            .as_ref()
+            .map_or((f64::NAN, f64::NAN, f64::NAN), |s| {
+                (
+                    energy_distance(s.view(), exact.view()),
+                    knn_fraction(s.view(), exact.view(), 10),
+                    mode_chi2(s, mixture.means(), &weights),
+                )
+            });
         rows.push(Row {
             arm: la.label.clone(),
             parameterization: match la.arm.param {
@@ -214,7 +223,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             let (diff, se) = paired(simple, mu);
             claims.push(
                 Claim::new(
-                    &format!("'{}' reaches a lower test −ELBO than '{}' (paired difference, bits/dim)", p.simple, p.mu_mse),
+                    &format!(
+                        "'{}' reaches a lower test −ELBO than '{}' (paired difference, bits/dim)",
+                        p.simple, p.mu_mse
+                    ),
                     diff + 3.0 * se < 0.0,
                     diff,
                     &format!("< −3 se = {:.4}", -3.0 * se),
@@ -232,7 +244,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             }
         }
         _ => claims.push(Claim::new(
-            &format!("'{}' and '{}' trained stably (needed for the bound comparison)", p.simple, p.mu_mse),
+            &format!(
+                "'{}' and '{}' trained stably (needed for the bound comparison)",
+                p.simple, p.mu_mse
+            ),
             false,
             f64::NAN,
             "both stable",
@@ -259,7 +274,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 let (diff, se) = paired(l, simple);
                 claims.push(
                     Claim::new(
-                        &format!("'{}' − '{}' test −ELBO, bits/dim (paired; < 0: L wins)", la.label, p.simple),
+                        &format!(
+                            "'{}' − '{}' test −ELBO, bits/dim (paired; < 0: L wins)",
+                            la.label, p.simple
+                        ),
                         diff < 0.0,
                         diff,
                         &format!("< 0 (se {se:.4})"),
@@ -270,7 +288,15 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         }
         claims.push(
             Claim::new(
-                &format!("'{}' trained and sampled stably{}", la.label, if out.note.is_empty() { String::new() } else { format!(" ({})", out.note) }),
+                &format!(
+                    "'{}' trained and sampled stably{}",
+                    la.label,
+                    if out.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", out.note)
+                    }
+                ),
                 out.note.is_empty(),
                 if out.note.is_empty() { 1.0 } else { 0.0 },
                 "stable",
@@ -286,36 +312,53 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         .unwrap_or_default();
     claims.push(
         Claim::new(
-            &format!("best sample quality (lowest energy distance): '{best}' (Ho et al.: L_simple)"),
+            &format!(
+                "best sample quality (lowest energy distance): '{best}' (Ho et al.: L_simple)"
+            ),
             best == p.simple,
-            rows.iter().find(|r| r.arm == best).map_or(f64::NAN, |r| r.energy_distance.0),
+            rows.iter()
+                .find(|r| r.arm == best)
+                .map_or(f64::NAN, |r| r.energy_distance.0),
             &format!("'{}' best", p.simple),
         )
         .report_only(),
     );
     let arms_axis = "arm (row of ablation.csv)".to_string();
-    let panel = |title: String, y_label: &str, log_y: bool, pick: fn(&(f64, f64, f64)) -> f64| Chart {
-        title,
-        x_label: arms_axis.clone(),
-        y_label: y_label.into(),
-        log_y,
-        series: ["μ̃ prediction", "ε prediction"]
-            .iter()
-            .zip(&points)
-            .map(|(name, pts)| Series::line_points(*name, pts.iter().map(|q| (q.0, pick(q))).collect()))
-            .collect(),
-        ..Default::default()
-    };
+    let panel =
+        |title: String, y_label: &str, log_y: bool, pick: fn(&(f64, f64, f64)) -> f64| Chart {
+            title,
+            x_label: arms_axis.clone(),
+            y_label: y_label.into(),
+            log_y,
+            series: ["μ̃ prediction", "ε prediction"]
+                .iter()
+                .zip(&points)
+                .map(|(name, pts)| {
+                    Series::line_points(*name, pts.iter().map(|q| (q.0, pick(q))).collect())
+                })
+                .collect(),
+            ..Default::default()
+        };
     o.panels(
         "ablation",
         &[
             panel(
-                format!("Test −ELBO, {} (T = {}, {} steps)", data.name(), p.chain_steps, cfg.steps),
+                format!(
+                    "Test −ELBO, {} (T = {}, {} steps)",
+                    data.name(),
+                    p.chain_steps,
+                    cfg.steps
+                ),
                 "−ELBO, bits/dim (unstable arms absent)",
                 true,
                 |q| q.1,
             ),
-            panel("Sample quality".into(), "energy distance to exact draws", false, |q| q.2),
+            panel(
+                "Sample quality".into(),
+                "energy distance to exact draws",
+                false,
+                |q| q.2,
+            ),
         ],
     )?;
     Ok(claims)

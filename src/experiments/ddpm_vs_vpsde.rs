@@ -4,7 +4,7 @@
 //! (discrete grid) and a VP-trained (continuous t) network, each sampled both ways.
 
 use super::model::ModelSpec;
-use super::{Sci, Scale, loglog_slope, Claim, Experiment, Outputs};
+use super::{loglog_slope, Claim, Experiment, Outputs, Scale, Sci};
 use crate::data::REFERENCE_DOMAIN;
 use crate::ddpm::DiscreteSchedule;
 use crate::plot::{Chart, Series};
@@ -70,17 +70,23 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         });
         errs.push((n as f64, err));
         if n <= 100 {
-            kernel_series.push(Series::line_points(format!("DDPM N = {n}: √(1 − ᾱ_i) at t_i"), (1..=n)
+            kernel_series.push(Series::line_points(
+                format!("DDPM N = {n}: √(1 − ᾱ_i) at t_i"),
+                (1..=n)
                     .map(|i| (s.nominal_time(i), s.marginal(i).std))
-                    .collect()));
+                    .collect(),
+            ));
         }
     }
-    kernel_series.push(Series::line("VP-SDE s(t)", (0..=200)
+    kernel_series.push(Series::line(
+        "VP-SDE s(t)",
+        (0..=200)
             .map(|k| {
                 let t = vp.schedule.t_max() * k as f64 / 200.0;
                 (t, sde.marginal(t).std)
             })
-            .collect()));
+            .collect(),
+    ));
     o.rows("alpha-bar-error", &rows)?;
     let slope = loglog_slope(
         &errs.iter().map(|e| e.0).collect::<Vec<_>>(),
@@ -189,7 +195,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         }
     }
     if let (Some(lo), Some(hi)) = (trained_steps.iter().min(), trained_steps.iter().max()) {
-        trained_series.push(Series::line("data vs data (floor)", vec![(*lo as f64, floor), (*hi as f64, floor)]));
+        trained_series.push(Series::line(
+            "data vs data (floor)",
+            vec![(*lo as f64, floor), (*hi as f64, floor)],
+        ));
     }
     srows.push(SamplerRow {
         score: "data vs data (floor)".into(),

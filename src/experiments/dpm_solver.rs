@@ -115,9 +115,9 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         .filter(|n| (lo..=hi).contains(n))
         .collect();
     let get = |label: &str, n: usize| {
-        err.get(&(label.to_string(), n)).copied().ok_or_else(|| {
-            invalid!("{}: the claims need sampler '{label}' at NFE {n}", exp.name)
-        })
+        err.get(&(label.to_string(), n))
+            .copied()
+            .ok_or_else(|| invalid!("{}: the claims need sampler '{label}' at NFE {n}", exp.name))
     };
     let ratio_over = |a: &str, b: &str, ns: &[usize]| -> Result<f64> {
         let mut worst: f64 = 0.0;
@@ -131,21 +131,29 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     // error ratio err(claimed better)/err(other) over the NFE range (< 1: the claim holds).
     let r = ratio_over("dpm-solver-1", "pf-euler", &range)?;
     claims.push(Claim::new(
-        &format!("at NFE {lo}–{hi}: DDIM (λ-uniform) < Euler in t (time-uniform), largest error ratio"),
+        &format!(
+            "at NFE {lo}–{hi}: DDIM (λ-uniform) < Euler in t (time-uniform), largest error ratio"
+        ),
         r < 1.0,
         r,
         "< 1",
     ));
-    let r = ratio_over("dpm-solver-2", "dpm-solver-1", &[hi])?
-        .max(ratio_over("dpm-solver-3", "dpm-solver-1", &[hi])?);
+    let r = ratio_over("dpm-solver-2", "dpm-solver-1", &[hi])?.max(ratio_over(
+        "dpm-solver-3",
+        "dpm-solver-1",
+        &[hi],
+    )?);
     claims.push(Claim::new(
         &format!("at NFE {hi}: DPM-Solver-2 and -3 < DDIM, largest error ratio"),
         r < 1.0,
         r,
         "< 1",
     ));
-    let r = ratio_over("dpm-solver-2", "dpm-solver-1", &range)?
-        .max(ratio_over("dpm-solver-3", "dpm-solver-1", &range)?);
+    let r = ratio_over("dpm-solver-2", "dpm-solver-1", &range)?.max(ratio_over(
+        "dpm-solver-3",
+        "dpm-solver-1",
+        &range,
+    )?);
     claims.push(
         Claim::new(
             &format!("at every NFE {lo}–{hi}: DPM-Solver-2 and -3 < DDIM, largest error ratio (single-step high order with λ-steps h > 1 is erratic below NFE 20 here)"),

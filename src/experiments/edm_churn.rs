@@ -4,7 +4,7 @@
 //! (excess churn degrades; S_noise > 1 partly compensates — reported).
 
 use super::model::ModelSpec;
-use super::{Claim, Experiment, Exact, Fixed, Num, Outputs, Scale, Sci};
+use super::{Claim, Exact, Experiment, Fixed, Num, Outputs, Scale, Sci};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Series};
 use crate::sample::config::EdmSde;
@@ -56,14 +56,25 @@ struct Row {
 
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let Exact {
-        mixture, sde, score, ..
+        mixture,
+        sde,
+        score,
+        ..
     } = exp.exact()?;
     let n = *p.n.at(o.quick);
     let seed = o.seed;
     let net = p.model.trained(exp, o)?;
     let exact_draws = mixture.sample(n, o.seed, REFERENCE_DOMAIN).0;
-    let floor = energy_distance(mixture.sample(n, o.seed + 1, REFERENCE_DOMAIN).0.view(), exact_draws.view());
-    let draw = |sde: &dyn Sde, score: &dyn Score, steps: usize, churn: f64, noise: f64| -> Result<Array2<f64>> {
+    let floor = energy_distance(
+        mixture.sample(n, o.seed + 1, REFERENCE_DOMAIN).0.view(),
+        exact_draws.view(),
+    );
+    let draw = |sde: &dyn Sde,
+                score: &dyn Score,
+                steps: usize,
+                churn: f64,
+                noise: f64|
+     -> Result<Array2<f64>> {
         let spec = SampleSpec {
             sampler: Sampler::EdmSde(EdmSde {
                 s_churn: churn,
@@ -123,7 +134,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                         energy_distance: Sci(e),
                         min_p_value: t.map(Fixed),
                     });
-                    o.nfe.push((format!("{name} N={steps} churn={churn} noise={noise}"), 2.0 * (steps - 1) as f64));
+                    o.nfe.push((
+                        format!("{name} N={steps} churn={churn} noise={noise}"),
+                        2.0 * (steps - 1) as f64,
+                    ));
                     pts.push((churn.max(1.0), e));
                     if learned {
                         learned_energy.push((steps, churn, noise, e));
@@ -136,11 +150,21 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                         ));
                     }
                 }
-                let tag = if noises.len() > 1 { format!(", S_noise {noise}") } else { String::new() };
+                let tag = if noises.len() > 1 {
+                    format!(", S_noise {noise}")
+                } else {
+                    String::new()
+                };
                 series.push(Series::line_points(format!("N = {steps}{tag}"), pts));
             }
         }
-        series.push(Series::line("exact draws (floor)", vec![(1.0, floor), (p.churn.iter().copied().fold(1.0, f64::max), floor)]));
+        series.push(Series::line(
+            "exact draws (floor)",
+            vec![
+                (1.0, floor),
+                (p.churn.iter().copied().fold(1.0, f64::max), floor),
+            ],
+        ));
         panels.push(Chart {
             title: format!("{name} denoiser"),
             x_label: "S_churn (0 plotted at 1)".into(),
@@ -191,7 +215,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         .report_only(),
     );
     let small = *p.steps.iter().min().unwrap_or(&2);
-    let best_small = p.churn.iter().map(|&c| find(small, c, 1.0)).fold(f64::INFINITY, f64::min);
+    let best_small = p
+        .churn
+        .iter()
+        .map(|&c| find(small, c, 1.0))
+        .fold(f64::INFINITY, f64::min);
     claims.push(
         Claim::new(
             &format!("learned denoiser, N = {small}: best energy distance over S_churn relative to S_churn = 0 (< 1: stochasticity helps)"),

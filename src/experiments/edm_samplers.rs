@@ -61,7 +61,12 @@ struct Arm {
 
 impl Arm {
     fn label(&self) -> String {
-        format!("{}, {}, {}", self.solver.0, self.rule.0, self.schedule.name())
+        format!(
+            "{}, {}, {}",
+            self.solver.0,
+            self.rule.0,
+            self.schedule.name()
+        )
     }
 }
 
@@ -73,7 +78,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let denoiser = Denoiser::new(sde.as_ref(), &score)?;
     let n = *p.particles.at(o.quick);
     let y0 = mixture
-        .diffused_mixture(Marginal { mean: 1.0, std: p.sigma_max })?
+        .diffused_mixture(Marginal {
+            mean: 1.0,
+            std: p.sigma_max,
+        })?
         .sample(n, o.seed, crate::domain::Domain::Prior.key())
         .0;
     let exact = mixture.sample(n, o.seed, REFERENCE_DOMAIN).0;
@@ -89,9 +97,16 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
 
     let mut arms = Vec::new();
     for schedule in [Schedule::VP, Schedule::Linear] {
-        for rule in [("uniform t", StepRule::UniformT), ("ρ = 7", StepRule::Rho(p.rho))] {
+        for rule in [
+            ("uniform t", StepRule::UniformT),
+            ("ρ = 7", StepRule::Rho(p.rho)),
+        ] {
             for solver in [("Euler", &EULER, 1.0), ("Heun", &HEUN, 2.0)] {
-                arms.push(Arm { solver, rule, schedule });
+                arms.push(Arm {
+                    solver,
+                    rule,
+                    schedule,
+                });
             }
         }
     }
@@ -157,13 +172,21 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             &format!(
                 "{}: slope of log error vs log NFE is −{order}{}",
                 arm.label(),
-                if pre_asymptotic { " (last step spans σ < σ_max/N: not asymptotic here)" } else { "" }
+                if pre_asymptotic {
+                    " (last step spans σ < σ_max/N: not asymptotic here)"
+                } else {
+                    ""
+                }
             ),
             (slope + order).abs() <= p.slope_tolerance,
             slope,
             &format!("{} ± {}", -order, p.slope_tolerance),
         );
-        claims.push(if pre_asymptotic { claim.report_only() } else { claim });
+        claims.push(if pre_asymptotic {
+            claim.report_only()
+        } else {
+            claim
+        });
     }
     // Power for the slopes: Euler's slope lies outside Heun's band (the fit tells orders apart).
     let euler = slopes[arms.len() - 2];
@@ -179,7 +202,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             .iter()
             .filter(|(nfe, _)| *nfe >= p.compare_from as f64)
             .filter_map(|&(nfe, ea)| {
-                curves[b].iter().find(|(m, _)| *m == nfe).map(|&(_, eb)| ea / eb)
+                curves[b]
+                    .iter()
+                    .find(|(m, _)| *m == nfe)
+                    .map(|&(_, eb)| ea / eb)
             })
             .fold(0.0, f64::max)
     };
@@ -192,7 +218,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     // (and schedule, resp. steps) and NFE.
     for solver in ["Euler", "Heun"] {
         for sch in [Schedule::VP, Schedule::Linear] {
-            let r = worst(index(solver, "ρ = 7", sch)?, index(solver, "uniform t", sch)?);
+            let r = worst(
+                index(solver, "ρ = 7", sch)?,
+                index(solver, "uniform t", sch)?,
+            );
             claims.push(Claim::new(
                 &format!("{solver}, {}: ρ = 7 steps beat uniform t at every NFE ≥ {} (largest error ratio)", sch.name(), p.compare_from),
                 r < 1.0,
@@ -201,7 +230,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             ));
         }
         for rule in ["uniform t", "ρ = 7"] {
-            let r = worst(index(solver, rule, Schedule::Linear)?, index(solver, rule, Schedule::VP)?);
+            let r = worst(
+                index(solver, rule, Schedule::Linear)?,
+                index(solver, rule, Schedule::VP)?,
+            );
             claims.push(
                 Claim::new(
                     &format!("{solver}, {rule}: σ(t) = t beats VP at every NFE ≥ {} (largest error ratio; on mixture data VP's scaling wins here — σ = t is exact only where D is constant, see ode-curvature)", p.compare_from),
@@ -216,12 +248,24 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     // Power for the comparisons: Heun, ρ = 7, σ = t with a wrong model (components wider)
     // must lose to exact-model Euler, ρ = 7, σ = t at its largest NFE.
     let wrong_score = MixtureScore::new(Arc::new(mixture.widened(p.wrong_widen)?), sde.clone());
-    let wrong = EdmOde::new(Schedule::Linear, Denoiser::new(sde.as_ref(), &wrong_score)?, p.sigma_max)?;
+    let wrong = EdmOde::new(
+        Schedule::Linear,
+        Denoiser::new(sde.as_ref(), &wrong_score)?,
+        p.sigma_max,
+    )?;
     let best = index("Heun", "ρ = 7", Schedule::Linear)?;
     let k = *p.steps.at(o.quick).last().unwrap_or(&1);
-    let grid = steps(Schedule::Linear, StepRule::Rho(p.rho), p.sigma_max, p.sigma_min, k)?;
+    let grid = steps(
+        Schedule::Linear,
+        StepRule::Rho(p.rho),
+        p.sigma_max,
+        p.sigma_min,
+        k,
+    )?;
     let (y, _) = wrong.solve(&Steps::Grid(grid), Method::Rk(&HEUN), &y0)?;
-    let e_euler = curves[index("Euler", "ρ = 7", Schedule::Linear)?].last().map_or(f64::NAN, |p| p.1);
+    let e_euler = curves[index("Euler", "ρ = 7", Schedule::Linear)?]
+        .last()
+        .map_or(f64::NAN, |p| p.1);
     let r = endpoint_error(&y, &reference) / e_euler;
     claims.push(Claim::new(
         &format!("power: Heun, ρ = 7, σ = t with a wrong model (components {}× wider) loses to exact Euler, ρ = 7, σ = t at N = {k} (error ratio)", p.wrong_widen),
@@ -247,7 +291,12 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     );
 
     let chart = |sch: Schedule| Chart {
-        title: format!("{} schedule, exact D, {} (std {})", sch.name(), data.name(), p.data_std),
+        title: format!(
+            "{} schedule, exact D, {} (std {})",
+            sch.name(),
+            data.name(),
+            p.data_std
+        ),
         x_label: "NFE".into(),
         y_label: "mean ‖y − y_RK45‖ at σ_min".into(),
         log_x: true,
@@ -257,7 +306,12 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             .zip(&curves)
             .zip(&slopes)
             .filter(|((a, _), _)| a.schedule == sch)
-            .map(|((a, c), s)| Series::line_points(format!("{} {} (slope {s:.2})", a.solver.0, a.rule.0), c.clone()))
+            .map(|((a, c), s)| {
+                Series::line_points(
+                    format!("{} {} (slope {s:.2})", a.solver.0, a.rule.0),
+                    c.clone(),
+                )
+            })
             .chain((sch == Schedule::Linear).then(|| Series::line("RK45 (adaptive)", rk.clone())))
             .collect(),
         ..Default::default()
@@ -274,10 +328,16 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             .into_iter()
             .filter(|(label, _)| label.contains("ρ = 7"))
             .map(|(label, pts)| Series::line_points(label, pts))
-            .chain(std::iter::once(Series::line("exact vs exact draws", vec![(1.0, floor), (nfe_max, floor)])))
+            .chain(std::iter::once(Series::line(
+                "exact vs exact draws",
+                vec![(1.0, floor), (nfe_max, floor)],
+            )))
             .collect(),
         ..Default::default()
     };
-    o.panels("errors", &[chart(Schedule::VP), chart(Schedule::Linear), mmd_chart])?;
+    o.panels(
+        "errors",
+        &[chart(Schedule::VP), chart(Schedule::Linear), mmd_chart],
+    )?;
     Ok(claims)
 }

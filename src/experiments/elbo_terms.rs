@@ -2,14 +2,14 @@
 //! trained DDPM, σ_t² = β_t against β̃_t, with L_T and L_0; and DDPM Fig. 5 — rate (cumulative
 //! L_T + … + L_t, bits/dim) and distortion (RMSE of x̂₀ from x_t) against reverse steps.
 
-use crate::domain::Domain;
 use super::model::ModelSpec;
-use super::{Sci, Scale, Claim, Experiment, Outputs};
+use super::{Claim, Experiment, Outputs, Scale, Sci};
 use crate::data::{Dataset, REFERENCE_DOMAIN};
 use crate::ddpm::DiscreteSchedule;
+use crate::ddpm::Variance;
+use crate::domain::Domain;
 use crate::elbo::{discrete_bound, Bound, TermKind};
 use crate::plot::{Chart, Series};
-use crate::ddpm::Variance;
 use crate::score::{par_eps, MixtureScore, Score};
 use crate::sde::Sde;
 use crate::{invalid, Result};
@@ -159,24 +159,36 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 .iter()
                 .find(|t| t.kind == TermKind::Prior)
                 .map_or(f64::NAN, |t| t.nats);
-            term_series.push(Series::line(format!("{name}, σ² = {vname} (L_0 = {l0:.3}, L_T = {lt:.1e})"), pts));
+            term_series.push(Series::line(
+                format!("{name}, σ² = {vname} (L_0 = {l0:.3}, L_T = {lt:.1e})"),
+                pts,
+            ));
             if variance != Variance::Beta {
                 continue;
             }
             let r = rate(&b, big_t);
             let dist = distortion(msde, score, &chain, &x, &dsteps, o.seed);
             let k_of = |i: usize| (big_t - i) as f64;
-            rate_series.push(Series::line(name, r.iter().enumerate().map(|(k, v)| (k as f64, *v)).collect()));
-            dist_series.push(Series::line_points(name, dsteps
+            rate_series.push(Series::line(
+                name,
+                r.iter().enumerate().map(|(k, v)| (k as f64, *v)).collect(),
+            ));
+            dist_series.push(Series::line_points(
+                name,
+                dsteps
                     .iter()
                     .zip(&dist)
                     .map(|(&i, &v)| (k_of(i), v))
-                    .collect()));
-            rd_series.push(Series::line_points(name, dsteps
+                    .collect(),
+            ));
+            rd_series.push(Series::line_points(
+                name,
+                dsteps
                     .iter()
                     .zip(&dist)
                     .map(|(&i, &v)| (r[big_t - i], v))
-                    .collect()));
+                    .collect(),
+            ));
             for (&i, &v) in dsteps.iter().zip(&dist) {
                 rd_rows.push(RdRow {
                     model: name.to_string(),
@@ -252,7 +264,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         f,
         &format!("> {}", p.sharp_fraction),
     ));
-    rate_series.push(Series::line(format!("exact, {}", sharp.name()), sr.iter().enumerate().map(|(k, v)| (k as f64, *v)).collect()));
+    rate_series.push(Series::line(
+        format!("exact, {}", sharp.name()),
+        sr.iter().enumerate().map(|(k, v)| (k as f64, *v)).collect(),
+    ));
     let term_chart = Chart {
         title: format!("L_t−1 against t, T = {big_t}, {} ({n} points)", data.name()),
         x_label: "t".into(),

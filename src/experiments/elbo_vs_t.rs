@@ -2,13 +2,13 @@
 //! with σ_t² = β_t the bound converges to the NLL; with β̃_t it stays above it by the
 //! small-noise penalty [`beta_tilde_penalty`], which tends to ½d(γ + 1 − ln 2), not 0.
 
-use super::{Sci, Exact, Scale, Claim, Experiment, Outputs};
+use super::{Claim, Exact, Experiment, Outputs, Scale, Sci};
 use crate::data::REFERENCE_DOMAIN;
 use crate::ddpm::DiscreteSchedule;
+use crate::ddpm::Variance;
 use crate::elbo::{beta_tilde_limit, beta_tilde_penalty, discrete_bound};
 use crate::likelihood::{pf_ode_nll, NllSpec};
 use crate::plot::{Chart, Series};
-use crate::ddpm::Variance;
 use crate::stats::mean_se;
 use crate::Result;
 use ndarray::Array1;
@@ -63,9 +63,9 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let (mut rows, mut beta_pts, mut tilde_pts) = (Vec::new(), Vec::new(), Vec::new());
     let (mut penalty_pts, mut beta_bound) = (Vec::new(), 0.0);
     let d = data.dim();
-    let vp = sde.as_vp().ok_or_else(|| {
-        crate::invalid!("{}: the discrete bound needs the VP SDE", exp.name)
-    })?;
+    let vp = sde
+        .as_vp()
+        .ok_or_else(|| crate::invalid!("{}: the discrete bound needs the VP SDE", exp.name))?;
     let mut prev: Option<Array1<f64>> = None;
     for &t in steps {
         let penalty = beta_tilde_penalty(&DiscreteSchedule::exact_vp(vp, t)?, d);
@@ -202,7 +202,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 Series::line("true NLL", flat(true_mean)),
                 Series::line("PF-ODE NLL", flat(nll.mean())),
                 Series::line("NLL + β̃ small-noise penalty", penalty_pts),
-                Series::line("NLL + ½d(γ+1−ln 2) (T → ∞)", flat(true_mean + beta_tilde_limit(d))),
+                Series::line(
+                    "NLL + ½d(γ+1−ln 2) (T → ∞)",
+                    flat(true_mean + beta_tilde_limit(d)),
+                ),
             ],
             ..Default::default()
         },

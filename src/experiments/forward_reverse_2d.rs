@@ -1,9 +1,9 @@
 //! Song et al. 2021 Fig. 1 on toy data: the forward SDE's marginals and the reverse SDE's (exact
 //! score) at the same times, each tested against exact draws of p_t (papers.md §4.1).
 
-use crate::domain::Domain;
-use super::{Num, Sci, Scale, scatter, Claim, Experiment, Outputs};
+use super::{scatter, Claim, Experiment, Num, Outputs, Scale, Sci};
 use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
+use crate::domain::Domain;
 use crate::sample::{integrate, SampleSpec, Sampler};
 use crate::score::MixtureScore;
 use crate::sde::Forward;
@@ -53,7 +53,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     };
     let fgrid = TimeGrid::uniform(0.0, t_max, p.steps)?;
     let fsol = solve(
-        Problem::Sde(&fwd, &KeyedNormal::new(o.seed, Domain::ForwardReverse2d.key())),
+        Problem::Sde(
+            &fwd,
+            &KeyedNormal::new(o.seed, Domain::ForwardReverse2d.key()),
+        ),
         Method::EulerMaruyama,
         &Steps::Grid(fgrid),
         x0,

@@ -3,12 +3,12 @@
 //! (VP models), the continuous bound, the PF-ODE NLL and the true NLL of held-out points.
 
 use super::model::ModelSpec;
-use super::{Num, Sci, Scale, Claim, Experiment, Outputs};
+use super::{Claim, Experiment, Num, Outputs, Scale, Sci};
 use crate::data::REFERENCE_DOMAIN;
+use crate::ddpm::Variance;
 use crate::elbo::{continuous_bound, discrete_bound, TimeSampling};
 use crate::likelihood::{pf_ode_nll, NllSpec};
 use crate::plot::{Chart, Series};
-use crate::ddpm::Variance;
 use crate::score::{MixtureScore, Score};
 use crate::sde::Sde;
 use crate::stats::mean_se;
@@ -172,11 +172,15 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     }
     o.text("table.md", &md)?;
     o.rows("likelihoods", &csv)?;
-    let series = |label: &str, f: &dyn Fn(&Row) -> f64| Series::line_points(label, rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| ((i + 1) as f64, f(r)))
-            .collect());
+    let series = |label: &str, f: &dyn Fn(&Row) -> f64| {
+        Series::line_points(
+            label,
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| ((i + 1) as f64, f(r)))
+                .collect(),
+        )
+    };
     let order: Vec<String> = rows
         .iter()
         .enumerate()

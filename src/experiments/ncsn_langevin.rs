@@ -41,18 +41,19 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(o.seed);
     let init = Array2::from_shape_fn((p.n, d), |_| rng.random_range(-p.half_width..p.half_width));
     let reference = mixture.sample(p.n, o.seed, REFERENCE_DOMAIN).0;
-    let langevin = |sde: Arc<dyn Sde>, sampler: Sampler, steps, eps| -> Result<(Array2<f64>, f64)> {
-        let score = MixtureScore::new(mixture.clone(), sde.clone());
-        let spec = SampleSpec {
-            sampler,
-            steps,
-            eps: Some(eps),
-            seed: o.seed,
-            ..Default::default()
+    let langevin =
+        |sde: Arc<dyn Sde>, sampler: Sampler, steps, eps| -> Result<(Array2<f64>, f64)> {
+            let score = MixtureScore::new(mixture.clone(), sde.clone());
+            let spec = SampleSpec {
+                sampler,
+                steps,
+                eps: Some(eps),
+                seed: o.seed,
+                ..Default::default()
+            };
+            let r = integrate(sde.as_ref(), &score, init.clone(), &spec, None)?;
+            Ok((r.x, r.nfe))
         };
-        let r = integrate(sde.as_ref(), &score, init.clone(), &spec, None)?;
-        Ok((r.x, r.nfe))
-    };
     // Plain: σ(ε) ≈ 1e-3 · (σ_max/1e-3)^1e-9 ≈ 1e-3, i.e. the data score.
     let (plain, nfe_p) = langevin(
         Arc::new(VeSde::new(1e-3, p.sigma_max)?),
@@ -98,11 +99,13 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             y_label: "x₁".into(),
             log_x: false,
             log_y: false,
-            series: vec![Series::scatter(format!("upper mode {:.3}{test}", upper(x)), x
-                    .rows()
+            series: vec![Series::scatter(
+                format!("upper mode {:.3}{test}", upper(x)),
+                x.rows()
                     .into_iter()
                     .map(|r| (r[0], if d > 1 { r[1] } else { 0.0 }))
-                    .collect())],
+                    .collect(),
+            )],
             ..Default::default()
         });
     }

@@ -63,21 +63,33 @@ fn region_ratio(err: &Array1<f64>, high: &[bool], low: &[bool]) -> (f64, f64, f6
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (data, mixture) = exp.exact_data()?;
     if data.dim() != 2 {
-        return Err(crate::invalid!("{}: needs 2D data, got d = {}", exp.name, data.dim()));
+        return Err(crate::invalid!(
+            "{}: needs 2D data, got d = {}",
+            exp.name,
+            data.dim()
+        ));
     }
     let net = p.model.trained(exp, o)?;
     let sde = net.sde().clone();
     let exact = MixtureScore::new(mixture.clone(), sde.clone());
     let g = p.cells.max(2);
     let coord = |i: usize| -p.extent + 2.0 * p.extent * i as f64 / (g - 1) as f64;
-    let pts = Array2::from_shape_fn((g * g, 2), |(r, j)| coord(if j == 0 { r / g } else { r % g }));
+    let pts = Array2::from_shape_fn((g * g, 2), |(r, j)| {
+        coord(if j == 0 { r / g } else { r % g })
+    });
     let t = Time::Shared(p.t);
     let s_data = par_score(&exact, t, pts.view());
     let s_net = par_score(&net, t, pts.view());
     let logp = exact.log_prob(p.t, pts.view());
     let top = logp.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let high: Vec<bool> = logp.iter().map(|&l| l >= top + p.high_density.ln()).collect();
-    let low: Vec<bool> = logp.iter().map(|&l| l <= top + p.low_density.ln()).collect();
+    let high: Vec<bool> = logp
+        .iter()
+        .map(|&l| l >= top + p.high_density.ln())
+        .collect();
+    let low: Vec<bool> = logp
+        .iter()
+        .map(|&l| l <= top + p.low_density.ln())
+        .collect();
     let norm = |a: &Array2<f64>| -> Array1<f64> {
         a.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect()
     };
@@ -98,7 +110,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let uniform = norm(&(&s_data + &offset - &s_data));
     let (_, _, flat) = region_ratio(&uniform, &high, &low);
     claims.push(Claim::new(
-        &format!("power: a score off by the constant vector {:?} everywhere fails the ratio claim", p.offset),
+        &format!(
+            "power: a score off by the constant vector {:?} everywhere fails the ratio claim",
+            p.offset
+        ),
         flat <= p.min_ratio,
         flat,
         &format!("≤ {}", p.min_ratio),
@@ -132,16 +147,17 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             })
             .collect()
     };
-    let heat = |title: String, label: &str, values: Array2<f64>, overlay: Option<Overlay>| Heatmap {
-        title,
-        x_label: "x₁".into(),
-        y_label: "x₂".into(),
-        value_label: label.into(),
-        x_range: (-p.extent, p.extent),
-        y_range: (-p.extent, p.extent),
-        values,
-        overlays: overlay.into_iter().collect(),
-    };
+    let heat =
+        |title: String, label: &str, values: Array2<f64>, overlay: Option<Overlay>| Heatmap {
+            title,
+            x_label: "x₁".into(),
+            y_label: "x₂".into(),
+            value_label: label.into(),
+            x_range: (-p.extent, p.extent),
+            y_range: (-p.extent, p.extent),
+            values,
+            overlays: overlay.into_iter().collect(),
+        };
     let quiver = |label: &str, s: &Array2<f64>| Overlay {
         label: label.into(),
         paths: arrows(s),

@@ -55,7 +55,11 @@ const SCHEDULES: [Schedule; 3] = [Schedule::VP, Schedule::Ve, Schedule::Linear];
 pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let (data, raw) = exp.exact_data()?;
     if data.dim() != 1 {
-        return Err(invalid!("{}: needs 1D data, got d = {}", exp.name, data.dim()));
+        return Err(invalid!(
+            "{}: needs 1D data, got d = {}",
+            exp.name,
+            data.dim()
+        ));
     }
     let mixture = Arc::new(raw.widened(p.narrow)?);
     // The denoiser in VE form (σ̃ = σ) over the whole range.
@@ -74,7 +78,9 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         t1: sch.t_of_sigma(p.sigma_min),
         tol: Tolerances::new(1e-11, 1e-11),
     };
-    let reference = linear.solve(&tight(Schedule::Linear), Method::Rk(&DOPRI5), &y0)?.0;
+    let reference = linear
+        .solve(&tight(Schedule::Linear), Method::Rk(&DOPRI5), &y0)?
+        .0;
     let mut claims = Vec::new();
     // The schedules share one flow in (σ, x/s): RK45 on the VP ODE lands on the same points.
     let vp = EdmOde::new(Schedule::VP, denoiser, p.sigma_max)?;
@@ -93,8 +99,17 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         let mut found = None;
         for k in 1..=p.max_doublings {
             let steps_n = 1usize << k;
-            let grid = steps(ode.schedule, StepRule::UniformT, p.sigma_max, p.sigma_min, steps_n)?;
-            let err = endpoint_error(&ode.solve(&Steps::Grid(grid), Method::Rk(&EULER), &y0)?.0, &reference);
+            let grid = steps(
+                ode.schedule,
+                StepRule::UniformT,
+                p.sigma_max,
+                p.sigma_min,
+                steps_n,
+            )?;
+            let err = endpoint_error(
+                &ode.solve(&Steps::Grid(grid), Method::Rk(&EULER), &y0)?.0,
+                &reference,
+            );
             rows.push(Row {
                 schedule: ode.schedule.name(),
                 steps: Num(steps_n as f64),
@@ -118,9 +133,17 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     for sch in SCHEDULES {
         let ode = EdmOde::new(sch, denoiser, p.sigma_max)?;
         let (found, pts) = needed(&ode, &mut rows)?;
-        o.nfe.push((format!("euler {} to error {}", sch.name(), p.tolerance), found.map_or(beyond, |f| f as f64)));
+        o.nfe.push((
+            format!("euler {} to error {}", sch.name(), p.tolerance),
+            found.map_or(beyond, |f| f as f64),
+        ));
         series.push(Series::line_points(
-            format!("{} (error < {} at {})", sch.name(), p.tolerance, found.map_or("never".into(), |f| f.to_string())),
+            format!(
+                "{} (error < {} at {})",
+                sch.name(),
+                p.tolerance,
+                found.map_or("never".into(), |f| f.to_string())
+            ),
             pts,
         ));
         counts.push(found);
@@ -143,10 +166,16 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         mixture.covariances().to_vec(),
     )?);
     let wrong_score = MixtureScore::new(wrong_mixture, ve.clone());
-    let wrong = EdmOde::new(Schedule::Linear, Denoiser::new(ve.as_ref(), &wrong_score)?, p.sigma_max)?;
+    let wrong = EdmOde::new(
+        Schedule::Linear,
+        Denoiser::new(ve.as_ref(), &wrong_score)?,
+        p.sigma_max,
+    )?;
     let (wrong_found, _) = needed(&wrong, &mut Vec::new())?;
     // Power for the shared-endpoint claim: the wrong denoiser's ODE lands elsewhere.
-    let wrong_end = wrong.solve(&tight(Schedule::Linear), Method::Rk(&DOPRI5), &y0)?.0;
+    let wrong_end = wrong
+        .solve(&tight(Schedule::Linear), Method::Rk(&DOPRI5), &y0)?
+        .0;
     let apart = endpoint_error(&wrong_end, &reference);
     claims.push(Claim::new(
         &format!("power: the σ = t ODE with the wrong denoiser (means × {}) does not land on the reference endpoints (RK45, mean |Δy|)", 1.0 + p.wrong_shift),
@@ -167,7 +196,11 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     ));
 
     let mut charts = vec![Chart {
-        title: format!("Euler steps uniform in t vs endpoint error, exact denoiser, {} narrowed ×{}", data.name(), p.narrow),
+        title: format!(
+            "Euler steps uniform in t vs endpoint error, exact denoiser, {} narrowed ×{}",
+            data.name(),
+            p.narrow
+        ),
         x_label: "Euler steps N".into(),
         y_label: "mean |y − y_RK45| at σ_min".into(),
         log_x: true,
@@ -183,7 +216,12 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     });
     for zoom in [p.sigma_max, 1.0] {
         for sch in SCHEDULES {
-            charts.push(trajectory_chart(&EdmOde::new(sch, denoiser, p.sigma_max)?, p, &starts, zoom)?);
+            charts.push(trajectory_chart(
+                &EdmOde::new(sch, denoiser, p.sigma_max)?,
+                p,
+                &starts,
+                zoom,
+            )?);
         }
     }
     o.grid("trajectories", &charts, 3)?;
@@ -192,7 +230,12 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
 
 /// One panel of EDM Fig. 3: state x against t for trajectories from `starts` (data scale at
 /// σ_max), with arrows along the flow, over the t where σ(t) ∈ [0, `zoom`].
-fn trajectory_chart(ode: &EdmOde<'_>, p: &Params, starts: &Array2<f64>, zoom: f64) -> Result<Chart> {
+fn trajectory_chart(
+    ode: &EdmOde<'_>,
+    p: &Params,
+    starts: &Array2<f64>,
+    zoom: f64,
+) -> Result<Chart> {
     let sch = ode.schedule;
     let grid = steps(sch, StepRule::Rho(7.0), p.sigma_max, p.sigma_min, 2000)?;
     let times = grid.times().to_vec();

@@ -4,12 +4,12 @@
 //! tuned on a grid per SDE, for PC and for corrector-only sampling.
 
 use super::model::ModelSpec;
-use super::{Num, Sci, Scale, Claim, Experiment, Outputs};
+use super::{Claim, Experiment, Num, Outputs, Scale, Sci};
+use crate::data::GaussianMixture;
 use crate::data::REFERENCE_DOMAIN;
 use crate::nn::NetScore;
 use crate::plot::{Chart, Series};
 use crate::sample::{config, integrate, Corrector, Predictor, SampleSpec, Sampler};
-use crate::data::GaussianMixture;
 use crate::stats::two_sample::energy_distance;
 use crate::Result;
 use ndarray::Array2;
@@ -204,11 +204,14 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                     table.push((sde.clone(), col, pname, ns, mean, sd));
                     pts.push((nfe, mean));
                 }
-                series.push(Series::line_points(if col == Column::C2 {
+                series.push(Series::line_points(
+                    if col == Column::C2 {
                         col.name().into()
                     } else {
                         format!("{} {pname}", col.name())
-                    }, pts));
+                    },
+                    pts,
+                ));
             }
         }
         charts.push(Chart {

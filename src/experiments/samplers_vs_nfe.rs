@@ -1,7 +1,7 @@
 //! EDM Fig. 2 / DPM-Solver on toy data: endpoint error at ε against NFE for every deterministic
 //! sampler with the exact score, and the fitted convergence orders (papers.md §8.2, §9).
 
-use super::{Num, Sci, Exact, Scale, loglog_slope, Claim, Experiment, Outputs};
+use super::{loglog_slope, Claim, Exact, Experiment, Num, Outputs, Scale, Sci};
 
 use crate::plot::{Chart, Series};
 use crate::sample::convergence::EndpointOracle;
@@ -113,7 +113,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             slope,
             &format!("{} ± {}", -order, p.tolerance),
         ));
-        series.push(Series::line_points(format!("{} (slope {slope:.2})", s.name()), pts));
+        series.push(Series::line_points(
+            format!("{} (slope {slope:.2})", s.name()),
+            pts,
+        ));
     }
     o.rows("errors", &rows)?;
     o.chart(

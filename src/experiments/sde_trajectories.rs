@@ -3,14 +3,14 @@
 //! marginals of all four processes tested against the exact p_t CDF; PF-ODE paths checked for
 //! crossings; and the PF-ODE round trip 0 → T → 0 against the step count.
 
-use crate::domain::Domain;
-use super::{Fixed, Num, SciP, Scale, loglog_slope, Claim, Experiment, Outputs};
-use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
-use crate::plot::{Chart, Heatmap, Overlay, Panel, Series, PALETTE};
-use crate::score::MixtureScore;
+use super::{loglog_slope, Claim, Experiment, Fixed, Num, Outputs, Scale, SciP};
 use crate::data::GaussianMixture;
-use crate::sde::{Forward, Sde, SdeSpec};
+use crate::data::{DATA_DOMAIN, REFERENCE_DOMAIN};
+use crate::domain::Domain;
+use crate::plot::{Chart, Heatmap, Overlay, Panel, Series, PALETTE};
 use crate::reverse::{ReverseSde, WrongReverse};
+use crate::score::MixtureScore;
+use crate::sde::{Forward, Sde, SdeSpec};
 use crate::stats::ks::{ks_test, mixture_cdf};
 use crate::{invalid, Result};
 use ndarray::{Array1, Array2};
@@ -577,7 +577,10 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             last,
             &format!("max error < {:e}", p.roundtrip_tolerance),
         ));
-        rt_chart.series.push(Series::line_points(name.clone(), ks.iter().copied().zip(errs).collect()));
+        rt_chart.series.push(Series::line_points(
+            name.clone(),
+            ks.iter().copied().zip(errs).collect(),
+        ));
     }
     o.figure("trajectories", &panels, 3)?;
     o.chart("roundtrip", &rt_chart)?;

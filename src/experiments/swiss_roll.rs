@@ -6,11 +6,11 @@
 //! is an ε-network trained by denoising score matching in the run, sampled by DDPM's ancestral
 //! rule on the same T steps.
 
-use crate::domain::Domain;
 use super::model::ModelSpec;
-use super::{Num, Sci, Scale, scatter, Claim, Experiment, Outputs};
+use super::{scatter, Claim, Experiment, Num, Outputs, Scale, Sci};
 use crate::data::DATA_DOMAIN;
 use crate::ddpm::DiscreteSchedule;
+use crate::domain::Domain;
 use crate::elbo::discrete_bound;
 use crate::plot::{Chart, Series};
 use crate::sample::{integrate, SampleSpec, Sampler, Variance};

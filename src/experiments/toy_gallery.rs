@@ -2,14 +2,14 @@
 //! trained model per dataset, sampled by one sampler, with two-sample statistics against
 //! held-out data and a wrong reverse process as the power control.
 
-use crate::domain::Domain;
 use super::model::ModelSpec;
-use super::{Fixed, Sci, SciP, Scale, Claim, Experiment, Outputs};
+use super::{Claim, Experiment, Fixed, Outputs, Scale, Sci, SciP};
 use crate::data::DATA_DOMAIN;
+use crate::domain::Domain;
 use crate::plot::{Chart, Series};
+use crate::reverse::{ReverseSde, WrongReverse};
 use crate::sample::{sample, SampleSpec, Sampler};
 use crate::sde::Marginal;
-use crate::reverse::{ReverseSde, WrongReverse};
 use crate::stats::chi2::component_chi2;
 use crate::stats::spread::component_spread;
 use crate::stats::two_sample::{energy_distance, energy_test, knn_test, mmd_test};

@@ -324,35 +324,23 @@ const RANGE_NAME: &str = "range";
 /// power only against gross outliers, which is what it is for: μ and v are exact for a
 /// mixture and estimated from 100 000 exact draws otherwise.
 fn range_test(x: ArrayView2<f64>, data: &Dataset, seed: u64) -> TestOutcome {
+    let dist2 = |r: ndarray::ArrayView1<f64>, mu: &ndarray::Array1<f64>| -> f64 {
+        r.iter().zip(mu).map(|(a, m)| (a - m) * (a - m)).sum()
+    };
     let (mu, v) = match data.mixture() {
         Some(mix) => mix.mean_and_spread(),
         None => {
             let rows = (ORACLE_VALUES / data.dim().max(1)).clamp(1000, ORACLE_MIN_ROWS);
             let draws = data.sample(rows, seed, REFERENCE_DOMAIN);
             let mu = draws.mean_axis(ndarray::Axis(0)).expect("rows > 0");
-            let v = draws
-                .rows()
-                .into_iter()
-                .map(|r| {
-                    r.iter()
-                        .zip(&mu)
-                        .map(|(a, m)| (a - m) * (a - m))
-                        .sum::<f64>()
-                })
-                .sum::<f64>()
-                / rows as f64;
+            let v = draws.rows().into_iter().map(|r| dist2(r, &mu)).sum::<f64>() / rows as f64;
             (mu, v)
         }
     };
     let r2 = x
         .rows()
         .into_iter()
-        .map(|r| {
-            r.iter()
-                .zip(&mu)
-                .map(|(a, m)| (a - m) * (a - m))
-                .sum::<f64>()
-        })
+        .map(|r| dist2(r, &mu))
         .fold(0.0, f64::max);
     let n = x.nrows() as f64;
     let p = if r2 > 0.0 { (n * v / r2).min(1.0) } else { 1.0 };
