@@ -67,6 +67,7 @@ pub mod likelihood;
 pub mod model;
 pub mod nn;
 pub mod numerics;
+pub mod path;
 pub mod plot;
 pub mod reverse;
 pub mod sample;

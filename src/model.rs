@@ -64,6 +64,25 @@ impl Model {
         self
     }
 
+    /// The same field on another path ([`crate::score::PathChange`]: matched log-SNR and a
+    /// rescaling); `self` when `path` is already the model's.
+    pub fn on_path(self, path: Arc<dyn Sde>) -> Result<Self> {
+        if crate::sde::same_sde(self.sde.as_ref(), path.as_ref()) {
+            return Ok(self);
+        }
+        crate::path::check_path(path.as_ref())?;
+        let field = crate::score::PathChange {
+            field: self.score,
+            from: self.sde,
+            to: path.clone(),
+        };
+        Ok(Self {
+            score: Box::new(field),
+            sde: path,
+            data: self.data,
+        })
+    }
+
     pub fn score(&self) -> &dyn Score {
         self.score.as_ref()
     }

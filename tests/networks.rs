@@ -8,6 +8,7 @@ use candle_core::{Device, Tensor};
 use ndarray::{Array2, Zip};
 use scoresde::ddpm::DiscreteSchedule;
 use scoresde::nn::{Activation, EpsNet, NetConfig, NetScore};
+use scoresde::path::{PathPoint, Rates};
 use scoresde::sample::{sample, SampleSpec};
 use scoresde::score::convert::{eps_from_score, Prediction};
 use scoresde::score::{MixtureScore, Score};
@@ -220,16 +221,25 @@ fn prediction_targets_and_jacobians_are_consistent() {
         },
     ] {
         let (x0, eps) = (0.7, -1.3);
-        let x = k.mean * x0 + k.std * eps;
+        // Rates of some path through this kernel (only the velocity reads them).
+        let k = PathPoint::new(
+            k,
+            Rates {
+                dmean: -0.4 * k.mean,
+                dstd: 0.9,
+            },
+        );
+        let x = k.noised(x0, eps);
         for p in [
             Prediction::Eps,
             Prediction::X0,
             Prediction::V,
             Prediction::Score,
             Prediction::Edm,
+            Prediction::Velocity,
         ] {
             let target = p.target(x0, eps, k, 0.7);
-            let eps_hat = |out: f64| eps_from_score(p.to_score(out, x, k, 0.7), k);
+            let eps_hat = |out: f64| eps_from_score(p.to_score(out, x, k, 0.7), k.kernel());
             assert!(
                 (eps_hat(target) - eps).abs() < 1e-12,
                 "{p:?}: target does not give ε"

@@ -122,7 +122,8 @@ pub(crate) fn refuse_unread_flags(cli: &Cli, matches: &clap::ArgMatches) -> Resu
     match &cli.cmd {
         Cmd::Sample(a) => {
             // The sampler's own flags are checked by the task (each sampler has its settings).
-            check_sde(&a.sde, a.model.is_some())?;
+            // With --model, a path other than the run's is a post-hoc path change.
+            check_sde(&a.sde, false)?;
             if a.model.is_some() {
                 refuse_unread(
                     m,

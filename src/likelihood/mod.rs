@@ -185,9 +185,16 @@ pub fn pf_ode_nll(
         chunk_size: spec.chunk,
         ..Default::default()
     };
+    // Rectified and trigonometric paths: m(t_max) = 0, where f and g² are infinite.
+    let signal_free = sde.marginal(t_max).mean == 0.0;
+    let t1 = if signal_free {
+        t_max * (1.0 - crate::path::SIGNAL_FREE_MARGIN)
+    } else {
+        t_max
+    };
     let steps = Steps::Adaptive {
         t0: spec.eps,
-        t1: t_max,
+        t1,
         tol: Tolerances::new(spec.rtol, spec.atol),
     };
     let sol = solve(
@@ -198,7 +205,11 @@ pub fn pf_ode_nll(
         &opts,
     )?;
     let x_t = sol.x.slice(s![.., ..d]).to_owned();
-    let prior = sde.prior_log_prob(x_t.view());
+    let prior = if signal_free {
+        crate::path::isotropic_log_prob(x_t.view(), sde.marginal(t1).std)
+    } else {
+        sde.prior_log_prob(x_t.view())
+    };
     let last = sys.width() - 1;
     let delta: Array1<f64> = sol.x.column(last).to_owned();
     let nll = -(&prior + &delta);

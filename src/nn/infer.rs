@@ -151,12 +151,24 @@ impl Score for NetScore {
     fn dim(&self) -> usize {
         self.mlp.config().dim
     }
+    /// A velocity network's output as it is (regular where m = 0).
+    fn velocity(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> bool {
+        if self.mlp.config().prediction != Prediction::Velocity {
+            return false;
+        }
+        let mut raw = Array2::<f32>::zeros(x.raw_dim());
+        self.mlp.forward(x, t, raw.view_mut());
+        Zip::from(&mut out)
+            .and(&raw)
+            .for_each(|o, &r| *o = r as f64);
+        true
+    }
     fn sde(&self) -> Option<&dyn Sde> {
         Some(self.sde.as_ref())
     }
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         let (pred, sd) = (self.mlp.config().prediction, self.mlp.config().sigma_data);
-        let kernel = |i: usize| self.sde.marginal(t.at(i));
+        let kernel = |i: usize| self.sde.point(t.at(i));
         // The network's input scaling (EDM's c_in; 1 for the other parameterisations).
         let scaled;
         let xin = if pred != Prediction::Edm {
@@ -172,7 +184,7 @@ impl Score for NetScore {
         let mut raw = Array2::<f32>::zeros(x.raw_dim());
         self.mlp.forward(xin, t, raw.view_mut());
         let shared = match t {
-            Time::Shared(t) => Some(self.sde.marginal(t)),
+            Time::Shared(t) => Some(self.sde.point(t)),
             Time::PerRow(_) => None,
         };
         for (i, ((mut o, r), xr)) in out

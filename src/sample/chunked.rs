@@ -5,22 +5,29 @@
 use super::engine::{Dynamics, StepContext};
 use super::grid::Grid;
 use super::Method;
+use crate::reverse::Diffusion;
 use crate::sde::Sde;
 use crate::Result;
 use ndarray::Array2;
 use scoresde_solvers::{Method as Step, Steps, Tableau, TimeGrid, Tolerances, DOPRI5};
 
-/// `em` (λ = 0) and `plug-in`: Euler–Maruyama on `dx = [f − (1 − λ/2) g² s] dt + √(1 − λ) g dw̄`
-/// (Huang, Lim & Courville 2021), N steps, N evaluations.
+/// `em` and `plug-in`: Euler–Maruyama on the reverse dynamics
+/// `dx = [u − ½ w² ∇log p_t] dt + w dw̄` with w(t) any member of [`Diffusion`] (w = g: the
+/// reverse SDE; w² = (1 − λ) g²: Huang, Lim & Courville 2021's plug-in family), N steps,
+/// N evaluations.
 #[derive(Clone, Copy, Debug)]
 pub struct ReverseEm {
-    pub lambda: f64,
+    pub diffusion: Diffusion,
     pub grid: Grid,
 }
 
 impl Method for ReverseEm {
     fn name(&self) -> String {
-        if self.lambda == 0.0 { "em" } else { "plug-in" }.into()
+        match self.diffusion {
+            Diffusion::PlugIn { .. } => "plug-in",
+            Diffusion::Kind { .. } => "em",
+        }
+        .into()
     }
     fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
         self.grid.times(sde, eps, steps + 1)
@@ -36,10 +43,12 @@ impl Method for ReverseEm {
         times: &[f64],
         _: usize,
     ) -> Result<()> {
+        let t_end = *times.last().expect("a grid has points");
+        self.diffusion.check(ctx.sde, times[0], t_end)?;
         let steps = Steps::Grid(TimeGrid::new(times.to_vec())?);
         ctx.solve(
             Dynamics::ReverseSde {
-                lambda: self.lambda,
+                diffusion: self.diffusion,
             },
             Step::EulerMaruyama,
             &steps,

@@ -8,6 +8,7 @@ use super::chunked::{PfOde, ReverseEm};
 use super::grid::{Grid, Spacing};
 use super::{ddim, dpm, edm, langevin, pc, Corrector, Method, Predictor};
 use crate::ddpm::Variance;
+use crate::reverse::{Diffusion, DiffusionKind};
 use crate::sde::Sde;
 use crate::{invalid, Result};
 use scoresde_solvers::{Tolerances, EULER, HEUN, RK4};
@@ -40,6 +41,18 @@ pub struct OnGrid {
     pub spacing: Option<Spacing>,
     /// ρ of the EDM spacing (default 7).
     pub rho: Option<f64>,
+}
+
+/// Euler–Maruyama on the reverse dynamics with diffusion w(t) (default: g, the reverse SDE).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Em {
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+    /// The form of w(t) (default g).
+    pub diffusion: Option<DiffusionKind>,
+    /// Its scale C (default 1).
+    pub diffusion_scale: Option<f64>,
 }
 
 /// Huang et al. 2021's plug-in reverse SDE with λ ∈ [0, 1] (0: reverse SDE, 1: PF-ODE).
@@ -197,7 +210,7 @@ macro_rules! samplers {
 
 samplers! {
     /// Euler–Maruyama on the reverse-time SDE, N steps.
-    Em(OnGrid) = "em",
+    Em(Em) = "em",
     /// Euler on the probability-flow ODE, N steps.
     PfEuler(OnGrid) = "pf-euler",
     /// Heun (trapezoid in t) on the PF-ODE, N steps.
@@ -275,11 +288,21 @@ impl std::str::FromStr for Sampler {
 
 impl Default for Sampler {
     fn default() -> Self {
-        Sampler::Em(OnGrid::default())
+        Sampler::Em(Em::default())
     }
 }
 
 impl Sampler {
+    /// `em` with the path's own reverse SDE (w = g), or with w² = 2s (SiT's `sigma`) where g is
+    /// singular at t_max (rectified and trigonometric paths).
+    pub fn em_for(path: &dyn Sde) -> Sampler {
+        let singular = !path.diffusion(path.t_max()).is_finite();
+        Sampler::Em(Em {
+            diffusion: singular.then_some(DiffusionKind::Sigma),
+            ..Default::default()
+        })
+    }
+
     /// The name (`em`, `dpm-solver-2`, …).
     pub fn name(&self) -> String {
         match serde_json::to_value(self) {
@@ -340,10 +363,22 @@ impl Sampler {
         };
         let g = |o: &OnGrid, default| grid(&name, o.spacing, o.rho, default);
         Ok(match self {
-            Sampler::Em(o) => Box::new(ReverseEm {
-                lambda: 0.0,
-                grid: g(o, Spacing::Time)?,
-            }),
+            Sampler::Em(o) => {
+                if o.diffusion_scale.is_some() && o.diffusion == Some(DiffusionKind::Zero) {
+                    return Err(invalid!(
+                        "`diffusion_scale` does not apply to `diffusion` zero"
+                    ));
+                }
+                let scale = o.diffusion_scale.unwrap_or(1.0);
+                finite_nonneg("diffusion_scale", scale)?;
+                Box::new(ReverseEm {
+                    diffusion: Diffusion::Kind {
+                        kind: o.diffusion.unwrap_or_default(),
+                        scale,
+                    },
+                    grid: grid(&name, o.spacing, o.rho, Spacing::Time)?,
+                })
+            }
             Sampler::PlugIn(p) => {
                 if !(0.0..=1.0).contains(&p.lambda) {
                     return Err(invalid!(
@@ -352,7 +387,7 @@ impl Sampler {
                     ));
                 }
                 Box::new(ReverseEm {
-                    lambda: p.lambda,
+                    diffusion: Diffusion::PlugIn { lambda: p.lambda },
                     grid: grid(&name, p.spacing, p.rho, Spacing::Time)?,
                 })
             }
@@ -532,9 +567,9 @@ mod tests {
                 ..Default::default()
             })
         );
-        let rho = Sampler::Em(OnGrid {
-            spacing: None,
+        let rho = Sampler::Em(Em {
             rho: Some(3.0),
+            ..Default::default()
         });
         assert!(rho.method(None).is_err());
     }

@@ -62,13 +62,21 @@ fn run(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64], eta: f64) 
         let b = eng.sde.transition(t_next, t).std;
         let sig = eta * k_next.std / k.std * b;
         let c_eps = (k_next.std * k_next.std - sig * sig).max(0.0).sqrt();
-        let eps = eng.eps(t, x.view());
-        let z = if sig > 0.0 {
-            Some(eng.normal(n, d))
+        let z_of = |eng: &mut StepContext<'_>| (sig > 0.0).then(|| eng.normal(n, d));
+        let z;
+        if k.mean > 0.0 {
+            let eps = eng.eps(t, x.view());
+            z = z_of(eng);
+            move_to(x, &eps, k, k_next.mean, c_eps);
         } else {
-            None
-        };
-        move_to(x, &eps, k, k_next.mean, c_eps);
+            // m = 0: x̂₀ and ε̂ from the field's velocity.
+            let (x0, eps) = eng.x0_eps(t, x.view());
+            z = z_of(eng);
+            Zip::from(&mut *x)
+                .and(&x0)
+                .and(&eps)
+                .for_each(|x, &x0, &e| *x = k_next.mean * x0 + c_eps * e);
+        }
         if let Some(z) = z {
             x.scaled_add(sig, &z);
         }

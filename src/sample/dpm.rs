@@ -28,6 +28,11 @@ impl Method for DpmSolver {
         }
     }
     fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
+        super::grid::refuse_signal_free_start(
+            sde,
+            &self.name(),
+            "its noise-prediction update scales x by m(t)/m(s)",
+        )?;
         self.grid
             .times(sde, eps, orders(self.order, steps).len() + 1)
     }

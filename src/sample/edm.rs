@@ -30,6 +30,7 @@ impl Method for Edm {
         .into()
     }
     fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
+        super::grid::refuse_signal_free_start(sde, &self.name(), "it steps in σ̃ = s/m")?;
         self.grid.times(sde, eps, steps)
     }
     /// 2(N − 1).

@@ -22,8 +22,10 @@ use scoresde_solvers::{
 /// What [`StepContext::solve`] integrates.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Dynamics {
-    /// The plug-in reverse SDE with λ (0: the reverse SDE).
-    ReverseSde { lambda: f64 },
+    /// The reverse dynamics with this w(t) (w = g: the reverse SDE).
+    ReverseSde {
+        diffusion: crate::reverse::Diffusion,
+    },
     /// The probability-flow ODE.
     ProbabilityFlow,
 }
@@ -136,7 +138,7 @@ impl<'a> StepContext<'a> {
     ) -> Result<()> {
         let reverse = ReverseSde::new(self.sde, self.score);
         let (plug_in, pf) = match dynamics {
-            Dynamics::ReverseSde { lambda } => (reverse.with_lambda(lambda), None),
+            Dynamics::ReverseSde { diffusion } => (reverse.with_diffusion(diffusion), None),
             Dynamics::ProbabilityFlow => (reverse, Some(reverse.probability_flow())),
         };
         let problem = match &pf {
@@ -182,14 +184,37 @@ impl<'a> StepContext<'a> {
         par_eps(self.score, self.sde, Time::Shared(t), x)
     }
 
-    /// Tweedie's denoiser `x̂₀ = (x + s² ∇log p_t(x)) / m`.
+    /// Tweedie's denoiser `x̂₀ = (x + s² ∇log p_t(x)) / m`; where m = 0, from the field's
+    /// velocity ([`StepContext::x0_eps`]).
     pub fn x0(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
         let k = self.sde.marginal(t);
+        if k.mean == 0.0 {
+            return self.x0_eps(t, x).0;
+        }
         let mut s = self.score(t, x);
         Zip::from(&mut s)
             .and(&x)
             .for_each(|s, &x| *s = convert::x0_from_score(*s, x, k));
         s
+    }
+
+    /// `(x̂₀, ε̂)` from one evaluation of the field's velocity ([`Score::velocity`];
+    /// [`convert::x0_from_velocity`], [`convert::eps_from_velocity`]): regular where m = 0. A
+    /// field that gives only a score yields NaN there, which stops the run at this step.
+    pub fn x0_eps(&self, t: f64, x: ArrayView2<f64>) -> (Array2<f64>, Array2<f64>) {
+        let p = self.sde.point(t);
+        let mut u = Array2::zeros(x.raw_dim());
+        if !self.score.velocity(Time::Shared(t), x, u.view_mut()) {
+            u.fill(f64::NAN);
+        }
+        let mut x0 = u.clone();
+        Zip::from(&mut x0)
+            .and(&x)
+            .for_each(|v, &x| *v = convert::x0_from_velocity(*v, x, p));
+        Zip::from(&mut u)
+            .and(&x)
+            .for_each(|v, &x| *v = convert::eps_from_velocity(*v, x, p));
+        (x0, u)
     }
 
     /// The kernel at t.

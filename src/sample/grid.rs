@@ -34,6 +34,14 @@ pub fn time_grid(
             "a sampling grid needs at least 2 points (1 step), got {points}"
         ));
     }
+    if spacing != Spacing::Time && !sde.log_snr(t_max).is_finite() && points > 2 {
+        // m(t_max) = 0 (rectified, trigonometric): λ and σ̃ are infinite there. The first step
+        // is the uniform-in-t one; the other points are spaced from its end.
+        let t1 = t_max + (eps - t_max) / (points - 1) as f64;
+        let mut times = vec![t_max];
+        times.extend_from_slice(time_grid(sde, spacing, rho, t1, eps, points - 1)?.times());
+        return Ok(TimeGrid::new(times)?);
+    }
     let last = (points - 1) as f64;
     let mut times: Vec<f64> = match spacing {
         Spacing::Time => (0..points)
@@ -108,6 +116,18 @@ impl Grid {
                 .to_vec(),
         )
     }
+}
+
+/// Refuses to run sampler `who` from t_max on a path where m(t_max) = 0 (rectified and
+/// trigonometric paths): its update divides by m or by σ̃ = s/m there (`why`).
+pub fn refuse_signal_free_start(sde: &dyn Sde, who: &str, why: &str) -> Result<()> {
+    if sde.marginal(sde.t_max()).mean > 0.0 {
+        return Ok(());
+    }
+    Err(invalid!(
+        "`sampler` {who} cannot start on the {} path, where m(t_max) = 0: {why}; use em, ddim, dpm-solver-pp2m, pc or a pf-* sampler",
+        sde.name()
+    ))
 }
 
 /// DDPM's `n`-step schedule on the VP-SDE `sde`; `who` names the sampler in the error.

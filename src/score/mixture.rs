@@ -7,6 +7,7 @@
 use super::{convert, Score};
 use crate::data::{Covariance, GaussianMixture};
 use crate::numerics::{exp_nonpos, exp_nonpos_lanes};
+use crate::path::PathPoint;
 use crate::sde::{Marginal, Sde};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2};
 use scoresde_solvers::Time;
@@ -54,6 +55,7 @@ impl GaussianMixture {
             lognorm,
             inv,
             iso,
+            scaled_means_factor: k.mean,
         }
     }
 }
@@ -63,6 +65,8 @@ impl GaussianMixture {
 pub struct Scratch {
     e: Vec<f64>,
     y: Vec<f64>,
+    /// A score buffer for [`MixtureScore`]'s velocity.
+    sc: Vec<f64>,
 }
 
 /// A mixture at one time: `p_t = Σ_k w_k N(m μ_k, C_k)`, with the per-time constants formed.
@@ -75,6 +79,8 @@ pub struct Diffused<'a> {
     inv: Vec<f64>,
     /// Structure-of-arrays constants when every component is isotropic (the fast path).
     iso: Option<IsoSoa>,
+    /// m(t).
+    scaled_means_factor: f64,
 }
 
 /// Constants of an all-isotropic diffused mixture laid out for vectorised loops over k.
@@ -237,6 +243,44 @@ impl Diffused<'_> {
         }
     }
 
+    /// Writes Tweedie's denoiser `E[x₀ | x_t = x] = Σ_k r_k (μ_k + m Σ_k C_k⁻¹ (x − m μ_k))`
+    /// into `x0` (the posterior mean of each Gaussian component, weighted by its
+    /// responsibility) and the score into `score`. Regular at m = 0, where it is `Σ_k w_k μ_k`,
+    /// unlike `(x + s² ∇log p_t)/m`.
+    pub fn denoise(&self, x: ArrayView1<f64>, s: &mut Scratch, x0: &mut [f64], score: &mut [f64]) {
+        self.score(x, s, score);
+        let d = x0.len();
+        let sum: f64 = s.e.iter().sum();
+        let m = self.scaled_means_factor;
+        x0.iter_mut().for_each(|o| *o = 0.0);
+        for k in 0..self.lognorm.len() {
+            let r = s.e[k] / sum;
+            let inv = &self.inv[k * d..(k + 1) * d];
+            let y = &s.y[k * d..(k + 1) * d];
+            for (o, &mu) in x0.iter_mut().zip(self.mix.means.row(k)) {
+                *o += r * mu;
+            }
+            match &self.mix.covs[k] {
+                Covariance::Isotropic { var } => {
+                    let c = r * m * var * inv[0];
+                    for j in 0..d {
+                        x0[j] += c * y[j];
+                    }
+                }
+                Covariance::Full {
+                    eigvecs, eigvals, ..
+                } => {
+                    for q in 0..d {
+                        let w = r * m * eigvals[q] * inv[q] * y[q];
+                        for j in 0..d {
+                            x0[j] += eigvecs[[j, q]] * w;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Writes the score into `out` and returns the Laplacian `Δ log p_t(x)`: the trace of the
     /// Hessian `Σ_k r_k (g_k g_kᵀ − C_k⁻¹) − (Σ_k r_k g_k)(Σ_k r_k g_k)ᵀ`, i.e.
     /// `Σ_k r_k (‖g_k‖² − tr C_k⁻¹) − ‖∇log p_t‖²` with `g_k = −C_k⁻¹(x − m μ_k)` (papers.md §1.3).
@@ -299,7 +343,7 @@ impl MixtureScore {
     /// Applies `f(diffused, row, scratch, out_row)` to every row, forming p_t once per time.
     fn for_rows<F>(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>, f: F)
     where
-        F: Fn(&Diffused<'_>, Marginal, ArrayView1<f64>, &mut Scratch, &mut [f64]),
+        F: Fn(&Diffused<'_>, f64, Marginal, ArrayView1<f64>, &mut Scratch, &mut [f64]),
     {
         let mut s = Scratch::default();
         match t {
@@ -309,6 +353,7 @@ impl MixtureScore {
                 for (xr, mut o) in x.rows().into_iter().zip(out.rows_mut()) {
                     f(
                         &p,
+                        t,
                         k,
                         xr,
                         &mut s,
@@ -321,6 +366,7 @@ impl MixtureScore {
                     let k = self.kernel(t);
                     f(
                         &self.mixture.at(k),
+                        t,
                         k,
                         xr,
                         &mut s,
@@ -334,28 +380,35 @@ impl MixtureScore {
     /// `log p_t(x)` per row.
     pub fn log_prob(&self, t: f64, x: ArrayView2<f64>) -> Array1<f64> {
         let mut out = Array2::zeros((x.nrows(), 1));
-        self.for_rows(Time::Shared(t), x, out.view_mut(), |p, _, xr, s, o| {
+        self.for_rows(Time::Shared(t), x, out.view_mut(), |p, _, _, xr, s, o| {
             o[0] = p.log_prob(xr, s)
         });
         out.column(0).to_owned()
     }
 
-    /// The Tweedie denoiser `E[x₀ | x_t = x]` per row.
+    /// The Tweedie denoiser `E[x₀ | x_t = x]` per row (regular at m = 0).
     pub fn denoise(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
         let mut out = Array2::zeros(x.raw_dim());
-        self.for_rows(Time::Shared(t), x, out.view_mut(), |p, k, xr, s, o| {
-            p.score(xr, s, o);
-            for (o, &xv) in o.iter_mut().zip(xr) {
-                *o = convert::x0_from_score(*o, xv, k);
-            }
+        self.for_rows(Time::Shared(t), x, out.view_mut(), |p, _, _, xr, s, o| {
+            let mut sc = std::mem::take(&mut s.sc);
+            sc.resize(o.len(), 0.0);
+            p.denoise(xr, s, o, &mut sc);
+            s.sc = sc;
         });
+        out
+    }
+
+    /// The exact velocity `E[ṁ x₀ + ṡ ε | x_t = x]` per row.
+    pub fn velocity_at(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
+        let mut out = Array2::zeros(x.raw_dim());
+        self.velocity(Time::Shared(t), x, out.view_mut());
         out
     }
 
     /// The optimal ε-prediction `ε*(x, t) = −s(t) ∇log p_t(x)` per row.
     pub fn eps(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
         let mut out = Array2::zeros(x.raw_dim());
-        self.for_rows(Time::Shared(t), x, out.view_mut(), |p, k, xr, s, o| {
+        self.for_rows(Time::Shared(t), x, out.view_mut(), |p, _, k, xr, s, o| {
             p.score(xr, s, o);
             o.iter_mut()
                 .for_each(|v| *v = convert::eps_from_score(*v, k));
@@ -367,6 +420,20 @@ impl MixtureScore {
 impl Score for MixtureScore {
     fn dim(&self) -> usize {
         self.mixture.dim()
+    }
+    /// `u = ṁ x̂₀ + ṡ ε̂` with the regular denoiser and `ε̂ = −s ∇log p_t`.
+    fn velocity(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> bool {
+        self.for_rows(t, x, out, |p, t, k, xr, s, o| {
+            let mut sc = std::mem::take(&mut s.sc);
+            sc.resize(o.len(), 0.0);
+            p.denoise(xr, s, o, &mut sc);
+            let pt = PathPoint::new(k, self.sde.rates(t));
+            for (o, &sc) in o.iter_mut().zip(&sc) {
+                *o = convert::velocity_from_x0_eps(*o, convert::eps_from_score(sc, k), pt);
+            }
+            s.sc = sc;
+        });
+        true
     }
     fn sde(&self) -> Option<&dyn Sde> {
         Some(self.sde.as_ref())
@@ -400,6 +467,6 @@ impl Score for MixtureScore {
                 return;
             }
         }
-        self.for_rows(t, x, out, |p, _, xr, s, o| p.score(xr, s, o));
+        self.for_rows(t, x, out, |p, _, _, xr, s, o| p.score(xr, s, o));
     }
 }

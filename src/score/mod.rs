@@ -4,8 +4,10 @@
 
 pub mod convert;
 mod mixture;
+mod path_change;
 
 pub use mixture::{Diffused, MixtureScore, Scratch};
+pub use path_change::PathChange;
 
 use crate::sde::Sde;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
@@ -25,6 +27,14 @@ pub trait Score: Sync {
     }
     /// Writes `∇_x log p_t(x_i)` into row i of `out`.
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>);
+
+    /// Writes the velocity `u = E[ṁ x₀ + ṡ ε | x_t]` (the PF-ODE's drift) into `out` and
+    /// returns true, where the field has it in a form regular at m = 0 (the exact oracle, a
+    /// velocity-predicting network). The default returns false and writes nothing: the
+    /// reverse dynamics then use the score, which is singular where m = 0.
+    fn velocity(&self, _t: Time<'_>, _x: ArrayView2<f64>, _out: ArrayViewMut2<f64>) -> bool {
+        false
+    }
 
     /// Writes the score into `out` and its divergence `∇·s(x_i, t)` (the Laplacian of
     /// log p_t for an exact score) into `div[i]`. The default differentiates the score by
@@ -124,6 +134,15 @@ impl Score for Counted<'_> {
         self.rows.fetch_add(x.nrows() as u64, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.inner.score(t, x, out)
+    }
+    /// Counts one evaluation per row when the inner field gives its velocity.
+    fn velocity(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> bool {
+        let given = self.inner.velocity(t, x, out);
+        if given {
+            self.rows.fetch_add(x.nrows() as u64, Ordering::Relaxed);
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        }
+        given
     }
     /// Counts one evaluation per row (score and divergence together).
     fn score_divergence(

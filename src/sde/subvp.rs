@@ -1,6 +1,6 @@
 //! The sub-VP SDE `dx = −½ β x dt + √(β(t)(1 − e^{−2B(t)})) dw` (Song et al. 2021, eq. 12).
 
-use super::{BetaSchedule, Marginal, Sde};
+use super::{BetaSchedule, Marginal, Rates, Sde};
 
 /// sub-VP SDE: same mean as VP, kernel std `s(t) = 1 − e^{−B(t)}` (the std, not the variance).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -32,6 +32,14 @@ impl Sde for SubVpSde {
         Marginal {
             mean: (-0.5 * b).exp(),
             std: -(-b).exp_m1(),
+        }
+    }
+    /// `ṁ = −½ β m`, `ṡ = β e^{−B} = β m²` (s = 1 − e^{−B}).
+    fn rates(&self, t: f64) -> Rates {
+        let (m, b) = (self.marginal(t).mean, self.schedule.beta(t));
+        Rates {
+            dmean: -0.5 * b * m,
+            dstd: b * m * m,
         }
     }
     fn t_max(&self) -> f64 {

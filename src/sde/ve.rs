@@ -1,6 +1,6 @@
 //! The variance-exploding SDE `dx = σ(t) √(2 log(σ_max/σ_min)) dw` (Song et al. 2021, eq. 9).
 
-use super::{Marginal, Sde};
+use super::{Marginal, Rates, Sde};
 
 /// VE-SDE with `σ(t) = σ_min (σ_max/σ_min)^t`. The kernel std is σ(t) (as in the reference
 /// code, not √(σ(t)² − σ(0)²)); the prior is N(0, σ_max² I).
@@ -61,6 +61,13 @@ impl Sde for VeSde {
         Marginal {
             mean: 1.0,
             std: self.sigma(t),
+        }
+    }
+    /// `ṁ = 0`, `ṡ = σ(t) ln(σ_max/σ_min)`.
+    fn rates(&self, t: f64) -> Rates {
+        Rates {
+            dmean: 0.0,
+            dstd: self.sigma(t) * (self.sigma_max / self.sigma_min).ln(),
         }
     }
     fn prior_std(&self) -> f64 {

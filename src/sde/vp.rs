@@ -1,6 +1,6 @@
 //! The variance-preserving SDE `dx = −½ β(t) x dt + √β(t) dw` (Song et al. 2021, eq. 11).
 
-use super::{BetaSchedule, Marginal, Sde};
+use super::{BetaSchedule, Marginal, Rates, Sde};
 
 /// VP-SDE. Kernel: `m(t) = exp(−B(t)/2)`, `s(t) = √(1 − e^{−B(t)})`, computed with `expm1` so
 /// that s keeps full precision near t = 0 (s(1e-5) ≈ 1.0005e-3).
@@ -43,6 +43,14 @@ impl Sde for VpSde {
         Marginal {
             mean: (-0.5 * b).exp(),
             std: (-(-b).exp_m1()).sqrt(),
+        }
+    }
+    /// `ṁ = −½ β m`, `ṡ = β m² / (2 s)` (from s² = 1 − m²).
+    fn rates(&self, t: f64) -> Rates {
+        let (k, b) = (self.marginal(t), self.beta(t));
+        Rates {
+            dmean: -0.5 * b * k.mean,
+            dstd: 0.5 * b * k.mean * k.mean / k.std,
         }
     }
     fn t_max(&self) -> f64 {

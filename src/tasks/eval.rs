@@ -135,6 +135,7 @@ impl EvalTask {
             return Ok(false);
         }
         let spec = SampleSpec {
+            sampler: crate::sample::Sampler::em_for(sde.as_ref()),
             steps: self.steps,
             n: self.n,
             seed: self.seed,
@@ -147,7 +148,7 @@ impl EvalTask {
         let e_learned = energy_distance(learned.x.view(), reference.view());
         let e_exact = energy_distance(exact_run.x.view(), reference.view());
         say(&format!(
-            "reverse EM ({} steps, n={}): energy distance to exact draws: learned {e_learned:.5}, exact score {e_exact:.5} (ratio {:.2})",
+            "reverse EM, w = g or √(2s) where g is singular ({} steps, n={}): energy distance to exact draws: learned {e_learned:.5}, exact score {e_exact:.5} (ratio {:.2})",
             self.steps,
             self.n,
             e_learned / e_exact.max(f64::MIN_POSITIVE)

@@ -69,6 +69,14 @@ pub struct SamplerFlags {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lambda: Option<f64>,
+    /// w(t) of `--sampler em`'s reverse dynamics dx = [u − ½w²∇log p] dt + w dw̄ [default: g].
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diffusion: Option<crate::reverse::DiffusionKind>,
+    /// The scale C of `--diffusion` (w = C g, w = C, w² = 2Cs, w² = 2Ct, ½(1 − C cos πt)²) [default: 1].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diffusion_scale: Option<f64>,
     /// Langevin step size ε (plain: α = ε; annealed: α_i = ε s_i²/s_L²) [default: 0.1].
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,7 +175,22 @@ impl SampleTask {
     /// Samples into `out` (written only when the run succeeds); returns the summary line.
     pub fn run(&self) -> Result<String> {
         let model = match &self.model {
-            Some(dir) => Model::from_run(dir)?.0,
+            Some(dir) => {
+                let model = Model::from_run(dir)?.0;
+                if self.sde == SdeSpec::default() {
+                    model
+                } else {
+                    let path = self.sde.build(|| 1.0)?;
+                    if !crate::sde::same_sde(model.sde().as_ref(), path.as_ref()) {
+                        eprintln!(
+                            "note: the run was trained on the {} path; sampling it on the {} path by matching log-SNR (post-hoc path change)",
+                            model.sde().name(),
+                            path.name()
+                        );
+                    }
+                    model.on_path(path)?
+                }
+            }
             None => Model::exact(
                 &Dataset::from_spec(self.data.as_deref().unwrap_or_default())?,
                 &self.sde,

@@ -52,7 +52,8 @@ pub struct TrainTask {
     /// Train on DDPM's integer grid with N steps (VP only).
     #[cfg_attr(feature = "cli", arg(long))]
     pub discrete: Option<usize>,
-    #[cfg_attr(feature = "cli", arg(long = "sde", value_enum))]
+    /// The path (`--sde` is its older name).
+    #[cfg_attr(feature = "cli", arg(long = "path", visible_alias = "sde", value_enum))]
     pub sde_kind: Option<SdeKind>,
     #[cfg_attr(feature = "cli", arg(long))]
     pub seed: Option<u64>,

@@ -17,6 +17,12 @@ pub enum Weighting {
     /// λ(t) = g(t)² (Song, Durkan et al. 2021) by importance sampling: t drawn with density
     /// ∝ g²/σ² = −d log SNR/dt, which turns the weighted loss into Z · ε-MSE (Z constant).
     Likelihood,
+    /// t = t_eps + (T − t_eps)·sigmoid(n), n ~ N(0, 1): the logit-normal times of
+    /// rectified-flow image models (Esser et al. 2024, eq. 19 with m = 0, s = 1), loss unweighted
+    /// in the model's own prediction.
+    #[serde(rename = "logit-normal")]
+    #[cfg_attr(feature = "cli", value(name = "logit-normal"))]
+    LogitNormal,
 }
 
 /// Learning rate after warm-up.

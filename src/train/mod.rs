@@ -20,6 +20,7 @@ pub use data::TrainData;
 
 use crate::ddpm::DiscreteSchedule;
 use crate::nn::EpsNet;
+use crate::path::PathPoint;
 use crate::sde::{Marginal, Sde, SdeKind, VpSde};
 use crate::{invalid, Error, Result};
 use candle_core::{Device, Tensor};
@@ -46,6 +47,8 @@ enum Levels {
     Uniform { t0: f64, t1: f64 },
     /// −log SNR(t) ~ U: density ∝ g²/σ² (likelihood weighting by importance sampling).
     LogSnr { l0: f64, l1: f64 },
+    /// t = t0 + (t1 − t0) sigmoid(n), n ~ N(0, 1).
+    LogitNormal { t0: f64, t1: f64 },
     /// i ~ U{1..N} on DDPM's grid, with the discrete ᾱ_i.
     Discrete(DiscreteSchedule),
 }
@@ -70,9 +73,19 @@ impl Levels {
                 t0: t.t_eps,
                 t1: sde.t_max(),
             },
-            Weighting::Likelihood => Levels::LogSnr {
-                l0: sde.log_snr(t.t_eps),
-                l1: sde.log_snr(sde.t_max()),
+            Weighting::Likelihood => {
+                let (l0, l1) = (sde.log_snr(t.t_eps), sde.log_snr(sde.t_max()));
+                if !(l0.is_finite() && l1.is_finite()) {
+                    return Err(invalid!(
+                        "likelihood weighting draws uniform log-SNR, which is infinite at the ends of the {} path (m = 0 or s = 0): use weighting simple or logit-normal",
+                        sde.name()
+                    ));
+                }
+                Levels::LogSnr { l0, l1 }
+            }
+            Weighting::LogitNormal => Levels::LogitNormal {
+                t0: t.t_eps,
+                t1: sde.t_max(),
             },
         })
     }
@@ -86,6 +99,13 @@ impl Levels {
             }
             Levels::LogSnr { l0, l1 } => {
                 let t = sde.t_of_log_snr(l0 + u * (l1 - l0));
+                (t, sde.marginal(t))
+            }
+            Levels::LogitNormal { t0, t1 } => {
+                use statrs::distribution::ContinuousCDF;
+                let n = statrs::distribution::Normal::standard()
+                    .inverse_cdf(u.clamp(1e-12, 1.0 - 1e-12));
+                let t = t0 + (t1 - t0) / (1.0 + (-n).exp());
                 (t, sde.marginal(t))
             }
             Levels::Discrete(s) => {
@@ -271,14 +291,15 @@ impl Trainer {
             .for_each(|(i, ((mut xr, tr), (t, w)))| {
                 let mut rng = key.rng(i as u64, k as u64);
                 let (ti, kern) = self.levels.draw(self.sde.as_ref(), rng.random::<f64>());
-                let j = pred.eps_jacobian(kern, sd);
-                let scale = pred.input_scale(kern, sd);
+                let pt = PathPoint::new(kern, self.sde.rates(ti));
+                let j = pred.eps_jacobian(pt, sd);
+                let scale = pred.input_scale(pt, sd);
                 (*t, *w) = (ti, (j * j) as f32);
                 for c in 0..d {
                     let e: f64 = rng.sample(StandardNormal);
                     let x0c = x0[[i, c]];
-                    xr[c] = scale * (kern.mean * x0c + kern.std * e);
-                    tr[c] = pred.target(x0c, e, kern, sd) as f32;
+                    xr[c] = scale * pt.noised(x0c, e);
+                    tr[c] = pred.target(x0c, e, pt, sd) as f32;
                 }
             });
         let input = self.net.input(xt.view(), &ts)?;
