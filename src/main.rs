@@ -37,7 +37,7 @@ enum Cmd {
         out: PathBuf,
     },
     /// Sample with the exact score of a mixture dataset, or with a trained network (--model).
-    Sample(SampleTask),
+    Sample(Box<SampleTask>),
     /// Train an ε-network by denoising score matching into a run directory.
     Train(TrainTask),
     /// Excess denoising loss against the exact optimum per t bucket, and sample tests.

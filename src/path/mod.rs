@@ -12,7 +12,7 @@
 //!   times, and the conversions between predictions at a time ([`PathPoint`]);
 //! * the reverse dynamics with any diffusion w(t) ([`crate::reverse`]).
 //!
-//! A user's path is one `impl Path` (see `examples/custom_path.rs`).
+//! A user's path is one `impl Path` (`examples/custom_path.rs`).
 
 mod edm;
 mod point;
