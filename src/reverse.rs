@@ -156,7 +156,7 @@ impl Diffusion {
 
 /// Whether the score form `a x − c s` is regular at t: m > 0 and f, g finite.
 fn score_form_regular(path: &dyn Path, t: f64) -> bool {
-    path.marginal(t).mean > 0.0 && path.drift_coeff(t).is_finite() && path.g2(t).is_finite()
+    path.marginal(t).mean > 0.0 && path.drift_coeff(t).is_finite() && path.diffusion(t).is_finite()
 }
 
 /// Writes the reverse drift `u − ½ w² ∇log p_t` into `out`: in score form

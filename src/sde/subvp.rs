@@ -23,6 +23,11 @@ impl Sde for SubVpSde {
     fn drift_coeff(&self, t: f64) -> f64 {
         -0.5 * self.schedule.beta(t)
     }
+    /// β(t)(1 − e^{−2B(t)}).
+    fn g2(&self, t: f64) -> f64 {
+        let b = self.schedule.integral(t);
+        self.schedule.beta(t) * -(-2.0 * b).exp_m1()
+    }
     fn diffusion(&self, t: f64) -> f64 {
         let b = self.schedule.integral(t);
         (self.schedule.beta(t) * -(-2.0 * b).exp_m1()).sqrt()

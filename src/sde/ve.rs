@@ -54,6 +54,10 @@ impl Sde for VeSde {
     fn drift_coeff(&self, _t: f64) -> f64 {
         0.0
     }
+    /// 2σ(t)² ln(σ_max/σ_min).
+    fn g2(&self, t: f64) -> f64 {
+        2.0 * self.sigma(t).powi(2) * (self.sigma_max / self.sigma_min).ln()
+    }
     fn diffusion(&self, t: f64) -> f64 {
         self.sigma(t) * (2.0 * (self.sigma_max / self.sigma_min).ln()).sqrt()
     }

@@ -35,6 +35,10 @@ impl Sde for VpSde {
     fn drift_coeff(&self, t: f64) -> f64 {
         -0.5 * self.beta(t)
     }
+    /// β(t).
+    fn g2(&self, t: f64) -> f64 {
+        self.beta(t)
+    }
     fn diffusion(&self, t: f64) -> f64 {
         self.beta(t).sqrt()
     }
