@@ -306,28 +306,13 @@ impl OdeSystem for ProbabilityFlow<'_> {
     }
 }
 
-/// Negative control for sampler tests: the probability-flow drift f − ½g²s with the reverse
-/// SDE's noise g dw̄. It applies half the score correction the noise needs, so its marginals
+/// Negative control for sampler tests: the probability-flow drift u = f − ½g²s with the noise
+/// w dw̄ of the wrapped dynamics and none of the score correction −½w²s it needs (w = g, the
+/// default: the reverse SDE's noise; the bug of tue-bmd/zea PR #551 for any w). Its marginals
 /// are wider than p_t; a test that cannot reject it has no power.
 pub struct WrongReverse<'a>(pub ReverseSde<'a>);
 
 impl SdeSystem for WrongReverse<'_> {
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-    fn drift(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
-        self.0.probability_flow().rhs(t, x, out);
-    }
-    fn diffusion(&self, t: f64) -> f64 {
-        self.0.sde.diffusion(t)
-    }
-}
-
-/// The second negative control of the w family: noise w dw̄ added to the PF-ODE drift with no
-/// score correction at all (tue-bmd/zea PR #551's bug): `dx = u dt + w dw̄`.
-pub struct NoCorrection<'a>(pub ReverseSde<'a>);
-
-impl SdeSystem for NoCorrection<'_> {
     fn dim(&self) -> usize {
         self.0.dim()
     }

@@ -154,6 +154,28 @@ pub fn sample(
     sample_with(sde, score, method.as_ref(), &spec.run_spec(), progress)
 }
 
+/// Where m(t_max) = 0 (rectified, trigonometric paths) the score form of every update is
+/// 0·∞: the field must give its velocity ([`Score::velocity`]). One probe row, not counted.
+fn check_signal_free_start(sde: &dyn Sde, score: &dyn Score, t_max: f64) -> Result<()> {
+    if sde.marginal(t_max).mean > 0.0 {
+        return Ok(());
+    }
+    let x = ndarray::Array2::zeros((1, score.dim()));
+    let mut u = x.clone();
+    if score.velocity(
+        scoresde_solvers::Time::Shared(t_max),
+        x.view(),
+        u.view_mut(),
+    ) {
+        return Ok(());
+    }
+    Err(invalid!(
+        "the field gives only a score, which is singular where m = 0 (the {} path at t = {}): use a velocity model or the exact field, or a path with m(t_max) > 0",
+        sde.name(),
+        crate::error::num(t_max)
+    ))
+}
+
 /// Integrates from the given states at t_max down to ε with `spec`'s sampler.
 pub fn integrate(
     sde: &dyn Sde,
@@ -192,6 +214,7 @@ fn drive(
         ));
     }
     crate::score::check_sde(score, sde)?;
+    check_signal_free_start(sde, score, t_max)?;
     let counted = Counted::new(score);
     let n = x_t.nrows();
     let start = Instant::now();

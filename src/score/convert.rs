@@ -91,13 +91,6 @@ pub fn velocity_from_x0_eps(x0: f64, eps: f64, p: PathPoint) -> f64 {
     p.dm * x0 + p.ds * eps
 }
 
-/// `u = ṁ x̂₀ + ṡ ε̂` with Tweedie's x̂₀ and ε̂ = −s ∇log p_t (singular where m = 0).
-#[inline]
-pub fn velocity_from_score(score: f64, x: f64, p: PathPoint) -> f64 {
-    let k = p.kernel();
-    velocity_from_x0_eps(x0_from_score(score, x, k), eps_from_score(score, k), p)
-}
-
 /// `∇log p_t = −ε/s` from a velocity.
 #[inline]
 pub fn score_from_velocity(u: f64, x: f64, p: PathPoint) -> f64 {

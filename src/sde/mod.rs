@@ -11,7 +11,7 @@ mod vp;
 
 pub use forward::Forward;
 pub use schedule::BetaSchedule;
-pub use spec::{PathKind, ScheduleKind, SdeKind, SdeSpec};
+pub use spec::{ScheduleKind, SdeKind, SdeSpec};
 pub use subvp::SubVpSde;
 pub use ve::VeSde;
 pub use vp::VpSde;

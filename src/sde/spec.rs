@@ -28,9 +28,6 @@ pub enum SdeKind {
     Trig,
 }
 
-/// The path's kind by its other name.
-pub type PathKind = SdeKind;
-
 /// The β schedule of the VP and sub-VP SDEs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
