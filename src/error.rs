@@ -21,6 +21,9 @@ pub enum Error {
     /// An integrator failed (non-finite state, step-size underflow, bad grid).
     #[error("solver: {0}")]
     Solve(#[from] scoresde_solvers::SolveError),
+    /// The computation was asked to stop ([`crate::interrupt`]).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

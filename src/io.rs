@@ -344,3 +344,46 @@ pub fn variant_name<T: serde::Serialize>(v: &T) -> String {
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default()
 }
+
+/// The field names of a struct with derived `Deserialize`, as serde sees them (renames
+/// applied): asked of the derive itself, so no list is written twice.
+pub fn field_names<'de, T: serde::Deserialize<'de>>() -> &'static [&'static str] {
+    /// A deserializer that only records the `fields` a struct asks for.
+    struct Fields(Option<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("fields recorded")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    impl<'de> serde::Deserializer<'de> for &mut Fields {
+        type Error = Stop;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut d = Fields(None);
+    let _ = T::deserialize(&mut d);
+    d.0.unwrap_or(&[])
+}

@@ -29,7 +29,7 @@
 //!   the family-wise battery of `scoresde test`.
 //! * [`domain`] — every noise domain (the second key of each random stream), one enum.
 //! * [`numerics`], [`error`], [`io`] — shared formulas, the error type and size limits, atomic
-//!   files and checksums.
+//!   files and checksums; [`interrupt`] — a front end's request to stop.
 //!
 //! **Learning**: [`nn`] (the ε-network, its kernel, `NetScore`) and [`train`] (denoising score
 //! matching in candle, run directories, checkpoints, `eval`'s excess loss).
@@ -62,6 +62,7 @@ pub mod domain;
 pub mod elbo;
 pub mod error;
 pub mod experiments;
+pub mod interrupt;
 pub mod io;
 pub mod likelihood;
 pub mod model;

@@ -182,7 +182,8 @@ pub fn pf_ode_nll(
     }
     let start = Instant::now();
     let opts = SolveOptions {
-        chunk_size: spec.chunk,
+        // A whole-batch field is called once per stage.
+        chunk_size: if score.whole_batch() { n } else { spec.chunk },
         ..Default::default()
     };
     // Rectified and trigonometric paths: m(t_max) = 0, where f and g² are infinite.
@@ -197,12 +198,15 @@ pub fn pf_ode_nll(
         t1,
         tol: Tolerances::new(spec.rtol, spec.atol),
     };
-    let sol = solve(
-        Problem::Ode(&sys),
-        Method::Rk(&DOPRI5),
-        &steps,
-        state,
-        &opts,
+    let sol = crate::interrupt::check(
+        solve(
+            Problem::Ode(&sys),
+            Method::Rk(&DOPRI5),
+            &steps,
+            state,
+            &opts,
+        )
+        .map_err(Into::into),
     )?;
     let x_t = sol.x.slice(s![.., ..d]).to_owned();
     let prior = if signal_free {

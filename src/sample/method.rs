@@ -137,7 +137,12 @@ pub(crate) fn run_method(
         method.step_count(run.steps, &times),
     );
     ctx.limit = limit;
-    ctx.chunk = run.chunk;
+    // A whole-batch field is called once per stage: one chunk of all rows.
+    ctx.chunk = if counted.whole_batch() {
+        x.nrows()
+    } else {
+        run.chunk
+    };
     ctx.visit(times[0], &x);
     method.run(&mut ctx, &mut x, &times, run.steps)?;
     ctx.check_records()?;

@@ -221,7 +221,8 @@ fn drive(
     // Record times other than 0 (the denoised output) go to the sampler.
     let record: Vec<f64> = run.record.iter().copied().filter(|&r| r != 0.0).collect();
     let limit = engine::divergence_limit(sde, &x_t);
-    let (mut x, t_end, stats, mut records) = body(&counted, x_t, eps, &record, limit)?;
+    let (mut x, t_end, stats, mut records) =
+        crate::interrupt::check(body(&counted, x_t, eps, &record, limit))?;
     if run.denoise.unwrap_or(false) {
         let eng = StepContext::new(
             sde,

@@ -116,6 +116,29 @@ impl Prediction {
         }
     }
 
+    /// `(x̂₀, ε̂)` from one coordinate of a model output at input coordinate `x`: through the
+    /// velocity's own formulas for [`Prediction::Velocity`] (regular where m = 0), through
+    /// the score otherwise.
+    #[inline]
+    pub fn x0_eps(self, out: f64, x: f64, p: PathPoint, sd: f64) -> (f64, f64) {
+        if self == Prediction::Velocity {
+            return (x0_from_velocity(out, x, p), eps_from_velocity(out, x, p));
+        }
+        let k = p.kernel();
+        let score = self.to_score(out, x, p, sd);
+        (x0_from_score(score, x, k), eps_from_score(score, k))
+    }
+
+    /// One coordinate of a model output re-expressed as the prediction `to`.
+    #[inline]
+    pub fn convert(self, to: Prediction, out: f64, x: f64, p: PathPoint, sd: f64) -> f64 {
+        if self == to {
+            return out;
+        }
+        let (x0, eps) = self.x0_eps(out, x, p, sd);
+        to.target(x0, eps, p, sd)
+    }
+
     /// The regression target of one coordinate for `x_t = m x₀ + s ε`.
     #[inline]
     pub fn target(self, x0: f64, eps: f64, p: PathPoint, sd: f64) -> f64 {

@@ -317,6 +317,21 @@ impl Diffused<'_> {
 }
 
 /// The exact score of a Gaussian mixture diffused by `sde`.
+/// The exact quantities of a diffused mixture ([`MixtureScore::par_field`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// `∇log p_t(x)`.
+    Score,
+    /// `log p_t(x)`.
+    LogProb,
+    /// Tweedie's denoiser `E[x₀ | x_t = x]`.
+    Denoise,
+    /// The optimal ε-prediction `−s(t) ∇log p_t(x)`.
+    Eps,
+    /// The flow velocity `E[ṁ x₀ + ṡ ε | x_t = x]`.
+    Velocity,
+}
+
 #[derive(Clone, Debug)]
 pub struct MixtureScore {
     pub mixture: Arc<GaussianMixture>,
@@ -377,42 +392,83 @@ impl MixtureScore {
         }
     }
 
+    /// One exact quantity for every row at a shared or per-row time, in parallel blocks of
+    /// rows (results do not depend on the thread count): `n × d`, or `n × 1` for
+    /// [`Field::LogProb`].
+    pub fn par_field(&self, field: Field, t: Time<'_>, x: ArrayView2<f64>) -> Array2<f64> {
+        use crate::numerics::BLOCK;
+        use ndarray::Axis;
+        use rayon::prelude::*;
+        let cols = if field == Field::LogProb {
+            1
+        } else {
+            x.ncols()
+        };
+        let mut out = Array2::zeros((x.nrows(), cols));
+        x.axis_chunks_iter(Axis(0), BLOCK)
+            .into_par_iter()
+            .zip(out.axis_chunks_iter_mut(Axis(0), BLOCK).into_par_iter())
+            .enumerate()
+            .for_each(|(b, (x, o))| {
+                let t = match t {
+                    Time::Shared(t) => Time::Shared(t),
+                    Time::PerRow(ts) => Time::PerRow(&ts[b * BLOCK..b * BLOCK + x.nrows()]),
+                };
+                self.field(field, t, x, o);
+            });
+        out
+    }
+
+    /// [`MixtureScore::par_field`] on one block, on the calling thread.
+    fn field(&self, field: Field, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
+        match field {
+            Field::Score => self.score(t, x, out),
+            Field::Velocity => {
+                self.velocity(t, x, out);
+            }
+            Field::LogProb => {
+                self.for_rows(t, x, out, |p, _, _, xr, s, o| o[0] = p.log_prob(xr, s))
+            }
+            Field::Denoise => self.for_rows(t, x, out, |p, _, _, xr, s, o| {
+                let mut sc = std::mem::take(&mut s.sc);
+                sc.resize(o.len(), 0.0);
+                p.denoise(xr, s, o, &mut sc);
+                s.sc = sc;
+            }),
+            Field::Eps => self.for_rows(t, x, out, |p, _, k, xr, s, o| {
+                p.score(xr, s, o);
+                o.iter_mut()
+                    .for_each(|v| *v = convert::eps_from_score(*v, k));
+            }),
+        }
+    }
+
     /// `log p_t(x)` per row.
     pub fn log_prob(&self, t: f64, x: ArrayView2<f64>) -> Array1<f64> {
         let mut out = Array2::zeros((x.nrows(), 1));
-        self.for_rows(Time::Shared(t), x, out.view_mut(), |p, _, _, xr, s, o| {
-            o[0] = p.log_prob(xr, s)
-        });
+        self.field(Field::LogProb, Time::Shared(t), x, out.view_mut());
         out.column(0).to_owned()
     }
 
     /// The Tweedie denoiser `E[x₀ | x_t = x]` per row (regular at m = 0).
     pub fn denoise(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
-        let mut out = Array2::zeros(x.raw_dim());
-        self.for_rows(Time::Shared(t), x, out.view_mut(), |p, _, _, xr, s, o| {
-            let mut sc = std::mem::take(&mut s.sc);
-            sc.resize(o.len(), 0.0);
-            p.denoise(xr, s, o, &mut sc);
-            s.sc = sc;
-        });
-        out
+        self.serial(Field::Denoise, t, x)
     }
 
     /// The exact velocity `E[ṁ x₀ + ṡ ε | x_t = x]` per row.
     pub fn velocity_at(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
-        let mut out = Array2::zeros(x.raw_dim());
-        self.velocity(Time::Shared(t), x, out.view_mut());
-        out
+        self.serial(Field::Velocity, t, x)
     }
 
     /// The optimal ε-prediction `ε*(x, t) = −s(t) ∇log p_t(x)` per row.
     pub fn eps(&self, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
+        self.serial(Field::Eps, t, x)
+    }
+
+    /// An `n × d` field at a shared time, on the calling thread.
+    fn serial(&self, field: Field, t: f64, x: ArrayView2<f64>) -> Array2<f64> {
         let mut out = Array2::zeros(x.raw_dim());
-        self.for_rows(Time::Shared(t), x, out.view_mut(), |p, _, k, xr, s, o| {
-            p.score(xr, s, o);
-            o.iter_mut()
-                .for_each(|v| *v = convert::eps_from_score(*v, k));
-        });
+        self.field(field, Time::Shared(t), x, out.view_mut());
         out
     }
 }

@@ -3,10 +3,12 @@
 //! evaluations (NFE) or perturb a score (power checks).
 
 pub mod convert;
+mod external;
 mod mixture;
 mod path_change;
 
-pub use mixture::{Diffused, MixtureScore, Scratch};
+pub use external::{External, ExternalFn};
+pub use mixture::{Diffused, Field, MixtureScore, Scratch};
 pub use path_change::PathChange;
 
 use crate::sde::Sde;
@@ -33,6 +35,13 @@ pub trait Score: Sync {
     /// velocity-predicting network). The default returns false and writes nothing: the
     /// reverse dynamics then use the score, which is singular where m = 0.
     fn velocity(&self, _t: Time<'_>, _x: ArrayView2<f64>, _out: ArrayViewMut2<f64>) -> bool {
+        false
+    }
+
+    /// True for a field that must see the whole batch in one call (a model outside this
+    /// process's threads: a Python callable, a GPU network): row blocks and solver chunks
+    /// are then not split, so each step costs one call. Default false.
+    fn whole_batch(&self) -> bool {
         false
     }
 
@@ -74,6 +83,10 @@ use crate::numerics::BLOCK;
 /// times). Each row is computed independently, so results do not depend on the thread count.
 pub fn par_score(score: &dyn Score, t: Time<'_>, x: ArrayView2<f64>) -> Array2<f64> {
     let mut out = Array2::zeros(x.raw_dim());
+    if score.whole_batch() {
+        score.score(t, x, out.view_mut());
+        return out;
+    }
     x.axis_chunks_iter(Axis(0), BLOCK)
         .into_par_iter()
         .zip(out.axis_chunks_iter_mut(Axis(0), BLOCK).into_par_iter())
@@ -130,13 +143,24 @@ impl Score for Counted<'_> {
     fn sde(&self) -> Option<&dyn Sde> {
         self.inner.sde()
     }
-    fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
+    /// NaN without evaluating once a stop is requested ([`crate::interrupt`]).
+    fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
         self.rows.fetch_add(x.nrows() as u64, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if crate::interrupt::requested() {
+            return out.fill(f64::NAN);
+        }
         self.inner.score(t, x, out)
     }
+    fn whole_batch(&self) -> bool {
+        self.inner.whole_batch()
+    }
     /// Counts one evaluation per row when the inner field gives its velocity.
-    fn velocity(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> bool {
+    fn velocity(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> bool {
+        if crate::interrupt::requested() {
+            out.fill(f64::NAN);
+            return true;
+        }
         let given = self.inner.velocity(t, x, out);
         if given {
             self.rows.fetch_add(x.nrows() as u64, Ordering::Relaxed);
@@ -149,11 +173,15 @@ impl Score for Counted<'_> {
         &self,
         t: Time<'_>,
         x: ArrayView2<f64>,
-        out: ArrayViewMut2<f64>,
+        mut out: ArrayViewMut2<f64>,
         div: &mut [f64],
     ) {
         self.rows.fetch_add(x.nrows() as u64, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if crate::interrupt::requested() {
+            out.fill(f64::NAN);
+            return div.iter_mut().for_each(|v| *v = f64::NAN);
+        }
         self.inner.score_divergence(t, x, out, div)
     }
 }

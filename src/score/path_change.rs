@@ -57,6 +57,9 @@ impl Score for PathChange {
     fn sde(&self) -> Option<&dyn Path> {
         Some(self.to.as_ref())
     }
+    fn whole_batch(&self) -> bool {
+        self.field.whole_batch()
+    }
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
         self.each(t, x, out, |_, ta, c, x, mut o| {
             let xa = x.mapv(|v| v / c);

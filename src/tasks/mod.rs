@@ -12,7 +12,7 @@ pub use bounds::{ElboTask, NllTask};
 pub use eval::EvalTask;
 pub use sample::SampleTask;
 pub use test::{render_report, TestTask};
-pub use train::TrainTask;
+pub use train::{train, trainer, TrainTask};
 
 use crate::data::{Dataset, REFERENCE_DOMAIN};
 use crate::io::read_csv;

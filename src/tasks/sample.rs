@@ -5,7 +5,6 @@ use crate::data::Dataset;
 use crate::ddpm::Variance;
 use crate::io::{write_csv, AtomicFile};
 use crate::model::Model;
-use crate::sample::config::NAMES;
 use crate::sample::{Corrector, Predictor, SampleSpec, Sampler, Spacing};
 use crate::sde::SdeSpec;
 use crate::{invalid, Result};
@@ -144,7 +143,7 @@ pub struct SampleTask {
     /// The sampler (each reads its own settings among the flags below).
     #[cfg_attr(
         feature = "cli",
-        arg(long, default_value = "em", value_parser = clap::builder::PossibleValuesParser::new(NAMES))
+        arg(long, default_value = "em", value_parser = clap::builder::PossibleValuesParser::new(crate::sample::config::NAMES))
     )]
     pub sampler: String,
     /// Steps N (per sampler: steps, grid points, NFE budget or iterations; see the README)

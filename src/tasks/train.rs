@@ -2,15 +2,17 @@
 
 use super::progress_bar;
 use crate::io::read_toml;
-use crate::nn::NetConfig;
 use crate::score::convert::Prediction;
-use crate::sde::{SdeKind, SdeSpec};
-use crate::train::{LrSchedule, RunConfig, RunDir, TrainConfig, Trainer, Weighting};
+use crate::sde::SdeKind;
+use crate::train::{LrSchedule, RunConfig, RunDir, Trainer, Weighting};
 use crate::{invalid, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Train an ε-network by denoising score matching into a run directory.
-#[derive(Clone, Debug, Default)]
+/// Train an ε-network by denoising score matching into a run directory. Every option but
+/// `config`, `out` and `resume` is an override of the run config by its own name
+/// ([`RunConfig::with_overrides`]; serialised to TOML, which omits `None`, the given ones
+/// are exactly the overrides).
+#[derive(Clone, Debug, Default, serde::Serialize)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct TrainTask {
     /// Builtin name, mixture .toml or a .csv of points (header x0,x1,…).
@@ -18,6 +20,7 @@ pub struct TrainTask {
     pub data: Option<String>,
     /// A training config (.toml with an optional `data` and `sde`, `net`, `train` tables).
     #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Total optimiser steps (with --resume: the new total).
     #[cfg_attr(feature = "cli", arg(long))]
@@ -54,144 +57,157 @@ pub struct TrainTask {
     pub discrete: Option<usize>,
     /// The path (`--sde` is its older name).
     #[cfg_attr(feature = "cli", arg(long = "path", visible_alias = "sde", value_enum))]
+    #[serde(rename = "path")]
     pub sde_kind: Option<SdeKind>,
     #[cfg_attr(feature = "cli", arg(long))]
     pub seed: Option<u64>,
     /// The run directory (created; must not hold a run unless --resume).
     #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip)]
     pub out: PathBuf,
     /// Continue the run in --out from its last checkpoint.
     #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip)]
     pub resume: bool,
 }
 
 impl TrainTask {
+    /// The given options as run-config overrides (`{name: value}`).
+    pub fn overrides(&self) -> Result<toml::Table> {
+        toml::Table::try_from(self).map_err(|e| invalid!("training options: {e}"))
+    }
+
     /// The trainer: a resumed run (only `steps` may change) or a new one from `config` with
     /// the overrides applied.
     pub fn trainer(&self) -> Result<Trainer> {
-        let dir = RunDir::new(&self.out);
-        if self.resume {
-            let given = [
-                ("data", self.data.is_some()),
-                ("config", self.config.is_some()),
-                ("batch", self.batch.is_some()),
-                ("hidden", self.hidden.is_some()),
-                ("layers", self.layers.is_some()),
-                ("time_dim", self.time_dim.is_some()),
-                ("fourier", self.fourier.is_some()),
-                ("fourier_scale", self.fourier_scale.is_some()),
-                ("residual", self.residual.is_some()),
-                ("weighting", self.weighting.is_some()),
-                ("prediction", self.prediction.is_some()),
-                ("lr", self.lr.is_some()),
-                ("lr_schedule", self.lr_schedule.is_some()),
-                ("discrete", self.discrete.is_some()),
-                ("sde", self.sde_kind.is_some()),
-                ("seed", self.seed.is_some()),
-            ];
-            if let Some((name, _)) = given.iter().find(|g| g.1) {
-                return Err(invalid!(
-                    "`{name}` cannot change a run on `resume` (the run's settings are in {})",
-                    self.out.join("run.toml").display()
-                ));
-            }
-            let mut t = dir.resume()?;
-            if let Some(steps) = self.steps {
-                t.cfg.train.steps = steps;
-            }
-            return Ok(t);
-        }
-        if dir.exists() {
-            return Err(invalid!(
-                "{} already holds a run: pass `resume` to continue it, or choose another `out`",
-                self.out.display()
-            ));
-        }
-        let mut cfg = match &self.config {
-            Some(p) => read_toml::<RunConfig>(p)?,
-            None => RunConfig {
-                data: String::new(),
-                sde: SdeSpec::default(),
-                net: NetConfig::default(),
-                train: TrainConfig::default(),
-            },
-        };
-        let t = &mut cfg.train;
-        let n = &mut cfg.net;
-        macro_rules! set {
-            ($($dst:expr => $src:expr),*) => { $(if let Some(v) = $src.clone() { $dst = v; })* };
-        }
-        set!(cfg.data => self.data, t.steps => self.steps, t.batch => self.batch,
-             n.hidden => self.hidden, n.layers => self.layers, n.time_dim => self.time_dim,
-             n.fourier => self.fourier, n.fourier_scale => self.fourier_scale,
-             n.residual => self.residual, t.weighting => self.weighting,
-             n.prediction => self.prediction, t.lr => self.lr, t.lr_schedule => self.lr_schedule,
-             t.seed => self.seed, cfg.sde.kind => self.sde_kind);
-        if self.discrete.is_some() {
-            t.discrete = self.discrete;
-        }
-        Trainer::new(cfg)
+        trainer(
+            &self.out,
+            self.config.as_deref(),
+            self.resume,
+            &self.overrides()?,
+        )
     }
 
     /// Trains to the configured total (a progress bar on a terminal); returns the summary line.
     /// The run directory is locked for the whole run (one writer at a time).
     pub fn run(&self) -> Result<String> {
-        let dir = RunDir::new(&self.out);
-        let _lock = dir.lock()?;
-        let mut trainer = self.trainer()?;
-        let total = trainer.cfg.train.steps;
-        let start_step = trainer.state.step;
-        if total <= start_step {
+        train(
+            &self.out,
+            self.config.as_deref(),
+            self.resume,
+            &self.overrides()?,
+        )
+    }
+}
+
+/// Trains the run in `out` ([`trainer`]) to its configured total (a progress bar on a
+/// terminal); returns the summary line. The directory is locked for the whole run.
+pub fn train(
+    out: &Path,
+    config: Option<&Path>,
+    resume: bool,
+    overrides: &toml::Table,
+) -> Result<String> {
+    let dir = RunDir::new(out);
+    let _lock = dir.lock()?;
+    let mut trainer = trainer(out, config, resume, overrides)?;
+    let total = trainer.cfg.train.steps;
+    let start_step = trainer.state.step;
+    if total <= start_step {
+        return Err(invalid!(
+            "the run is already at step {start_step}; pass `steps` larger than that to continue"
+        ));
+    }
+    let pb = progress_bar(
+        total as u64,
+        "[{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}",
+    );
+    if let Some(pb) = &pb {
+        pb.set_position(start_step as u64);
+        pb.reset_eta();
+    }
+    let started = std::time::Instant::now();
+    let mut smooth = f64::NAN;
+    trainer.run_to_end(&dir, |rec| {
+        smooth = if smooth.is_nan() {
+            rec.loss
+        } else {
+            0.98 * smooth + 0.02 * rec.loss
+        };
+        if let Some(pb) = &pb {
+            pb.inc(1);
+            if rec.step % 10 == 0 {
+                pb.set_message(format!("loss {smooth:.4}"));
+            }
+        }
+    })?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let done = total - start_step;
+    let window = (done / 100).max(10);
+    let c = &trainer.cfg;
+    Ok(format!(
+        "trained data={} sde={} net={}x{} (+{}-d time embedding, {} parameters) steps={}..{} batch={} loss={:.5} (mean of last {}) wall={:.1}s {:.1} steps/s -> {}",
+        c.data,
+        trainer.sde().name(),
+        c.net.layers,
+        c.net.hidden,
+        c.net.time_dim,
+        c.net.parameters(),
+        start_step,
+        total,
+        c.train.batch,
+        trainer.recent_loss(window),
+        window.min(trainer.history.len()),
+        secs,
+        done as f64 / secs,
+        out.display()
+    ))
+}
+
+/// The trainer of a run in `out`: resumed (the overrides may hold `steps` only), or new from
+/// `config` (default settings without one) with `overrides` applied
+/// ([`RunConfig::with_overrides`]). What `scoresde train` and the Python `train` both call.
+pub fn trainer(
+    out: &Path,
+    config: Option<&Path>,
+    resume: bool,
+    overrides: &toml::Table,
+) -> Result<Trainer> {
+    let dir = RunDir::new(out);
+    if resume {
+        if let Some(name) = overrides.keys().find(|k| *k != "steps") {
             return Err(invalid!(
-                "the run is already at step {start_step}; pass `steps` larger than that to continue"
+                "`{name}` cannot change a run on `resume` (the run's settings are in {})",
+                out.join("run.toml").display()
             ));
         }
-        let pb = progress_bar(
-            total as u64,
-            "[{elapsed_precise}] {bar:30} {pos}/{len} steps {per_sec} ETA {eta} {msg}",
-        );
-        if let Some(pb) = &pb {
-            pb.set_position(start_step as u64);
-            pb.reset_eta();
+        if config.is_some() {
+            return Err(invalid!(
+                "`config` cannot change a run on `resume` (the run's settings are in {})",
+                out.join("run.toml").display()
+            ));
         }
-        let started = std::time::Instant::now();
-        let mut smooth = f64::NAN;
-        trainer.run_to_end(&dir, |rec| {
-            smooth = if smooth.is_nan() {
-                rec.loss
-            } else {
-                0.98 * smooth + 0.02 * rec.loss
-            };
-            if let Some(pb) = &pb {
-                pb.inc(1);
-                if rec.step % 10 == 0 {
-                    pb.set_message(format!("loss {smooth:.4}"));
-                }
-            }
-        })?;
-        if let Some(pb) = pb {
-            pb.finish_and_clear();
+        let mut t = dir.resume()?;
+        if let Some(steps) = overrides.get("steps") {
+            t.cfg.train.steps = steps
+                .clone()
+                .try_into()
+                .map_err(|e| invalid!("`steps`: {e}"))?;
         }
-        let secs = started.elapsed().as_secs_f64();
-        let done = total - start_step;
-        let window = (done / 100).max(10);
-        let c = &trainer.cfg;
-        Ok(format!(
-            "trained data={} sde={} net={}x{} (+{}-d time embedding, {} parameters) steps={}..{} batch={} loss={:.5} (mean of last {}) wall={:.1}s {:.1} steps/s -> {}",
-            c.data,
-            trainer.sde().name(),
-            c.net.layers,
-            c.net.hidden,
-            c.net.time_dim,
-            c.net.parameters(),
-            start_step,
-            total,
-            c.train.batch,
-            trainer.recent_loss(window),
-            window.min(trainer.history.len()),
-            secs,
-            done as f64 / secs,
-            self.out.display()
-        ))
+        return Ok(t);
     }
+    if dir.exists() {
+        return Err(invalid!(
+            "{} already holds a run: pass `resume` to continue it, or choose another `out`",
+            out.display()
+        ));
+    }
+    let cfg = match config {
+        Some(p) => read_toml::<RunConfig>(p)?,
+        None => RunConfig::default(),
+    };
+    Trainer::new(cfg.with_overrides(overrides)?)
 }

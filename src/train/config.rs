@@ -99,6 +99,61 @@ pub struct RunConfig {
     pub train: TrainConfig,
 }
 
+impl RunConfig {
+    /// The names [`RunConfig::with_overrides`] takes: `data`, `path` (the path's kind; `sde`
+    /// is its older name) and every field of the `sde`, `net` and `train` tables.
+    pub fn override_names() -> Vec<&'static str> {
+        let mut names = vec!["data", "path", "sde"];
+        for section in Self::SECTIONS {
+            names.extend(section.1().iter().filter(|&&f| f != "kind"));
+        }
+        names
+    }
+
+    /// The tables whose fields are overridden by their own names (none shares a name).
+    const SECTIONS: [(&'static str, fn() -> &'static [&'static str]); 3] = [
+        ("sde", crate::io::field_names::<SdeSpec>),
+        ("net", crate::io::field_names::<NetConfig>),
+        ("train", crate::io::field_names::<TrainConfig>),
+    ];
+
+    /// This config with flat overrides `{name: value}` applied (names as
+    /// [`RunConfig::override_names`]): the one way the CLI's flags, the Python keywords and
+    /// scripts change a config, checked by deserialising the result. An unknown name is an
+    /// error listing the valid ones.
+    pub fn with_overrides(&self, overrides: &toml::Table) -> Result<RunConfig> {
+        let mut cfg =
+            toml::Table::try_from(self).map_err(|e| crate::invalid!("run config: {e}"))?;
+        for (name, value) in overrides {
+            let (table, field) = match name.as_str() {
+                "data" => (None, "data"),
+                "path" | "sde" => (Some("sde"), "kind"),
+                other => match Self::SECTIONS.iter().find(|s| s.1().contains(&other)) {
+                    Some(s) => (Some(s.0), other),
+                    None => {
+                        return Err(crate::invalid!(
+                            "unknown training setting `{other}` (valid: {})",
+                            Self::override_names().join(", ")
+                        ))
+                    }
+                },
+            };
+            let target = match table {
+                None => &mut cfg,
+                Some(t) => cfg
+                    .entry(t)
+                    .or_insert_with(|| toml::Table::new().into())
+                    .as_table_mut()
+                    .ok_or_else(|| crate::invalid!("run config: `{t}` is not a table"))?,
+            };
+            target.insert(field.to_string(), value.clone());
+        }
+        toml::Value::Table(cfg)
+            .try_into()
+            .map_err(|e| crate::invalid!("training settings: {}", e.to_string().trim()))
+    }
+}
+
 impl TrainConfig {
     /// Learning rate at optimiser step k (0-based): linear warm-up, then the schedule.
     pub fn lr(&self, k: usize) -> f64 {

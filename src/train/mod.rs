@@ -369,6 +369,7 @@ impl Trainer {
     ) -> Result<()> {
         let (total, every) = (self.cfg.train.steps, self.cfg.train.checkpoint_every);
         while self.state.step < total {
+            crate::interrupt::check(Ok(()))?;
             let rec = self.step()?;
             on_step(&rec);
             if rec.step % every == 0 && rec.step < total {

@@ -1,0 +1,53 @@
+"""scoresde from Python: exact Gaussian-mixture fields on every path, the samplers driving
+your own model, calibrated tests of samples against the exact law, ELBOs and likelihoods,
+training runs and the named experiments -- all on numpy arrays.
+
+    import scoresde as sd
+    data = sd.Data("8gaussians")
+    run = sd.sample(data, sampler="dpm-solver-pp2m", steps=20, n=2000, seed=0)
+    print(sd.test(run.x, data)["rejected"])
+"""
+
+from ._scoresde import (
+    Data,
+    Field,
+    Path,
+    Run,
+    Samples,
+    SolverError,
+    __version__,
+    datasets,
+    elbo,
+    experiments,
+    load_run,
+    nll,
+    run_experiment,
+    sample,
+    sampler_settings,
+    samplers,
+    test,
+    train,
+    train_settings,
+)
+
+__all__ = [
+    "Data",
+    "Field",
+    "Path",
+    "Run",
+    "Samples",
+    "SolverError",
+    "__version__",
+    "datasets",
+    "elbo",
+    "experiments",
+    "load_run",
+    "nll",
+    "run_experiment",
+    "sample",
+    "sampler_settings",
+    "samplers",
+    "test",
+    "train",
+    "train_settings",
+]
