@@ -465,6 +465,10 @@ impl Run {
 
 /// Loads a run directory.
 pub fn load(dir: PathBuf) -> scoresde::Result<Run> {
+    if !dir.is_dir() {
+        let e = std::io::Error::new(std::io::ErrorKind::NotFound, "no such run directory");
+        return Err(scoresde::Error::io(dir, e));
+    }
     let (_, config) = scoresde::model::Model::from_run(&dir)?;
     Ok(Run { dir, config })
 }
