@@ -6,6 +6,8 @@ set -euo pipefail
 need=()
 ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so' || need+=(libopenblas-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# The Python bindings' tests build in a virtual environment.
+python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv python3-dev)
 if [ "${SCORESDE_NO_BROWSER:-0}" != 1 ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
     need+=(chromium)
 fi

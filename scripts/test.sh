@@ -21,7 +21,7 @@ fi
 mkdir -p target
 log=target/test-output.log
 status=0
-cargo test --release --workspace 2>&1 | tee "$log" || status=$?
+cargo test --release --workspace --exclude scoresde-python 2>&1 | tee "$log" || status=$?
 passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
 # The examples run as a user would run them; each asserts its own result.
@@ -34,6 +34,16 @@ for ex in examples/*.rs; do
         echo "test.sh: example $name failed" >&2
     fi
 done
+# The Python bindings: installed with pip, stubs checked, pytest (its "N passed" joins the count).
+pylog=target/python-tests.log
+pystatus=0
+./scripts/python_tests.sh 2>&1 | tee "$pylog" || pystatus=$?
+passed=$((passed + $(grep -Eo '[0-9]+ passed' "$pylog" | awk '{s += $1} END {print s + 0}')))
+failed=$((failed + $(grep -Eo '[0-9]+ failed' "$pylog" | awk '{s += $1} END {print s + 0}')))
+if [ "$pystatus" -ne 0 ]; then
+    status=1
+    grep -Eq '[0-9]+ failed' "$pylog" || failed=$((failed + 1))
+fi
 # Every paper figure at --quick size, into a scratch directory: each asserted claim must hold;
 # then the run's index.html must render in headless Chromium with every figure loaded.
 figs=$(mktemp -d)

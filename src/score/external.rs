@@ -101,11 +101,21 @@ impl Score for External {
             return;
         }
         let (pred, sd) = (self.prediction, self.sigma_data);
-        for (i, (mut o, xr)) in out.rows_mut().into_iter().zip(x.rows()).enumerate() {
-            let p = self.path.point(t.at(i));
-            Zip::from(&mut o)
-                .and(&xr)
-                .for_each(|o, &x| *o = pred.to_score(*o, x, p, sd));
+        match t {
+            Time::Shared(t) => {
+                let p = self.path.point(t);
+                Zip::from(&mut out)
+                    .and(&x)
+                    .for_each(|o, &x| *o = pred.to_score(*o, x, p, sd));
+            }
+            Time::PerRow(ts) => {
+                for ((mut o, xr), &t) in out.rows_mut().into_iter().zip(x.rows()).zip(ts) {
+                    let p = self.path.point(t);
+                    Zip::from(&mut o)
+                        .and(&xr)
+                        .for_each(|o, &x| *o = pred.to_score(*o, x, p, sd));
+                }
+            }
         }
     }
     /// A velocity model's output as it is (regular where m = 0).

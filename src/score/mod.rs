@@ -104,9 +104,17 @@ pub fn par_score(score: &dyn Score, t: Time<'_>, x: ArrayView2<f64>) -> Array2<f
 /// The ε-prediction `ε̂ = −s(t) ∇log p_t(x)` for every row (via [`par_score`] and `convert`).
 pub fn par_eps(score: &dyn Score, sde: &dyn Sde, t: Time<'_>, x: ArrayView2<f64>) -> Array2<f64> {
     let mut e = par_score(score, t, x);
-    for (i, mut row) in e.rows_mut().into_iter().enumerate() {
-        let k = sde.marginal(t.at(i));
-        row.mapv_inplace(|v| convert::eps_from_score(v, k));
+    match t {
+        Time::Shared(t) => {
+            let k = sde.marginal(t);
+            e.mapv_inplace(|v| convert::eps_from_score(v, k));
+        }
+        Time::PerRow(_) => {
+            for (i, mut row) in e.rows_mut().into_iter().enumerate() {
+                let k = sde.marginal(t.at(i));
+                row.mapv_inplace(|v| convert::eps_from_score(v, k));
+            }
+        }
     }
     e
 }
