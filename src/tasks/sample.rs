@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 /// The samplers' settings as flat command-line flags: each given flag becomes the setting of
 /// that name of the chosen [`Sampler`]; a flag the sampler does not have is an error naming it.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct SamplerFlags {
     /// Spacing of the time grid (default: time; logsnr for DPM-Solver; edm for EDM samplers).
@@ -243,5 +243,28 @@ impl SampleTask {
             run.stats.accepted as f64 / secs / 1e6,
             self.out.display()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SamplerFlags;
+    use crate::sample::config::NAMES;
+    use crate::sample::Sampler;
+
+    /// Every sampler setting has a flag and every flag is some sampler's setting: the CLI's
+    /// flag list cannot drift from the `Sampler` types it is parsed into (Python and TOML
+    /// use those types directly).
+    #[test]
+    fn flags_mirror_the_sampler_settings() {
+        let mut settings: Vec<String> = NAMES
+            .iter()
+            .flat_map(|n| n.parse::<Sampler>().unwrap().settings())
+            .collect();
+        settings.sort();
+        settings.dedup();
+        let mut flags: Vec<&str> = crate::io::field_names::<SamplerFlags>().to_vec();
+        flags.sort();
+        assert_eq!(flags, settings);
     }
 }

@@ -99,6 +99,9 @@ pub struct RunConfig {
     pub train: TrainConfig,
 }
 
+/// A struct's serde field names ([`crate::io::field_names`]).
+type FieldNames = fn() -> &'static [&'static str];
+
 impl RunConfig {
     /// The names [`RunConfig::with_overrides`] takes: `data`, `path` (the path's kind; `sde`
     /// is its older name) and every field of the `sde`, `net` and `train` tables.
@@ -111,7 +114,7 @@ impl RunConfig {
     }
 
     /// The tables whose fields are overridden by their own names (none shares a name).
-    const SECTIONS: [(&'static str, fn() -> &'static [&'static str]); 3] = [
+    const SECTIONS: [(&'static str, FieldNames); 3] = [
         ("sde", crate::io::field_names::<SdeSpec>),
         ("net", crate::io::field_names::<NetConfig>),
         ("train", crate::io::field_names::<TrainConfig>),

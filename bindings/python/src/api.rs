@@ -478,13 +478,11 @@ pub fn train(
         };
         overrides.insert("data".into(), spec.into());
     }
-    if let Some(p) = overrides.get("path").cloned() {
-        // A Path or a dict: its kind and settings.
-        if let toml::Value::Table(t) = p {
-            overrides.remove("path");
-            for (k, v) in t {
-                overrides.insert(if k == "kind" { "path".into() } else { k }, v);
-            }
+    // A Path or a dict: its kind and settings.
+    if let Some(toml::Value::Table(t)) = overrides.get("path").cloned() {
+        overrides.remove("path");
+        for (k, v) in t {
+            overrides.insert(if k == "kind" { "path".into() } else { k }, v);
         }
     }
     let out2 = out.clone();

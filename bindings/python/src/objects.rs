@@ -385,11 +385,6 @@ impl Field {
         let spec = path_spec(path)?.unwrap_or_default();
         build_path(&spec, None)?;
         let prediction = self::prediction(prediction)?;
-        if prediction == Prediction::Edm && !(sigma_data > 0.0) {
-            return Err(value_error(
-                "`prediction` edm needs a positive `sigma_data`",
-            ));
-        }
         Ok(Self {
             f: f.clone().unbind(),
             dim,
