@@ -38,8 +38,9 @@ done
 pylog=target/python-tests.log
 pystatus=0
 ./scripts/python_tests.sh 2>&1 | tee "$pylog" || pystatus=$?
-passed=$((passed + $(grep -Eo '[0-9]+ passed' "$pylog" | awk '{s += $1} END {print s + 0}')))
-failed=$((failed + $(grep -Eo '[0-9]+ failed' "$pylog" | awk '{s += $1} END {print s + 0}')))
+count() { { grep -Eo "[0-9]+ $1" "$pylog" || true; } | awk '{s += $1} END {print s + 0}'; }
+passed=$((passed + $(count passed)))
+failed=$((failed + $(count failed)))
 if [ "$pystatus" -ne 0 ]; then
     status=1
     grep -Eq '[0-9]+ failed' "$pylog" || failed=$((failed + 1))
