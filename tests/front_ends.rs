@@ -29,6 +29,13 @@ fn overrides_reach_every_table_and_unknown_names_are_listed() {
     assert_eq!(cfg.train.ema_decay, 0.99);
     assert_eq!(cfg.train.discrete, Some(100));
     assert_eq!(cfg.data, "moons");
+    // A whole path as one table.
+    let mut whole = toml::Table::new();
+    let path: toml::Table = toml::from_str("kind = \"ve\"\nsigma_max = 5.0").unwrap();
+    whole.insert("path".into(), path.into());
+    let cfg = RunConfig::default().with_overrides(&whole).unwrap();
+    assert_eq!(cfg.sde.kind, scoresde::sde::SdeKind::Ve);
+    assert_eq!(cfg.sde.sigma_max, Some(5.0));
     let mut bad = toml::Table::new();
     bad.insert("hiden".into(), 3.into());
     let e = RunConfig::default()

@@ -25,7 +25,7 @@ pub use rectified::RectifiedPath;
 pub use trig::TrigPath;
 
 use crate::sde::VpSde;
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
 use scoresde_solvers::KeyedNormal;
 
 /// The perturbation kernel at one time: `x_t = m x_0 + s z`.
@@ -189,6 +189,35 @@ pub fn isotropic_log_prob(x: ArrayView2<f64>, std: f64) -> Array1<f64> {
 /// to `t_max (1 − SIGNAL_FREE_MARGIN)` instead and evaluate `N(0, s² I)` there: p_t differs
 /// from it by O(m²) = O(1e-14) in KL, far below the solver's tolerance.
 pub const SIGNAL_FREE_MARGIN: f64 = 1e-7;
+
+/// `out ← f(out, x, point)` element by element, row i taking the [`PathPoint`] at its time
+/// `t.at(i)` (formed once for a shared time): the one loop behind converting a batch of model
+/// outputs on a path.
+pub fn map_points(
+    path: &dyn Path,
+    t: scoresde_solvers::Time<'_>,
+    x: ArrayView2<f64>,
+    mut out: ArrayViewMut2<f64>,
+    f: impl Fn(f64, f64, PathPoint) -> f64,
+) {
+    use scoresde_solvers::Time;
+    match t {
+        Time::Shared(t) => {
+            let p = path.point(t);
+            Zip::from(&mut out)
+                .and(&x)
+                .for_each(|o, &x| *o = f(*o, x, p));
+        }
+        Time::PerRow(ts) => {
+            for ((mut o, xr), &t) in out.rows_mut().into_iter().zip(x.rows()).zip(ts) {
+                let p = path.point(t);
+                Zip::from(&mut o)
+                    .and(&xr)
+                    .for_each(|o, &x| *o = f(*o, x, p));
+            }
+        }
+    }
+}
 
 /// Whether `a` and `b` are the same path: same kind, interval and kernel m(t), s(t)
 /// (compared exactly at five times; paths built from the same parameters agree bit for bit).

@@ -8,7 +8,7 @@ use super::convert::Prediction;
 use super::Score;
 use crate::path::Path;
 use crate::{invalid, Result};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use scoresde_solvers::Time;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -101,22 +101,9 @@ impl Score for External {
             return;
         }
         let (pred, sd) = (self.prediction, self.sigma_data);
-        match t {
-            Time::Shared(t) => {
-                let p = self.path.point(t);
-                Zip::from(&mut out)
-                    .and(&x)
-                    .for_each(|o, &x| *o = pred.to_score(*o, x, p, sd));
-            }
-            Time::PerRow(ts) => {
-                for ((mut o, xr), &t) in out.rows_mut().into_iter().zip(x.rows()).zip(ts) {
-                    let p = self.path.point(t);
-                    Zip::from(&mut o)
-                        .and(&xr)
-                        .for_each(|o, &x| *o = pred.to_score(*o, x, p, sd));
-                }
-            }
-        }
+        crate::path::map_points(self.path.as_ref(), t, x, out, |o, x, p| {
+            pred.to_score(o, x, p, sd)
+        });
     }
     /// A velocity model's output as it is (regular where m = 0).
     fn velocity(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) -> bool {

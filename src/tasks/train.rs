@@ -178,15 +178,11 @@ pub fn trainer(
 ) -> Result<Trainer> {
     let dir = RunDir::new(out);
     if resume {
-        if let Some(name) = overrides.keys().find(|k| *k != "steps") {
+        let config_given = config.is_some().then_some("config");
+        let mut given = overrides.keys().map(String::as_str).chain(config_given);
+        if let Some(name) = given.find(|k| *k != "steps") {
             return Err(invalid!(
                 "`{name}` cannot change a run on `resume` (the run's settings are in {})",
-                out.join("run.toml").display()
-            ));
-        }
-        if config.is_some() {
-            return Err(invalid!(
-                "`config` cannot change a run on `resume` (the run's settings are in {})",
                 out.join("run.toml").display()
             ));
         }

@@ -103,8 +103,9 @@ pub struct RunConfig {
 type FieldNames = fn() -> &'static [&'static str];
 
 impl RunConfig {
-    /// The names [`RunConfig::with_overrides`] takes: `data`, `path` (the path's kind; `sde`
-    /// is its older name) and every field of the `sde`, `net` and `train` tables.
+    /// The names [`RunConfig::with_overrides`] takes: `data`, `path` (the path's kind, or a
+    /// table of the whole path; `sde` is its older name) and every field of the `sde`, `net`
+    /// and `train` tables.
     pub fn override_names() -> Vec<&'static str> {
         let mut names = vec!["data", "path", "sde"];
         for section in Self::SECTIONS {
@@ -128,6 +129,11 @@ impl RunConfig {
         let mut cfg =
             toml::Table::try_from(self).map_err(|e| crate::invalid!("run config: {e}"))?;
         for (name, value) in overrides {
+            if let (Some(sde), true) = (value.as_table(), matches!(name.as_str(), "path" | "sde")) {
+                // A whole path: its kind and settings (`{ kind = "ve", sigma_max = 5.0 }`).
+                cfg.insert("sde".into(), toml::Value::Table(sde.clone()));
+                continue;
+            }
             let (table, field) = match name.as_str() {
                 "data" => (None, "data"),
                 "path" | "sde" => (Some("sde"), "kind"),

@@ -7,7 +7,7 @@
    callable's own time, in microseconds.
 3. A PyTorch MLP (3 x 128, SiLU) driven by scoresde's DPM-Solver++(2M) against the same
    multistep loop written in PyTorch (same grid, same update, same model), 10^4 particles x 20
-   steps, median of repeats; the two outputs are compared too.
+   steps, median of repeats.
 
     python bench.py [--device cuda] [--threads N]
 
@@ -119,7 +119,6 @@ def part3(device: str, threads: int | None) -> None:
     lam = np.linspace(path.log_snr(1.0), path.log_snr(eps), steps + 1)
     ts = np.array([1.0] + [path.t_of_log_snr(v) for v in lam[1:-1]] + [eps])
     al, si, la = path.m(ts), path.s(ts), path.log_snr(ts) / 2  # la: log(m/s) = lambda/2 in Lu et al.
-    x_start = torch.from_numpy(sd.sample(sd.Data("8gaussians"), sampler="em", steps=1, n=n, seed=0).x * 0).float()
 
     def torch_loop() -> torch.Tensor:
         g = torch.Generator().manual_seed(0)
@@ -140,7 +139,6 @@ def part3(device: str, threads: int | None) -> None:
             torch.cuda.synchronize()
         return x
 
-    del x_start
     t_sd = median_time(run, 7)
     t_torch = median_time(torch_loop, 7)
     t_model = median_time(lambda: eps_numpy(np.zeros((n, 2)), np.full(n, 0.5)), 20)

@@ -1,7 +1,7 @@
 //! The module's functions: `sample`, `test`, `nll`, `elbo`, `train`, `load_run`,
 //! `run_experiment` and the lists of names. Each is a thin call into the library.
 
-use crate::arrays::{output1, output2, Input};
+use crate::arrays::{output, Input};
 use crate::errors::{to_py, value_error};
 use crate::objects::{data_arg, load, path_spec, Data, Field, Run};
 use crate::runtime::{call, compute, Caller};
@@ -210,7 +210,7 @@ pub fn sample(
         Ok((run, sampler.label(), model.sde().name()))
     })?;
     Ok(Samples {
-        x: output2(py, run.x, false),
+        x: output(py, run.x, false),
         nfe: run.nfe,
         wall: run.wall.as_secs_f64(),
         sampler: label,
@@ -327,7 +327,7 @@ pub fn nll(
     })?;
     let d = PyDict::new(py);
     d.set_item("mean", run.mean())?;
-    d.set_item("nll", output1(py, run.nll, false))?;
+    d.set_item("nll", output(py, run.nll, false))?;
     d.set_item("nfe", run.nfe)?;
     d.set_item("wall", run.wall.as_secs_f64())?;
     Ok(d.unbind())
@@ -388,7 +388,7 @@ pub fn elbo(
     let d = PyDict::new(py);
     d.set_item("total", total)?;
     d.set_item("stderr", stderr)?;
-    d.set_item("per_point", output1(py, per_point, false))?;
+    d.set_item("per_point", output(py, per_point, false))?;
     let t = PyDict::new(py);
     for (k, v) in terms {
         t.set_item(k, v)?;
@@ -477,13 +477,6 @@ pub fn train(
                 .map_err(|_| value_error("`data` must be a Data or a name"))?,
         };
         overrides.insert("data".into(), spec.into());
-    }
-    // A Path or a dict: its kind and settings.
-    if let Some(toml::Value::Table(t)) = overrides.get("path").cloned() {
-        overrides.remove("path");
-        for (k, v) in t {
-            overrides.insert(if k == "kind" { "path".into() } else { k }, v);
-        }
     }
     let out2 = out.clone();
     compute(py, threads, None, move |_| {

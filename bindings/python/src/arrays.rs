@@ -3,10 +3,10 @@
 //! input was float32.
 
 use crate::errors::value_error;
-use ndarray::{Array1, Array2, CowArray, Ix2};
+use ndarray::{Array, CowArray, Dimension, Ix2};
 use numpy::{
-    AllowTypeChange, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayLike1, PyArrayLike2,
-    PyUntypedArray, PyUntypedArrayMethods,
+    AllowTypeChange, PyArray, PyArrayDescrMethods, PyArrayLike1, PyArrayLike2, PyUntypedArray,
+    PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 
@@ -124,24 +124,13 @@ impl Times {
     }
 }
 
-/// A fresh Python array of `a` (float32 when `f32`).
-pub fn output2(py: Python<'_>, a: Array2<f64>, f32: bool) -> Py<PyAny> {
+/// A fresh Python array of `a`, any dimension (float32 when `f32`).
+pub fn output<D: Dimension>(py: Python<'_>, a: Array<f64, D>, f32: bool) -> Py<PyAny> {
     if f32 {
-        PyArray2::from_owned_array(py, a.mapv(|v| v as f32))
+        PyArray::from_owned_array(py, a.mapv(|v| v as f32))
             .into_any()
             .unbind()
     } else {
-        PyArray2::from_owned_array(py, a).into_any().unbind()
-    }
-}
-
-/// A fresh Python array of `a` (float32 when `f32`).
-pub fn output1(py: Python<'_>, a: Array1<f64>, f32: bool) -> Py<PyAny> {
-    if f32 {
-        PyArray1::from_owned_array(py, a.mapv(|v| v as f32))
-            .into_any()
-            .unbind()
-    } else {
-        PyArray1::from_owned_array(py, a).into_any().unbind()
+        PyArray::from_owned_array(py, a).into_any().unbind()
     }
 }

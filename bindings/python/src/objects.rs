@@ -1,7 +1,7 @@
 //! The Python classes: `Data` (a dataset; the exact fields of a mixture), `Path`, `Field` (the
 //! user's callable with its declared prediction and path) and `Run` (a trained run directory).
 
-use crate::arrays::{output1, output2, Input, Times};
+use crate::arrays::{output, Input, Times};
 use crate::errors::{to_py, value_error};
 use crate::runtime::compute;
 use crate::settings::{from_table, kwargs, to_toml};
@@ -21,9 +21,6 @@ pub fn path_spec(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<SdeSpec>> {
     let Some(obj) = obj.filter(|o| !o.is_none()) else {
         return Ok(None);
     };
-    if let Ok(p) = obj.cast::<Path>() {
-        return Ok(Some(p.get().spec.clone()));
-    }
     let mut t = match to_toml(obj, "path")? {
         Some(toml::Value::String(kind)) => toml::Table::from_iter([("kind".into(), kind.into())]),
         Some(toml::Value::Table(t)) => t,
@@ -168,13 +165,15 @@ impl Path {
             return Err(value_error("`value` and `x` must have the same shape"));
         }
         let times = Times::new(t, xv.nrows(), self.path.t_max())?;
-        let time = times.time();
         let mut out = vv.to_owned();
-        for (i, (mut o, xr)) in out.rows_mut().into_iter().zip(xv.rows()).enumerate() {
-            let p = self.path.point(time.at(i));
-            o.zip_mut_with(&xr, |o, &x| *o = from.convert(to, *o, x, p, sigma_data));
-        }
-        Ok(output2(py, out, v.f32))
+        scoresde::path::map_points(
+            self.path.as_ref(),
+            times.time(),
+            xv.view(),
+            out.view_mut(),
+            |o, x, p| from.convert(to, o, x, p, sigma_data),
+        );
+        Ok(output(py, out, v.f32))
     }
     fn __repr__(&self) -> String {
         format!("Path({:?})", self.path.name())
@@ -239,9 +238,9 @@ impl Data {
             Ok(exact.par_field(what, times.time(), view.view()))
         })?;
         if what == Quantity::LogProb {
-            return Ok(output1(py, out.column(0).to_owned(), input.f32));
+            return Ok(output(py, out.column(0).to_owned(), input.f32));
         }
-        Ok(output2(py, out, input.f32))
+        Ok(output(py, out, input.f32))
     }
 }
 
@@ -273,7 +272,7 @@ impl Data {
         scoresde::error::check_range("n", n, scoresde::error::MAX_VALUES / self.dim().max(1))
             .map_err(to_py)?;
         let x = py.detach(|| self.data.sample(n, seed, REFERENCE_DOMAIN));
-        Ok(output2(py, x, false))
+        Ok(output(py, x, false))
     }
     /// ∇ₓ log p_t(x).
     #[pyo3(signature = (x, t, path = None, threads = None))]

@@ -11,6 +11,12 @@ pub fn to_toml(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<toml::Valu
     if obj.is_none() {
         return Ok(None);
     }
+    if let Ok(p) = obj.cast::<crate::objects::Path>() {
+        // A path: the table of its settings (kind included), as `[sde]` holds it.
+        return toml::Table::try_from(&p.get().spec)
+            .map(|t| Some(toml::Value::Table(t)))
+            .map_err(|e| value_error(format!("`{name}`: {e}")));
+    }
     if let Ok(b) = obj.cast::<PyBool>() {
         return Ok(Some(toml::Value::Boolean(b.is_true())));
     }
