@@ -5,7 +5,9 @@
 //! [`Method`], whose file holds the algorithm and its NFE formula.
 
 use super::chunked::{PfOde, ReverseEm};
+use super::expint::Prediction;
 use super::grid::{Grid, Spacing};
+use super::unipc::{self, BhVariant};
 use super::{ddim, dpm, edm, langevin, pc, Corrector, Method, Predictor};
 use crate::ddpm::Variance;
 use crate::reverse::{Diffusion, DiffusionKind};
@@ -192,6 +194,55 @@ impl Default for AnnealedLangevin {
     }
 }
 
+/// UniPC (Zhao et al. 2023): UniP-p with the UniC corrector.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UniPc {
+    /// Predictor order p ∈ {1, 2, 3} (default 2).
+    pub order: usize,
+    /// B(h): bh1 (h) or bh2 (e^h − 1, default).
+    pub variant: BhVariant,
+    /// Interpolate data (x̂₀, default) or noise (ε̂) predictions.
+    pub prediction: Prediction,
+    /// The UniC corrector (default on; off: UniP alone).
+    pub use_corrector: bool,
+    /// Lower orders on the last p − 1 steps (default on, as both references).
+    pub lower_order_final: bool,
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+}
+
+impl Default for UniPc {
+    fn default() -> Self {
+        Self {
+            order: 2,
+            variant: BhVariant::default(),
+            prediction: Prediction::default(),
+            use_corrector: true,
+            lower_order_final: true,
+            spacing: None,
+            rho: None,
+        }
+    }
+}
+
+/// An order setting in `range`, or an error naming the sampler.
+fn check_order(
+    name: &str,
+    what: &str,
+    order: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<()> {
+    if range.contains(&order) {
+        return Ok(());
+    }
+    Err(invalid!(
+        "`{what}` of `sampler` {name} must lie in {} … {}, got {order}",
+        range.start(),
+        range.end()
+    ))
+}
+
 /// Declares [`Sampler`] and [`NAMES`] from one list: variant, settings struct, name.
 macro_rules! samplers {
     ($($(#[$doc:meta])* $variant:ident($settings:ty) = $name:literal,)*) => {
@@ -237,6 +288,8 @@ samplers! {
     DpmSolverFast(OnGrid) = "dpm-solver-fast",
     /// DPM-Solver++(2M), multistep, N steps.
     DpmSolverPp2m(OnGrid) = "dpm-solver-pp2m",
+    /// UniPC (Zhao et al. 2023), N steps, N evaluations.
+    UniPc(UniPc) = "unipc",
     /// DDIM, N grid points.
     Ddim(Ddim) = "ddim",
     /// DDPM ancestral sampling on the N-step schedule.
@@ -492,6 +545,17 @@ impl Sampler {
             Sampler::DpmSolverPp2m(o) => Box::new(dpm::DpmSolverPp2m {
                 grid: g(o, Spacing::Logsnr)?,
             }),
+            Sampler::UniPc(u) => {
+                check_order(&name, "order", u.order, 1..=3)?;
+                Box::new(unipc::UniPc {
+                    order: u.order,
+                    variant: u.variant,
+                    prediction: u.prediction,
+                    corrector: u.use_corrector,
+                    lower_order_final: u.lower_order_final,
+                    grid: grid(&name, u.spacing, u.rho, Spacing::Logsnr)?,
+                })
+            }
             Sampler::Ddim(p) => {
                 finite_nonneg("eta", p.eta)?;
                 if p.discrete.is_some() && (p.spacing.is_some() || p.rho.is_some()) {

@@ -5,12 +5,13 @@
 //! η = 1 has DDPM's posterior variance β̃.
 
 use super::engine::StepContext;
+use super::expint::{ddim_move, ddim_move_from};
 use super::grid::{ddpm_times, Grid};
 use super::Method;
 use crate::score::{par_eps, Score};
-use crate::sde::{Marginal, Sde};
+use crate::sde::Sde;
 use crate::Result;
-use ndarray::{Array2, Zip};
+use ndarray::Array2;
 use scoresde_solvers::Time;
 
 /// DDIM with noise scale η, on `grid` or on N points of DDPM's `discrete`-step schedule.
@@ -67,15 +68,12 @@ fn run(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64], eta: f64) 
         if k.mean > 0.0 {
             let eps = eng.eps(t, x.view());
             z = z_of(eng);
-            move_to(x, &eps, k, k_next.mean, c_eps);
+            ddim_move(x, &eps, k, k_next.mean, c_eps);
         } else {
             // m = 0: x̂₀ and ε̂ from the field's velocity.
             let (x0, eps) = eng.x0_eps(t, x.view());
             z = z_of(eng);
-            Zip::from(&mut *x)
-                .and(&x0)
-                .and(&eps)
-                .for_each(|x, &x0, &e| *x = k_next.mean * x0 + c_eps * e);
+            ddim_move_from(x, &x0, &eps, k_next.mean, c_eps);
         }
         if let Some(z) = z {
             x.scaled_add(sig, &z);
@@ -83,14 +81,6 @@ fn run(eng: &mut StepContext<'_>, x: &mut Array2<f64>, times: &[f64], eta: f64) 
         eng.finish_step(t_next, x)?;
     }
     Ok(())
-}
-
-/// `x ← m' x̂₀ + c ε̂` with `x̂₀ = (x − s ε̂)/m` (kernel `k` = (m, s) at the current time).
-fn move_to(x: &mut Array2<f64>, eps: &Array2<f64>, k: Marginal, m_next: f64, c_eps: f64) {
-    Zip::from(x).and(eps).for_each(|x, &e| {
-        let x0 = (*x - k.std * e) / k.mean;
-        *x = m_next * x0 + c_eps * e;
-    });
 }
 
 /// DDIM's deterministic (η = 0) path through `times`, in either order: with increasing times it
@@ -104,7 +94,7 @@ pub fn ode_path(
     for w in times.windows(2) {
         let (k, k_next) = (sde.marginal(w[0]), sde.marginal(w[1]));
         let eps = par_eps(score, sde, Time::Shared(w[0]), x.view());
-        move_to(&mut x, &eps, k, k_next.mean, k_next.std);
+        ddim_move(&mut x, &eps, k, k_next.mean, k_next.std);
     }
     x
 }

@@ -3,6 +3,7 @@
 //! log-SNR), `t(λ)` by [`Sde::t_of_log_snr`](crate::sde::Sde::t_of_log_snr).
 
 use super::engine::StepContext;
+use super::expint::{self, lambda, t_of_lambda};
 use super::grid::Grid;
 use super::Method;
 use crate::sde::Sde;
@@ -94,14 +95,6 @@ impl Method for DpmSolverPp2m {
     }
 }
 
-fn lambda(eng: &StepContext<'_>, t: f64) -> f64 {
-    0.5 * eng.sde.log_snr(t)
-}
-
-fn t_of_lambda(eng: &StepContext<'_>, l: f64) -> f64 {
-    eng.sde.t_of_log_snr(2.0 * l)
-}
-
 /// The orders of single-step DPM-Solver-k spending exactly `nfe` evaluations, as the authors'
 /// code splits them (`get_orders_and_timesteps_for_singlestep_solver` in LuChengTHU/dpm-solver;
 /// DPM-Solver-fast, Lu et al. 2022 §3.4): ⌊nfe/k⌋ steps of order k, then one of order
@@ -120,7 +113,7 @@ pub(crate) fn orders(k: usize, nfe: usize) -> Vec<usize> {
     o
 }
 
-/// `out = (α_u/α_s) x − σ_u (e^{r h} − 1) ε_s`: the first-order (DDIM) move from s to u.
+/// The first-order (DDIM) move from s to u ([`expint::noise_move`]).
 fn first_order(
     eng: &StepContext<'_>,
     x: &Array2<f64>,
@@ -128,26 +121,22 @@ fn first_order(
     s: f64,
     u: f64,
 ) -> Array2<f64> {
-    let (ks, ku) = (eng.marginal(s), eng.marginal(u));
-    let h = lambda(eng, u) - lambda(eng, s);
-    let (cx, ce) = (ku.mean / ks.mean, ku.std * h.exp_m1());
-    let mut out = x.mapv(|v| cx * v);
-    out.scaled_add(-ce, eps_s);
-    out
+    let h = lambda(eng.sde, u) - lambda(eng.sde, s);
+    expint::noise_move(eng.marginal(s), eng.marginal(u), h, x, eps_s)
 }
 
 /// One single-step DPM-Solver step of `order` ∈ {1, 2, 3} from s to t (Lu et al. 2022,
 /// Algorithm 1 with r₁ = ½; Algorithm 2 with r₁ = ⅓, r₂ = ⅔).
 fn step(eng: &StepContext<'_>, x: &mut Array2<f64>, s: f64, t: f64, order: usize) {
     let eps_s = eng.eps(s, x.view());
-    let (ls, lt) = (lambda(eng, s), lambda(eng, t));
+    let (ls, lt) = (lambda(eng.sde, s), lambda(eng.sde, t));
     let h = lt - ls;
     let kt = eng.marginal(t);
     match order {
         1 => *x = first_order(eng, x, &eps_s, s, t),
         2 => {
             let r1 = 0.5;
-            let s1 = t_of_lambda(eng, ls + r1 * h);
+            let s1 = t_of_lambda(eng.sde, ls + r1 * h);
             let u = first_order(eng, x, &eps_s, s, s1);
             let e1 = eng.eps(s1, u.view());
             let mut out = first_order(eng, x, &eps_s, s, t);
@@ -160,8 +149,8 @@ fn step(eng: &StepContext<'_>, x: &mut Array2<f64>, s: f64, t: f64, order: usize
         }
         3 => {
             let (r1, r2) = (1.0 / 3.0, 2.0 / 3.0);
-            let s1 = t_of_lambda(eng, ls + r1 * h);
-            let s2 = t_of_lambda(eng, ls + r2 * h);
+            let s1 = t_of_lambda(eng.sde, ls + r1 * h);
+            let s2 = t_of_lambda(eng.sde, ls + r2 * h);
             let u1 = first_order(eng, x, &eps_s, s, s1);
             let d1 = eng.eps(s1, u1.view()) - &eps_s;
             let mut u2 = first_order(eng, x, &eps_s, s, s2);
@@ -211,7 +200,7 @@ fn run_pp2m(
         }
         let x0 = eng.x0(s, x.view());
         let (ks, kt) = (eng.marginal(s), eng.marginal(t));
-        let h = lambda(eng, t) - lambda(eng, s);
+        let h = lambda(eng.sde, t) - lambda(eng.sde, s);
         let dd = match &prev {
             Some((x0_prev, h_prev)) => {
                 let r = h_prev / h;
@@ -222,10 +211,7 @@ fn run_pp2m(
             }
             None => x0.clone(),
         };
-        let (cx, cd) = (kt.std / ks.std, kt.mean * (-h).exp_m1());
-        Zip::from(&mut *x)
-            .and(&dd)
-            .for_each(|x, &d| *x = cx * *x - cd * d);
+        expint::data_move(ks, kt, h, x, &dd);
         prev = Some((x0, h));
         eng.finish_step(t, x)?;
     }

@@ -24,11 +24,13 @@ mod dpm;
 mod edm;
 pub mod edm_form;
 mod engine;
+pub mod expint;
 pub mod grid;
 mod langevin;
 mod method;
 mod options;
 mod pc;
+mod unipc;
 
 pub use crate::ddpm::Variance;
 pub use chunked::{PfOde, PfSteps, ReverseEm};
@@ -43,6 +45,7 @@ pub use langevin::Langevin;
 pub use method::{integrate_with, sample_with, Method};
 pub use options::{Corrector, Predictor};
 pub use pc::{Ddpm, Pc, PcSampler};
+pub use unipc::{BhVariant, UniPc};
 
 use crate::score::{Counted, Score};
 use crate::sde::Sde;

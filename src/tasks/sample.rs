@@ -76,6 +76,26 @@ pub struct SamplerFlags {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diffusion_scale: Option<f64>,
+    /// Order of `--sampler unipc`'s predictor (1–3) [default: 2].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<usize>,
+    /// UniPC's B(h) [default: bh2].
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<crate::sample::BhVariant>,
+    /// The prediction a multistep exponential integrator interpolates [default: data].
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<crate::sample::expint::Prediction>,
+    /// UniPC's corrector UniC [default: true].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_corrector: Option<bool>,
+    /// Lower orders on the final steps [default: true].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lower_order_final: Option<bool>,
     /// Langevin step size ε (plain: α = ε; annealed: α_i = ε s_i²/s_L²) [default: 0.1].
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
