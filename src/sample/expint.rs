@@ -215,7 +215,7 @@ mod tests {
             }
         }
         assert_eq!(phi(1, 0.0), 1.0);
-        assert!((phi(3, 0.0) - 0.5).abs() < 1e-17);
+        assert!((phi(3, 0.0) - 1.0 / 6.0).abs() < 1e-17);
     }
 
     /// The weights integrate every polynomial of degree < #nodes exactly: against the moments
