@@ -646,7 +646,7 @@ fn a_method_written_outside_runs_like_a_builtin_sampler() {
             "my-ddim".into()
         }
         fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> scoresde::Result<Vec<f64>> {
-            let mut t = time_grid(sde, Spacing::Time, 7.0, sde.t_max(), eps, steps)?
+            let mut t = time_grid(sde, &Spacing::Time, 7.0, sde.t_max(), eps, steps)?
                 .times()
                 .to_vec();
             if self.increasing {
@@ -686,9 +686,16 @@ fn a_method_written_outside_runs_like_a_builtin_sampler() {
         nfe_off_by: 0,
         increasing: false,
     };
-    let t_rec = time_grid(sde.as_ref(), Spacing::Time, 7.0, 1.0, sde.default_eps(), 25)
-        .unwrap()
-        .times()[10];
+    let t_rec = time_grid(
+        sde.as_ref(),
+        &Spacing::Time,
+        7.0,
+        1.0,
+        sde.default_eps(),
+        25,
+    )
+    .unwrap()
+    .times()[10];
     let run = RunSpec {
         steps: 25,
         n: 300,

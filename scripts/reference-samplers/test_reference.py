@@ -202,3 +202,81 @@ def test_convergence_to_ode(setup):
         ref = M.ode_reference(m, x_T, sig[0], sig[-1])
         errs.append(np.abs(end - ref).max())
     assert errs[1] < errs[0] / 3, errs  # ~2nd order
+
+
+def _lam(sig):
+    return -np.log(sig)  # lambda = log(alpha/sigma_vp) = -log(EDM sigma)
+
+
+def test_dpmpp_2m_matches_numpy(setup):
+    """DPM-Solver++(2M), midpoint, N >= 15 (no lower-order final with sigma_min)."""
+    m, x_T = setup
+    N = 16
+    out, sig = D.run_dpmsolver(x_T, m, N)
+    al = 1 / np.sqrt(1 + sig**2)
+    sd = sig * al
+    lam = _lam(sig)
+    x = x_T.copy()
+    prev = None
+    for k in range(N):
+        x0 = m.x0_from_eps(x, al[k] ** 2)
+        h = lam[k + 1] - lam[k]
+        if prev is None:
+            D_ = x0
+        else:
+            r = (lam[k] - lam[k - 1]) / h
+            D_ = x0 + 0.5 * (x0 - prev) / r
+        x = sd[k + 1] / sd[k] * x - al[k + 1] * np.expm1(-h) * D_
+        prev = x0
+    np.testing.assert_allclose(out, x, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["bh1", "bh2"])
+def test_unipc2_matches_numpy(setup, variant):
+    """UniPC-2 (predict_x0, corrector on, lower_order_final): predictor rho = 1/2, UniC-p solve."""
+    m, x_T = setup
+    N = 10
+    out, sig = D.run_unipc(x_T, m, N, order=2, variant=variant)
+    al = 1 / np.sqrt(1 + sig**2)
+    sd = sig * al
+    lam = _lam(sig)
+
+    def B(hh):
+        return hh if variant == "bh1" else np.expm1(hh)
+
+    def phis(hh, p):  # b_i = hh * i! * phi_{i+1}(hh) / B(hh), i = 1..p
+        out_, hk, fac = [], np.expm1(hh) / hh - 1, 1
+        for i in range(1, p + 1):
+            out_.append(hk * fac / B(hh))
+            fac *= i + 1
+            hk = hk / hh - 1 / fac
+        return np.array(out_)
+
+    x = x_T.copy()
+    ms = []  # data predictions at grid points
+    last_x, last_order = None, None
+    for k in range(N):
+        mk = m.x0_from_eps(x, al[k] ** 2)
+        if k > 0:  # UniC on x_k, from last_x = x_{k-1}
+            p = last_order
+            h = lam[k] - lam[k - 1]
+            hh = -h
+            m0 = ms[-1]
+            rks = [(lam[k - 2] - lam[k - 1]) / h] if p == 2 else []
+            D1s = [(ms[-2] - m0) / rks[0]] if p == 2 else []
+            b = phis(hh, p)
+            R = np.vander(np.array(rks + [1.0]), p, increasing=True).T
+            rho = np.array([0.5]) if p == 1 else np.linalg.solve(R, b)
+            corr = sum(rho[j] * D1s[j] for j in range(p - 1)) if p > 1 else 0
+            x = sd[k] / sd[k - 1] * last_x - al[k] * np.expm1(hh) * m0 - al[k] * B(hh) * (corr + rho[-1] * (mk - m0))
+        ms.append(mk)
+        order = min(2, N - k, k + 1)
+        last_x, last_order = x, order
+        h = lam[k + 1] - lam[k]
+        hh = -h
+        x_ = sd[k + 1] / sd[k] * x - al[k + 1] * np.expm1(hh) * mk
+        if order == 2:
+            r = (lam[k - 1] - lam[k]) / h
+            x_ = x_ - al[k + 1] * B(hh) * 0.5 * (ms[-2] - mk) / r
+        x = x_
+    np.testing.assert_allclose(out, x, rtol=1e-12, atol=1e-12)

@@ -15,7 +15,7 @@ use scoresde_solvers::{Method as Step, Steps, Tableau, TimeGrid, Tolerances, DOP
 /// `dx = [u − ½ w² ∇log p_t] dt + w dw̄` with w(t) any member of [`Diffusion`] (w = g: the
 /// reverse SDE; w² = (1 − λ) g²: Huang, Lim & Courville 2021's plug-in family), N steps,
 /// N evaluations.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ReverseEm {
     pub diffusion: Diffusion,
     pub grid: Grid,
@@ -60,14 +60,14 @@ impl Method for ReverseEm {
 /// The PF-ODE `dx/dt = f − ½ g² s` by an explicit Runge–Kutta tableau: on a grid of N steps
 /// (pf-euler, pf-heun, pf-rk4: stages × N evaluations), or adaptive with embedded error control
 /// (pf-rk45: Dormand–Prince, evaluations counted, not declared).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PfOde {
     pub tableau: &'static Tableau,
     pub steps: PfSteps,
 }
 
 /// Where a [`PfOde`] steps: on a grid of N steps, or adaptively within tolerances.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum PfSteps {
     Grid(Grid),
     Adaptive(Tolerances),
@@ -90,20 +90,20 @@ impl PfOde {
 
 impl Method for PfOde {
     fn name(&self) -> String {
-        match self.steps {
+        match &self.steps {
             PfSteps::Grid(_) => format!("pf-{}", self.tableau.name),
             PfSteps::Adaptive(_) => "pf-rk45".into(),
         }
     }
     fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
-        match self.steps {
+        match &self.steps {
             PfSteps::Grid(g) => g.times(sde, eps, steps + 1),
             PfSteps::Adaptive(_) => Ok(vec![sde.t_max(), eps]),
         }
     }
     /// stages × N on a grid; adaptive: not known before the run.
     fn nfe(&self, steps: usize) -> Option<u64> {
-        match self.steps {
+        match &self.steps {
             PfSteps::Grid(_) => Some((self.tableau.stages() * steps) as u64),
             PfSteps::Adaptive(_) => None,
         }

@@ -21,8 +21,8 @@ pub const DEFAULT_RHO: f64 = 7.0;
 
 /// The grid of a sampler on a t-grid: `spacing` (its own default when unset) and EDM's ρ,
 /// which only the `edm` spacing reads.
-fn grid(name: &str, spacing: Option<Spacing>, rho: Option<f64>, default: Spacing) -> Result<Grid> {
-    let spacing = spacing.unwrap_or(default);
+fn grid(name: &str, spacing: &Option<Spacing>, rho: Option<f64>, default: Spacing) -> Result<Grid> {
+    let spacing = spacing.clone().unwrap_or(default);
     if rho.is_some() && spacing != Spacing::Edm {
         return Err(invalid!(
             "`rho` does not apply to `sampler` {name} on a {} grid (only `spacing` edm reads it)",
@@ -36,7 +36,7 @@ fn grid(name: &str, spacing: Option<Spacing>, rho: Option<f64>, default: Spacing
 }
 
 /// A sampler whose only settings are its grid (em, pf-euler/heun/rk4, edm-heun, DPM-Solvers).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OnGrid {
     /// Spacing of the time grid (default: time; logsnr for DPM-Solver; edm for EDM).
@@ -46,7 +46,7 @@ pub struct OnGrid {
 }
 
 /// Euler–Maruyama on the reverse dynamics with diffusion w(t) (default: g, the reverse SDE).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Em {
     pub spacing: Option<Spacing>,
@@ -58,7 +58,7 @@ pub struct Em {
 }
 
 /// Huang et al. 2021's plug-in reverse SDE with λ ∈ [0, 1] (0: reverse SDE, 1: PF-ODE).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlugIn {
     pub lambda: f64,
@@ -84,7 +84,7 @@ impl Default for PfRk45 {
 }
 
 /// Predictor–corrector (Song et al. 2021, Alg. 1–3).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pc {
     pub predictor: Predictor,
@@ -114,7 +114,7 @@ impl Default for Pc {
 }
 
 /// EDM's stochastic sampler (Karras et al. 2022, Alg. 2).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EdmSde {
     pub s_churn: f64,
@@ -141,7 +141,7 @@ impl Default for EdmSde {
 }
 
 /// DDIM (Song, Meng & Ermon 2021) with η; on DDPM's M-step schedule with `discrete` = M.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ddim {
     pub eta: f64,
@@ -174,7 +174,7 @@ impl Default for Langevin {
 }
 
 /// Annealed Langevin (Song & Ermon 2019): N iterations at each of `levels` noise levels.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnnealedLangevin {
     pub step_size: f64,
@@ -195,7 +195,7 @@ impl Default for AnnealedLangevin {
 }
 
 /// UniPC (Zhao et al. 2023): UniP-p with the UniC corrector.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UniPc {
     /// Predictor order p ∈ {1, 2, 3} (default 2).
@@ -414,7 +414,7 @@ impl Sampler {
                 ))
             }
         };
-        let g = |o: &OnGrid, default| grid(&name, o.spacing, o.rho, default);
+        let g = |o: &OnGrid, default| grid(&name, &o.spacing, o.rho, default);
         Ok(match self {
             Sampler::Em(o) => {
                 if o.diffusion_scale.is_some() && o.diffusion == Some(DiffusionKind::Zero) {
@@ -429,7 +429,7 @@ impl Sampler {
                         kind: o.diffusion.unwrap_or_default(),
                         scale,
                     },
-                    grid: grid(&name, o.spacing, o.rho, Spacing::Time)?,
+                    grid: grid(&name, &o.spacing, o.rho, Spacing::Time)?,
                 })
             }
             Sampler::PlugIn(p) => {
@@ -441,7 +441,7 @@ impl Sampler {
                 }
                 Box::new(ReverseEm {
                     diffusion: Diffusion::PlugIn { lambda: p.lambda },
-                    grid: grid(&name, p.spacing, p.rho, Spacing::Time)?,
+                    grid: grid(&name, &p.spacing, p.rho, Spacing::Time)?,
                 })
             }
             Sampler::PfEuler(o) => Box::new(PfOde::fixed(&EULER, g(o, Spacing::Time)?)),
@@ -501,7 +501,7 @@ impl Sampler {
                 }
                 Box::new(pc::PcSampler {
                     pc: settings,
-                    grid: grid(&name, p.spacing, p.rho, Spacing::Time)?,
+                    grid: grid(&name, &p.spacing, p.rho, Spacing::Time)?,
                 })
             }
             Sampler::EdmHeun(o) => Box::new(edm::Edm {
@@ -526,7 +526,7 @@ impl Sampler {
                         s_tmax: e.s_tmax,
                         s_noise: e.s_noise,
                     },
-                    grid: grid(&name, e.spacing, e.rho, Spacing::Edm)?,
+                    grid: grid(&name, &e.spacing, e.rho, Spacing::Edm)?,
                     stochastic: true,
                 })
             }
@@ -553,7 +553,7 @@ impl Sampler {
                     prediction: u.prediction,
                     corrector: u.use_corrector,
                     lower_order_final: u.lower_order_final,
-                    grid: grid(&name, u.spacing, u.rho, Spacing::Logsnr)?,
+                    grid: grid(&name, &u.spacing, u.rho, Spacing::Logsnr)?,
                 })
             }
             Sampler::Ddim(p) => {
@@ -566,7 +566,7 @@ impl Sampler {
                 Box::new(ddim::Ddim {
                     eta: p.eta,
                     discrete: p.discrete,
-                    grid: grid(&name, p.spacing, p.rho, Spacing::Time)?,
+                    grid: grid(&name, &p.spacing, p.rho, Spacing::Time)?,
                 })
             }
             Sampler::Ddpm(p) => Box::new(pc::Ddpm {
@@ -585,7 +585,7 @@ impl Sampler {
                 crate::error::check_range("levels", p.levels, crate::error::MAX_STEPS)?;
                 Box::new(langevin::Langevin {
                     step_size: p.step_size,
-                    annealed: Some((p.levels, grid(&name, p.spacing, p.rho, Spacing::Time)?)),
+                    annealed: Some((p.levels, grid(&name, &p.spacing, p.rho, Spacing::Time)?)),
                 })
             }
         })

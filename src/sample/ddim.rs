@@ -15,7 +15,7 @@ use ndarray::Array2;
 use scoresde_solvers::Time;
 
 /// DDIM with noise scale η, on `grid` or on N points of DDPM's `discrete`-step schedule.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Ddim {
     pub eta: f64,
     pub discrete: Option<usize>,

@@ -12,7 +12,7 @@ use ndarray::{Array2, Zip};
 
 /// Single-step DPM-Solver-k on an NFE budget N, split into steps as the authors' code does
 /// ([`orders`]), λ-uniform by default. With k = 3 this is the paper's DPM-Solver-fast.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DpmSolver {
     pub order: usize,
     pub grid: Grid,
@@ -64,7 +64,7 @@ impl Method for DpmSolver {
 
 /// DPM-Solver++(2M), multistep: N steps, N evaluations; below 10 steps the last step is first
 /// order (the authors' `lower_order_final`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DpmSolverPp2m {
     pub grid: Grid,
 }

@@ -12,7 +12,7 @@ use ndarray::{Array2, Zip};
 
 /// EDM's sampler on N grid points (ρ-spacing by default): Algorithm 1 (`edm-heun`, no churn) or
 /// Algorithm 2 (`edm-sde`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Edm {
     pub churn: Churn,
     pub grid: Grid,
@@ -64,7 +64,7 @@ impl Method for Edm {
 }
 
 /// EDM's stochastic settings (Algorithm 2). `s_churn = 0` is Algorithm 1.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Churn {
     pub s_churn: f64,
     pub s_tmin: f64,

@@ -11,7 +11,7 @@ use ndarray::{Array2, Zip};
 
 /// Langevin at t = ε (N iterations), or annealed over `levels` noise levels from t_max to ε
 /// (N iterations each) when `annealed` is set.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Langevin {
     pub step_size: f64,
     /// Annealed levels and their spacing (None: plain Langevin at ε).
@@ -28,14 +28,14 @@ impl Method for Langevin {
         .into()
     }
     fn grid(&self, sde: &dyn Sde, eps: f64, _: usize) -> Result<Vec<f64>> {
-        match self.annealed {
-            Some((levels, grid)) if levels > 1 => grid.times(sde, eps, levels),
+        match &self.annealed {
+            Some((levels, grid)) if *levels > 1 => grid.times(sde, eps, *levels),
             _ => Ok(vec![eps]),
         }
     }
     /// N per level (L N annealed).
     fn nfe(&self, steps: usize) -> Option<u64> {
-        Some((self.annealed.map_or(1, |(l, _)| l) * steps) as u64)
+        Some((self.annealed.as_ref().map_or(1, |(l, _)| *l) * steps) as u64)
     }
     fn step_count(&self, steps: usize, _: &[f64]) -> usize {
         self.nfe(steps).unwrap_or(0) as usize

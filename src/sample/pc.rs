@@ -14,7 +14,7 @@ use crate::Result;
 use ndarray::{Array2, Zip};
 
 /// `pc`: N noise levels (N + 1 grid points), corrector then predictor at each.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PcSampler {
     pub pc: Pc,
     pub grid: Grid,
@@ -44,7 +44,7 @@ impl Method for PcSampler {
 
 /// DDPM's Algorithm 2 (Ho et al. 2020): the ancestral predictor on N points of DDPM's
 /// `discrete`-step schedule (default M = N).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Ddpm {
     pub variance: Variance,
     pub discrete: Option<usize>,
@@ -83,7 +83,7 @@ impl Method for Ddpm {
 }
 
 /// Settings of one PC run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Pc {
     pub predictor: Predictor,
     pub corrector: Corrector,

@@ -16,8 +16,9 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct SamplerFlags {
-    /// Spacing of the time grid (default: time; logsnr for DPM-Solver; edm for EDM samplers).
-    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    /// Spacing of the time grid: time, logsnr, edm or file:GRID.csv (a column `t`, `sigma` or
+    /// `log_snr`) [default: time; logsnr for DPM-Solver and UniPC; edm for EDM samplers].
+    #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spacing: Option<Spacing>,
     /// ρ of the EDM spacing [default: 7].
