@@ -5,10 +5,12 @@
 //! [`Method`], whose file holds the algorithm and its NFE formula.
 
 use super::chunked::{PfOde, ReverseEm};
+use super::deis::{self, DeisBasis};
 use super::expint::Prediction;
 use super::grid::{Grid, Spacing};
 use super::unipc::{self, BhVariant};
 use super::{ddim, dpm, edm, langevin, pc, Corrector, Method, Predictor};
+use super::{sa_solver, seeds};
 use crate::ddpm::Variance;
 use crate::reverse::{Diffusion, DiffusionKind};
 use crate::sde::Sde;
@@ -226,6 +228,108 @@ impl Default for UniPc {
     }
 }
 
+/// SA-Solver (Xue et al. 2023), stepping as diffusers' `SASolverScheduler`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SaSolver {
+    /// SA-Predictor order 1–4 (default 2).
+    pub predictor_order: usize,
+    /// SA-Corrector order 0–4 (0: none; default 2).
+    pub corrector_order: usize,
+    /// Noise scale τ ≥ 0 inside `tau_window` (default 1; 0: an ODE solver).
+    pub tau: f64,
+    /// The times [from, to] where τ applies, 0 elsewhere (default [0.2, 0.8], the reference's
+    /// 200 ≤ timestep ≤ 800; [0, inf] for a constant τ).
+    pub tau_window: [f64; 2],
+    /// Data (x̂₀, default) or noise (ε̂) prediction.
+    pub prediction: Prediction,
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+}
+
+impl Default for SaSolver {
+    fn default() -> Self {
+        Self {
+            predictor_order: 2,
+            corrector_order: 2,
+            tau: 1.0,
+            tau_window: [0.2, 0.8],
+            prediction: Prediction::default(),
+            spacing: None,
+            rho: None,
+        }
+    }
+}
+
+/// DEIS (Zhang & Chen 2022): tAB in t (the authors') or Adams in log ρ (diffusers').
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Deis {
+    /// Outputs per step p = 1–4, tAB-(p − 1), order p (default 4: the authors' tAB3).
+    pub order: usize,
+    /// Interpolate in t (default) or in log ρ.
+    pub basis: DeisBasis,
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+}
+
+impl Default for Deis {
+    fn default() -> Self {
+        Self {
+            order: 4,
+            basis: DeisBasis::default(),
+            spacing: None,
+            rho: None,
+        }
+    }
+}
+
+/// iPNDM (Zhang & Chen 2022, App. B).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ipndm {
+    /// Outputs per step, 1–4 (default 4).
+    pub order: usize,
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+}
+
+impl Default for Ipndm {
+    fn default() -> Self {
+        Self {
+            order: 4,
+            spacing: None,
+            rho: None,
+        }
+    }
+}
+
+/// SEEDS-2 (Gonzalez et al. 2023), as ComfyUI's `sample_seeds_2`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Seeds2 {
+    /// Noise scale η ≥ 0 (default 1: the reverse SDE; 0: DPM-Solver++(2S)).
+    pub eta: f64,
+    /// The stage at λ_s + r h, r ∈ (0, 1] (default ½).
+    pub r: f64,
+    /// S_noise (default 1).
+    pub s_noise: f64,
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+}
+
+impl Default for Seeds2 {
+    fn default() -> Self {
+        Self {
+            eta: 1.0,
+            r: 0.5,
+            s_noise: 1.0,
+            spacing: None,
+            rho: None,
+        }
+    }
+}
+
 /// An order setting in `range`, or an error naming the sampler.
 fn check_order(
     name: &str,
@@ -290,6 +394,14 @@ samplers! {
     DpmSolverPp2m(OnGrid) = "dpm-solver-pp2m",
     /// UniPC (Zhao et al. 2023), N steps, N evaluations.
     UniPc(UniPc) = "unipc",
+    /// SA-Solver (Xue et al. 2023), N steps, N evaluations.
+    SaSolver(SaSolver) = "sa-solver",
+    /// DEIS (Zhang & Chen 2022), N steps, N evaluations.
+    Deis(Deis) = "deis",
+    /// iPNDM (Zhang & Chen 2022), N steps, N evaluations.
+    Ipndm(Ipndm) = "ipndm",
+    /// SEEDS-2 (Gonzalez et al. 2023), N steps, 2N evaluations.
+    Seeds2(Seeds2) = "seeds-2",
     /// DDIM, N grid points.
     Ddim(Ddim) = "ddim",
     /// DDPM ancestral sampling on the N-step schedule.
@@ -554,6 +666,58 @@ impl Sampler {
                     corrector: u.use_corrector,
                     lower_order_final: u.lower_order_final,
                     grid: grid(&name, &u.spacing, u.rho, Spacing::Logsnr)?,
+                })
+            }
+            Sampler::SaSolver(a) => {
+                check_order(&name, "predictor_order", a.predictor_order, 1..=4)?;
+                check_order(&name, "corrector_order", a.corrector_order, 0..=4)?;
+                finite_nonneg("tau", a.tau)?;
+                let [lo, hi] = a.tau_window;
+                if lo.is_nan() || hi.is_nan() || lo > hi {
+                    return Err(invalid!(
+                        "`tau_window` must be [from, to] with from ≤ to, got [{}, {}]",
+                        crate::error::num(lo),
+                        crate::error::num(hi)
+                    ));
+                }
+                Box::new(sa_solver::SaSolver {
+                    predictor_order: a.predictor_order,
+                    corrector_order: a.corrector_order,
+                    tau: a.tau,
+                    window: a.tau_window,
+                    prediction: a.prediction,
+                    grid: grid(&name, &a.spacing, a.rho, Spacing::Time)?,
+                })
+            }
+            Sampler::Deis(p) => {
+                check_order(&name, "order", p.order, 1..=4)?;
+                Box::new(deis::Deis {
+                    order: p.order,
+                    basis: p.basis,
+                    grid: grid(&name, &p.spacing, p.rho, Spacing::Time)?,
+                })
+            }
+            Sampler::Ipndm(p) => {
+                check_order(&name, "order", p.order, 1..=4)?;
+                Box::new(deis::Ipndm {
+                    order: p.order,
+                    grid: grid(&name, &p.spacing, p.rho, Spacing::Time)?,
+                })
+            }
+            Sampler::Seeds2(p) => {
+                finite_nonneg("eta", p.eta)?;
+                finite_nonneg("s_noise", p.s_noise)?;
+                if !(p.r > 0.0 && p.r <= 1.0) {
+                    return Err(invalid!(
+                        "`r` of `sampler` seeds-2 must lie in (0, 1], got {}",
+                        crate::error::num(p.r)
+                    ));
+                }
+                Box::new(seeds::Seeds2 {
+                    eta: p.eta,
+                    r: p.r,
+                    s_noise: p.s_noise,
+                    grid: grid(&name, &p.spacing, p.rho, Spacing::Logsnr)?,
                 })
             }
             Sampler::Ddim(p) => {

@@ -133,6 +133,13 @@ pub fn ddim_move_from(
         .for_each(|x, &x0, &e| *x = m_next * x0 + c_eps * e);
 }
 
+/// The global order of a fixed-step method whose steps have local orders `local(k)` (error
+/// O(h^{q+1})) for k < `steps` and whose bulk order is `bulk`: a bounded number of steps of
+/// lower order q (warm-up, lower-order final steps) caps it at q + 1.
+pub fn global_order(bulk: u32, steps: usize, local: impl Fn(usize) -> u32) -> u32 {
+    (0..steps).map(|k| local(k) + 1).fold(bulk, u32::min)
+}
+
 /// Which prediction a multistep exponential integrator interpolates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]

@@ -92,10 +92,12 @@ impl GridFile {
             Some("t") => GridColumn::T,
             Some("sigma") => GridColumn::Sigma,
             Some("log_snr") => GridColumn::LogSnr,
-            other => return Err(invalid!(
+            other => {
+                return Err(invalid!(
                 "the grid file {path} must start with a header `t`, `sigma` or `log_snr`, got {:?}",
                 other.unwrap_or("")
-            )),
+            ))
+            }
         };
         let values = lines
             .enumerate()

@@ -19,7 +19,7 @@
 //! λ = −∞ (m = 0) is the DDIM move ([`super::expint`]).
 
 use super::engine::StepContext;
-use super::expint::{self, ddim_move_from, lambda, History, Prediction};
+use super::expint::{self, ddim_move_from, global_order, lambda, History, Prediction};
 use super::grid::Grid;
 use super::Method;
 use crate::sde::Sde;
@@ -82,16 +82,11 @@ impl Method for UniPc {
     /// and the last, uncorrected, step. (On a path with m(t_max) = 0 the first step is DDIM's,
     /// which caps the order at 2.)
     fn order_at(&self, steps: usize) -> Option<u32> {
-        let c = u32::from(self.corrector);
-        let mut order = self.order as u32 + c;
-        for j in 0..steps {
-            let q = self.step_order(j, steps);
-            if q < self.order || j + 1 == steps {
-                let corrected = c * u32::from(j + 1 < steps);
-                order = order.min(q as u32 + corrected + 1);
-            }
-        }
-        Some(order)
+        let c = usize::from(self.corrector);
+        let bulk = self.order()?;
+        Some(global_order(bulk, steps, |j| {
+            (self.step_order(j, steps) + c * usize::from(j + 1 < steps)) as u32
+        }))
     }
     fn run(
         &self,

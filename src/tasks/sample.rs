@@ -41,7 +41,7 @@ pub struct SamplerFlags {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snr: Option<f64>,
-    /// DDIM's η (0: deterministic DDIM, 1: DDPM's posterior variance) [default: 0].
+    /// η: DDIM's noise scale (0: deterministic, 1: DDPM's posterior variance; default 0), SEEDS-2's (default 1).
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eta: Option<f64>,
@@ -61,7 +61,7 @@ pub struct SamplerFlags {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s_tmax: Option<f64>,
-    /// EDM: S_noise [default: 1].
+    /// S_noise of EDM's stochastic sampler and of SEEDS-2 [default: 1].
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s_noise: Option<f64>,
@@ -77,7 +77,7 @@ pub struct SamplerFlags {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diffusion_scale: Option<f64>,
-    /// Order of `--sampler unipc`'s predictor (1–3) [default: 2].
+    /// Order of UniPC's predictor (1–3; default 2), of DEIS and iPNDM (1–4; default 4).
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order: Option<usize>,
@@ -97,6 +97,30 @@ pub struct SamplerFlags {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lower_order_final: Option<bool>,
+    /// SA-Solver's predictor order (1–4) [default: 2].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predictor_order: Option<usize>,
+    /// SA-Solver's corrector order (0–4) [default: 2].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrector_order: Option<usize>,
+    /// SA-Solver's noise scale τ [default: 1].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tau: Option<f64>,
+    /// The times FROM,TO where SA-Solver's τ applies [default: 0.2,0.8].
+    #[cfg_attr(feature = "cli", arg(long, value_delimiter = ','))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tau_window: Option<Vec<f64>>,
+    /// The variable DEIS interpolates in: t (tAB) or log-rho [default: t].
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basis: Option<crate::sample::DeisBasis>,
+    /// SEEDS-2's stage fraction r [default: 0.5].
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub r: Option<f64>,
     /// Langevin step size ε (plain: α = ε; annealed: α_i = ε s_i²/s_L²) [default: 0.1].
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]

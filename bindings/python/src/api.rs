@@ -153,7 +153,7 @@ fn sampler_arg(
     unknown.extend(table.keys().filter(|k| *k != "sampler" && !has.contains(k)));
     if let Some(k) = unknown.first() {
         return Err(value_error(format!(
-            "unknown keyword `{k}` for sampler {name} (valid: model, sampler, steps, n, seed, path, eps, denoise, threads; and {name}'s own: {})",
+            "unknown keyword `{k}` for sampler {name} (valid: model, sampler, steps, n, seed, path, eps, denoise, threads, x_t; and {name}'s own: {})",
             if has.is_empty() { "none".to_string() } else { has.join(", ") }
         )));
     }
@@ -162,9 +162,10 @@ fn sampler_arg(
     from_table(table, &format!("sampler {name}")).map(Some)
 }
 
-/// Samples with the model; returns a `Samples`.
+/// Samples with the model from prior draws (or from the given states `x_t` at the grid's
+/// first time); returns a `Samples`.
 #[pyfunction]
-#[pyo3(signature = (model, sampler = None, steps = None, n = 1000, seed = 0, path = None, eps = None, denoise = None, threads = None, **settings))]
+#[pyo3(signature = (model, sampler = None, steps = None, n = 1000, seed = 0, path = None, eps = None, denoise = None, threads = None, x_t = None, **settings))]
 #[allow(clippy::too_many_arguments)]
 pub fn sample(
     py: Python<'_>,
@@ -177,11 +178,22 @@ pub fn sample(
     eps: Option<f64>,
     denoise: Option<bool>,
     threads: Option<usize>,
+    x_t: Option<&Bound<'_, PyAny>>,
     settings: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Samples> {
     let (source, callable) = Source::new(model, path)?;
     let sampler = sampler_arg(sampler, settings)?;
     let dim = source.dim().unwrap_or(1);
+    // Given starting states replace the prior draws (their rows are the particles).
+    let x_start = match x_t {
+        Some(a) => {
+            let input = Input::new(a, "x_t")?;
+            input.check(source.dim())?;
+            Some(input.view().to_owned())
+        }
+        None => None,
+    };
+    let n = x_start.as_ref().map_or(n, |x| x.nrows());
     scoresde::error::check_range("n", n, scoresde::error::MAX_VALUES / dim).map_err(to_py)?;
     if let Some(s) = steps {
         scoresde::error::check_range("steps", s, scoresde::error::MAX_STEPS).map_err(to_py)?;
@@ -206,7 +218,10 @@ pub fn sample(
             record: vec![],
             denoise,
         };
-        let run = model.sample(&spec, None)?;
+        let run = match x_start {
+            Some(x) => model.integrate(x, &spec, None)?,
+            None => model.sample(&spec, None)?,
+        };
         Ok((run, sampler.label(), model.sde().name()))
     })?;
     Ok(Samples {

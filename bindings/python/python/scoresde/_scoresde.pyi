@@ -161,6 +161,7 @@ def sample(
     eps: float | None = None,
     denoise: bool | None = None,
     threads: int | None = None,
+    x_t: _ArrayLike | None = None,
     **settings: Any,
 ) -> Samples: ...
 def test(
