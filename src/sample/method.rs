@@ -26,8 +26,9 @@ pub trait Method: Sync {
     fn order(&self) -> Option<u32> {
         None
     }
-    /// The order at N = `steps` where it differs from [`Method::order`] (a split that ends on a
-    /// lower-order step); the order claims fit budgets where this equals `order()`.
+    /// The asymptotic order at N = `steps` where it differs from [`Method::order`]: a split that
+    /// ends on a lower-order step, or a bounded number of lower-order steps (multistep warm-up,
+    /// lower-order final steps), each of which caps the global order at its local order + 1.
     fn order_at(&self, steps: usize) -> Option<u32> {
         let _ = steps;
         self.order()

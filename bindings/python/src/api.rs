@@ -562,6 +562,28 @@ pub fn experiments() -> PyResult<Vec<String>> {
         .collect())
 }
 
+/// The N(0, 1) draws the step-map samplers use, shape (draws, n, d): draw k is the k-th
+/// `StepContext::normal` block of a run with this seed (row i keyed by (seed, i, k)), so that
+/// an outside implementation can be driven with the same noise.
+#[pyfunction]
+#[pyo3(signature = (n, d, draws, seed = 0))]
+pub fn solver_noise(
+    py: Python<'_>,
+    n: usize,
+    d: usize,
+    draws: usize,
+    seed: u64,
+) -> PyResult<Py<PyAny>> {
+    scoresde::error::check_range("n × d × draws", n * d * draws, scoresde::error::MAX_VALUES)
+        .map_err(to_py)?;
+    let key = scoresde::solvers::KeyedNormal::new(seed, scoresde::sample::SOLVER_DOMAIN);
+    let mut out = ndarray::Array3::zeros((draws, n, d));
+    for (k, mut block) in out.outer_iter_mut().enumerate() {
+        block.assign(&key.matrix(n, d, k as u64));
+    }
+    Ok(output(py, out, false))
+}
+
 /// The settings of a sampler (its own keywords of `sample`).
 #[pyfunction]
 pub fn sampler_settings(name: &str) -> PyResult<Vec<String>> {

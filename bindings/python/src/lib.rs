@@ -32,6 +32,7 @@ fn _scoresde(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::datasets, m)?)?;
     m.add_function(wrap_pyfunction!(api::experiments, m)?)?;
     m.add_function(wrap_pyfunction!(api::sampler_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(api::solver_noise, m)?)?;
     m.add_function(wrap_pyfunction!(api::train_settings, m)?)?;
     Ok(())
 }
