@@ -181,6 +181,89 @@ pub fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
     (nodes, weights)
 }
 
+/// Minimises `f` by Nelder–Mead (Nelder & Mead 1965; the standard coefficients: reflection 1,
+/// expansion 2, contraction ½, shrink ½) from `x0` with an initial simplex of axis steps
+/// `step`, for at most `max_evals` evaluations or until the simplex's values agree to 1e-12.
+/// Returns the best point and its value. A non-finite value counts as +∞ (an infeasible point).
+pub fn nelder_mead(
+    mut f: impl FnMut(&[f64]) -> f64,
+    x0: &[f64],
+    step: f64,
+    max_evals: usize,
+) -> (Vec<f64>, f64) {
+    let n = x0.len();
+    let mut eval = |x: &[f64]| {
+        let v = f(x);
+        if v.is_nan() {
+            f64::INFINITY
+        } else {
+            v
+        }
+    };
+    if n == 0 {
+        let v = eval(x0);
+        return (x0.to_vec(), v);
+    }
+    let mut simplex: Vec<(Vec<f64>, f64)> = Vec::with_capacity(n + 1);
+    simplex.push((x0.to_vec(), eval(x0)));
+    for i in 0..n {
+        let mut x = x0.to_vec();
+        x[i] += step;
+        let v = eval(&x);
+        simplex.push((x, v));
+    }
+    let mut evals = n + 1;
+    let lerp = |a: &[f64], b: &[f64], t: f64| -> Vec<f64> {
+        a.iter().zip(b).map(|(a, b)| a + t * (b - a)).collect()
+    };
+    while evals < max_evals {
+        simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let (best, worst) = (simplex[0].1, simplex[n].1);
+        if (worst - best).abs() <= 1e-12 * (1.0 + best.abs()) {
+            break;
+        }
+        let centroid: Vec<f64> = (0..n)
+            .map(|j| simplex[..n].iter().map(|p| p.0[j]).sum::<f64>() / n as f64)
+            .collect();
+        let xw = simplex[n].0.clone();
+        let xr = lerp(&centroid, &xw, -1.0);
+        let vr = eval(&xr);
+        evals += 1;
+        if vr < best {
+            let xe = lerp(&centroid, &xw, -2.0);
+            let ve = eval(&xe);
+            evals += 1;
+            simplex[n] = if ve < vr { (xe, ve) } else { (xr, vr) };
+        } else if vr < simplex[n - 1].1 {
+            simplex[n] = (xr, vr);
+        } else {
+            let (xc, vc) = if vr < worst {
+                let xc = lerp(&centroid, &xr, 0.5);
+                let v = eval(&xc);
+                (xc, v)
+            } else {
+                let xc = lerp(&centroid, &xw, 0.5);
+                let v = eval(&xc);
+                (xc, v)
+            };
+            evals += 1;
+            if vc < worst.min(vr) {
+                simplex[n] = (xc, vc);
+            } else {
+                let x0 = simplex[0].0.clone();
+                for p in simplex.iter_mut().skip(1) {
+                    p.0 = lerp(&x0, &p.0, 0.5);
+                    p.1 = eval(&p.0);
+                }
+                evals += n;
+            }
+        }
+    }
+    simplex.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let (x, v) = simplex.swap_remove(0);
+    (x, v)
+}
+
 /// Least-squares slope of log y against log x.
 pub fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
     let lx: Vec<f64> = x.iter().map(|v| v.ln()).collect();
@@ -197,6 +280,17 @@ pub fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Nelder–Mead finds the minimum of Rosenbrock's function to 1e-6.
+    #[test]
+    fn nelder_mead_minimises_rosenbrock() {
+        let f = |x: &[f64]| (1.0 - x[0]).powi(2) + 100.0 * (x[1] - x[0] * x[0]).powi(2);
+        let (x, v) = nelder_mead(f, &[-1.2, 1.0], 0.5, 5000);
+        assert!(
+            (x[0] - 1.0).abs() < 1e-5 && (x[1] - 1.0).abs() < 1e-5 && v < 1e-10,
+            "{x:?} {v}"
+        );
+    }
 
     /// Exact for degree < 2n; ∫_0^1 e^x dx to 1e-15 with 16 points.
     #[test]

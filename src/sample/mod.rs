@@ -32,6 +32,7 @@ mod method;
 mod options;
 mod pc;
 mod sa_solver;
+pub mod schedules;
 mod seeds;
 mod unipc;
 
