@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import atexit
 import contextlib
 import importlib.util
 import io
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -53,7 +55,8 @@ PATH_DIFFUSERS = scoresde.Path("vp", beta_min=0.1, beta_max=25.0)
 # The authors' continuous VP (Song et al. 2021): beta 0.1 .. 20, t in [1e-3, 1].
 PATH_SONG = scoresde.Path("vp")
 
-TMP = tempfile.mkdtemp(prefix="scoresde-compare-")
+TMP = tempfile.mkdtemp(prefix="scoresde-compare-")  # mixture TOMLs and grid CSVs
+atexit.register(shutil.rmtree, TMP, True)
 
 
 # ------------------------------------------------------------------------------------------ io

@@ -258,7 +258,11 @@ impl<'a> GridProblem<'a> {
             .windows(2)
             .map(|w| coord(w[1]) - coord(w[0]))
             .collect();
-        if start.len() < 3 || inc.iter().any(|d| !(*d * (u1 - u0) > 0.0)) {
+        if start.len() < 3
+            || inc
+                .iter()
+                .any(|d| (*d * (u1 - u0)).partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater))
+        {
             return Err(invalid!(
                 "the start grid must run from t0 to t1 strictly monotonically with an interior point"
             ));
@@ -266,7 +270,9 @@ impl<'a> GridProblem<'a> {
         let z0: Vec<f64> = inc[1..].iter().map(|d| (d / inc[0]).ln()).collect();
         let objective = |z: &[f64]| -> f64 {
             let t = times_of(z);
-            if t.windows(2).any(|w| !(w[1] < w[0])) {
+            if t.windows(2)
+                .any(|w| w[1].partial_cmp(&w[0]) != Some(std::cmp::Ordering::Less))
+            {
                 return f64::INFINITY;
             }
             self.error(&t).map_or(f64::INFINITY, |e| e.max(1e-300).ln())
