@@ -124,8 +124,12 @@ impl Method for SaSolver {
             let next = if k + 1 < n {
                 let next = evaluate(ctx, self.prediction, tn, &predicted);
                 *x = if c > 0 {
-                    let mut nodes = vec![(lambda(ctx.sde, tn), &next), (ls, &out)];
-                    nodes.extend(past(c.saturating_sub(2)));
+                    // c nodes: the new point, then the current and past outputs.
+                    let mut nodes = vec![(lambda(ctx.sde, tn), &next)];
+                    if c >= 2 {
+                        nodes.push((ls, &out));
+                        nodes.extend(past(c - 2));
+                    }
                     step.apply(x, &nodes, ls, &xi, true)
                 } else {
                     predicted

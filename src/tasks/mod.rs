@@ -5,12 +5,14 @@
 mod bounds;
 mod eval;
 mod sample;
+mod schedule;
 mod test;
 mod train;
 
 pub use bounds::{ElboTask, NllTask};
 pub use eval::EvalTask;
 pub use sample::SampleTask;
+pub use schedule::ScheduleTask;
 pub use test::{render_report, TestTask};
 pub use train::{train, trainer, TrainTask};
 
