@@ -16,12 +16,9 @@
 
 mod common;
 
-use ndarray::Array2;
-use scoresde::data::GaussianMixture;
-use scoresde::numerics::loglog_slope;
 use scoresde::sample::config::NAMES;
-use scoresde::sample::convergence::endpoint_error;
-use scoresde::sample::{integrate, SampleSpec, Sampler};
+use scoresde::sample::convergence::EndpointOracle;
+use scoresde::sample::Sampler;
 use scoresde::score::{MixtureScore, Score};
 use scoresde::sde::{Sde, VpSde};
 use std::sync::Arc;
@@ -64,53 +61,6 @@ fn variants() -> Vec<String> {
     v
 }
 
-struct Case {
-    sde: Arc<dyn Sde>,
-    score: MixtureScore,
-    x_t: Array2<f64>,
-    reference: Array2<f64>,
-}
-
-impl Case {
-    fn new(mixture: Arc<GaussianMixture>) -> Self {
-        let sde: Arc<dyn Sde> = Arc::new(VpSde::default());
-        let score = MixtureScore::new(mixture, sde.clone());
-        let x_t = sde.prior_sample(100, score.dim(), 11);
-        let rk: Sampler =
-            toml::from_str("sampler = \"pf-rk45\"\nrtol = 1e-13\natol = 1e-13").unwrap();
-        let reference = integrate(sde.as_ref(), &score, x_t.clone(), &spec(rk, 0), None)
-            .unwrap()
-            .x;
-        Self {
-            sde,
-            score,
-            x_t,
-            reference,
-        }
-    }
-
-    fn error(&self, sampler: &Sampler, steps: usize) -> (f64, f64) {
-        let run = integrate(
-            self.sde.as_ref(),
-            &self.score,
-            self.x_t.clone(),
-            &spec(sampler.clone(), steps),
-            None,
-        )
-        .unwrap();
-        (run.nfe, endpoint_error(&run.x, &self.reference))
-    }
-}
-
-fn spec(sampler: Sampler, steps: usize) -> SampleSpec {
-    SampleSpec {
-        sampler,
-        steps,
-        denoise: Some(false),
-        ..Default::default()
-    }
-}
-
 #[test]
 fn fitted_orders_match_the_declared_ones() {
     let mixtures = [
@@ -118,11 +68,14 @@ fn fitted_orders_match_the_declared_ones() {
         ("8gaussians", common::builtin("8gaussians")),
         ("gmm-8d", common::gmm_8d()),
     ];
+    let sde: Arc<dyn Sde> = Arc::new(VpSde::default());
     let mut failures = Vec::new();
     let mut checked = 0;
     let mut slopes = std::collections::HashMap::new();
     for (data, mixture) in mixtures {
-        let case = Case::new(mixture);
+        let score = MixtureScore::new(mixture, sde.clone());
+        let x_t = sde.prior_sample(100, score.dim(), 11);
+        let oracle = EndpointOracle::with_tolerance(sde.as_ref(), &score, x_t, 1e-13).unwrap();
         for table in variants() {
             let mut sampler: Sampler = toml::from_str(&table).unwrap();
             // λ-uniform steps where the sampler has a grid but not EDM's: a t-uniform grid
@@ -134,58 +87,31 @@ fn fitted_orders_match_the_declared_ones() {
                 }
                 sampler = toml::from_str(&toml::to_string(&t).unwrap()).unwrap();
             }
-            let method = sampler.method(Some(case.sde.as_ref())).unwrap();
-            if !method.reads_steps() || method.order_at(64).is_none() {
+            let method = sampler.method(Some(sde.as_ref())).unwrap();
+            if !method.reads_steps() || method.order().is_none() {
                 continue;
             }
-            let mut points = Vec::new();
-            let mut steps = 8;
-            while steps <= 2048 {
-                let (nfe, err) = case.error(&sampler, steps);
-                points.push((steps, nfe, err));
-                if err < 1e-10 {
-                    break;
-                }
-                steps *= 2;
-            }
-            let usable: Vec<_> = points
-                .iter()
-                .filter(|p| p.2 >= 1e-10 && p.2 <= 1e-1)
-                .collect();
             let label = table.replace('\n', " ");
-            if usable.len() < 3 {
-                failures.push(format!("{data} {label}: no asymptotic range: {points:?}"));
+            let Some(fit) = oracle
+                .fitted_order(method.as_ref(), 8, 2048, 1e-10)
+                .unwrap()
+            else {
+                failures.push(format!("{data} {label}: no asymptotic range"));
                 continue;
-            }
-            // Points where the declared order is that of the largest N (DPM-Solver-3's split
-            // changes it with N mod 3).
-            let last_order = method.order_at(usable[usable.len() - 1].0);
-            let usable: Vec<_> = usable
-                .into_iter()
-                .filter(|p| method.order_at(p.0) == last_order)
-                .collect();
-            if usable.len() < 3 {
-                failures.push(format!("{data} {label}: no asymptotic range: {points:?}"));
-                continue;
-            }
-            let fit = &usable[usable.len() - 3..];
-            let orders: Vec<u32> = fit.iter().map(|p| method.order_at(p.0).unwrap()).collect();
-            let order = orders[0];
-            let (nfe, err): (Vec<f64>, Vec<f64>) = fit.iter().map(|p| (p.1, p.2)).unzip();
-            let err_text: Vec<String> = err.iter().map(|e| format!("{e:.2e}")).collect();
-            let slope = -loglog_slope(&nfe, &err);
+            };
             checked += 1;
-            slopes.insert((data, label.clone()), slope);
-            eprintln!("{data} {label}: order_at {order} (bulk {:?}), fitted {slope:.2} at N {:?}, errors {err_text:?}", method.order(), fit.iter().map(|p| p.0).collect::<Vec<_>>());
-            // order_at is asymptotic; a bounded number of lower-order steps (warm-up, final)
-            // caps it below the bulk's order(), with small constants: the slope may lie
-            // anywhere between the two, within ±0.4.
-            let bulk = method.order().unwrap_or(order).max(order);
-            if orders.iter().any(|&o| o != order)
-                || slope < order as f64 - 0.4
-                || slope > bulk as f64 + 0.4
-            {
-                failures.push(format!("{data} {label}: declared {orders:?}, fitted {slope:.2} (N {:?}, errors {err_text:?})", fit.iter().map(|p| p.0).collect::<Vec<_>>()));
+            let err: Vec<String> = fit.fit.iter().map(|p| format!("{:.2e}", p.2)).collect();
+            let ns: Vec<usize> = fit.fit.iter().map(|p| p.0).collect();
+            eprintln!(
+                "{data} {label}: order_at {} (bulk {}), fitted {:.2} at N {ns:?}, errors {err:?}",
+                fit.order_at, fit.bulk, fit.slope
+            );
+            slopes.insert((data, label.clone()), fit.slope);
+            if !fit.holds(0.4) {
+                failures.push(format!(
+                    "{data} {label}: order_at {} bulk {}, fitted {:.2} (N {ns:?}, errors {err:?})",
+                    fit.order_at, fit.bulk, fit.slope
+                ));
             }
         }
     }

@@ -146,6 +146,7 @@ registry! {
     likelihoods => Likelihoods = "likelihoods",
     elbo_terms => ElboTerms = "elbo-terms",
     toy_gallery => ToyGallery = "toy-gallery",
+    sampler_orders => SamplerOrders = "sampler-orders",
 }
 
 /// One experiment definition.
