@@ -147,6 +147,7 @@ registry! {
     elbo_terms => ElboTerms = "elbo-terms",
     toy_gallery => ToyGallery = "toy-gallery",
     sampler_orders => SamplerOrders = "sampler-orders",
+    few_step => FewStep = "few-step",
 }
 
 /// One experiment definition.
