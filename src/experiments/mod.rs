@@ -148,6 +148,7 @@ registry! {
     toy_gallery => ToyGallery = "toy-gallery",
     sampler_orders => SamplerOrders = "sampler-orders",
     few_step => FewStep = "few-step",
+    optimised_schedules => OptimisedSchedules = "optimised-schedules",
 }
 
 /// One experiment definition.
