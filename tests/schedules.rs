@@ -7,7 +7,7 @@ mod common;
 use ndarray::array;
 use scoresde::data::{Covariance, GaussianMixture};
 use scoresde::sample::grid::GridFile;
-use scoresde::sample::schedules::{lambda_uniform, tangent_law, GridProblem};
+use scoresde::sample::schedules::{lambda_uniform, tangent_law, times_of_sigmas, GridProblem};
 use scoresde::sample::Sampler;
 use scoresde::score::{MixtureScore, Score};
 use scoresde::sde::{Sde, VpSde};
@@ -47,15 +47,12 @@ fn the_optimiser_recovers_the_tangent_law_for_gaussian_data() {
         )
         .unwrap();
         let points = problem.points().unwrap();
-        let law: Vec<f64> = tangent_law(c, sde.sigma_tilde(t0), sde.sigma_tilde(t1), points)
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| match i {
-                0 => t0,
-                _ if i + 1 == points => t1,
-                _ => sde.t_of_sigma_tilde(s),
-            })
-            .collect();
+        let law = times_of_sigmas(
+            sde.as_ref(),
+            &tangent_law(c, sde.sigma_tilde(t0), sde.sigma_tilde(t1), points),
+            t0,
+            t1,
+        );
         let uniform = lambda_uniform(sde.as_ref(), t0, t1, points);
         let (e_law, e_uni) = (
             problem.error(&law).unwrap(),

@@ -10,7 +10,8 @@ use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Series};
 use crate::sample::grid::{time_grid, Spacing};
 use crate::sample::schedules::{
-    lambda_uniform, loglinear_interp, tangent_law, GridProblem, OnTimes, AYS_SD15, AYS_SDXL,
+    lambda_uniform, loglinear_interp, tangent_law, times_of_sigmas, GridProblem, OnTimes, AYS_SD15,
+    AYS_SDXL,
 };
 use crate::sample::{integrate_with, Method, RunSpec, Sampler};
 use crate::score::MixtureScore;
@@ -58,17 +59,7 @@ fn standard(
     t1: f64,
     points: usize,
 ) -> Result<Vec<(&'static str, Vec<f64>)>> {
-    let from_sigma = |s: Vec<f64>| -> Vec<f64> {
-        let n = s.len();
-        s.into_iter()
-            .enumerate()
-            .map(|(i, v)| match i {
-                0 => t0,
-                _ if i + 1 == n => t1,
-                _ => sde.t_of_sigma_tilde(v),
-            })
-            .collect()
-    };
+    let from_sigma = |s: Vec<f64>| times_of_sigmas(sde, &s, t0, t1);
     let tg = |spacing: Spacing| -> Result<Vec<f64>> {
         Ok(time_grid(sde, &spacing, 7.0, t0, t1, points)?
             .times()

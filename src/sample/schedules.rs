@@ -73,6 +73,20 @@ pub fn tangent_law(c: f64, sigma_max: f64, sigma_min: f64, points: usize) -> Vec
         .collect()
 }
 
+/// A σ̃ list (decreasing) as times on `sde`, its ends set exactly to `t0` and `t1`.
+pub fn times_of_sigmas(sde: &dyn Sde, sigmas: &[f64], t0: f64, t1: f64) -> Vec<f64> {
+    let n = sigmas.len();
+    sigmas
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| match i {
+            0 => t0,
+            _ if i + 1 == n => t1,
+            _ => sde.t_of_sigma_tilde(v),
+        })
+        .collect()
+}
+
 /// A sampler run on given times instead of its own grid (same count: checked).
 pub struct OnTimes<'a> {
     pub inner: &'a dyn Method,

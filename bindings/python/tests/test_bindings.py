@@ -357,3 +357,37 @@ def test_torch_example() -> None:
     pytest.importorskip("torch")
     examples = FsPath(__file__).resolve().parents[3] / "examples" / "python"
     subprocess.run([sys.executable, str(examples / "torch_mlp.py"), "--quick"], check=True, timeout=600)
+
+
+def test_given_start_states_and_the_solver_noise() -> None:
+    """`x_t` replaces the prior draws; `solver_noise` is the noise a stochastic sampler draws:
+    one SA-Solver step (p = 1, no corrector, τ = 1, data prediction, t = 1 → ε on a 2-point
+    grid is x_ε = m_ε(1 − e^{−2h}) x̂₀ + s_ε √(1 − e^{−2h}) ξ + (s_ε/s_1) e^{−h} x_1) must equal
+    the same formula in numpy with ξ = solver_noise(...)[0]. A different seed must not."""
+    data = sd.Data("bimodal-1d")
+    path = sd.Path("vp")
+    rng = np.random.default_rng(1)
+    x1 = rng.standard_normal((50, 1))
+    settings = dict(predictor_order=1, corrector_order=0, tau=1.0, tau_window=[0.0, 1.0])
+    run = sd.sample(data, sampler="sa-solver", steps=1, x_t=x1, seed=4, denoise=False, **settings)
+    assert run.x.shape == (50, 1) and run.nfe == 1.0
+    eps = path.default_eps
+    m1, s1 = float(path.m(1.0)), float(path.s(1.0))
+    me, se = float(path.m(eps)), float(path.s(eps))
+    h = np.log(me / se) - np.log(m1 / s1)
+    x0 = data.denoise(x1, 1.0)
+    for seed, same in [(4, True), (5, False)]:
+        xi = sd.solver_noise(50, 1, 1, seed=seed)[0]
+        expected = (se / s1) * np.exp(-h) * x1 + me * (1 - np.exp(-2 * h)) * x0 + se * np.sqrt(1 - np.exp(-2 * h)) * xi
+        assert np.allclose(run.x, expected, rtol=0, atol=1e-12) == same
+    with pytest.raises(ValueError, match="x_t"):
+        sd.sample(data, sampler="unipc", steps=3, x_t=np.zeros((4, 2)))
+
+
+@pytest.mark.parametrize("name", ["unipc", "deis", "ipndm", "sa-solver", "seeds-2"])
+def test_newer_samplers_run_on_every_path(name: str) -> None:
+    """Each newer sampler runs on every path with its declared NFE and finite output."""
+    for p in PATHS:
+        run = sd.sample(sd.Data("8gaussians"), sampler=name, steps=6, n=64, path=p, denoise=False)
+        assert np.isfinite(run.x).all(), (name, p)
+        assert run.nfe == (12.0 if name == "seeds-2" else 6.0), (name, p, run.nfe)
