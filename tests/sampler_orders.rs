@@ -58,6 +58,11 @@ fn variants() -> Vec<String> {
         ));
     }
     v.push("sampler = \"seeds-2\"\neta = 0.0".into());
+    for order in 1..=3 {
+        v.push(format!(
+            "sampler = \"er-sde\"\norder = {order}\nnoise_scale = \"ode\""
+        ));
+    }
     v
 }
 

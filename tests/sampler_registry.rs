@@ -1,7 +1,7 @@
 //! Every registered sampler, without a hand-written row: each name of the sampler table runs
 //! on every path (or refuses with a one-line error naming the cause), its counted NFE equals
 //! its declared formula, its output is finite, and it refuses every setting it does not read.
-//! The newer samplers (UniPC, DEIS, iPNDM, SA-Solver, SEEDS-2) must run on every path.
+//! The newer samplers (UniPC, DEIS, iPNDM, SA-Solver, SEEDS-2, ER-SDE) must run on every path.
 
 mod common;
 
@@ -13,7 +13,7 @@ use scoresde::sde::{SubVpSde, VeSde, VpSde};
 use std::sync::Arc;
 
 /// The samplers that must run on every path.
-const EVERY_PATH: &[&str] = &["unipc", "deis", "ipndm", "sa-solver", "seeds-2"];
+const EVERY_PATH: &[&str] = &["unipc", "deis", "ipndm", "sa-solver", "seeds-2", "er-sde"];
 
 fn paths() -> Vec<Arc<dyn Path>> {
     vec![
@@ -118,6 +118,7 @@ fn out_of_range_settings_are_refused() {
         ),
         ("sampler = \"seeds-2\"\nr = 0.0", "r"),
         ("sampler = \"seeds-2\"\neta = -1.0", "eta"),
+        ("sampler = \"er-sde\"\norder = 4", "order"),
     ] {
         let s: Sampler = toml::from_str(table).unwrap();
         let e = s

@@ -6,6 +6,7 @@
 
 use super::chunked::{PfOde, ReverseEm};
 use super::deis::{self, DeisBasis};
+use super::er_sde::{self, NoiseScale};
 use super::expint::Prediction;
 use super::grid::{Grid, Spacing};
 use super::unipc::{self, BhVariant};
@@ -330,6 +331,29 @@ impl Default for Seeds2 {
     }
 }
 
+/// ER-SDE-Solver (Cui et al. 2023).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErSde {
+    /// Order 1–3 (default 3).
+    pub order: usize,
+    /// φ: ode (ℓ), reverse-sde (ℓ²) or er (ℓ(e^{ℓ^0.3} + 10), default).
+    pub noise_scale: NoiseScale,
+    pub spacing: Option<Spacing>,
+    pub rho: Option<f64>,
+}
+
+impl Default for ErSde {
+    fn default() -> Self {
+        Self {
+            order: 3,
+            noise_scale: NoiseScale::default(),
+            spacing: None,
+            rho: None,
+        }
+    }
+}
+
 /// An order setting in `range`, or an error naming the sampler.
 fn check_order(
     name: &str,
@@ -402,6 +426,8 @@ samplers! {
     Ipndm(Ipndm) = "ipndm",
     /// SEEDS-2 (Gonzalez et al. 2023), N steps, 2N evaluations.
     Seeds2(Seeds2) = "seeds-2",
+    /// ER-SDE-Solver (Cui et al. 2023), N steps, N evaluations.
+    ErSde(ErSde) = "er-sde",
     /// DDIM, N grid points.
     Ddim(Ddim) = "ddim",
     /// DDPM ancestral sampling on the N-step schedule.
@@ -717,6 +743,14 @@ impl Sampler {
                     eta: p.eta,
                     r: p.r,
                     s_noise: p.s_noise,
+                    grid: grid(&name, &p.spacing, p.rho, Spacing::Logsnr)?,
+                })
+            }
+            Sampler::ErSde(p) => {
+                check_order(&name, "order", p.order, 1..=3)?;
+                Box::new(er_sde::ErSde {
+                    order: p.order,
+                    noise_scale: p.noise_scale,
                     grid: grid(&name, &p.spacing, p.rho, Spacing::Logsnr)?,
                 })
             }

@@ -77,7 +77,8 @@ pub struct SamplerFlags {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diffusion_scale: Option<f64>,
-    /// Order of UniPC's predictor (1–3; default 2), of DEIS and iPNDM (1–4; default 4).
+    /// Order of UniPC's predictor (1–3; default 2), of DEIS and iPNDM (1–4; default 4), of
+    /// ER-SDE (1–3; default 3).
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order: Option<usize>,
@@ -121,6 +122,10 @@ pub struct SamplerFlags {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub r: Option<f64>,
+    /// ER-SDE's noise scale φ: ode, reverse-sde or er [default: er].
+    #[cfg_attr(feature = "cli", arg(long, value_enum))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise_scale: Option<crate::sample::NoiseScale>,
     /// Langevin step size ε (plain: α = ε; annealed: α_i = ε s_i²/s_L²) [default: 0.1].
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -384,7 +384,7 @@ def test_given_start_states_and_the_solver_noise() -> None:
         sd.sample(data, sampler="unipc", steps=3, x_t=np.zeros((4, 2)))
 
 
-@pytest.mark.parametrize("name", ["unipc", "deis", "ipndm", "sa-solver", "seeds-2"])
+@pytest.mark.parametrize("name", ["unipc", "deis", "ipndm", "sa-solver", "seeds-2", "er-sde"])
 def test_newer_samplers_run_on_every_path(name: str) -> None:
     """Each newer sampler runs on every path with its declared NFE and finite output."""
     for p in PATHS:
