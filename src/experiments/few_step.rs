@@ -71,7 +71,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         let x_t = sde.prior_sample(p.particles, data.dim(), o.seed);
         let oracle = EndpointOracle::new(sde.as_ref(), &score, x_t.clone())?;
         let eps = sde.default_eps();
-        let mut series = Vec::new();
+        let mut series: BTreeMap<&str, Vec<Series>> = BTreeMap::new();
         for s in &p.samplers {
             let method = s.method(Some(sde.as_ref()))?;
             let mut pts: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
@@ -120,21 +120,37 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 }
             }
             for (grid, v) in pts {
-                series.push(Series::line_points(format!("{} ({grid})", s.name()), v));
+                series
+                    .entry(grid)
+                    .or_default()
+                    .push(Series::line_points(s.name(), v));
             }
         }
-        charts.push(Chart {
-            title: format!("{} path, {} at std {}", sde.name(), data.name(), p.data_std),
-            x_label: "NFE".into(),
-            y_label: "mean ‖x − x_RK45‖ at ε".into(),
-            log_x: true,
-            log_y: true,
-            series,
-            ..Default::default()
-        });
+        for (grid, series) in series.into_iter().rev() {
+            charts.push(Chart {
+                title: format!("{} path, {grid} grids", sde.name()),
+                x_label: "NFE".into(),
+                y_label: "mean ‖x − x_RK45‖ at ε".into(),
+                log_x: true,
+                log_y: true,
+                series,
+                ..Default::default()
+            });
+        }
+    }
+    // Shared axes: the NFE range and every error.
+    let (lo_e, hi_e) = err
+        .values()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &e| (a.min(e), b.max(e)));
+    let (n0, n1) = (
+        *p.nfe.iter().min().unwrap_or(&1) as f64,
+        *p.nfe.iter().max().unwrap_or(&1) as f64,
+    );
+    for c in &mut charts {
+        c.limits = Some([(0.9 * n0, 1.1 * n1), (0.7 * lo_e, 1.5 * hi_e)]);
     }
     o.rows("few-step", &rows)?;
-    o.panels("few-step", &charts)?;
+    o.grid("few-step", &charts, 2)?;
 
     let [lo, hi] = p.claim_nfe;
     let get = |path: &str, s: &str, grid: &str, n: usize| {
