@@ -489,6 +489,149 @@ def _seeds_one(name, cx, n, eta, r, s_noise=1.0):
     report(name, cx.name, n, ref, ours)
 
 
+# ------------------------------------------------------------------------------------------ 9 ER-SDE
+# scoresde noise_scale -> ComfyUI noise_scaler / the authors' customized_func func_type.
+ER_PHI = {"ode": (lambda l: l, 1), "reverse-sde": (lambda l: l * l, 2), "er": (None, 7)}
+ER_GL_POINTS = 32  # the accurate-integral variant: Gauss-Legendre nodes replacing the Riemann nodes
+
+
+def _gl_nodes_weights(m: float, points: int = ER_GL_POINTS):
+    """Gauss-Legendre nodes on [0, m) in the references' "point index" units (node n <-> l_t +
+    n (l_s - l_t)/m) and weights such that sum(W * f(node)) * (l_s - l_t)/m = int f: a drop-in for
+    `arange(m)` + `sum` in the Riemann sums of both references."""
+    u, w = np.polynomial.legendre.leggauss(points)
+    return 0.5 * (u + 1.0) * m, 0.5 * w * m
+
+
+def _patch(src: str, old: str, new: str, count: int = 1) -> str:
+    assert src.count(old) == count, f"reference source changed: {old!r} found {src.count(old)} times"
+    return src.replace(old, new)
+
+
+def load_comfy_er_sde(accurate: bool = False):
+    """ComfyUI's sample_er_sde (comfy/k_diffusion/sampling.py:1493-1556) and helpers, compiled from
+    the source text as for SEEDS-2. accurate=True replaces its 200-point left Riemann sums (whose
+    node offsets are float32, :1508) by 32-point Gauss-Legendre in float64: the node line :1508 and
+    the two `torch.sum` of :1541 and :1547 are rewritten, nothing else."""
+    src_path = os.path.join(REFS, "ComfyUI", "comfy", "k_diffusion", "sampling.py")
+    tree = ast.parse(open(src_path).read())
+    wanted = {"sample_er_sde", "sigma_to_half_log_snr", "offset_first_sigma_for_snr", "default_noise_sampler"}
+    nodes = {nd.name: nd for nd in tree.body if isinstance(nd, ast.FunctionDef) and nd.name in wanted}
+    assert set(nodes) == wanted, "ComfyUI sampling.py changed"
+    lines = open(src_path).read().splitlines(keepends=True)
+    text = "".join("".join(lines[nd.lineno - 1 - len(nd.decorator_list):nd.end_lineno]) + "\n\n"
+                   for nd in nodes.values())
+    pos, wts = _gl_nodes_weights(200.0)
+    if accurate:
+        text = _patch(text, "point_indice = torch.arange(0, num_integration_points, dtype=torch.float32, device=x.device)",
+                      "point_indice = _GL_POS")
+        text = _patch(text, "torch.sum(", "_gl_sum(", 2)
+
+    class CONST:
+        pass
+
+    from tqdm.auto import trange
+    comfy_stub = types.SimpleNamespace(model_sampling=types.SimpleNamespace(CONST=CONST))
+    ns = {"torch": torch, "math": math, "partial": partial, "trange": trange, "comfy": comfy_stub,
+          "_GL_POS": torch.from_numpy(pos), "_gl_sum": lambda v: torch.sum(v * torch.from_numpy(wts))}
+    exec(compile(text, src_path, "exec"), ns)
+    return ns["sample_er_sde"]
+
+
+def load_authors_er_sde(accurate: bool = False):
+    """QinpengCui/ER-SDE-Solver er_sde_solver.py, executed from its source text. Its VP functions
+    mix numpy and torch: the Riemann nodes are numpy (`np.arange`, :188, :288) and summed with
+    `np.sum` (:204, :305, :312-313), which fails on torch tensors (ndarray * Tensor, Tensor.sum has
+    no `axis`), while `numerical_clip` (:324-332) calls `torch.abs`, which fails on numpy. So
+    alphas and sigmas are passed as numpy float64 arrays (x stays a torch tensor) and
+    `numerical_clip` is replaced by its numpy twin (the same |arg| < 1e-6 -> 0 rule).
+    accurate=True also replaces the 100-point left Riemann sums by 32-point Gauss-Legendre: the
+    two VP `nums_indices` lines and the `np.sum(` calls are rewritten, nothing else."""
+    path = os.path.join(REFS, "ER-SDE-Solver", "er_sde_solver.py")
+    text = open(path).read()
+    pos, wts = _gl_nodes_weights(100.0)
+    if accurate:
+        text = _patch(text, "nums_indices = np.arange(nums_intergrate, dtype=np.float64)", "nums_indices = _GL_POS", 2)
+        text = _patch(text, "np.sum(", "_gl_sum(", 5)  # 4 in the VP functions, 1 in ve_2_order_taylor (not run)
+    ns = {"__name__": "authors_er_sde", "_GL_POS": pos, "_gl_sum": lambda v: np.sum(np.asarray(v) * wts)}
+    exec(compile(text, path, "exec"), ns)
+
+    def numerical_clip(self, x, eps=1e-6):  # er_sde_solver.py:324-332 for numpy scalars
+        return np.float64(0.0) if abs(x) < eps else x
+
+    ns["ER_SDE_Solver"].numerical_clip = numerical_clip
+    return ns
+
+
+def case_ersde(cx: Ctx) -> None:
+    for n in (10, 20):
+        for order in (1, 2, 3):
+            for phi in ER_PHI:
+                _ersde_one(f"er-sde p{order} {phi}", cx, n, order, phi)
+
+
+@guarded
+def _ersde_one(name, cx, n, order, phi):
+    sig = diffusers_sigmas(n)
+    xi = cx.noise(n)
+    ours = cx.sd({"sampler": "er-sde", "order": order, "noise_scale": phi, "spacing": "file:" + write_grid(sig)},
+                 n, PATH_DIFFUSERS)
+    alpha = 1.0 / np.sqrt(1.0 + sig**2)  # alpha = sqrt(abar), abar = 1/(1 + sigma~^2)
+    comfy_phi, func_type = ER_PHI[phi]
+    have_authors = os.path.exists(os.path.join(REFS, "ER-SDE-Solver", "er_sde_solver.py"))
+
+    # (1) ComfyUI, EDM form: x~ = x/alpha, D(x~, sigma~); its noise term alpha_t xi s_noise
+    # sqrt(l_t^2 - l_s^2 r^2) with alpha_t = sigma/er_lambda = 1 in EDM form, so xi = draw k
+    # (unscaled) gives m_t sqrt(...) xi after multiplying back by alpha_N... per step: x~ scale.
+    for accurate in (False, True):
+        calls = []
+
+        def noise_sampler(s, s_next):
+            calls.append(1)
+            return torch.from_numpy(xi[len(calls) - 1].copy())
+
+        fn = load_comfy_er_sde(accurate)
+        out = fn(EdmDenoiser(cx.m), torch.from_numpy(cx.x_T / alpha[0]), torch.from_numpy(sig), disable=True,
+                 s_noise=1.0, noise_sampler=noise_sampler, noise_scaler=comfy_phi, max_stage=order)
+        assert len(calls) == n, len(calls)
+        ref = out.numpy() * alpha[-1]
+        report(name + (" (ComfyUI, GL32 integrals)" if accurate else " (ComfyUI as is, 200-pt Riemann)"),
+               cx.name, n, ref, ours, expected=not accurate and order > 1)
+
+    # (2) the authors' vp_1_order / vp_2_order_taylor / vp_3_order_taylor, model type x_start,
+    # alphas = sqrt(abar), sigmas = sqrt(1 - abar), times = step index; torch.randn_like injected.
+    if not have_authors:
+        return
+    for accurate in (False, True):
+        ns = load_authors_er_sde(accurate)
+        solver = ns["ER_SDE_Solver"](sde_type="vp", model_prediction_type="x_start")
+        run = {1: solver.vp_1_order, 2: solver.vp_2_order_taylor, 3: solver.vp_3_order_taylor}[order]
+        alphas = alpha.copy()
+        sigmas = sig * alpha
+        abar = alpha**2
+
+        def model(x, i):
+            return torch.from_numpy(cx.m.x0(x.numpy(), float(abar[int(i)])))
+
+        drawn = []
+
+        def randn_like(x):
+            drawn.append(1)
+            return torch.from_numpy(xi[len(drawn) - 1].copy())
+
+        saved = torch.randn_like
+        torch.randn_like = randn_like
+        try:
+            out = run(model, torch.from_numpy(cx.x_T.copy()), alphas, sigmas, torch.arange(n + 1),
+                      fn_lambda=partial(ns["customized_func"], func_type=func_type))
+        finally:
+            torch.randn_like = saved
+        assert len(drawn) == n, len(drawn)
+        ref = np.asarray(out, dtype=np.float64)
+        report(name + (" (authors, GL32 integrals)" if accurate else " (authors as is, 100-pt Riemann)"),
+               cx.name, n, ref, ours, expected=not accurate and order > 1)
+
+
 # ------------------------------------------------------------------------------------------ 8 UniPC authors
 def load_authors_unipc():
     path = os.path.join(REFS, "UniPC", "uni_pc.py")
@@ -544,6 +687,7 @@ CASES = {
     "tab": (case_tab, None),
     "seeds": (case_seeds, os.path.join("ComfyUI", "comfy", "k_diffusion", "sampling.py")),
     "unipc-authors": (case_unipc_authors, os.path.join("UniPC", "uni_pc.py")),
+    "ersde": (case_ersde, os.path.join("ComfyUI", "comfy", "k_diffusion", "sampling.py")),
 }
 
 

@@ -125,7 +125,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     );
     let x_t = sde.prior_sample(p.particles, data.dim(), o.seed);
     let mut err: BTreeMap<(String, usize, &str), f64> = BTreeMap::new();
-    let (mut rows, mut series) = (Vec::new(), Vec::new());
+    let (mut rows, mut charts) = (Vec::new(), Vec::new());
     let mut optimised: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
     for s in &p.samplers {
         let method = s.method(Some(sde.as_ref()))?;
@@ -164,29 +164,31 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 pts.entry(grid).or_default().push((nfe, e));
             }
         }
-        for (grid, v) in pts {
-            series.push(Series::line_points(format!("{} {grid}", s.name()), v));
-        }
-    }
-    o.rows("schedules", &rows)?;
-    o.chart(
-        "schedules",
-        &Chart {
-            title: format!(
-                "Grids on AYS's σ range [{:.3}, {:.2}], exact score, {} at std {}",
-                AYS_SD15[10],
-                AYS_SD15[0],
-                data.name(),
-                p.data_std
-            ),
+        charts.push(Chart {
+            title: format!("{} on AYS's σ range", s.name()),
             x_label: "NFE".into(),
             y_label: "mean ‖x − x_exact‖ at σ_min".into(),
             log_x: true,
             log_y: true,
-            series,
+            series: pts
+                .into_iter()
+                .map(|(grid, v)| Series::line_points(grid, v))
+                .collect(),
             ..Default::default()
-        },
-    )?;
+        });
+    }
+    let (lo, hi) = err
+        .values()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &e| (a.min(e), b.max(e)));
+    let nfes: Vec<f64> = rows.iter().map(|r| r.nfe.0).collect();
+    let (n0, n1) = nfes
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &n| (a.min(n), b.max(n)));
+    for c in &mut charts {
+        c.limits = Some([(0.9 * n0, 1.1 * n1), (0.7 * lo, 1.5 * hi)]);
+    }
+    o.rows("schedules", &rows)?;
+    o.grid("schedules", &charts, 3)?;
 
     let mut claims = Vec::new();
     // Optimised against the best standard grid, everywhere.
