@@ -5,7 +5,7 @@ starting points and (for the stochastic samplers) identical noise.
     /work/venv/bin/python scripts/reference-samplers/compare.py            # every case
     /work/venv/bin/python scripts/reference-samplers/compare.py unipc deis  # some cases
 
-Case names: unipc, dpm, deis, sa, ipndm, tab, seeds, unipc-authors. The authors' files are read
+Case names: unipc, dpm, deis, sa, ipndm, tab, seeds, unipc-authors, ersde. The authors' files are read
 from $REFERENCE_SRC (default /tmp/refs/src; see README.md); cases that need a missing file are
 reported as "skipped". Not part of CI.
 
@@ -508,11 +508,13 @@ def _patch(src: str, old: str, new: str, count: int = 1) -> str:
     return src.replace(old, new)
 
 
-def load_comfy_er_sde(accurate: bool = False):
+def load_comfy_er_sde(accurate: bool = False, noise_coef=None):
     """ComfyUI's sample_er_sde (comfy/k_diffusion/sampling.py:1493-1556) and helpers, compiled from
     the source text as for SEEDS-2. accurate=True replaces its 200-point left Riemann sums (whose
-    node offsets are float32, :1508) by 32-point Gauss-Legendre in float64: the node line :1508 and
-    the two `torch.sum` of :1541 and :1547 are rewritten, nothing else."""
+    nodes and sums are float32: `point_indice` is float32, :1508, and a 0-dim float64 factor does
+    not promote it) by 32-point Gauss-Legendre in float64: the node line :1508 and the two
+    `torch.sum` of :1541 and :1547 are rewritten, nothing else. noise_coef (a list, one per step):
+    the noise factor `s_noise * sqrt(l_t^2 - l_s^2 r^2)` of :1554 is replaced by noise_coef[i]."""
     src_path = os.path.join(REFS, "ComfyUI", "comfy", "k_diffusion", "sampling.py")
     tree = ast.parse(open(src_path).read())
     wanted = {"sample_er_sde", "sigma_to_half_log_snr", "offset_first_sigma_for_snr", "default_noise_sampler"}
@@ -526,6 +528,9 @@ def load_comfy_er_sde(accurate: bool = False):
         text = _patch(text, "point_indice = torch.arange(0, num_integration_points, dtype=torch.float32, device=x.device)",
                       "point_indice = _GL_POS")
         text = _patch(text, "torch.sum(", "_gl_sum(", 2)
+    if noise_coef is not None:
+        text = _patch(text, "s_noise * (er_lambda_t ** 2 - er_lambda_s ** 2 * r ** 2).sqrt().nan_to_num(nan=0.0)",
+                      "_NOISE_COEF[i]")
 
     class CONST:
         pass
@@ -533,12 +538,13 @@ def load_comfy_er_sde(accurate: bool = False):
     from tqdm.auto import trange
     comfy_stub = types.SimpleNamespace(model_sampling=types.SimpleNamespace(CONST=CONST))
     ns = {"torch": torch, "math": math, "partial": partial, "trange": trange, "comfy": comfy_stub,
-          "_GL_POS": torch.from_numpy(pos), "_gl_sum": lambda v: torch.sum(v * torch.from_numpy(wts))}
+          "_GL_POS": torch.from_numpy(pos), "_gl_sum": lambda v: torch.sum(v * torch.from_numpy(wts)),
+          "_NOISE_COEF": noise_coef}
     exec(compile(text, src_path, "exec"), ns)
     return ns["sample_er_sde"]
 
 
-def load_authors_er_sde(accurate: bool = False):
+def load_authors_er_sde(accurate: bool = False, noise_coef=None):
     """QinpengCui/ER-SDE-Solver er_sde_solver.py, executed from its source text. Its VP functions
     mix numpy and torch: the Riemann nodes are numpy (`np.arange`, :188, :288) and summed with
     `np.sum` (:204, :305, :312-313), which fails on torch tensors (ndarray * Tensor, Tensor.sum has
@@ -546,7 +552,9 @@ def load_authors_er_sde(accurate: bool = False):
     alphas and sigmas are passed as numpy float64 arrays (x stays a torch tensor) and
     `numerical_clip` is replaced by its numpy twin (the same |arg| < 1e-6 -> 0 rule).
     accurate=True also replaces the 100-point left Riemann sums by 32-point Gauss-Legendre: the
-    two VP `nums_indices` lines and the `np.sum(` calls are rewritten, nothing else."""
+    two VP `nums_indices` lines and the `np.sum(` calls are rewritten, nothing else. noise_coef (a
+    list, one per step): `numerical_clip`, called once per step on l_t^2 - l_s^2 r^2 (:119, :199,
+    :300), returns noise_coef[k]^2 instead, so that the noise factor is scoresde's."""
     path = os.path.join(REFS, "ER-SDE-Solver", "er_sde_solver.py")
     text = open(path).read()
     pos, wts = _gl_nodes_weights(100.0)
@@ -556,11 +564,32 @@ def load_authors_er_sde(accurate: bool = False):
     ns = {"__name__": "authors_er_sde", "_GL_POS": pos, "_gl_sum": lambda v: np.sum(np.asarray(v) * wts)}
     exec(compile(text, path, "exec"), ns)
 
+    calls = []
+
     def numerical_clip(self, x, eps=1e-6):  # er_sde_solver.py:324-332 for numpy scalars
+        calls.append(1)
+        if noise_coef is not None:
+            return np.float64(noise_coef[len(calls) - 1]) ** 2
         return np.float64(0.0) if abs(x) < eps else x
 
     ns["ER_SDE_Solver"].numerical_clip = numerical_clip
     return ns
+
+
+def scoresde_ersde_noise_coef(sig, phi: str) -> list:
+    """scoresde's float64 noise factor sqrt(max(0, l_t*l_t - l_s*l_s*r*r)) per step, in the EDM
+    scale (src/sample/er_sde.rs:133-134, same operation order), from l = s/m of PATH_DIFFUSERS at
+    scoresde's grid times. For phi = ode its exact value is 0, but l_s*l_s*r*r with r = l_t/l_s
+    rounds to a few ulp off l_t^2, so the factor is ~1.5e-8 l_t on some steps."""
+    f = {"ode": lambda l: l, "reverse-sde": lambda l: l * l, "er": lambda l: l * (math.exp(l**0.3) + 10.0)}[phi]
+    t = t_of_sigma(PATH_DIFFUSERS, sig)
+    ell = [float(PATH_DIFFUSERS.s(float(u))) / float(PATH_DIFFUSERS.m(float(u))) for u in t]
+    out = []
+    for k in range(len(sig) - 1):
+        ls, lt = ell[k], ell[k + 1]
+        r = f(lt) / f(ls)
+        out.append(math.sqrt(max(lt * lt - ls * ls * r * r, 0.0)))
+    return out
 
 
 def case_ersde(cx: Ctx) -> None:
@@ -580,30 +609,39 @@ def _ersde_one(name, cx, n, order, phi):
     comfy_phi, func_type = ER_PHI[phi]
     have_authors = os.path.exists(os.path.join(REFS, "ER-SDE-Solver", "er_sde_solver.py"))
 
-    # (1) ComfyUI, EDM form: x~ = x/alpha, D(x~, sigma~); its noise term alpha_t xi s_noise
-    # sqrt(l_t^2 - l_s^2 r^2) with alpha_t = sigma/er_lambda = 1 in EDM form, so xi = draw k
-    # (unscaled) gives m_t sqrt(...) xi after multiplying back by alpha_N... per step: x~ scale.
-    for accurate in (False, True):
+    # (1) ComfyUI, EDM form: x~ = x/alpha, D(x~, sigma~), sigmas = sigma~. Its noise term (:1554) is
+    # alpha_t xi s_noise sqrt(l_t^2 - l_s^2 r^2) with alpha_t = sigma/er_lambda = 1 in the EDM form,
+    # i.e. m_t sqrt(...) xi in x: the scoresde draw k goes in unscaled, s_noise = 1. max_stage =
+    # order (stage_used = min(max_stage, i + 1), :1522), noise_scaler = phi (None: its default,
+    # :1503-1506, = "er"). For phi = ode a third run takes scoresde's float64 noise factor.
+    variants = [(False, None), (True, None)]
+    if phi == "ode":  # see README: scoresde's float64 noise factor is ~1.5e-8 l_t, not 0, on some steps
+        variants.append((True, scoresde_ersde_noise_coef(sig, phi)))
+    note = "ode: see README (noise factor)" if phi == "ode" else ""
+    for accurate, coef in variants:
         calls = []
 
         def noise_sampler(s, s_next):
             calls.append(1)
             return torch.from_numpy(xi[len(calls) - 1].copy())
 
-        fn = load_comfy_er_sde(accurate)
+        fn = load_comfy_er_sde(accurate, coef)
         out = fn(EdmDenoiser(cx.m), torch.from_numpy(cx.x_T / alpha[0]), torch.from_numpy(sig), disable=True,
                  s_noise=1.0, noise_sampler=noise_sampler, noise_scaler=comfy_phi, max_stage=order)
         assert len(calls) == n, len(calls)
         ref = out.numpy() * alpha[-1]
-        report(name + (" (ComfyUI, GL32 integrals)" if accurate else " (ComfyUI as is, 200-pt Riemann)"),
-               cx.name, n, ref, ours, expected=not accurate and order > 1)
+        label = (" (ComfyUI as is, 200-pt Riemann)" if not accurate else " (ComfyUI, GL32 integrals)"
+                 if coef is None else " (ComfyUI GL32, scoresde noise factor)")
+        report(name + label, cx.name, n, ref, ours, note if coef is None else "",
+               expected=(not accurate and order > 1) or (phi == "ode" and coef is None))
 
     # (2) the authors' vp_1_order / vp_2_order_taylor / vp_3_order_taylor, model type x_start,
-    # alphas = sqrt(abar), sigmas = sqrt(1 - abar), times = step index; torch.randn_like injected.
+    # alphas = sqrt(abar), sigmas = sqrt(1 - abar) (numpy, see load_authors_er_sde), times = step
+    # index; torch.randn_like injected (draw k at step k; vp_*: one call per step, :119, :199, :300).
     if not have_authors:
         return
-    for accurate in (False, True):
-        ns = load_authors_er_sde(accurate)
+    for accurate, coef in variants:
+        ns = load_authors_er_sde(accurate, coef)
         solver = ns["ER_SDE_Solver"](sde_type="vp", model_prediction_type="x_start")
         run = {1: solver.vp_1_order, 2: solver.vp_2_order_taylor, 3: solver.vp_3_order_taylor}[order]
         alphas = alpha.copy()
@@ -628,8 +666,10 @@ def _ersde_one(name, cx, n, order, phi):
             torch.randn_like = saved
         assert len(drawn) == n, len(drawn)
         ref = np.asarray(out, dtype=np.float64)
-        report(name + (" (authors, GL32 integrals)" if accurate else " (authors as is, 100-pt Riemann)"),
-               cx.name, n, ref, ours, expected=not accurate and order > 1)
+        label = (" (authors as is, 100-pt Riemann)" if not accurate else " (authors, GL32 integrals)"
+                 if coef is None else " (authors GL32, scoresde noise factor)")
+        report(name + label, cx.name, n, ref, ours, note if coef is None else "",
+               expected=(not accurate and order > 1) or (phi == "ode" and coef is None))
 
 
 # ------------------------------------------------------------------------------------------ 8 UniPC authors
@@ -717,7 +757,8 @@ def main(argv=None) -> int:
     bad = [r for r in ROWS if r[5] != "equal"]
     n_expected = sum(r[7] is None and r[5] != "ERROR" for r in bad)
     print(f"\n{len(ROWS)} comparisons, {len(ROWS) - len(bad)} equal, {len(bad)} not equal "
-          f"({n_expected} of them the documented quadrature difference of the authors' tAB) "
+          f"({n_expected} of them documented in README.md: the references' Riemann sums (tAB, ER-SDE) and "
+          f"scoresde's ER-SDE ode noise factor) "
           f"({time.time() - t0:.1f} s)")
     if any(r[7] is not None for r in bad) and not args.no_rerun:
         # Same cases, reference side driven by scoresde's own field: what remains is the samplers.

@@ -107,14 +107,14 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                     let mmd = mmd_test(x.view(), exact.view(), 0, o.seed).statistic;
                     rows.push(Row {
                         path: sde.name().into(),
-                        sampler: s.label(),
+                        sampler: s.brief(),
                         grid,
                         nfe: Num(nfe as f64),
                         endpoint_error: Sci(e),
                         mmd2: Sci(mmd),
                     });
                     o.nfe
-                        .push((format!("{} {} {grid}", sde.name(), s.label()), nfe as f64));
+                        .push((format!("{} {} {grid}", sde.name(), s.brief()), nfe as f64));
                     err.insert((sde.name().into(), s.name(), grid, nfe), e);
                     pts.entry(grid).or_default().push((nfe as f64, e));
                 }

@@ -130,7 +130,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     for s in &p.samplers {
         let method = s.method(Some(sde.as_ref()))?;
         if method.order().is_none() {
-            return Err(invalid!("{}: {} is not deterministic", exp.name, s.label()));
+            return Err(invalid!("{}: {} is not deterministic", exp.name, s.brief()));
         }
         let mut pts: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for &steps in &p.steps {
@@ -152,14 +152,14 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             for (grid, times) in grids {
                 let e = problem.error(&times)?;
                 rows.push(Row {
-                    sampler: s.label(),
+                    sampler: s.brief(),
                     steps,
                     nfe: Num(nfe),
                     grid,
                     endpoint_error: Sci(e),
                 });
                 o.nfe
-                    .push((format!("{} {grid} steps={steps}", s.label()), nfe));
+                    .push((format!("{} {grid} steps={steps}", s.brief()), nfe));
                 err.insert((s.name(), steps, grid), e);
                 pts.entry(grid).or_default().push((nfe, e));
             }

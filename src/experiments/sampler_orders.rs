@@ -62,7 +62,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 invalid!(
                     "{}: {} has no stated order or no three errors in [{}, 0.1] up to N = {n_max}",
                     exp.name,
-                    s.label(),
+                    s.brief(),
                     p.floor
                 )
             })
@@ -71,15 +71,15 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         let f = fit(s)?;
         for &(steps, nfe, err) in &f.points {
             rows.push(Row {
-                sampler: s.label(),
+                sampler: s.brief(),
                 steps,
                 nfe: Num(nfe),
                 endpoint_error: Sci(err),
             });
-            o.nfe.push((format!("{} steps={steps}", s.label()), nfe));
+            o.nfe.push((format!("{} steps={steps}", s.brief()), nfe));
         }
         orders.push(OrderRow {
-            sampler: s.label(),
+            sampler: s.brief(),
             order_at: f.order_at,
             bulk: f.bulk,
             fitted: Fixed(f.slope),
@@ -90,13 +90,13 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             format!("[{} − {t}, {} + {t}]", f.order_at, f.bulk, t = p.tolerance)
         };
         claims.push(Claim::new(
-            &format!("{} converges at its stated order (fitted)", s.label()),
+            &format!("{} converges at its stated order (fitted)", s.brief()),
             f.holds(p.tolerance),
             f.slope,
             &band,
         ));
         series.push(Series::line_points(
-            format!("{} ({:.2})", s.label(), f.slope),
+            format!("{} ({:.2})", s.brief(), f.slope),
             f.points.iter().map(|q| (q.1, q.2)).collect(),
         ));
     }
@@ -106,7 +106,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     claims.push(Claim::new(
         &format!(
             "power: {} claimed at order {claimed} is refuted (fitted order outside ± {})",
-            wrong.label(),
+            wrong.brief(),
             p.tolerance
         ),
         (f.slope - *claimed as f64).abs() > p.tolerance,

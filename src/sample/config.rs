@@ -518,6 +518,30 @@ impl Sampler {
         out
     }
 
+    /// The name and the settings that differ from the sampler's defaults, for legends:
+    /// `unipc order=3 lower_order_final=false`.
+    pub fn brief(&self) -> String {
+        let name = self.name();
+        let own = serde_json::to_value(self).ok();
+        let default = name
+            .parse::<Sampler>()
+            .ok()
+            .and_then(|d| serde_json::to_value(d).ok());
+        let mut out = name;
+        if let (Some(serde_json::Value::Object(m)), Some(serde_json::Value::Object(d))) =
+            (own, default)
+        {
+            for (k, v) in m
+                .iter()
+                .filter(|(k, v)| *k != "sampler" && d.get(*k) != Some(*v))
+            {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                out.push_str(&format!(" {k}={v}"));
+            }
+        }
+        out
+    }
+
     /// The settings this sampler has, as field names (`sampler` excluded).
     pub fn settings(&self) -> Vec<String> {
         match serde_json::to_value(self) {
@@ -814,6 +838,15 @@ mod tests {
             assert!(s.method(None).is_ok(), "{n}");
         }
         assert!("magic".parse::<Sampler>().is_err());
+    }
+
+    /// `brief` names only the settings that differ from the defaults.
+    #[test]
+    fn brief_labels_show_what_differs() {
+        let s: Sampler =
+            toml::from_str("sampler = \"unipc\"\norder = 3\nvariant = \"bh2\"").unwrap();
+        assert_eq!(s.brief(), "unipc order=3");
+        assert_eq!("sa-solver".parse::<Sampler>().unwrap().brief(), "sa-solver");
     }
 
     /// A setting the sampler does not have is refused by name; one it has is taken.
