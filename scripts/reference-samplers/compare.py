@@ -513,7 +513,7 @@ def load_comfy_er_sde(accurate: bool = False, noise_coef=None):
     the source text as for SEEDS-2. accurate=True replaces its 200-point left Riemann sums (whose
     nodes and sums are float32: `point_indice` is float32, :1508, and a 0-dim float64 factor does
     not promote it) by 32-point Gauss-Legendre in float64: the node line :1508 and the two
-    `torch.sum` of :1541 and :1547 are rewritten, nothing else. noise_coef (a list, one per step):
+    `torch.sum` of :1542 and :1548 are rewritten, nothing else. noise_coef (a list, one per step):
     the noise factor `s_noise * sqrt(l_t^2 - l_s^2 r^2)` of :1554 is replaced by noise_coef[i]."""
     src_path = os.path.join(REFS, "ComfyUI", "comfy", "k_diffusion", "sampling.py")
     tree = ast.parse(open(src_path).read())
@@ -577,19 +577,10 @@ def load_authors_er_sde(accurate: bool = False, noise_coef=None):
 
 
 def scoresde_ersde_noise_coef(sig, phi: str) -> list:
-    """scoresde's float64 noise factor sqrt(max(0, l_t*l_t - l_s*l_s*r*r)) per step, in the EDM
-    scale (src/sample/er_sde.rs:133-134, same operation order), from l = s/m of PATH_DIFFUSERS at
-    scoresde's grid times. For phi = ode its exact value is 0, but l_s*l_s*r*r with r = l_t/l_s
-    rounds to a few ulp off l_t^2, so the factor is ~1.5e-8 l_t on some steps."""
-    f = {"ode": lambda l: l, "reverse-sde": lambda l: l * l, "er": lambda l: l * (math.exp(l**0.3) + 10.0)}[phi]
-    t = t_of_sigma(PATH_DIFFUSERS, sig)
-    ell = [float(PATH_DIFFUSERS.s(float(u))) / float(PATH_DIFFUSERS.m(float(u))) for u in t]
-    out = []
-    for k in range(len(sig) - 1):
-        ls, lt = ell[k], ell[k + 1]
-        r = f(lt) / f(ls)
-        out.append(math.sqrt(max(lt * lt - ls * ls * r * r, 0.0)))
-    return out
+    """scoresde's noise factor per step for phi = ode: exactly 0 (src/sample/er_sde.rs sets it so;
+    computed as sqrt(l_t^2 - l_s^2 r^2) it rounds to ~1.5e-8 l_t on some steps)."""
+    assert phi == "ode"
+    return [0.0] * (len(sig) - 1)
 
 
 def case_ersde(cx: Ctx) -> None:
@@ -613,9 +604,9 @@ def _ersde_one(name, cx, n, order, phi):
     # alpha_t xi s_noise sqrt(l_t^2 - l_s^2 r^2) with alpha_t = sigma/er_lambda = 1 in the EDM form,
     # i.e. m_t sqrt(...) xi in x: the scoresde draw k goes in unscaled, s_noise = 1. max_stage =
     # order (stage_used = min(max_stage, i + 1), :1522), noise_scaler = phi (None: its default,
-    # :1503-1506, = "er"). For phi = ode a third run takes scoresde's float64 noise factor.
+    # :1503-1506, = "er"). For phi = ode a third run takes scoresde's noise factor, exactly 0.
     variants = [(False, None), (True, None)]
-    if phi == "ode":  # see README: scoresde's float64 noise factor is ~1.5e-8 l_t, not 0, on some steps
+    if phi == "ode":  # see README: the references round the exact-zero noise factor to ~1e-8 l_t
         variants.append((True, scoresde_ersde_noise_coef(sig, phi)))
     note = "ode: see README (noise factor)" if phi == "ode" else ""
     for accurate, coef in variants:
@@ -631,7 +622,7 @@ def _ersde_one(name, cx, n, order, phi):
         assert len(calls) == n, len(calls)
         ref = out.numpy() * alpha[-1]
         label = (" (ComfyUI as is, 200-pt Riemann)" if not accurate else " (ComfyUI, GL32 integrals)"
-                 if coef is None else " (ComfyUI GL32, scoresde noise factor)")
+                 if coef is None else " (ComfyUI GL32, zero ode noise)")
         report(name + label, cx.name, n, ref, ours, note if coef is None else "",
                expected=(not accurate and order > 1) or (phi == "ode" and coef is None))
 
@@ -667,7 +658,7 @@ def _ersde_one(name, cx, n, order, phi):
         assert len(drawn) == n, len(drawn)
         ref = np.asarray(out, dtype=np.float64)
         label = (" (authors as is, 100-pt Riemann)" if not accurate else " (authors, GL32 integrals)"
-                 if coef is None else " (authors GL32, scoresde noise factor)")
+                 if coef is None else " (authors GL32, zero ode noise)")
         report(name + label, cx.name, n, ref, ours, note if coef is None else "",
                expected=(not accurate and order > 1) or (phi == "ode" and coef is None))
 
@@ -758,7 +749,7 @@ def main(argv=None) -> int:
     n_expected = sum(r[7] is None and r[5] != "ERROR" for r in bad)
     print(f"\n{len(ROWS)} comparisons, {len(ROWS) - len(bad)} equal, {len(bad)} not equal "
           f"({n_expected} of them documented in README.md: the references' Riemann sums (tAB, ER-SDE) and "
-          f"scoresde's ER-SDE ode noise factor) "
+          f"ComfyUI's rounded ER-SDE ode noise factor) "
           f"({time.time() - t0:.1f} s)")
     if any(r[7] is not None for r in bad) and not args.no_rerun:
         # Same cases, reference side driven by scoresde's own field: what remains is the samplers.

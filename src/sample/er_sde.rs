@@ -131,7 +131,13 @@ impl Method for ErSde {
             }
             let q = self.step_order(k).min(hist.len());
             let r = phi(lt) / phi(ls);
-            let noise = kt.mean * (lt * lt - ls * ls * r * r).max(0.0).sqrt();
+            // φ = ℓ: exactly no noise (ℓ_s r = ℓ_t; the rounded difference is a few ulp, which
+            // would add 1e-8 ℓ_t of noise on some steps).
+            let noise = if self.noise_scale == NoiseScale::Ode {
+                0.0
+            } else {
+                kt.mean * (lt * lt - ls * ls * r * r).max(0.0).sqrt()
+            };
             let (cx, c0) = (kt.mean / ks.mean * r, kt.mean * (1.0 - r));
             let x0 = &hist[hist.len() - 1].1;
             let mut out = x.mapv(|v| cx * v);
