@@ -89,12 +89,22 @@ impl Covariance {
     }
 }
 
-/// A Gaussian mixture in any dimension d ≥ 1 with K ≥ 1 components.
+/// Class labels of a mixture's components: `names` (sorted, distinct) and each component's
+/// index into them. The class-conditional p(x | c) is the mixture of the components labelled c,
+/// their weights renormalised.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Classes {
+    pub names: Vec<String>,
+    pub of_component: Vec<usize>,
+}
+
+/// A Gaussian mixture in any dimension d ≥ 1 with K ≥ 1 components, optionally class-labelled.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GaussianMixture {
     pub(crate) weights: Vec<f64>,
     pub(crate) means: Array2<f64>,
     pub(crate) covs: Vec<Covariance>,
+    pub(crate) classes: Option<std::sync::Arc<Classes>>,
 }
 
 impl GaussianMixture {
@@ -139,7 +149,71 @@ impl GaussianMixture {
             weights,
             means,
             covs,
+            classes: None,
         })
+    }
+
+    /// The same mixture with component k labelled `labels[k]` (one label per component).
+    pub fn with_classes<S: AsRef<str>>(mut self, labels: &[S]) -> Result<Self> {
+        if labels.len() != self.n_components() {
+            return Err(Error::Data(format!(
+                "{} class labels for {} components",
+                labels.len(),
+                self.n_components()
+            )));
+        }
+        if let Some(i) = labels.iter().position(|l| l.as_ref().trim().is_empty()) {
+            return Err(Error::Data(format!("component {i}: empty class label")));
+        }
+        let mut names: Vec<String> = labels.iter().map(|l| l.as_ref().to_string()).collect();
+        names.sort();
+        names.dedup();
+        let of_component = labels
+            .iter()
+            .map(|l| names.iter().position(|n| n == l.as_ref()).expect("listed"))
+            .collect();
+        self.classes = Some(std::sync::Arc::new(Classes {
+            names,
+            of_component,
+        }));
+        Ok(self)
+    }
+
+    /// The class labels, if the mixture has them.
+    pub fn classes(&self) -> Option<&Classes> {
+        self.classes.as_deref()
+    }
+
+    /// p(x | c): the components labelled `class`, weights renormalised (one-line errors for a
+    /// mixture without classes and for an unknown class).
+    pub fn conditional(&self, class: &str) -> Result<Self> {
+        let classes = self
+            .classes()
+            .ok_or_else(|| Error::Data("the mixture has no class labels".into()))?;
+        let c = classes
+            .names
+            .iter()
+            .position(|n| n == class)
+            .ok_or_else(|| {
+                Error::Data(format!(
+                    "unknown class '{class}' (classes: {})",
+                    classes.names.join(", ")
+                ))
+            })?;
+        let keep: Vec<usize> = (0..self.n_components())
+            .filter(|&k| classes.of_component[k] == c)
+            .collect();
+        let means = self.means.select(ndarray::Axis(0), &keep);
+        let weights = keep.iter().map(|&k| self.weights[k]).collect();
+        let covs = keep.iter().map(|&k| self.covs[k].clone()).collect();
+        let labels: Vec<&str> = keep.iter().map(|_| class).collect();
+        Self::new(weights, means, covs)?.with_classes(&labels)
+    }
+
+    /// Carries `other`'s class labels over to a mixture built from its components.
+    fn labelled_like(mut self, other: &Self) -> Self {
+        self.classes = other.classes.clone();
+        self
     }
 
     /// Equal-or-given weights, isotropic components with standard deviations `stds`.
@@ -182,17 +256,18 @@ impl GaussianMixture {
                 Covariance::Full { .. } => Covariance::full(c.matrix(d) * (factor * factor)),
             })
             .collect::<Result<_>>()?;
-        Self::new(self.weights.clone(), self.means.clone(), covs)
+        Ok(Self::new(self.weights.clone(), self.means.clone(), covs)?.labelled_like(self))
     }
 
     /// The mixture of `c·x` for x from this one: means × c, covariances × c².
     pub fn scaled(&self, c: f64) -> Result<Self> {
-        Self::new(
+        Ok(Self::new(
             self.weights.clone(),
             self.means.clone() * c,
             self.covs.clone(),
         )?
-        .widened(c)
+        .widened(c)?
+        .labelled_like(self))
     }
 
     /// The data's standard deviation per coordinate, averaged over coordinates:
@@ -225,7 +300,7 @@ impl GaussianMixture {
 
     /// The same mixture with other weights (normalised).
     pub fn with_weights(&self, weights: Vec<f64>) -> Result<Self> {
-        Self::new(weights, self.means.clone(), self.covs.clone())
+        Ok(Self::new(weights, self.means.clone(), self.covs.clone())?.labelled_like(self))
     }
 
     /// `p_t` as a mixture in its own right: means `m μ_k`, covariances `m² Σ_k + s² I` (for exact
@@ -243,7 +318,7 @@ impl GaussianMixture {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        Self::new(self.weights.clone(), &self.means * k.mean, covs)
+        Ok(Self::new(self.weights.clone(), &self.means * k.mean, covs)?.labelled_like(self))
     }
 
     /// `n` exact draws and their component labels, keyed by (seed, domain, row).

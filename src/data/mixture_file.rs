@@ -5,6 +5,7 @@
 //! weight = 0.3
 //! mean = [-2.0, 1.0]
 //! cov = [[0.30, 0.10], [0.10, 0.20]]   # or: std = 0.5 (isotropic)
+//! class = "a"                            # optional: on every component or on none
 //! ```
 
 use super::{Covariance, GaussianMixture};
@@ -25,6 +26,7 @@ struct ComponentSpec {
     mean: Vec<f64>,
     cov: Option<Vec<Vec<f64>>>,
     std: Option<f64>,
+    class: Option<String>,
 }
 
 /// Largest |mean coordinate|, std and covariance entry a mixture file may hold: beyond them the
@@ -123,7 +125,22 @@ pub fn parse_mixture_toml(text: &str) -> Result<GaussianMixture> {
             }
         });
     }
-    GaussianMixture::new(weights, means, covs)
+    let mixture = GaussianMixture::new(weights, means, covs)?;
+    let labelled = file.components.iter().filter(|c| c.class.is_some()).count();
+    if labelled == 0 {
+        return Ok(mixture);
+    }
+    if let Some(i) = file.components.iter().position(|c| c.class.is_none()) {
+        return Err(Error::Data(format!(
+            "component {i} has no `class` but {labelled} others have one: label every component or none"
+        )));
+    }
+    let labels: Vec<&str> = file
+        .components
+        .iter()
+        .map(|c| c.class.as_deref().unwrap_or_default())
+        .collect();
+    mixture.with_classes(&labels)
 }
 
 /// One line: "malformed mixture TOML at line L, column C: message".

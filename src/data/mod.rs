@@ -8,7 +8,7 @@ mod mixture_file;
 pub mod prior_gap;
 mod toy;
 
-pub use mixture::{Covariance, GaussianMixture};
+pub use mixture::{Classes, Covariance, GaussianMixture};
 pub use mixture_file::parse_mixture_toml;
 pub use toy::Toy;
 
@@ -105,14 +105,24 @@ impl Dataset {
                 ];
                 // FFJORD: centre·4 + 0.5 N(0, I), all divided by 1.414.
                 let means = Array2::from_shape_fn((8, 2), |(k, j)| 4.0 * dirs[k][j] / 1.414);
+                // Classes: four 90° sectors from −22.5° (E+NE, N+NW, W+SW, S+SE).
+                let sector = |k: usize| {
+                    let a = dirs[k][1].atan2(dirs[k][0]).to_degrees() + 22.5;
+                    format!("sector-{}", (a.rem_euclid(360.0) / 90.0).floor() as usize)
+                };
+                let labels: Vec<String> = (0..8).map(sector).collect();
                 GaussianMixture::isotropic(vec![1.0; 8], means, &[0.5 / 1.414; 8])?
+                    .with_classes(&labels)?
             }
             "25gaussians" => {
                 let means = Array2::from_shape_fn((25, 2), |(k, j)| {
                     let idx = if j == 0 { k / 5 } else { k % 5 } as f64;
                     (2.0 * idx - 4.0) / 2.828
                 });
+                // Classes: the five rows (equal y).
+                let labels: Vec<String> = (0..25).map(|k| format!("row-{}", k % 5)).collect();
                 GaussianMixture::isotropic(vec![1.0; 25], means, &[0.05; 25])?
+                    .with_classes(&labels)?
             }
             "ncsn" => GaussianMixture::isotropic(
                 vec![0.2, 0.8],

@@ -257,7 +257,7 @@ fn drive(
     });
     Ok(SampleRun {
         x,
-        nfe: counted.rows() as f64 / n as f64,
+        nfe: counted.model_rows() as f64 / n as f64,
         stats,
         wall: start.elapsed(),
         records,

@@ -4,10 +4,12 @@
 
 pub mod convert;
 mod external;
+mod guided;
 mod mixture;
 mod path_change;
 
 pub use external::{External, ExternalFn};
+pub use guided::Guided;
 pub use mixture::{Diffused, Field, MixtureScore, Scratch};
 pub use path_change::PathChange;
 
@@ -36,6 +38,12 @@ pub trait Score: Sync {
     /// reverse dynamics then use the score, which is singular where m = 0.
     fn velocity(&self, _t: Time<'_>, _x: ArrayView2<f64>, _out: ArrayViewMut2<f64>) -> bool {
         false
+    }
+
+    /// Model evaluations per row that one call at `t` costs: 1, or 2 for a guided field inside
+    /// its guidance interval ([`Guided`]). The reported NFE counts these.
+    fn model_evaluations(&self, _t: Time<'_>) -> u64 {
+        1
     }
 
     /// True for a field that must see the whole batch in one call (a model outside this
@@ -124,6 +132,7 @@ pub struct Counted<'a> {
     inner: &'a dyn Score,
     rows: AtomicU64,
     calls: AtomicU64,
+    model_rows: AtomicU64,
 }
 
 impl<'a> Counted<'a> {
@@ -132,7 +141,21 @@ impl<'a> Counted<'a> {
             inner,
             rows: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            model_rows: AtomicU64::new(0),
         }
+    }
+    /// Model evaluations so far ([`Score::model_evaluations`] per row: two per row of a guided
+    /// field).
+    pub fn model_rows(&self) -> u64 {
+        self.model_rows.load(Ordering::Relaxed)
+    }
+    fn count(&self, t: Time<'_>, rows: usize) {
+        self.rows.fetch_add(rows as u64, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.model_rows.fetch_add(
+            rows as u64 * self.inner.model_evaluations(t),
+            Ordering::Relaxed,
+        );
     }
     /// Row evaluations so far.
     pub fn rows(&self) -> u64 {
@@ -153,8 +176,7 @@ impl Score for Counted<'_> {
     }
     /// NaN without evaluating once a stop is requested ([`crate::interrupt`]).
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
-        self.rows.fetch_add(x.nrows() as u64, Ordering::Relaxed);
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.count(t, x.nrows());
         if crate::interrupt::requested() {
             return out.fill(f64::NAN);
         }
@@ -171,8 +193,7 @@ impl Score for Counted<'_> {
         }
         let given = self.inner.velocity(t, x, out);
         if given {
-            self.rows.fetch_add(x.nrows() as u64, Ordering::Relaxed);
-            self.calls.fetch_add(1, Ordering::Relaxed);
+            self.count(t, x.nrows());
         }
         given
     }
@@ -184,8 +205,7 @@ impl Score for Counted<'_> {
         mut out: ArrayViewMut2<f64>,
         div: &mut [f64],
     ) {
-        self.rows.fetch_add(x.nrows() as u64, Ordering::Relaxed);
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.count(t, x.nrows());
         if crate::interrupt::requested() {
             out.fill(f64::NAN);
             return div.iter_mut().for_each(|v| *v = f64::NAN);
