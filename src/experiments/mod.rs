@@ -149,6 +149,7 @@ registry! {
     sampler_orders => SamplerOrders = "sampler-orders",
     few_step => FewStep = "few-step",
     optimised_schedules => OptimisedSchedules = "optimised-schedules",
+    cfg_exact => CfgExact = "cfg-exact",
 }
 
 /// One experiment definition.
