@@ -58,6 +58,28 @@ impl Model {
         Ok(Self::new(MixtureScore::new(mixture, sde.clone()), sde)?.with_data(data.name()))
     }
 
+    /// The exact field of p(x | `class`) of a class-labelled mixture, guided away from the
+    /// unconditional p(x) with classifier-free guidance of scale w on t ∈ `interval` (default
+    /// the whole path; w = 0: the conditional field itself, one evaluation per row).
+    pub fn exact_conditional(
+        data: &Dataset,
+        spec: &SdeSpec,
+        class: &str,
+        w: f64,
+        interval: Option<[f64; 2]>,
+    ) -> Result<Self> {
+        let mixture = data.exact_mixture()?.clone();
+        let sde = spec.build(|| data.diameter())?;
+        let cond = Arc::new(MixtureScore::new(
+            Arc::new(mixture.conditional(class)?),
+            sde.clone(),
+        ));
+        let uncond = Arc::new(MixtureScore::new(mixture, sde.clone()));
+        let guided =
+            crate::score::Guided::new(cond, uncond, w, interval.unwrap_or([0.0, sde.t_max()]))?;
+        Ok(Self::new(guided, sde)?.with_data(data.name()))
+    }
+
     /// Records the name of the data the model describes (a builtin or a mixture file).
     pub fn with_data(mut self, data: impl Into<String>) -> Self {
         self.data = Some(data.into());

@@ -1044,3 +1044,51 @@ fn experiment_files_with_zero_sizes_or_empty_lists_are_refused() {
         assert!(!out.exists());
     }
 }
+
+/// `sample --class` draws p(x | c) of a labelled mixture, with CFG costing two evaluations per
+/// step; a class the data lack, data without classes, --class with --model: one-line errors,
+/// nothing written.
+#[test]
+fn class_conditional_sampling() {
+    let d = tmp();
+    let out = d.path().join("s.csv");
+    let o = run(&[
+        "sample",
+        "--data",
+        "8gaussians",
+        "--class",
+        "sector-2",
+        "--guidance-scale",
+        "1.5",
+        "--sampler",
+        "unipc",
+        "--steps",
+        "8",
+        "--n",
+        "20",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nfe=16"), "{}", stderr(&o));
+    let bad = d.path().join("bad.csv");
+    for (args, needle) in [
+        (
+            vec!["--data", "8gaussians", "--class", "north"],
+            "unknown class 'north'",
+        ),
+        (
+            vec!["--data", "bimodal-1d", "--class", "a"],
+            "no class labels",
+        ),
+        (
+            vec!["--model", "runs/none", "--class", "a"],
+            "--class applies to",
+        ),
+    ] {
+        let mut a = vec!["sample"];
+        a.extend(args);
+        a.extend(["--steps", "4", "--n", "5", "--out", bad.to_str().unwrap()]);
+        assert_fails(&run(&a), needle, &bad);
+    }
+}

@@ -25,6 +25,8 @@ enum Source {
     Exact {
         data: Dataset,
         spec: SdeSpec,
+        /// p(x | class) guided with CFG scale w on an optional t-interval.
+        guidance: Option<(String, f64, Option<[f64; 2]>)>,
     },
     Run {
         dir: PathBuf,
@@ -52,7 +54,14 @@ impl Source {
             let data = d.get().data.clone();
             data.exact_mixture().map_err(to_py)?;
             let spec = path.unwrap_or_default();
-            return Ok((Source::Exact { data, spec }, None));
+            return Ok((
+                Source::Exact {
+                    data,
+                    spec,
+                    guidance: None,
+                },
+                None,
+            ));
         }
         if let Ok(r) = model.cast::<Run>() {
             let dir = r.get().dir.clone();
@@ -84,7 +93,16 @@ impl Source {
             None => Ok(m),
         };
         match self {
-            Source::Exact { data, spec } => Model::exact(data, spec),
+            Source::Exact {
+                data,
+                spec,
+                guidance: None,
+            } => Model::exact(data, spec),
+            Source::Exact {
+                data,
+                spec,
+                guidance: Some((class, w, interval)),
+            } => Model::exact_conditional(data, spec, class, *w, *interval),
             Source::Run { dir, path } => change(Model::from_run(dir)?.0, path),
             Source::Field {
                 dim,
@@ -153,7 +171,7 @@ fn sampler_arg(
     unknown.extend(table.keys().filter(|k| *k != "sampler" && !has.contains(k)));
     if let Some(k) = unknown.first() {
         return Err(value_error(format!(
-            "unknown keyword `{k}` for sampler {name} (valid: model, sampler, steps, n, seed, path, eps, denoise, threads, x_t; and {name}'s own: {})",
+            "unknown keyword `{k}` for sampler {name} (valid: model, sampler, steps, n, seed, path, eps, denoise, threads, x_t, label, guidance_scale, guidance_interval; and {name}'s own: {})",
             if has.is_empty() { "none".to_string() } else { has.join(", ") }
         )));
     }
@@ -165,7 +183,7 @@ fn sampler_arg(
 /// Samples with the model from prior draws (or from the given states `x_t` at the grid's
 /// first time); returns a `Samples`.
 #[pyfunction]
-#[pyo3(signature = (model, sampler = None, steps = None, n = 1000, seed = 0, path = None, eps = None, denoise = None, threads = None, x_t = None, **settings))]
+#[pyo3(signature = (model, sampler = None, steps = None, n = 1000, seed = 0, path = None, eps = None, denoise = None, threads = None, x_t = None, label = None, guidance_scale = None, guidance_interval = None, **settings))]
 #[allow(clippy::too_many_arguments)]
 pub fn sample(
     py: Python<'_>,
@@ -179,9 +197,30 @@ pub fn sample(
     denoise: Option<bool>,
     threads: Option<usize>,
     x_t: Option<&Bound<'_, PyAny>>,
+    label: Option<String>,
+    guidance_scale: Option<f64>,
+    guidance_interval: Option<(f64, f64)>,
     settings: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Samples> {
-    let (source, callable) = Source::new(model, path)?;
+    let (mut source, callable) = Source::new(model, path)?;
+    match (&mut source, label) {
+        (Source::Exact { guidance, .. }, Some(class)) => {
+            *guidance = Some((
+                class,
+                guidance_scale.unwrap_or(0.0),
+                guidance_interval.map(|(a, b)| [a, b]),
+            ))
+        }
+        (_, Some(_)) => {
+            return Err(value_error(
+                "`label` applies to the exact field of a class-labelled mixture (a Data model); conditional callables and runs are not supported yet",
+            ))
+        }
+        (_, None) if guidance_scale.is_some() || guidance_interval.is_some() => {
+            return Err(value_error("`guidance_scale` and `guidance_interval` need `label`"))
+        }
+        _ => {}
+    }
     let sampler = sampler_arg(sampler, settings)?;
     let dim = source.dim().unwrap_or(1);
     // Given starting states replace the prior draws (their rows are the particles).

@@ -163,6 +163,9 @@ def sample(
     denoise: bool | None = None,
     threads: int | None = None,
     x_t: _ArrayLike | None = None,
+    label: str | None = None,
+    guidance_scale: float | None = None,
+    guidance_interval: tuple[float, float] | None = None,
     **settings: Any,
 ) -> Samples: ...
 def test(
