@@ -264,6 +264,35 @@ pub fn nelder_mead(
     (x, v)
 }
 
+/// The CDF of the 1-D density ∝ exp(`log_density`) on [lo, hi], by the trapezoid rule on
+/// `points` equally spaced nodes (the log-density is evaluated once, on the nodes as a column),
+/// interpolated linearly between them; 0 below lo and 1 above hi.
+pub fn quadrature_cdf(
+    lo: f64,
+    hi: f64,
+    points: usize,
+    log_density: impl FnOnce(&ndarray::Array2<f64>) -> Vec<f64>,
+) -> impl Fn(f64) -> f64 {
+    let k = points.max(2);
+    let xs: Vec<f64> = (0..k)
+        .map(|i| lo + (hi - lo) * i as f64 / (k - 1) as f64)
+        .collect();
+    let logp = log_density(&ndarray::Array2::from_shape_vec((k, 1), xs.clone()).expect("k × 1"));
+    let top = logp.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let mut cdf = vec![0.0; k];
+    for i in 1..k {
+        let (a, b) = ((logp[i - 1] - top).exp(), (logp[i] - top).exp());
+        cdf[i] = cdf[i - 1] + 0.5 * (a + b) * (xs[i] - xs[i - 1]);
+    }
+    let total = cdf[k - 1];
+    move |x: f64| {
+        let f = ((x - lo) / (hi - lo) * (k - 1) as f64).clamp(0.0, (k - 1) as f64);
+        let i = (f.floor() as usize).min(k - 2);
+        let a = f - i as f64;
+        ((1.0 - a) * cdf[i] + a * cdf[i + 1]) / total
+    }
+}
+
 /// Least-squares slope of log y against log x.
 pub fn loglog_slope(x: &[f64], y: &[f64]) -> f64 {
     let lx: Vec<f64> = x.iter().map(|v| v.ln()).collect();

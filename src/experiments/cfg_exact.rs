@@ -62,30 +62,13 @@ struct Row2 {
     spread_ratio: Fixed<4>,
 }
 
-/// The CDF of the density ∝ exp(`log_density`) on [lo, hi], by the trapezoid rule on a grid.
+/// The CDF of the density ∝ exp(`log_density`) on [lo, hi] (40 001-point trapezoid rule).
 fn quadrature_cdf(
     lo: f64,
     hi: f64,
-    log_density: impl Fn(&Array2<f64>) -> Vec<f64>,
+    log_density: impl FnOnce(&Array2<f64>) -> Vec<f64>,
 ) -> impl Fn(f64) -> f64 {
-    let k = 40_001;
-    let xs: Vec<f64> = (0..k)
-        .map(|i| lo + (hi - lo) * i as f64 / (k - 1) as f64)
-        .collect();
-    let logp = log_density(&Array2::from_shape_vec((k, 1), xs.clone()).expect("k × 1"));
-    let top = logp.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let mut cdf = vec![0.0; k];
-    for i in 1..k {
-        let (a, b) = ((logp[i - 1] - top).exp(), (logp[i] - top).exp());
-        cdf[i] = cdf[i - 1] + 0.5 * (a + b) * (xs[i] - xs[i - 1]);
-    }
-    let total = cdf[k - 1];
-    move |x: f64| {
-        let f = ((x - lo) / (hi - lo) * (k - 1) as f64).clamp(0.0, (k - 1) as f64);
-        let i = (f.floor() as usize).min(k - 2);
-        let a = f - i as f64;
-        ((1.0 - a) * cdf[i] + a * cdf[i + 1]) / total
-    }
+    crate::numerics::quadrature_cdf(lo, hi, 40_001, log_density)
 }
 
 fn draw(

@@ -28,7 +28,6 @@ use super::engine::StepContext;
 use super::expint::{self, ddim_move, ddim_move_from, global_order, lambda};
 use super::grid::Grid;
 use super::Method;
-use crate::sde::Sde;
 use crate::Result;
 use ndarray::Array2;
 
@@ -71,13 +70,7 @@ impl Method for Deis {
     fn name(&self) -> String {
         "deis".into()
     }
-    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
-        self.grid.times(sde, eps, steps + 1)
-    }
-    /// N.
-    fn nfe(&self, steps: usize) -> Option<u64> {
-        Some(steps as u64)
-    }
+    super::method::one_evaluation_per_step!();
     /// p (Zhang & Chen 2022, §4: a degree-r interpolant gives order r + 1).
     fn order(&self) -> Option<u32> {
         Some(self.order as u32)
@@ -183,13 +176,7 @@ impl Method for Ipndm {
     fn name(&self) -> String {
         "ipndm".into()
     }
-    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
-        self.grid.times(sde, eps, steps + 1)
-    }
-    /// N.
-    fn nfe(&self, steps: usize) -> Option<u64> {
-        Some(steps as u64)
-    }
+    super::method::one_evaluation_per_step!();
     /// min(p, 2): the fixed coefficients assume equal steps in ρ, and no grid here is uniform
     /// in ρ; the step-to-step change of Δρ, O(h²), leaves an O(h³) local error, so orders 3
     /// and 4 converge at order 2 (measured in `tests/sampler_orders.rs`).

@@ -73,13 +73,7 @@ impl Method for DpmSolverPp2m {
     fn name(&self) -> String {
         "dpm-solver-pp2m".into()
     }
-    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
-        self.grid.times(sde, eps, steps + 1)
-    }
-    /// N.
-    fn nfe(&self, steps: usize) -> Option<u64> {
-        Some(steps as u64)
-    }
+    super::method::one_evaluation_per_step!();
     /// 2 (Lu et al. 2022b).
     fn order(&self) -> Option<u32> {
         Some(2)

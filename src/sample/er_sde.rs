@@ -21,7 +21,6 @@ use super::engine::StepContext;
 use super::expint::global_order;
 use super::grid::Grid;
 use super::Method;
-use crate::sde::Sde;
 use crate::Result;
 use ndarray::{Array2, Zip};
 
@@ -67,13 +66,7 @@ impl Method for ErSde {
     fn name(&self) -> String {
         "er-sde".into()
     }
-    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
-        self.grid.times(sde, eps, steps + 1)
-    }
-    /// N.
-    fn nfe(&self, steps: usize) -> Option<u64> {
-        Some(steps as u64)
-    }
+    super::method::one_evaluation_per_step!();
     /// min(p, 2) for φ(ℓ) = ℓ; stochastic otherwise. Order 3 stays at 2: its first-derivative
     /// term uses the backward difference D₁ = (x̂₀_s − x̂₀_prev)/(ℓ_s − ℓ_prev), an O(h)
     /// estimate of x̂₀'(ℓ_s), against a coefficient `ℓ_t − ℓ_s + ℓ_t ln(ℓ_s/ℓ_t)` of O(h²): an

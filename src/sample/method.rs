@@ -57,6 +57,26 @@ pub trait Method: Sync {
     ) -> Result<()>;
 }
 
+/// The grid (N + 1 points of the sampler's `grid` setting) and NFE formula (N) of a sampler
+/// that takes one model evaluation per step; expands inside an `impl Method`.
+macro_rules! one_evaluation_per_step {
+    () => {
+        fn grid(
+            &self,
+            sde: &dyn $crate::sde::Sde,
+            eps: f64,
+            steps: usize,
+        ) -> $crate::Result<Vec<f64>> {
+            self.grid.times(sde, eps, steps + 1)
+        }
+        /// N: one evaluation per step.
+        fn nfe(&self, steps: usize) -> Option<u64> {
+            Some(steps as u64)
+        }
+    };
+}
+pub(crate) use one_evaluation_per_step;
+
 /// Draws `run.n` samples with `method`: prior draws at t_max keyed by the seed, then
 /// [`integrate_with`].
 pub fn sample_with(

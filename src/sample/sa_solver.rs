@@ -24,7 +24,6 @@ use super::engine::StepContext;
 use super::expint::{self, global_order, lambda, History, Prediction};
 use super::grid::Grid;
 use super::Method;
-use crate::sde::Sde;
 use crate::Result;
 use ndarray::Array2;
 
@@ -62,13 +61,7 @@ impl Method for SaSolver {
     fn name(&self) -> String {
         "sa-solver".into()
     }
-    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
-        self.grid.times(sde, eps, steps + 1)
-    }
-    /// N.
-    fn nfe(&self, steps: usize) -> Option<u64> {
-        Some(steps as u64)
-    }
+    super::method::one_evaluation_per_step!();
     /// With τ = 0 (an ODE solver): min(c, p + 1) with the corrector, p without (Xue et al.
     /// 2023, Thm 5.1–5.2 at τ = 0); stochastic otherwise.
     fn order(&self) -> Option<u32> {

@@ -25,7 +25,6 @@ use super::engine::StepContext;
 use super::expint::{self, ddim_move_from, global_order, lambda, History, Prediction};
 use super::grid::Grid;
 use super::Method;
-use crate::sde::Sde;
 use crate::Result;
 use ndarray::{Array1, Array2};
 use ndarray_linalg::Solve;
@@ -69,13 +68,7 @@ impl Method for UniPc {
     fn name(&self) -> String {
         "unipc".into()
     }
-    fn grid(&self, sde: &dyn Sde, eps: f64, steps: usize) -> Result<Vec<f64>> {
-        self.grid.times(sde, eps, steps + 1)
-    }
-    /// N: one evaluation per step, the corrector reusing the next step's.
-    fn nfe(&self, steps: usize) -> Option<u64> {
-        Some(steps as u64)
-    }
+    super::method::one_evaluation_per_step!();
     /// p with UniP alone, p + 1 with UniC (Zhao et al. 2023, Thm 3.1 and 3.3): the order of
     /// the bulk of the steps, which [`Method::order_at`] lowers for the warm-up and the final
     /// lower-order steps.
