@@ -7,10 +7,12 @@ mod mixture;
 mod mixture_file;
 pub mod prior_gap;
 mod toy;
+mod tree;
 
 pub use mixture::{Classes, Covariance, GaussianMixture};
 pub use mixture_file::parse_mixture_toml;
 pub use toy::Toy;
+pub use tree::tree_mixture;
 
 use crate::{Error, Result};
 use ndarray::{array, Array2, ArrayView2};

@@ -150,6 +150,7 @@ registry! {
     few_step => FewStep = "few-step",
     optimised_schedules => OptimisedSchedules = "optimised-schedules",
     cfg_exact => CfgExact = "cfg-exact",
+    autoguidance_toy => AutoguidanceToy = "autoguidance-toy",
 }
 
 /// One experiment definition.
