@@ -53,13 +53,8 @@ pub struct Deis {
 
 impl Deis {
     fn step_order(&self, k: usize, n: usize) -> usize {
-        let o = self.order.min(k + 1);
         // diffusers' lower_order_final / lower_order_second below 15 steps.
-        if self.basis == DeisBasis::LogRho && n < 15 {
-            o.min(n - k)
-        } else {
-            o
-        }
+        expint::step_order(self.order, k, n, self.basis == DeisBasis::LogRho && n < 15)
     }
 }
 

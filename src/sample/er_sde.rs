@@ -18,7 +18,7 @@
 //! `m_t x̂₀ + s_t ξ` for the faster-growing φ (r → 0).
 
 use super::engine::StepContext;
-use super::expint::global_order;
+use super::expint::{self, global_order};
 use super::grid::Grid;
 use super::Method;
 use crate::Result;
@@ -58,7 +58,7 @@ pub struct ErSde {
 
 impl ErSde {
     fn step_order(&self, k: usize) -> usize {
-        self.order.min(k + 1)
+        expint::step_order(self.order, k, usize::MAX, false)
     }
 }
 

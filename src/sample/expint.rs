@@ -133,6 +133,19 @@ pub fn ddim_move_from(
         .for_each(|x, &x0, &e| *x = m_next * x0 + c_eps * e);
 }
 
+/// The order of step k of N of a multistep method of order p: min(p, k + 1) (the warm-up, one
+/// more past output per step) and, with `lower_order_final`, at most N − k (the last step
+/// first order, the one before at most second: Lu et al. 2022b, `lower_order_final`; the
+/// references of UniPC, DEIS and SA-Solver).
+pub fn step_order(p: usize, k: usize, n: usize, lower_order_final: bool) -> usize {
+    let o = p.min(k + 1);
+    if lower_order_final {
+        o.min(n - k)
+    } else {
+        o
+    }
+}
+
 /// The global order of a fixed-step method whose steps have local orders `local(k)` (error
 /// O(h^{q+1})) for k < `steps` and whose bulk order is `bulk`: a bounded number of steps of
 /// lower order q (warm-up, lower-order final steps) caps it at q + 1.

@@ -48,7 +48,7 @@ impl SaSolver {
         }
     }
     fn orders(&self, k: usize, n: usize) -> (usize, usize) {
-        let p = self.predictor_order.min(n - k).min(k + 1);
+        let p = expint::step_order(self.predictor_order, k, n, true);
         let c = self.corrector_order.min(n - k + 1).min(k + 2);
         (p, if k + 1 < n { c } else { 0 })
     }

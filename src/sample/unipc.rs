@@ -55,12 +55,7 @@ pub struct UniPc {
 impl UniPc {
     /// The predictor order of step i of N.
     fn step_order(&self, i: usize, n: usize) -> usize {
-        let o = self.order.min(i + 1);
-        if self.lower_order_final {
-            o.min(n - i)
-        } else {
-            o
-        }
+        expint::step_order(self.order, i, n, self.lower_order_final)
     }
 }
 

@@ -60,6 +60,14 @@ impl Score for PathChange {
     fn whole_batch(&self) -> bool {
         self.field.whole_batch()
     }
+    /// The field's own count at the mapped time (the largest over the rows).
+    fn model_evaluations(&self, t: Time<'_>) -> u64 {
+        let at = |t: f64| self.field.model_evaluations(Time::Shared(self.map(t).0));
+        match t {
+            Time::Shared(t) => at(t),
+            Time::PerRow(ts) => ts.iter().map(|&t| at(t)).max().unwrap_or(1),
+        }
+    }
     fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
         self.each(t, x, out, |_, ta, c, x, mut o| {
             let xa = x.mapv(|v| v / c);
