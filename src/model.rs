@@ -70,14 +70,33 @@ impl Model {
     ) -> Result<Self> {
         let mixture = data.exact_mixture()?.clone();
         let sde = spec.build(|| data.diameter())?;
-        let cond = Arc::new(MixtureScore::new(
-            Arc::new(mixture.conditional(class)?),
-            sde.clone(),
-        ));
-        let uncond = Arc::new(MixtureScore::new(mixture, sde.clone()));
+        let cond = MixtureScore::new(Arc::new(mixture.conditional(class)?), sde.clone());
+        let uncond = MixtureScore::new(mixture, sde.clone());
+        Self::new(cond, sde.clone())?
+            .guided(Self::new(uncond, sde)?, w, interval)
+            .map(|m| m.with_data(data.name()))
+    }
+
+    /// Guidance of this model away from `other` ([`crate::score::Guided`]):
+    /// `(1 + w) self − w other` on t ∈ `interval` (default the whole path). Classifier-free
+    /// guidance when `self` is p(x | c) and `other` p(x); autoguidance when `other` is a bad
+    /// version of `self`. Both must live on one path.
+    pub fn guided(self, other: Model, w: f64, interval: Option<[f64; 2]>) -> Result<Self> {
+        if !crate::sde::same_sde(self.sde.as_ref(), other.sde.as_ref()) {
+            return Err(crate::invalid!(
+                "guidance combines models on one path, got {} and {}",
+                self.sde.name(),
+                other.sde.name()
+            ));
+        }
+        let interval = interval.unwrap_or([0.0, self.sde.t_max()]);
         let guided =
-            crate::score::Guided::new(cond, uncond, w, interval.unwrap_or([0.0, sde.t_max()]))?;
-        Ok(Self::new(guided, sde)?.with_data(data.name()))
+            crate::score::Guided::new(Arc::from(self.score), Arc::from(other.score), w, interval)?;
+        Ok(Self {
+            score: Box::new(guided),
+            sde: self.sde,
+            data: self.data,
+        })
     }
 
     /// Records the name of the data the model describes (a builtin or a mixture file).

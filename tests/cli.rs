@@ -1082,13 +1082,153 @@ fn class_conditional_sampling() {
             "no class labels",
         ),
         (
-            vec!["--model", "runs/none", "--class", "a"],
-            "--class applies to",
+            vec!["--data", "8gaussians", "--guidance-scale", "1"],
+            "--guidance-scale needs --class",
         ),
     ] {
         let mut a = vec!["sample"];
         a.extend(args);
         a.extend(["--steps", "4", "--n", "5", "--out", bad.to_str().unwrap()]);
         assert_fails(&run(&a), needle, &bad);
+    }
+}
+
+/// `train --conditional` records the data's classes; `--bad-version-of` trains a smaller or
+/// shorter run recorded as the bad version; `sample --model` with --class, CFG (two NFE per step)
+/// and autoguidance; bad input one-line errors with nothing written.
+#[test]
+fn conditional_training_cfg_and_autoguidance() {
+    let d = tmp();
+    let (good, bad, plain) = (
+        d.path().join("good"),
+        d.path().join("bad"),
+        d.path().join("plain"),
+    );
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let train = |extra: &[&str], out: &std::path::Path| {
+        let mut a = vec!["train", "--batch", "32"];
+        a.extend(extra);
+        let o = p(out);
+        a.extend(["--out", &o]);
+        run(&a)
+    };
+    let small = ["--steps", "30", "--hidden", "16"];
+    let o = train(
+        &[
+            &small[..],
+            &[
+                "--data",
+                "8gaussians",
+                "--conditional",
+                "--label-dropout",
+                "0.2",
+            ],
+        ]
+        .concat(),
+        &good,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let toml = std::fs::read_to_string(good.join("run.toml")).unwrap();
+    assert!(
+        toml.contains("\"sector-3\"") && toml.contains("label_dropout = 0.2"),
+        "{toml}"
+    );
+    let o = train(&["--bad-version-of", &p(&good), "--hidden", "8"], &bad);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let toml = std::fs::read_to_string(bad.join("run.toml")).unwrap();
+    assert!(
+        toml.contains("bad_version_of") && toml.contains("conditional = true"),
+        "{toml}"
+    );
+    let o = train(&[&small[..], &["--data", "8gaussians"]].concat(), &plain);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = d.path().join("s.csv");
+    let good_dir = p(&good);
+    for (extra, nfe) in [
+        (vec!["--class", "sector-1"], "nfe=6"),
+        (
+            vec!["--class", "sector-1", "--guidance-scale", "2"],
+            "nfe=12",
+        ),
+        (
+            vec!["--autoguidance", &p(&bad), "--guidance-scale", "1"],
+            "nfe=12",
+        ),
+    ] {
+        let mut a = vec!["sample", "--model", &good_dir];
+        a.extend(extra.iter().copied());
+        let o = p(&out);
+        a.extend([
+            "--sampler",
+            "unipc",
+            "--steps",
+            "6",
+            "--n",
+            "10",
+            "--out",
+            &o,
+        ]);
+        let r = run(&a);
+        assert!(r.status.success(), "{:?}: {}", extra, stderr(&r));
+        assert!(stderr(&r).contains(nfe), "{:?}: {}", extra, stderr(&r));
+    }
+    let shorter = d.path().join("shorter");
+    for (args, needle, target) in [
+        (
+            vec!["train", "--data", "bimodal-1d", "--conditional"],
+            "has no class labels",
+            d.path().join("r1"),
+        ),
+        (
+            vec!["train", "--bad-version-of", &p(&good)],
+            "a bad version must be smaller or shorter",
+            shorter.clone(),
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "8gaussians",
+                "--conditional",
+                "--label-dropout",
+                "1",
+            ],
+            "label_dropout must lie in [0, 1)",
+            d.path().join("r2"),
+        ),
+        (
+            vec!["sample", "--model", &p(&plain), "--class", "sector-1"],
+            "not class-conditional",
+            d.path().join("x.csv"),
+        ),
+        (
+            vec!["sample", "--model", &p(&good), "--class", "north"],
+            "unknown class 'north'",
+            d.path().join("x.csv"),
+        ),
+        (
+            vec![
+                "sample",
+                "--model",
+                &p(&good),
+                "--autoguidance",
+                &p(&plain),
+                "--class",
+                "sector-1",
+            ],
+            "not class-conditional",
+            d.path().join("x.csv"),
+        ),
+    ] {
+        let o = p(&target);
+        let mut a = args.clone();
+        if !a.contains(&"--bad-version-of") {
+            a.extend(["--steps", "4"]);
+        }
+        a.extend(["--out", &o]);
+        if a[0] == "sample" {
+            a.extend(["--n", "5"]);
+        }
+        assert_fails(&run(&a), needle, &target);
     }
 }

@@ -34,6 +34,7 @@ fn cfg(dim: usize, activation: Activation, prediction: Prediction) -> NetConfig 
         residual: false,
         sigma_data: 0.8,
         heads: 1,
+        classes: vec![],
     }
 }
 

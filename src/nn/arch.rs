@@ -39,7 +39,7 @@ impl Arch {
                 )))
             }
         }
-        let features = Features::new(cfg.dim, cfg.time_dim, fourier);
+        let features = Features::new(cfg.dim, cfg.time_dim, fourier, cfg.label_width());
         let body = Body {
             layout: ParamLayout::new(cfg.layer_shapes()),
             act: cfg.activation,

@@ -1,7 +1,8 @@
 //! The network's input row `[x, sin 2πxB, cos 2πxB, emb(t)]`: the raw coordinates, random
 //! Fourier features of x (Tancik et al. 2020, "Fourier features let networks learn high
 //! frequency functions", eq. 5 with B_ij ~ N(0, σ²); the Gaussian Fourier projection of Song
-//! et al. 2021's NCSN++ applied to x) and the sinusoidal time embedding ([`TimeEmbedding`]).
+//! et al. 2021's NCSN++ applied to x), the sinusoidal time embedding ([`TimeEmbedding`]) and,
+//! for a class-conditional network, a one-hot of the class label (the null class last).
 //!
 //! An MLP on raw x has a spectral bias towards smooth functions and blurs narrow modes; the
 //! features give the first layer frequencies of order σ to combine.
@@ -45,14 +46,18 @@ pub struct Features {
     d: usize,
     emb: TimeEmbedding,
     fourier: Option<Fourier>,
+    /// Width of the class one-hot (K + 1, or 0 for an unconditional network).
+    labels: usize,
 }
 
 impl Features {
-    pub fn new(d: usize, time_dim: usize, fourier: Option<Fourier>) -> Self {
+    /// Features of a network in dimension `d` with a class one-hot of `labels` entries.
+    pub fn new(d: usize, time_dim: usize, fourier: Option<Fourier>, labels: usize) -> Self {
         Self {
             d,
             emb: TimeEmbedding::new(time_dim),
             fourier,
+            labels,
         }
     }
 
@@ -67,7 +72,17 @@ impl Features {
 
     /// Width of a whole input row.
     pub fn width(&self) -> usize {
+        self.x_width() + self.emb.dim() + self.labels
+    }
+
+    /// Offset of the class one-hot in a row (after x, its features and emb(t)).
+    pub fn label_offset(&self) -> usize {
         self.x_width() + self.emb.dim()
+    }
+
+    /// The one-hot column of `label` (`None`: the null class, the last column).
+    pub fn label_column(&self, label: Option<usize>) -> Option<usize> {
+        (self.labels > 0).then(|| label.unwrap_or(self.labels - 1))
     }
 
     /// Writes `[x, sin 2πxB, cos 2πxB]` into `out` (length [`Features::x_width`]); phases in f64.
@@ -96,10 +111,16 @@ impl Features {
         self.emb.fill(t, out);
     }
 
-    /// A whole input row.
-    pub fn fill(&self, x: ArrayView1<f64>, t: f64, out: &mut [f32]) {
+    /// A whole input row; `label` is a class index (`None`: the null class; ignored by an
+    /// unconditional network).
+    pub fn fill(&self, x: ArrayView1<f64>, t: f64, label: Option<usize>, out: &mut [f32]) {
         let (a, b) = out.split_at_mut(self.x_width());
         self.fill_x(x, a);
+        let (b, c) = b.split_at_mut(self.emb.dim());
         self.fill_t(t, b);
+        if let Some(col) = self.label_column(label) {
+            c.iter_mut().for_each(|v| *v = 0.0);
+            c[col] = 1.0;
+        }
     }
 }

@@ -14,11 +14,13 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use scoresde_solvers::Time;
 use std::sync::Arc;
 
-/// A network's architecture and weights for inference.
+/// A network's architecture and weights for inference; a class-conditional network evaluates
+/// at one class label (the null class unless [`Mlp::with_label`] says otherwise).
 #[derive(Clone, Debug)]
 pub struct Mlp {
     arch: Arc<Arch>,
-    params: Vec<f32>,
+    params: Arc<Vec<f32>>,
+    label: Option<usize>,
 }
 
 impl Mlp {
@@ -26,7 +28,34 @@ impl Mlp {
     /// [`super::kernel::ParamLayout`]).
     pub fn new(arch: Arc<Arch>, params: Vec<f32>) -> Self {
         assert_eq!(params.len(), arch.layout().total, "parameter count");
-        Self { arch, params }
+        Self {
+            arch,
+            params: Arc::new(params),
+            label: None,
+        }
+    }
+
+    /// The same weights evaluated at class `label` (`None`: the null class, the unconditional
+    /// field of a network trained with label dropout). One-line error for a label the network
+    /// does not have.
+    pub fn with_label(&self, label: Option<usize>) -> crate::Result<Self> {
+        let k = self.arch.cfg.classes.len();
+        if let Some(c) = label {
+            if c >= k {
+                return Err(crate::invalid!(
+                    "class label {c} is out of range: the network has {k} classes"
+                ));
+            }
+        }
+        Ok(Self {
+            label,
+            ..self.clone()
+        })
+    }
+
+    /// The class label this network evaluates at (`None`: the null class).
+    pub fn label(&self) -> Option<usize> {
+        self.label
     }
 
     pub fn config(&self) -> &NetConfig {
@@ -55,7 +84,8 @@ impl Mlp {
             .for_each(|((o, xb), r0)| self.block(xb, t, r0, shared.as_deref(), o));
     }
 
-    /// `emb(t) W₀ₑ + b₀` (W₀ₑ: the embedding rows of the first layer).
+    /// `emb(t) W₀ₑ + b₀ (+ W₀[c], the label's row)` (W₀ₑ: the embedding rows of the first
+    /// layer).
     fn first_layer_constant(&self, t: f64) -> Vec<f32> {
         let f = &self.arch.features;
         let lay = self.arch.layout();
@@ -64,14 +94,20 @@ impl Mlp {
         let mut emb = vec![0f32; e];
         f.fill_t(t, &mut emb);
         let mut c = lay.b(&self.params, 0).to_vec();
-        let w0e = &lay.w(&self.params, 0)[xw * h..];
+        let w0 = lay.w(&self.params, 0);
         gemm(
             (1, e, h),
             Mat::rows(&emb, e),
-            Mat::rows(w0e, h),
+            Mat::rows(&w0[xw * h..(xw + e) * h], h),
             1.0,
             &mut c,
         );
+        if let Some(col) = f.label_column(self.label) {
+            let row = (f.label_offset() + col) * h;
+            c.iter_mut()
+                .zip(&w0[row..row + h])
+                .for_each(|(a, &w)| *a += w);
+        }
         c
     }
 
@@ -111,7 +147,7 @@ impl Mlp {
                 let w = f.width();
                 let mut input = vec![0f32; n * w];
                 for (i, (r, xr)) in input.chunks_exact_mut(w).zip(x.rows()).enumerate() {
-                    f.fill(xr, t.at(row0 + i), r);
+                    f.fill(xr, t.at(row0 + i), self.label, r);
                 }
                 body.affine(p, 0, &input, n)
             }

@@ -62,6 +62,12 @@ pub struct NetConfig {
     /// Output heads of width d each (2: a mean and a log-variance head, Ho et al. 2020's
     /// learned diagonal Σ; the score uses the first).
     pub heads: usize,
+    /// Class names of a class-conditional network (empty: unconditional). The input gains a
+    /// one-hot of K + 1 entries, the last the null class of label dropout; through the first
+    /// linear layer that one-hot is a learned class embedding added to the hidden
+    /// pre-activation (Ho & Salimans 2022's conditioning of one network on c or ∅).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
 }
 
 impl Default for NetConfig {
@@ -78,6 +84,7 @@ impl Default for NetConfig {
             residual: false,
             sigma_data: 0.0,
             heads: 1,
+            classes: Vec::new(),
         }
     }
 }
@@ -124,6 +131,21 @@ impl NetConfig {
         if !(1..=2).contains(&self.heads) {
             return Err(invalid!("network heads must be 1 or 2, got {}", self.heads));
         }
+        if self.classes.len() > MAX_WIDTH {
+            return Err(invalid!(
+                "a network takes at most {MAX_WIDTH} classes, got {}",
+                self.classes.len()
+            ));
+        }
+        if let Some(i) = self.classes.iter().position(|c| c.trim().is_empty()) {
+            return Err(invalid!("network class {i} has an empty name"));
+        }
+        let mut names = self.classes.clone();
+        names.sort();
+        names.dedup();
+        if names.len() != self.classes.len() {
+            return Err(invalid!("network class names must be distinct"));
+        }
         if self.time_dim < 2 || !self.time_dim.is_multiple_of(2) {
             return Err(invalid!(
                 "time embedding size must be even and ≥ 2, got {}",
@@ -135,10 +157,35 @@ impl NetConfig {
 
     /// `(fan_in, fan_out)` of each linear layer, the output layer last.
     pub fn layer_shapes(&self) -> Vec<(usize, usize)> {
-        let mut v = vec![(self.dim + 2 * self.fourier + self.time_dim, self.hidden)];
+        let input = self.dim + 2 * self.fourier + self.time_dim + self.label_width();
+        let mut v = vec![(input, self.hidden)];
         v.extend((1..self.layers).map(|_| (self.hidden, self.hidden)));
         v.push((self.hidden, self.out_dim()));
         v
+    }
+
+    /// Width of the class one-hot: K + 1 (the null class last) for K classes, 0 unconditional.
+    pub fn label_width(&self) -> usize {
+        if self.classes.is_empty() {
+            0
+        } else {
+            self.classes.len() + 1
+        }
+    }
+
+    /// The label index of class `name` (one-line error naming the classes).
+    pub fn label_of(&self, name: &str) -> Result<usize> {
+        if self.classes.is_empty() {
+            return Err(invalid!(
+                "the network is not class-conditional (trained without --conditional)"
+            ));
+        }
+        self.classes.iter().position(|c| c == name).ok_or_else(|| {
+            invalid!(
+                "unknown class '{name}' (the network's classes: {})",
+                self.classes.join(", ")
+            )
+        })
     }
 
     /// Output width: `heads · dim`.

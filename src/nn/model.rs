@@ -89,8 +89,20 @@ impl EpsNet {
         self.params.set(&t).map_err(cerr("set weights"))
     }
 
-    /// The network input rows `[x, γ(x), emb(t_i)]` as an `n × width` f32 tensor.
+    /// The network input rows `[x, γ(x), emb(t_i)]` as an `n × width` f32 tensor (a
+    /// class-conditional network sees the null class).
     pub fn input(&self, x: ArrayView2<f64>, t: &[f64]) -> Result<Tensor> {
+        self.input_labelled(x, t, None)
+    }
+
+    /// The input rows `[x, γ(x), emb(t_i), onehot(c_i)]`, `labels[i]` the class index of row
+    /// i or `None` for the null class (`labels`: `None` for all rows null).
+    pub fn input_labelled(
+        &self,
+        x: ArrayView2<f64>,
+        t: &[f64],
+        labels: Option<&[Option<usize>]>,
+    ) -> Result<Tensor> {
         let f = &self.arch.features;
         let w = f.width();
         let n = x.nrows();
@@ -100,7 +112,7 @@ impl EpsNet {
             .for_each(|(c, chunk)| {
                 for (j, row) in chunk.chunks_exact_mut(w).enumerate() {
                     let i = c * INPUT_CHUNK + j;
-                    f.fill(x.row(i), t[i], row);
+                    f.fill(x.row(i), t[i], labels.and_then(|l| l[i]), row);
                 }
             });
         Tensor::from_vec(buf, (n, w), &Device::Cpu).map_err(cerr("input"))

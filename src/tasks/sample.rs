@@ -9,7 +9,7 @@ use crate::sample::{Corrector, Predictor, SampleSpec, Sampler, Spacing};
 use crate::sde::SdeSpec;
 use crate::{invalid, Result};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The samplers' settings as flat command-line flags: each given flag becomes the setting of
 /// that name of the chosen [`Sampler`]; a flag the sampler does not have is an error naming it.
@@ -202,11 +202,12 @@ pub struct SampleTask {
     pub steps: Option<usize>,
     #[cfg_attr(feature = "cli", command(flatten))]
     pub settings: SamplerFlags,
-    /// Sample p(x | CLASS) of a class-labelled mixture (exact data only).
+    /// Sample p(x | CLASS): a class of a labelled mixture (exact) or of a conditional run.
     #[cfg_attr(feature = "cli", arg(long = "class"))]
     pub class: Option<String>,
-    /// Classifier-free guidance scale w ≥ 0 with --class: (1 + w) s(x|c) − w s(x) [default: 0].
-    #[cfg_attr(feature = "cli", arg(long, requires = "class"))]
+    /// Guidance scale w ≥ 0: with --class, classifier-free (1 + w) s(x|c) − w s(x); with
+    /// --autoguidance, (1 + w) s_good − w s_bad [default: 0].
+    #[cfg_attr(feature = "cli", arg(long))]
     pub guidance_scale: Option<f64>,
     /// The times FROM,TO where the guidance applies [default: the whole path].
     #[cfg_attr(
@@ -214,6 +215,9 @@ pub struct SampleTask {
         arg(long, value_delimiter = ',', requires = "guidance_scale")
     )]
     pub guidance_interval: Option<Vec<f64>>,
+    /// Autoguidance (Karras et al. 2024): a run directory holding the bad version of --model.
+    #[cfg_attr(feature = "cli", arg(long, requires = "model"))]
+    pub autoguidance: Option<PathBuf>,
     /// Final Tweedie denoising step x̂₀ = (x + s² ∇log p)/m at ε, one more NFE (default: on
     /// for edm-heun, edm-sde, ddpm and ddim; off otherwise).
     #[cfg_attr(feature = "cli", arg(long))]
@@ -233,56 +237,82 @@ pub struct SampleTask {
 }
 
 impl SampleTask {
-    /// Samples into `out` (written only when the run succeeds); returns the summary line.
-    pub fn run(&self) -> Result<String> {
-        if self.model.is_some() && self.class.is_some() {
+    /// The guidance interval flag as `[from, to]`.
+    fn interval(&self) -> Result<Option<[f64; 2]>> {
+        match self.guidance_interval.as_deref() {
+            None => Ok(None),
+            Some(&[a, b]) => Ok(Some([a, b])),
+            Some(v) => Err(invalid!(
+                "--guidance-interval takes FROM,TO, got {} values",
+                v.len()
+            )),
+        }
+    }
+
+    /// The model to sample: exact or trained, conditional or not, guided or not, on the path
+    /// asked for.
+    fn model(&self) -> Result<Model> {
+        let (w, interval) = (self.guidance_scale, self.interval()?);
+        if w.is_some() && self.class.is_none() && self.autoguidance.is_none() {
             return Err(invalid!(
-                "--class applies to the exact field of a class-labelled mixture (--data); conditional trained models are not supported yet"
+                "--guidance-scale needs --class (classifier-free guidance) or --autoguidance BAD_RUN"
             ));
         }
-        let model = match &self.model {
-            Some(dir) => {
-                let model = Model::from_run(dir)?.0;
-                if self.sde == SdeSpec::default() {
-                    model
-                } else {
-                    let path = self.sde.build(|| 1.0)?;
-                    if !crate::sde::same_sde(model.sde().as_ref(), path.as_ref()) {
-                        eprintln!(
-                            "note: the run was trained on the {} path; sampling it on the {} path by matching log-SNR (post-hoc path change)",
-                            model.sde().name(),
-                            path.name()
-                        );
-                    }
-                    model.on_path(path)?
+        let Some(dir) = &self.model else {
+            let data = Dataset::from_spec(self.data.as_deref().unwrap_or_default())?;
+            return match &self.class {
+                Some(class) => {
+                    Model::exact_conditional(&data, &self.sde, class, w.unwrap_or(0.0), interval)
                 }
-            }
-            None => {
-                let data = Dataset::from_spec(self.data.as_deref().unwrap_or_default())?;
-                match &self.class {
-                    Some(class) => {
-                        let interval = match self.guidance_interval.as_deref() {
-                            None => None,
-                            Some(&[a, b]) => Some([a, b]),
-                            Some(v) => {
-                                return Err(invalid!(
-                                    "--guidance-interval takes FROM,TO, got {} values",
-                                    v.len()
-                                ))
-                            }
-                        };
-                        Model::exact_conditional(
-                            &data,
-                            &self.sde,
-                            class,
-                            self.guidance_scale.unwrap_or(0.0),
-                            interval,
-                        )?
-                    }
-                    None => Model::exact(&data, &self.sde)?,
-                }
-            }
+                None => Model::exact(&data, &self.sde),
+            };
         };
+        let class = self.class.as_deref();
+        let (good, cfg) = Model::from_run_class(dir, class)?;
+        let model = match (&self.autoguidance, w) {
+            (Some(bad_dir), _) => {
+                let (bad, bad_cfg) = Model::from_run_class(bad_dir, class)?;
+                if bad_cfg.net.classes != cfg.net.classes {
+                    return Err(invalid!(
+                        "the bad model {} has other classes than {}",
+                        bad_dir.display(),
+                        dir.display()
+                    ));
+                }
+                let recorded = bad_cfg.train.bad_version_of.as_deref().map(Path::new);
+                let good_abs = std::fs::canonicalize(dir).ok();
+                if recorded.map(Path::to_path_buf) != good_abs {
+                    eprintln!(
+                        "note: {} is not recorded as the bad version of {} (train --bad-version-of)",
+                        bad_dir.display(),
+                        dir.display()
+                    );
+                }
+                good.guided(bad, w.unwrap_or(0.0), interval)?
+            }
+            (None, Some(w)) => {
+                let (uncond, _) = Model::from_run_class(dir, None)?;
+                good.guided(uncond, w, interval)?
+            }
+            (None, None) => good,
+        };
+        if self.sde == SdeSpec::default() {
+            return Ok(model);
+        }
+        let path = self.sde.build(|| 1.0)?;
+        if !crate::sde::same_sde(model.sde().as_ref(), path.as_ref()) {
+            eprintln!(
+                "note: the run was trained on the {} path; sampling it on the {} path by matching log-SNR (post-hoc path change)",
+                model.sde().name(),
+                path.name()
+            );
+        }
+        model.on_path(path)
+    }
+
+    /// Samples into `out` (written only when the run succeeds); returns the summary line.
+    pub fn run(&self) -> Result<String> {
+        let model = self.model()?;
         model.check_prior()?;
         let sampler = self.settings.sampler(&self.sampler)?;
         if self.steps.is_some() && !sampler.method(Some(model.sde().as_ref()))?.reads_steps() {

@@ -61,6 +61,18 @@ pub struct TrainTask {
     pub sde_kind: Option<SdeKind>,
     #[cfg_attr(feature = "cli", arg(long))]
     pub seed: Option<u64>,
+    /// Train a class-conditional network (class-labelled mixture data; one network for p(x | c)
+    /// and, through label dropout, p(x)).
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conditional: bool,
+    /// Probability that a conditional training row sees the null class [default: 0.1].
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub label_dropout: Option<f64>,
+    /// Train the bad version of this run for autoguidance: its settings, changed by the other
+    /// flags to a smaller network (--hidden, --layers) or a shorter training (--steps).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub bad_version_of: Option<PathBuf>,
     /// The run directory (created; must not hold a run unless --resume).
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(skip)]
@@ -201,9 +213,53 @@ pub fn trainer(
             out.display()
         ));
     }
-    let cfg = match config {
-        Some(p) => read_toml::<RunConfig>(p)?,
-        None => RunConfig::default(),
+    let mut overrides = overrides.clone();
+    let good = overrides.remove("bad_version_of");
+    let cfg = match (config, &good) {
+        (Some(_), Some(_)) => {
+            return Err(invalid!(
+                "give either `config` or `bad_version_of` (a bad version takes its run's settings)"
+            ))
+        }
+        (Some(p), None) => read_toml::<RunConfig>(p)?,
+        (None, None) => RunConfig::default(),
+        (None, Some(v)) => {
+            let good = v
+                .as_str()
+                .ok_or_else(|| invalid!("`bad_version_of` must be a run directory"))?;
+            return bad_version(Path::new(good), &overrides);
+        }
     };
-    Trainer::new(cfg.with_overrides(overrides)?)
+    Trainer::new(cfg.with_overrides(&overrides)?)
+}
+
+/// The trainer of a bad version of the run in `good` (Karras et al. 2024's autoguidance): the
+/// good run's settings with `overrides`, which must make the network smaller (fewer
+/// parameters) or the training shorter (fewer steps); the good run is recorded.
+fn bad_version(good: &Path, overrides: &toml::Table) -> Result<Trainer> {
+    let (base, _) = RunDir::new(good).load_config()?;
+    let mut cfg = base.with_overrides(overrides)?;
+    cfg.train.bad_version_of = Some(
+        std::fs::canonicalize(good)
+            .unwrap_or_else(|_| good.to_path_buf())
+            .display()
+            .to_string(),
+    );
+    let t = Trainer::new(cfg)?;
+    let (g, b) = (&base, &t.cfg);
+    if b.net.parameters() >= g.net.parameters() && b.train.steps >= g.train.steps {
+        return Err(invalid!(
+            "a bad version must be smaller or shorter than {} ({} parameters, {} steps): pass a smaller `hidden`/`layers` or fewer `steps`",
+            good.display(),
+            g.net.parameters(),
+            g.train.steps
+        ));
+    }
+    if b.data != g.data || b.net.classes != g.net.classes || b.sde != g.sde {
+        return Err(invalid!(
+            "a bad version keeps its run's data, path and classes (those of {})",
+            good.display()
+        ));
+    }
+    Ok(t)
 }

@@ -573,7 +573,18 @@ impl crate::model::Model {
     /// The EMA network of a run directory of `scoresde train`, under the run's own SDE, with
     /// the run's configuration (its data spec, network and training settings).
     pub fn from_run(dir: impl Into<PathBuf>) -> Result<(Self, RunConfig)> {
+        Self::from_run_class(dir, None)
+    }
+
+    /// The EMA network of a run at class `class` (a class-conditional run; `None`: the null
+    /// class, i.e. the unconditional field a conditional network learnt by label dropout).
+    pub fn from_run_class(
+        dir: impl Into<PathBuf>,
+        class: Option<&str>,
+    ) -> Result<(Self, RunConfig)> {
         let (cfg, net) = load_model(dir)?;
+        let label = class.map(|c| cfg.net.label_of(c)).transpose()?;
+        let net = crate::nn::NetScore::new(net.mlp().with_label(label)?, net.sde().clone());
         let sde = net.sde().clone();
         let model = Self::new(net, sde)?.with_data(cfg.data.clone());
         Ok((model, cfg))

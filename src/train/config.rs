@@ -62,6 +62,25 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Save a checkpoint every this many steps (and at the end).
     pub checkpoint_every: usize,
+    /// Train a class-conditional network on a class-labelled mixture (the network's classes are
+    /// the data's).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub conditional: bool,
+    /// Probability p that a conditional training row sees the null class instead of its own
+    /// (Ho & Salimans 2022, Algorithm 1's p_uncond), so one network gives both fields.
+    #[serde(skip_serializing_if = "is_default_dropout")]
+    pub label_dropout: f64,
+    /// The run directory this run is the bad version of (autoguidance, Karras et al. 2024: a
+    /// smaller network or a shorter training on the same data, path and classes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bad_version_of: Option<String>,
+}
+
+/// Default label dropout (Ho & Salimans 2022 find p_uncond ∈ {0.1, 0.2} best).
+pub const LABEL_DROPOUT: f64 = 0.1;
+
+fn is_default_dropout(p: &f64) -> bool {
+    *p == LABEL_DROPOUT
 }
 
 impl Default for TrainConfig {
@@ -79,6 +98,9 @@ impl Default for TrainConfig {
             discrete: None,
             seed: 0,
             checkpoint_every: 2000,
+            conditional: false,
+            label_dropout: LABEL_DROPOUT,
+            bad_version_of: None,
         }
     }
 }
@@ -211,6 +233,12 @@ impl TrainConfig {
         }
         if self.checkpoint_every == 0 {
             return Err(invalid!("checkpoint_every must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&self.label_dropout) {
+            return Err(invalid!(
+                "label_dropout must lie in [0, 1), got {}",
+                crate::error::num(self.label_dropout)
+            ));
         }
         Ok(())
     }

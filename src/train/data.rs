@@ -72,7 +72,32 @@ impl TrainData {
         }
     }
 
-    /// Largest pairwise distance (VE's default σ_max).
+    /// The class names of class-labelled data (a labelled mixture), else `None`.
+    pub fn class_names(&self) -> Option<&[String]> {
+        self.dataset()?
+            .mixture()?
+            .classes()
+            .map(|c| c.names.as_slice())
+    }
+
+    /// `n` points and their class indices, keyed as [`TrainData::draw`] (the same points);
+    /// one-line error for data without class labels.
+    pub fn draw_labelled(
+        &self,
+        n: usize,
+        seed: u64,
+        domain: u64,
+    ) -> Result<(Array2<f64>, Vec<usize>)> {
+        let mixture = self.dataset().and_then(|d| d.mixture());
+        match mixture.and_then(|m| m.classes().map(|c| (m, c))) {
+            Some((m, classes)) => {
+                let (x, comp) = m.sample(n, seed, domain);
+                Ok((x, comp.iter().map(|&k| classes.of_component[k]).collect()))
+            }
+            None => Err(no_classes(self.name())),
+        }
+    }
+
     /// The data's standard deviation `√(tr Cov / d)` from 20 000 fixed draws (EDM's σ_data).
     pub fn std(&self) -> f64 {
         let x = self.draw(20_000, 0, crate::domain::Domain::TrainScale.key());
@@ -80,10 +105,18 @@ impl TrainData {
         var.sqrt()
     }
 
+    /// Largest pairwise distance (VE's default σ_max).
     pub fn diameter(&self) -> f64 {
         match self {
             TrainData::Dataset(d) => d.diameter(),
             TrainData::Points { x, .. } => point_diameter(x.view()),
         }
     }
+}
+
+/// The error for conditional training on data without class labels.
+pub fn no_classes(name: &str) -> Error {
+    Error::Data(format!(
+        "conditional training needs class-labelled data (a mixture with `class` on its components); '{name}' has no class labels"
+    ))
 }

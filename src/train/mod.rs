@@ -216,6 +216,21 @@ impl Trainer {
                 data.dim()
             ));
         }
+        if cfg.train.conditional {
+            let names = data
+                .class_names()
+                .ok_or_else(|| data::no_classes(data.name()))?;
+            if cfg.net.classes.is_empty() {
+                cfg.net.classes = names.to_vec();
+            } else if cfg.net.classes != names {
+                return Err(invalid!(
+                    "net.classes = [{}] but the data '{}' has the classes [{}]",
+                    cfg.net.classes.join(", "),
+                    cfg.data,
+                    names.join(", ")
+                ));
+            }
+        }
         cfg.sde = cfg.sde.resolved(|| data.diameter());
         if cfg.net.sigma_data == 0.0 {
             cfg.net.sigma_data = data.std();
@@ -238,6 +253,13 @@ impl Trainer {
             return Err(invalid!(
                 "net.heads = {} is for the DDPM objectives with a learned variance (train::ddpm); denoising score matching trains one head",
                 cfg.net.heads
+            ));
+        }
+        if cfg.train.conditional == cfg.net.classes.is_empty() {
+            return Err(invalid!(
+                "a conditional run needs the network's classes and an unconditional one none (train.conditional = {}, {} net.classes)",
+                cfg.train.conditional,
+                cfg.net.classes.len()
             ));
         }
         let sde = cfg.sde.build(|| data.diameter())?;
@@ -271,15 +293,22 @@ impl Trainer {
     }
 
     /// The batch of step k: network input, target and per-row ε-MSE weight. Rows are keyed by
-    /// (seed, step, row), so they are built in parallel with the same result.
+    /// (seed, step, row), so they are built in parallel with the same result. A conditional
+    /// run's row keeps its class with probability 1 − p and sees the null class otherwise.
     fn batch(&self, k: usize) -> Result<(Tensor, Tensor, Tensor)> {
         let b = self.cfg.train.batch;
         let d = self.cfg.net.dim;
         let (pred, sd) = (self.cfg.net.prediction, self.cfg.net.sigma_data);
         let key = KeyedNormal::new(self.cfg.train.seed, TRAIN_DOMAIN);
-        let x0 = self
-            .data
-            .draw(b, key.rng(u64::MAX, k as u64).random(), TRAIN_DATA_DOMAIN);
+        let data_seed = key.rng(u64::MAX, k as u64).random();
+        let (x0, classes) = if self.cfg.train.conditional {
+            let (x, c) = self.data.draw_labelled(b, data_seed, TRAIN_DATA_DOMAIN)?;
+            (x, Some(c))
+        } else {
+            (self.data.draw(b, data_seed, TRAIN_DATA_DOMAIN), None)
+        };
+        let dropout = self.cfg.train.label_dropout;
+        let mut labels: Vec<Option<usize>> = vec![None; b];
         let mut xt = Array2::<f64>::zeros((b, d));
         let mut target = vec![0f32; b * d];
         let (mut ts, mut weight) = (vec![0f64; b], vec![0f32; b]);
@@ -287,8 +316,9 @@ impl Trainer {
             .into_par_iter()
             .zip(target.par_chunks_mut(d))
             .zip(ts.par_iter_mut().zip(weight.par_iter_mut()))
+            .zip(labels.par_iter_mut())
             .enumerate()
-            .for_each(|(i, ((mut xr, tr), (t, w)))| {
+            .for_each(|(i, (((mut xr, tr), (t, w)), label))| {
                 let mut rng = key.rng(i as u64, k as u64);
                 let (ti, kern) = self.levels.draw(self.sde.as_ref(), rng.random::<f64>());
                 let pt = PathPoint::new(kern, self.sde.rates(ti));
@@ -301,8 +331,13 @@ impl Trainer {
                     xr[c] = scale * pt.noised(x0c, e);
                     tr[c] = pred.target(x0c, e, pt, sd) as f32;
                 }
+                if let Some(classes) = &classes {
+                    // Drawn after the row's ε, so an unconditional run's stream is unchanged.
+                    let keep = rng.random::<f64>() >= dropout;
+                    *label = keep.then_some(classes[i]);
+                }
             });
-        let input = self.net.input(xt.view(), &ts)?;
+        let input = self.net.input_labelled(xt.view(), &ts, Some(&labels))?;
         let target = Tensor::from_vec(target, (b, d), &Device::Cpu).map_err(cerr)?;
         let weight = Tensor::from_vec(weight, (b, 1), &Device::Cpu).map_err(cerr)?;
         Ok((input, target, weight))
