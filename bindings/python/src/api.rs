@@ -25,8 +25,6 @@ enum Source {
     Exact {
         data: Dataset,
         spec: SdeSpec,
-        /// p(x | class) guided with CFG scale w on an optional t-interval.
-        guidance: Option<(String, f64, Option<[f64; 2]>)>,
     },
     Run {
         dir: PathBuf,
@@ -38,7 +36,20 @@ enum Source {
         spec: SdeSpec,
         sigma_data: f64,
         path: Option<SdeSpec>,
+        /// The class names of a conditional callable `f(x, t, c)`.
+        classes: Option<Vec<String>>,
     },
+}
+
+/// Conditioning and guidance asked of a model: p(x | `label`), guided with scale `w` on
+/// `interval` away from the unconditional field (classifier-free) or from the run `bad`
+/// (autoguidance).
+#[derive(Clone, Debug, Default)]
+struct Guide {
+    label: Option<String>,
+    w: Option<f64>,
+    interval: Option<[f64; 2]>,
+    bad: Option<PathBuf>,
 }
 
 impl Source {
@@ -54,14 +65,7 @@ impl Source {
             let data = d.get().data.clone();
             data.exact_mixture().map_err(to_py)?;
             let spec = path.unwrap_or_default();
-            return Ok((
-                Source::Exact {
-                    data,
-                    spec,
-                    guidance: None,
-                },
-                None,
-            ));
+            return Ok((Source::Exact { data, spec }, None));
         }
         if let Ok(r) = model.cast::<Run>() {
             let dir = r.get().dir.clone();
@@ -75,6 +79,7 @@ impl Source {
                 spec: f.spec.clone(),
                 sigma_data: f.sigma_data,
                 path,
+                classes: f.classes.clone(),
             };
             return Ok((source, Some(f.f.clone_ref(model.py()))));
         }
@@ -87,39 +92,78 @@ impl Source {
     }
 
     /// The model; a callable's evaluations go through `caller`.
-    fn build(&self, caller: &Caller) -> scoresde::Result<Model> {
+    fn build(&self, caller: &Caller, guide: &Guide) -> scoresde::Result<Model> {
         let change = |m: Model, path: &Option<SdeSpec>| match path {
             Some(spec) => m.on_path(spec.build(|| f64::NAN)?),
             None => Ok(m),
         };
+        let w = guide.w.unwrap_or(0.0);
+        if guide.bad.is_some() && !matches!(self, Source::Run { .. }) {
+            return Err(scoresde::invalid!(
+                "`autoguidance` takes the bad version of a trained run: `model` must be a Run"
+            ));
+        }
         match self {
-            Source::Exact {
-                data,
-                spec,
-                guidance: None,
-            } => Model::exact(data, spec),
-            Source::Exact {
-                data,
-                spec,
-                guidance: Some((class, w, interval)),
-            } => Model::exact_conditional(data, spec, class, *w, *interval),
-            Source::Run { dir, path } => change(Model::from_run(dir)?.0, path),
+            Source::Exact { data, spec } => match &guide.label {
+                Some(class) => Model::exact_conditional(data, spec, class, w, guide.interval),
+                None => Model::exact(data, spec),
+            },
+            Source::Run { dir, path } => {
+                let label = guide.label.as_deref();
+                let good = Model::from_run_class(dir, label)?.0;
+                let model = match (&guide.bad, guide.w) {
+                    (Some(bad), _) => {
+                        good.guided(Model::from_run_class(bad, label)?.0, w, guide.interval)?
+                    }
+                    (None, Some(w)) => {
+                        good.guided(Model::from_run_class(dir, None)?.0, w, guide.interval)?
+                    }
+                    (None, None) => good,
+                };
+                change(model, path)
+            }
             Source::Field {
                 dim,
                 prediction,
                 spec,
                 sigma_data,
                 path,
+                classes,
             } => {
                 let own = spec.build(|| f64::NAN)?;
-                let caller = caller.clone();
-                let f = Box::new(
-                    move |t: scoresde::solvers::Time<'_>, x: ndarray::ArrayView2<f64>| {
-                        call(&caller, t, x)
-                    },
-                );
-                let field = External::new(f, *dim, *prediction, *sigma_data, own.clone())?;
-                change(Model::new(field, own)?, path)
+                // The label index a conditional callable sees (K, the null class, for p(x)).
+                let label_of = |name: Option<&str>| -> scoresde::Result<Option<i64>> {
+                    match (classes, name) {
+                        (None, None) => Ok(None),
+                        (None, Some(_)) => Err(scoresde::invalid!(
+                            "`label` needs a conditional Field (pass `classes=[...]` and a callable f(x, t, c))"
+                        )),
+                        (Some(names), None) => Ok(Some(names.len() as i64)),
+                        (Some(names), Some(n)) => match names.iter().position(|c| c == n) {
+                            Some(i) => Ok(Some(i as i64)),
+                            None => Err(scoresde::invalid!(
+                                "unknown class '{n}' (the Field's classes: {})",
+                                names.join(", ")
+                            )),
+                        },
+                    }
+                };
+                let field = |label: Option<i64>| -> scoresde::Result<Model> {
+                    let caller = caller.clone();
+                    let f = Box::new(
+                        move |t: scoresde::solvers::Time<'_>, x: ndarray::ArrayView2<f64>| {
+                            call(&caller, t, x, label)
+                        },
+                    );
+                    let ext = External::new(f, *dim, *prediction, *sigma_data, own.clone())?;
+                    Model::new(ext, own.clone())
+                };
+                let main = field(label_of(guide.label.as_deref())?)?;
+                let model = match guide.w {
+                    Some(w) => main.guided(field(label_of(None)?)?, w, guide.interval)?,
+                    None => main,
+                };
+                change(model, path)
             }
         }
     }
@@ -171,7 +215,7 @@ fn sampler_arg(
     unknown.extend(table.keys().filter(|k| *k != "sampler" && !has.contains(k)));
     if let Some(k) = unknown.first() {
         return Err(value_error(format!(
-            "unknown keyword `{k}` for sampler {name} (valid: model, sampler, steps, n, seed, path, eps, denoise, threads, x_t, label, guidance_scale, guidance_interval; and {name}'s own: {})",
+            "unknown keyword `{k}` for sampler {name} (valid: model, sampler, steps, n, seed, path, eps, denoise, threads, x_t, label, guidance_scale, guidance_interval, autoguidance; and {name}'s own: {})",
             if has.is_empty() { "none".to_string() } else { has.join(", ") }
         )));
     }
@@ -183,7 +227,7 @@ fn sampler_arg(
 /// Samples with the model from prior draws (or from the given states `x_t` at the grid's
 /// first time); returns a `Samples`.
 #[pyfunction]
-#[pyo3(signature = (model, sampler = None, steps = None, n = 1000, seed = 0, path = None, eps = None, denoise = None, threads = None, x_t = None, label = None, guidance_scale = None, guidance_interval = None, **settings))]
+#[pyo3(signature = (model, sampler = None, steps = None, n = 1000, seed = 0, path = None, eps = None, denoise = None, threads = None, x_t = None, label = None, guidance_scale = None, guidance_interval = None, autoguidance = None, **settings))]
 #[allow(clippy::too_many_arguments)]
 pub fn sample(
     py: Python<'_>,
@@ -200,27 +244,31 @@ pub fn sample(
     label: Option<String>,
     guidance_scale: Option<f64>,
     guidance_interval: Option<(f64, f64)>,
+    autoguidance: Option<&Bound<'_, PyAny>>,
     settings: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Samples> {
-    let (mut source, callable) = Source::new(model, path)?;
-    match (&mut source, label) {
-        (Source::Exact { guidance, .. }, Some(class)) => {
-            *guidance = Some((
-                class,
-                guidance_scale.unwrap_or(0.0),
-                guidance_interval.map(|(a, b)| [a, b]),
-            ))
-        }
-        (_, Some(_)) => {
-            return Err(value_error(
-                "`label` applies to the exact field of a class-labelled mixture (a Data model); conditional callables and runs are not supported yet",
-            ))
-        }
-        (_, None) if guidance_scale.is_some() || guidance_interval.is_some() => {
-            return Err(value_error("`guidance_scale` and `guidance_interval` need `label`"))
-        }
-        _ => {}
+    let (source, callable) = Source::new(model, path)?;
+    let bad = match autoguidance {
+        None => None,
+        Some(b) => match b.cast::<Run>() {
+            Ok(r) => Some(r.get().dir.clone()),
+            Err(_) => Some(b.extract::<PathBuf>().map_err(|_| {
+                value_error("`autoguidance` must be a Run or a run directory (the bad model)")
+            })?),
+        },
+    };
+    if label.is_none() && bad.is_none() && (guidance_scale.is_some() || guidance_interval.is_some())
+    {
+        return Err(value_error(
+            "`guidance_scale` and `guidance_interval` need `label` (classifier-free guidance) or `autoguidance` (a bad model)",
+        ));
     }
+    let guide = Guide {
+        label,
+        w: guidance_scale,
+        interval: guidance_interval.map(|(a, b)| [a, b]),
+        bad,
+    };
     let sampler = sampler_arg(sampler, settings)?;
     let dim = source.dim().unwrap_or(1);
     // Given starting states replace the prior draws (their rows are the particles).
@@ -238,7 +286,7 @@ pub fn sample(
         scoresde::error::check_range("steps", s, scoresde::error::MAX_STEPS).map_err(to_py)?;
     }
     let (run, label, path_name) = compute(py, threads, callable.as_ref(), move |caller| {
-        let model = source.build(&caller)?;
+        let model = source.build(&caller, &guide)?;
         model.check_prior()?;
         let sampler = sampler.unwrap_or_else(|| Sampler::em_for(model.sde().as_ref()));
         if steps.is_some() && !sampler.method(Some(model.sde().as_ref()))?.reads_steps() {
@@ -375,7 +423,7 @@ pub fn nll(
         chunk: 0,
     };
     let run = compute(py, threads, callable.as_ref(), move |caller| {
-        let model = source.build(&caller)?;
+        let model = source.build(&caller, &Guide::default())?;
         model.check_points(pts.view())?;
         model.nll(pts.view(), &spec)
     })?;
@@ -416,7 +464,7 @@ pub fn elbo(
         from_table::<Named<_>>(named(variance), "variance")?.v;
     let (total, stderr, per_point, terms) =
         compute(py, threads, callable.as_ref(), move |caller| {
-            let model = source.build(&caller)?;
+            let model = source.build(&caller, &Guide::default())?;
             model.check_points(pts.view())?;
             if continuous {
                 let b = model.continuous_bound(pts.view(), eps, draws, sampling, seed)?;

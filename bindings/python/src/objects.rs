@@ -357,6 +357,10 @@ pub fn data_arg(obj: &Bound<'_, PyAny>) -> PyResult<Dataset> {
 /// The samplers call it once per model evaluation on the whole batch, from the thread that
 /// called them; its evaluations count as NFE. A PyTorch model:
 /// `Field(lambda x, t: net(torch.from_numpy(x).float().cuda(), torch.from_numpy(t).float().cuda()).double().cpu().numpy(), dim=2)`.
+///
+/// With `classes=[...]` (K names) the model is class-conditional and is called as
+/// `f(x, t, c)`, c an int64 array of shape (n,) holding each row's class index, K for the null
+/// class (the unconditional field, DiT's convention for label dropout).
 #[pyclass(frozen, module = "scoresde")]
 pub struct Field {
     pub f: Py<PyAny>,
@@ -364,21 +368,38 @@ pub struct Field {
     pub prediction: Prediction,
     pub spec: SdeSpec,
     pub sigma_data: f64,
+    pub classes: Option<Vec<String>>,
 }
 
 #[pymethods]
 impl Field {
     #[new]
-    #[pyo3(signature = (f, dim, prediction = "eps", path = None, sigma_data = 0.0))]
+    #[pyo3(signature = (f, dim, prediction = "eps", path = None, sigma_data = 0.0, classes = None))]
     fn new(
         f: &Bound<'_, PyAny>,
         dim: usize,
         prediction: &str,
         path: Option<&Bound<'_, PyAny>>,
         sigma_data: f64,
+        classes: Option<Vec<String>>,
     ) -> PyResult<Self> {
         if !f.is_callable() {
-            return Err(value_error("`f` must be callable as f(x, t)"));
+            return Err(value_error(if classes.is_some() {
+                "`f` must be callable as f(x, t, c)"
+            } else {
+                "`f` must be callable as f(x, t)"
+            }));
+        }
+        if let Some(names) = &classes {
+            let mut sorted = names.clone();
+            sorted.sort();
+            sorted.dedup();
+            if names.is_empty() || sorted.len() != names.len() || names.iter().any(|c| c.is_empty())
+            {
+                return Err(value_error(
+                    "`classes` must be a non-empty list of distinct, non-empty names",
+                ));
+            }
         }
         scoresde::error::check_range("dim", dim, 1 << 20).map_err(to_py)?;
         let spec = path_spec(path)?.unwrap_or_default();
@@ -390,11 +411,17 @@ impl Field {
             prediction,
             spec,
             sigma_data,
+            classes,
         })
     }
     #[getter]
     fn dim(&self) -> usize {
         self.dim
+    }
+    /// The class names of a conditional field (None: unconditional).
+    #[getter]
+    fn classes(&self) -> Option<Vec<String>> {
+        self.classes.clone()
     }
     #[getter]
     fn path(&self) -> PyResult<Path> {
@@ -438,6 +465,11 @@ impl Run {
     #[getter]
     fn dim(&self) -> usize {
         self.config.net.dim
+    }
+    /// The class names of a conditional run (`train(conditional=True)`), else None.
+    #[getter]
+    fn classes(&self) -> Option<Vec<String>> {
+        (!self.config.net.classes.is_empty()).then(|| self.config.net.classes.clone())
     }
     #[getter]
     fn path(&self) -> PyResult<Path> {

@@ -20,10 +20,12 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// One evaluation the work asks of the user's callable: `f(x, t)` on the whole batch.
+/// One evaluation the work asks of the user's callable: `f(x, t)` on the whole batch, or
+/// `f(x, t, c)` with every row's class index `c` for a conditional callable.
 pub struct Request {
     pub x: Array2<f64>,
     pub t: Vec<f64>,
+    pub label: Option<i64>,
     pub reply: mpsc::SyncSender<Result<Array2<f64>, ()>>,
 }
 
@@ -35,6 +37,7 @@ pub fn call(
     caller: &Caller,
     t: scoresde::solvers::Time<'_>,
     x: ArrayView2<f64>,
+    label: Option<i64>,
 ) -> Result<Array2<f64>, ()> {
     let (reply, answer) = mpsc::sync_channel(1);
     let t = (0..x.nrows()).map(|i| t.at(i)).collect();
@@ -42,6 +45,7 @@ pub fn call(
         .send(Request {
             x: x.to_owned(),
             t,
+            label,
             reply,
         })
         .map_err(|_| ())?;
@@ -157,13 +161,19 @@ fn serve<T: Send>(
     }
 }
 
-/// Calls the user's `f(x, t)` on the calling thread; its result as an `n × d` float64 array.
+/// Calls the user's `f(x, t)` (or `f(x, t, c)`) on the calling thread; its result as an
+/// `n × d` float64 array.
 fn evaluate(py: Python<'_>, callable: Option<&Py<PyAny>>, req: Request) -> PyResult<Array2<f64>> {
     let f = callable.ok_or_else(|| PyRuntimeError::new_err("no callable to evaluate"))?;
     let (n, d) = req.x.dim();
     let x = PyArray2::from_owned_array(py, req.x);
     let t = PyArray1::from_slice(py, &req.t);
-    let out = f.bind(py).call1((x, t))?;
+    let out = match req.label {
+        None => f.bind(py).call1((x, t))?,
+        Some(c) => f
+            .bind(py)
+            .call1((x, t, PyArray1::from_vec(py, vec![c; n])))?,
+    };
     let arr = out
         .extract::<PyArrayLike2<'_, f64, AllowTypeChange>>()
         .map_err(|_| {

@@ -103,18 +103,22 @@ class Data:
 
 @final
 class Field:
-    """Your model f(x, t) -> prediction, x of shape (n, d) and t of shape (n,)."""
+    """Your model f(x, t) -> prediction, x of shape (n, d) and t of shape (n,); with
+    `classes`, f(x, t, c), c the rows' class indices (len(classes): the null class)."""
 
     def __new__(
         cls,
-        f: Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]], _ArrayLike],
+        f: Callable[..., _ArrayLike],
         dim: int,
         prediction: str = "eps",
         path: _PathArg = None,
         sigma_data: float = 0.0,
+        classes: list[str] | None = None,
     ) -> Field: ...
     @property
     def dim(self) -> int: ...
+    @property
+    def classes(self) -> list[str] | None: ...
     @property
     def path(self) -> Path: ...
     @property
@@ -130,6 +134,8 @@ class Run:
     def data(self) -> str: ...
     @property
     def dim(self) -> int: ...
+    @property
+    def classes(self) -> list[str] | None: ...
     @property
     def path(self) -> Path: ...
     @property
@@ -166,6 +172,7 @@ def sample(
     label: str | None = None,
     guidance_scale: float | None = None,
     guidance_interval: tuple[float, float] | None = None,
+    autoguidance: Run | _StrPath | None = None,
     **settings: Any,
 ) -> Samples: ...
 def test(
