@@ -392,3 +392,24 @@ fn conditional_training_learns_each_class_and_the_unconditional_field() {
     );
     assert!(precision(&by_class[1], 0) < 0.03);
 }
+
+/// A labelled mixture written by `mixture_toml` reads back as the same mixture (the tree's full
+/// covariances and classes, 8gaussians' isotropic components) to 1e-15.
+#[test]
+fn mixtures_round_trip_through_their_file_format() {
+    use scoresde::data::{mixture_toml, tree_mixture};
+    let eight = Dataset::from_spec("8gaussians").unwrap();
+    for m in [
+        tree_mixture(4).unwrap(),
+        (**eight.mixture().unwrap()).clone(),
+    ] {
+        let back = parse_mixture_toml(&mixture_toml(&m)).unwrap();
+        assert_eq!(back.classes(), m.classes());
+        assert_eq!(back.means(), m.means());
+        for k in 0..m.n_components() {
+            assert!((back.weights()[k] - m.weights()[k]).abs() < 1e-15);
+            let diff = &back.covariances()[k].matrix(2) - &m.covariances()[k].matrix(2);
+            assert!(diff.iter().all(|v| v.abs() < 1e-15), "component {k}");
+        }
+    }
+}

@@ -11,22 +11,51 @@
 use super::{Covariance, GaussianMixture};
 use crate::{Error, Result};
 use ndarray::Array2;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct MixtureFile {
     components: Vec<ComponentSpec>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct ComponentSpec {
     weight: f64,
     mean: Vec<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cov: Option<Vec<Vec<f64>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     std: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     class: Option<String>,
+}
+
+/// The mixture as a file [`parse_mixture_toml`] reads back (weights, means and covariances in
+/// shortest round-trip decimal; an isotropic component as its `std`).
+pub fn mixture_toml(m: &GaussianMixture) -> String {
+    let d = m.dim();
+    let classes = m.classes();
+    let components = (0..m.n_components())
+        .map(|k| {
+            let (cov, std) = match &m.covariances()[k] {
+                Covariance::Isotropic { var } => (None, Some(var.sqrt())),
+                c => (
+                    Some(c.matrix(d).outer_iter().map(|r| r.to_vec()).collect()),
+                    None,
+                ),
+            };
+            ComponentSpec {
+                weight: m.weights()[k],
+                mean: m.means().row(k).to_vec(),
+                cov,
+                std,
+                class: classes.map(|c| c.names[c.of_component[k]].clone()),
+            }
+        })
+        .collect();
+    toml::to_string(&MixtureFile { components }).expect("a mixture serialises")
 }
 
 /// Largest |mean coordinate|, std and covariance entry a mixture file may hold: beyond them the

@@ -10,7 +10,7 @@ mod toy;
 mod tree;
 
 pub use mixture::{Classes, Covariance, GaussianMixture};
-pub use mixture_file::parse_mixture_toml;
+pub use mixture_file::{mixture_toml, parse_mixture_toml};
 pub use toy::Toy;
 pub use tree::tree_mixture;
 

@@ -6,7 +6,12 @@
 //! the share of samples inside the class's support (Mahalanobis distance ≤ 3 to their most
 //! responsible component, which is of class c), the coverage of the class's components, and the
 //! energy distance to exact conditional draws.
+//!
+//! Beside the exact fields, the paper's own setting: a class-conditional network trained on the
+//! tree with label dropout (`good`), and its bad version, a smaller network trained for fewer
+//! steps from the same settings (`bad`), sampled at w = 0, with CFG and with autoguidance.
 
+use super::model::ModelSpec;
 use super::{Claim, Experiment, Fixed, Outputs, Scale, Sci};
 use crate::data::{tree_mixture, GaussianMixture, REFERENCE_DOMAIN};
 use crate::plot::Chart;
@@ -33,6 +38,10 @@ pub struct Params {
     pub bad_widen: f64,
     pub sampler: Sampler,
     pub steps: usize,
+    /// The trained conditional network (data: the tree, written next to the outputs).
+    pub good: Box<ModelSpec>,
+    /// Its bad version (smaller, shorter), recorded as such.
+    pub bad: Box<ModelSpec>,
 }
 
 /// One row of `autoguidance.csv`.
@@ -97,7 +106,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let uncond = Arc::new(MixtureScore::new(m.clone(), sde.clone()));
     let exact = cond.sample(n, o.seed, REFERENCE_DOMAIN).0;
     let seed = o.seed;
-    let draw = |score: &dyn Score| -> Result<Array2<f64>> {
+    let draw_on = |sde: &dyn Sde, score: &dyn Score| -> Result<Array2<f64>> {
         let spec = SampleSpec {
             sampler: p.sampler.clone(),
             steps: p.steps,
@@ -106,8 +115,9 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             denoise: Some(false),
             ..Default::default()
         };
-        Ok(sample(sde.as_ref(), score, &spec, None)?.x)
+        Ok(sample(sde, score, &spec, None)?.x)
     };
+    let draw = |score: &dyn Score| draw_on(sde.as_ref(), score);
     let (exact_inside, exact_tips) = assess(&m, target, &exact);
     let mut rows = vec![Row {
         method: "exact draws".into(),
@@ -137,6 +147,23 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 panels.push(super::scatter(format!("{method}, w = {w}"), &x));
             }
             results.push((method, w, inside, tips, e));
+        }
+    }
+    let (trained, reversed_trained) = trained_arms(exp, p, o, &m, &draw_on)?;
+    let mut trained_results = Vec::new();
+    for (method, w, x) in &trained {
+        let (inside, tips) = assess(&m, target, x);
+        let e = energy_distance(x.view(), exact.view());
+        trained_results.push((method.clone(), *w, inside, tips, e));
+        rows.push(Row {
+            method: method.clone(),
+            w: Fixed(*w),
+            inside_support: Fixed(inside),
+            coverage: Fixed(tips),
+            energy_distance: Sci(e),
+        });
+        if *w == 0.0 || *w == p.ws[p.ws.len() - 1] {
+            panels.push(super::scatter(format!("{method}, w = {w}"), x));
         }
     }
     o.rows("autoguidance", &rows)?;
@@ -211,5 +238,122 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         e_rev / e_auto,
         "> 1",
     ));
+    claims.extend(trained_claims(
+        p,
+        &trained_results,
+        energy_distance(reversed_trained.view(), exact.view()),
+    ));
     Ok(claims)
+}
+
+/// The claims on the trained networks: autoguidance keeps at least CFG's coverage of the tree
+/// and stays closer to p(x|c) than CFG at every w (asserted); whether it pulls samples into the
+/// support beyond the unguided network's share (report-only: the paper's quality gain, which
+/// depends on how undertrained the networks are); power: the bad network guided away from the
+/// good one is farther from p(x|c) than any trained autoguidance run.
+fn trained_claims(
+    p: &Params,
+    results: &[(String, f64, f64, f64, f64)],
+    e_reversed: f64,
+) -> Vec<Claim> {
+    let get = |method: &str, w: f64| {
+        results
+            .iter()
+            .find(|r| r.0 == method && r.1 == w)
+            .expect("computed")
+    };
+    let (mut cov_margin, mut e_ratio, mut e_auto) = (f64::INFINITY, 0.0f64, 0.0f64);
+    for &w in &p.ws {
+        let (a, c) = (get("trained autoguidance", w), get("trained CFG", w));
+        cov_margin = cov_margin.min(a.3 - c.3);
+        e_ratio = e_ratio.max(a.4 / c.4);
+        e_auto = e_auto.max(a.4);
+    }
+    let unguided = get("trained", 0.0).2;
+    let best_inside =
+        p.ws.iter()
+            .map(|&w| get("trained autoguidance", w).2)
+            .fold(0.0f64, f64::max);
+    let w = p.ws[p.ws.len() - 1];
+    vec![
+        Claim::new(
+            "trained networks: autoguidance keeps at least CFG's coverage of the tree at every w (smallest margin)",
+            cov_margin >= 0.0,
+            cov_margin,
+            "≥ 0",
+        ),
+        Claim::new(
+            "trained networks: autoguidance stays closer to p(x|c) than CFG at every w (largest energy-distance ratio auto/CFG)",
+            e_ratio < 1.0,
+            e_ratio,
+            "< 1",
+        ),
+        Claim::new(
+            "trained networks: autoguidance raises the share inside the support above the unguided network's (best w, minus unguided)",
+            best_inside > unguided,
+            best_inside - unguided,
+            "> 0",
+        )
+        .report_only(),
+        Claim::new(
+            &format!("power: the bad network guided away from the good one (w = {w}) is farther from p(x|c) than any trained autoguidance run (energy-distance ratio)"),
+            e_reversed > e_auto,
+            e_reversed / e_auto,
+            "> 1",
+        ),
+    ]
+}
+
+/// Samples of the trained networks, as (method, w, samples): the conditional network at w = 0,
+/// then CFG and autoguidance (the bad version at the same class) at each w; and the power
+/// control, the bad network guided away from the good one at the largest w.
+type Arms = (Vec<(String, f64, Array2<f64>)>, Array2<f64>);
+
+/// Samples of a field on a path.
+type Draw<'a> = &'a dyn Fn(&dyn Sde, &dyn Score) -> Result<Array2<f64>>;
+
+fn trained_arms(
+    exp: &Experiment,
+    p: &Params,
+    o: &mut Outputs,
+    m: &GaussianMixture,
+    draw_on: Draw<'_>,
+) -> Result<Arms> {
+    // The tree as a mixture file beside the outputs: the networks' training data.
+    let file = o.dir.join("tree.toml");
+    let mut f = crate::io::AtomicFile::create(&file)?;
+    std::io::Write::write_all(f.writer(), crate::data::mixture_toml(m).as_bytes())
+        .map_err(|e| crate::Error::io(&file, e))?;
+    f.commit()?;
+    o.files.push("tree.toml".into());
+    let data = file.display().to_string();
+    let mut good_spec = (*p.good).clone();
+    good_spec.data = Some(data.clone());
+    good_spec.train.conditional = true;
+    let good = good_spec.trained(exp, o)?;
+    let mut bad_spec = (*p.bad).clone();
+    bad_spec.data = Some(data);
+    bad_spec.train.conditional = true;
+    bad_spec.train.bad_version_of = o.models.last().map(|u| u.dir.clone());
+    let bad = bad_spec.trained(exp, o)?;
+    let label = good.mlp().config().label_of(&p.class)?;
+    let at = |net: &crate::nn::NetScore, l: Option<usize>| -> Result<Arc<dyn Score + Send>> {
+        Ok(Arc::new(crate::nn::NetScore::new(
+            net.mlp().with_label(l)?,
+            net.sde().clone(),
+        )))
+    };
+    let sde = good.sde().clone();
+    let (g, uncond, b) = (at(&good, Some(label))?, at(&good, None)?, at(&bad, Some(label))?);
+    let mut out = vec![("trained".to_string(), 0.0, draw_on(sde.as_ref(), g.as_ref())?)];
+    for &w in &p.ws {
+        for (method, other) in [("trained CFG", &uncond), ("trained autoguidance", &b)] {
+            let guided = Guided::new(g.clone(), other.clone(), w, [0.0, sde.t_max()])?;
+            out.push((method.to_string(), w, draw_on(sde.as_ref(), &guided)?));
+            o.nfe.push((format!("{method} w={w}"), 2.0 * p.steps as f64));
+        }
+    }
+    let w = p.ws[p.ws.len() - 1];
+    let reversed = Guided::new(b, g, w, [0.0, sde.t_max()])?;
+    Ok((out, draw_on(sde.as_ref(), &reversed)?))
 }
