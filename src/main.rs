@@ -33,6 +33,9 @@ enum Cmd {
         n: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Draw from p(x | CLASS) of a class-labelled mixture.
+        #[arg(long = "class")]
+        class: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -116,13 +119,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "FILE.toml"
             ))?;
         }
-        Cmd::Data { data, n, seed, out } => {
+        Cmd::Data {
+            data,
+            n,
+            seed,
+            class,
+            out,
+        } => {
             let data = Dataset::from_spec(&data)?;
             scoresde::error::check_points("n", n, data.dim())?;
-            write_csv(
-                AtomicFile::create(&out)?,
-                data.sample(n, seed, DATA_DOMAIN).view(),
-            )?;
+            let x = match class {
+                Some(c) => {
+                    data.exact_mixture()?
+                        .conditional(&c)?
+                        .sample(n, seed, DATA_DOMAIN)
+                        .0
+                }
+                None => data.sample(n, seed, DATA_DOMAIN),
+            };
+            write_csv(AtomicFile::create(&out)?, x.view())?;
         }
         Cmd::Sample(a) => eprintln!("{}", a.run()?),
         Cmd::Schedule(a) => eprintln!("{}", a.run()?),

@@ -1172,6 +1172,22 @@ fn conditional_training_cfg_and_autoguidance() {
         assert!(r.status.success(), "{:?}: {}", extra, stderr(&r));
         assert!(stderr(&r).contains(nfe), "{:?}: {}", extra, stderr(&r));
     }
+    let drawn = d.path().join("drawn.csv");
+    let o = run(&[
+        "data",
+        "--data",
+        "8gaussians",
+        "--class",
+        "sector-0",
+        "--n",
+        "50",
+        "--out",
+        &p(&drawn),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&drawn).unwrap();
+    // sector-0 holds the components at 0° and 45°: every draw has x0 > 0.
+    assert!(text.lines().skip(1).all(|l| !l.starts_with('-')), "{text}");
     let shorter = d.path().join("shorter");
     for (args, needle, target) in [
         (
@@ -1195,6 +1211,11 @@ fn conditional_training_cfg_and_autoguidance() {
             ],
             "label_dropout must lie in [0, 1)",
             d.path().join("r2"),
+        ),
+        (
+            vec!["data", "--data", "ncsn", "--class", "a"],
+            "no class labels",
+            d.path().join("d.csv"),
         ),
         (
             vec!["sample", "--model", &p(&plain), "--class", "sector-1"],
@@ -1222,7 +1243,7 @@ fn conditional_training_cfg_and_autoguidance() {
     ] {
         let o = p(&target);
         let mut a = args.clone();
-        if !a.contains(&"--bad-version-of") {
+        if a[0] != "data" && !a.contains(&"--bad-version-of") {
             a.extend(["--steps", "4"]);
         }
         a.extend(["--out", &o]);

@@ -363,6 +363,21 @@ impl GaussianMixture {
         (x, labels)
     }
 
+    /// `n` exact draws (the same points as [`GaussianMixture::sample`]) and their class indices
+    /// into [`Classes::names`]; one-line error for a mixture without class labels.
+    pub fn sample_labelled(
+        &self,
+        n: usize,
+        seed: u64,
+        domain: u64,
+    ) -> Result<(Array2<f64>, Vec<usize>)> {
+        let classes = self
+            .classes()
+            .ok_or_else(|| Error::Data("the mixture has no class labels".into()))?;
+        let (x, comp) = self.sample(n, seed, domain);
+        Ok((x, comp.iter().map(|&k| classes.of_component[k]).collect()))
+    }
+
     /// The marginal of coordinate `j` as 1D components `(weight, mean, std)`.
     pub fn marginal_1d(&self, j: usize) -> Vec<(f64, f64, f64)> {
         let d = self.dim();

@@ -88,13 +88,9 @@ impl TrainData {
         seed: u64,
         domain: u64,
     ) -> Result<(Array2<f64>, Vec<usize>)> {
-        let mixture = self.dataset().and_then(|d| d.mixture());
-        match mixture.and_then(|m| m.classes().map(|c| (m, c))) {
-            Some((m, classes)) => {
-                let (x, comp) = m.sample(n, seed, domain);
-                Ok((x, comp.iter().map(|&k| classes.of_component[k]).collect()))
-            }
-            None => Err(no_classes(self.name())),
+        match self.dataset().and_then(|d| d.mixture()) {
+            Some(m) if m.classes().is_some() => m.sample_labelled(n, seed, domain),
+            _ => Err(no_classes(self.name())),
         }
     }
 

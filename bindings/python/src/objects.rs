@@ -266,13 +266,56 @@ impl Data {
     fn is_mixture(&self) -> bool {
         self.data.mixture().is_some()
     }
-    /// `n` exact draws (the same `seed` gives the same points).
-    #[pyo3(signature = (n, seed = 0))]
-    fn draw(&self, py: Python<'_>, n: usize, seed: u64) -> PyResult<Py<PyAny>> {
+    /// `n` exact draws (the same `seed` gives the same points); with `label`, from p(x | label)
+    /// of a class-labelled mixture.
+    #[pyo3(signature = (n, seed = 0, label = None))]
+    fn draw(
+        &self,
+        py: Python<'_>,
+        n: usize,
+        seed: u64,
+        label: Option<String>,
+    ) -> PyResult<Py<PyAny>> {
         scoresde::error::check_range("n", n, scoresde::error::MAX_VALUES / self.dim().max(1))
             .map_err(to_py)?;
-        let x = py.detach(|| self.data.sample(n, seed, REFERENCE_DOMAIN));
+        let x = match label {
+            None => py.detach(|| self.data.sample(n, seed, REFERENCE_DOMAIN)),
+            Some(c) => {
+                let m = self.data.exact_mixture().map_err(to_py)?;
+                let cond = m.conditional(&c).map_err(to_py)?;
+                py.detach(|| cond.sample(n, seed, REFERENCE_DOMAIN).0)
+            }
+        };
         Ok(output(py, x, false))
+    }
+    /// `n` exact draws (those of `draw(n, seed)`) and their class indices into `classes`
+    /// (int64, shape (n,)).
+    #[pyo3(signature = (n, seed = 0))]
+    fn draw_labelled(
+        &self,
+        py: Python<'_>,
+        n: usize,
+        seed: u64,
+    ) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+        scoresde::error::check_range("n", n, scoresde::error::MAX_VALUES / self.dim().max(1))
+            .map_err(to_py)?;
+        let m = self.data.exact_mixture().map_err(to_py)?;
+        let (x, c) = py
+            .detach(|| m.sample_labelled(n, seed, REFERENCE_DOMAIN))
+            .map_err(to_py)?;
+        let c: Vec<i64> = c.into_iter().map(|v| v as i64).collect();
+        Ok((
+            output(py, x, false),
+            numpy::PyArray1::from_vec(py, c).into_any().unbind(),
+        ))
+    }
+    /// The class names of a class-labelled mixture (None: unlabelled).
+    #[getter]
+    fn classes(&self) -> Option<Vec<String>> {
+        self.data
+            .mixture()
+            .and_then(|m| m.classes())
+            .map(|c| c.names.clone())
     }
     /// ∇ₓ log p_t(x).
     #[pyo3(signature = (x, t, path = None, threads = None))]

@@ -444,6 +444,12 @@ def test_conditional_callable_reproduces_exact_guidance(tmp_path: FsPath) -> Non
         seen.update(int(v) for v in np.unique(c))
         return np.asarray(parts[int(c[0])].eps(x, t))
 
+    x, c = full.draw_labelled(500, seed=3)
+    assert full.classes == ["a", "b"] and c.dtype == np.int64
+    assert np.array_equal(x, full.draw(500, seed=3)) and set(np.unique(c)) == {0, 1}
+    assert (full.draw(200, label="b") > 1.0).mean() > 0.99
+    with pytest.raises(ValueError, match="no class labels"):
+        sd.Data("bimodal-1d").draw_labelled(5)
     field = sd.Field(f, dim=1, classes=["a", "b"])
     assert field.classes == ["a", "b"]
     for sampler in ["unipc", "em"]:
