@@ -1223,6 +1223,32 @@ fn conditional_training_cfg_and_autoguidance() {
             d.path().join("x.csv"),
         ),
         (
+            vec![
+                "sample",
+                "--model",
+                &p(&good),
+                "--class",
+                "sector-1",
+                "--guidance-scale",
+                "-1",
+            ],
+            "must be non-negative",
+            d.path().join("x.csv"),
+        ),
+        (
+            vec![
+                "sample",
+                "--model",
+                &p(&good),
+                "--autoguidance",
+                "/nonexistent",
+                "--guidance-scale",
+                "1",
+            ],
+            "no run here",
+            d.path().join("x.csv"),
+        ),
+        (
             vec!["sample", "--model", &p(&good), "--class", "north"],
             "unknown class 'north'",
             d.path().join("x.csv"),

@@ -207,7 +207,7 @@ pub struct SampleTask {
     pub class: Option<String>,
     /// Guidance scale w ≥ 0: with --class, classifier-free (1 + w) s(x|c) − w s(x); with
     /// --autoguidance, (1 + w) s_good − w s_bad [default: 0].
-    #[cfg_attr(feature = "cli", arg(long))]
+    #[cfg_attr(feature = "cli", arg(long, allow_negative_numbers = true))]
     pub guidance_scale: Option<f64>,
     /// The times FROM,TO where the guidance applies [default: the whole path].
     #[cfg_attr(
