@@ -1188,87 +1188,57 @@ fn conditional_training_cfg_and_autoguidance() {
     let text = std::fs::read_to_string(&drawn).unwrap();
     // sector-0 holds the components at 0° and 45°: every draw has x0 > 0.
     assert!(text.lines().skip(1).all(|l| !l.starts_with('-')), "{text}");
-    let shorter = d.path().join("shorter");
-    for (args, needle, target) in [
+    // Each case: the command (GOOD and PLAIN stand for the runs), what its error says, and the
+    // file or directory it must not leave behind.
+    for (command, needle, target) in [
         (
-            vec!["train", "--data", "bimodal-1d", "--conditional"],
+            "train --data bimodal-1d --conditional",
             "has no class labels",
-            d.path().join("r1"),
+            "r1",
         ),
         (
-            vec!["train", "--bad-version-of", &p(&good)],
+            "train --bad-version-of GOOD",
             "a bad version must be smaller or shorter",
-            shorter.clone(),
+            "shorter",
         ),
         (
-            vec![
-                "train",
-                "--data",
-                "8gaussians",
-                "--conditional",
-                "--label-dropout",
-                "1",
-            ],
+            "train --data 8gaussians --conditional --label-dropout 1",
             "label_dropout must lie in [0, 1)",
-            d.path().join("r2"),
+            "r2",
         ),
+        ("data --data ncsn --class a", "no class labels", "d.csv"),
         (
-            vec!["data", "--data", "ncsn", "--class", "a"],
-            "no class labels",
-            d.path().join("d.csv"),
-        ),
-        (
-            vec!["sample", "--model", &p(&plain), "--class", "sector-1"],
+            "sample --model PLAIN --class sector-1",
             "not class-conditional",
-            d.path().join("x.csv"),
+            "x.csv",
         ),
         (
-            vec![
-                "sample",
-                "--model",
-                &p(&good),
-                "--class",
-                "sector-1",
-                "--guidance-scale",
-                "-1",
-            ],
+            "sample --model GOOD --class sector-1 --guidance-scale -1",
             "must be non-negative",
-            d.path().join("x.csv"),
+            "x.csv",
         ),
         (
-            vec![
-                "sample",
-                "--model",
-                &p(&good),
-                "--autoguidance",
-                "/nonexistent",
-                "--guidance-scale",
-                "1",
-            ],
+            "sample --model GOOD --autoguidance /nonexistent --guidance-scale 1",
             "no run here",
-            d.path().join("x.csv"),
+            "x.csv",
         ),
         (
-            vec!["sample", "--model", &p(&good), "--class", "north"],
+            "sample --model GOOD --class north",
             "unknown class 'north'",
-            d.path().join("x.csv"),
+            "x.csv",
         ),
         (
-            vec![
-                "sample",
-                "--model",
-                &p(&good),
-                "--autoguidance",
-                &p(&plain),
-                "--class",
-                "sector-1",
-            ],
+            "sample --model GOOD --autoguidance PLAIN --class sector-1",
             "not class-conditional",
-            d.path().join("x.csv"),
+            "x.csv",
         ),
     ] {
+        let command = command
+            .replace("GOOD", &p(&good))
+            .replace("PLAIN", &p(&plain));
+        let target = d.path().join(target);
         let o = p(&target);
-        let mut a = args.clone();
+        let mut a: Vec<&str> = command.split_whitespace().collect();
         if a[0] != "data" && !a.contains(&"--bad-version-of") {
             a.extend(["--steps", "4"]);
         }

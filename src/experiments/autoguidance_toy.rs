@@ -344,13 +344,22 @@ fn trained_arms(
         )))
     };
     let sde = good.sde().clone();
-    let (g, uncond, b) = (at(&good, Some(label))?, at(&good, None)?, at(&bad, Some(label))?);
-    let mut out = vec![("trained".to_string(), 0.0, draw_on(sde.as_ref(), g.as_ref())?)];
+    let (g, uncond, b) = (
+        at(&good, Some(label))?,
+        at(&good, None)?,
+        at(&bad, Some(label))?,
+    );
+    let mut out = vec![(
+        "trained".to_string(),
+        0.0,
+        draw_on(sde.as_ref(), g.as_ref())?,
+    )];
     for &w in &p.ws {
         for (method, other) in [("trained CFG", &uncond), ("trained autoguidance", &b)] {
             let guided = Guided::new(g.clone(), other.clone(), w, [0.0, sde.t_max()])?;
             out.push((method.to_string(), w, draw_on(sde.as_ref(), &guided)?));
-            o.nfe.push((format!("{method} w={w}"), 2.0 * p.steps as f64));
+            o.nfe
+                .push((format!("{method} w={w}"), 2.0 * p.steps as f64));
         }
     }
     let w = p.ws[p.ws.len() - 1];

@@ -79,7 +79,8 @@ fn overshoot(
     let c = norm / (d as f64).sqrt();
     let means = Array2::from_shape_fn((2, d), |(k, _)| if k == 0 { c } else { -c });
     let m = Arc::new(
-        GaussianMixture::isotropic(vec![1.0, 1.0], means, &[1.0, 1.0])?.with_classes(&["a", "b"])?,
+        GaussianMixture::isotropic(vec![1.0, 1.0], means, &[1.0, 1.0])?
+            .with_classes(&["a", "b"])?,
     );
     let (cond, uncond) = fields(&m, sde, "a")?;
     let g = Guided::new(cond, uncond, w, [0.0, sde.t_max()])?;
@@ -439,8 +440,10 @@ fn dims_study(
                     relative_overshoot: Fixed(over / norm),
                     variance: Fixed(var),
                 });
-                o.nfe
-                    .push((format!("dims {separation} d={d} w={w}"), 2.0 * p.ode_steps as f64));
+                o.nfe.push((
+                    format!("dims {separation} d={d} w={w}"),
+                    2.0 * p.ode_steps as f64,
+                ));
                 pts.push((d as f64, over / norm));
                 at.insert((growing, d, w.to_bits()), (over, norm));
             }
