@@ -151,6 +151,7 @@ registry! {
     optimised_schedules => OptimisedSchedules = "optimised-schedules",
     cfg_exact => CfgExact = "cfg-exact",
     autoguidance_toy => AutoguidanceToy = "autoguidance-toy",
+    memorisation => Memorisation = "memorisation",
 }
 
 /// One experiment definition.

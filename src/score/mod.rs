@@ -3,11 +3,13 @@
 //! evaluations (NFE) or perturb a score (power checks).
 
 pub mod convert;
+mod empirical;
 mod external;
 mod guided;
 mod mixture;
 mod path_change;
 
+pub use empirical::{EmpiricalScore, Posterior};
 pub use external::{External, ExternalFn};
 pub use guided::Guided;
 pub use mixture::{Diffused, Field, MixtureScore, Scratch};

@@ -8,10 +8,12 @@
 //!   corrected over coordinates;
 //! * exact log-density: two-sample KS of `log p₀(x)` over the samples against the reference
 //!   draws, sensitive to modes that are too wide or too narrow (which a median-bandwidth MMD
-//!   over well-separated modes barely sees).
+//!   over well-separated modes barely sees);
+//! * memorisation: copy fraction and distance ratio of samples against a training set.
 
 pub mod chi2;
 pub mod ks;
+pub mod memorisation;
 pub mod spread;
 pub mod suite;
 pub mod two_sample;
