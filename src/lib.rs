@@ -25,6 +25,8 @@
 //! * [`model`] — `Model`: a score with the SDE it belongs to (exact, from a run, or yours);
 //!   what sampling, bounds and likelihoods take.
 //! * [`elbo`], [`likelihood`] — discrete and continuous ELBOs, exact PF-ODE likelihoods.
+//! * [`decompose`] — a sampled distribution's error split into initialisation, truncation,
+//!   discretisation and score, each replaced by its exact version.
 //! * [`stats`] — single tests (MMD, energy, kNN, χ², KS, spread) and `stats::suite::Battery`,
 //!   the family-wise battery of `scoresde test`.
 //! * [`domain`] — every noise domain (the second key of each random stream), one enum.
@@ -58,6 +60,7 @@
 
 pub mod data;
 pub mod ddpm;
+pub mod decompose;
 pub mod domain;
 pub mod elbo;
 pub mod error;
