@@ -218,6 +218,20 @@ pub fn decompose(
     data: &GaussianMixture,
     spec: &DecomposeSpec,
 ) -> Result<Decomposition> {
+    let runs = [(spec.sampler.clone(), spec.steps)];
+    Ok(decompose_all(model, exact, data, spec, &runs)?.remove(0))
+}
+
+/// [`decompose`] for several (sampler, steps) at once: the runs that do not depend on the
+/// sampler (the reference integrator's, with or without the exact score and start) and the
+/// targets are computed once per seed and shared. `spec.sampler` and `spec.steps` are unused.
+pub fn decompose_all(
+    model: &Model,
+    exact: &Model,
+    data: &GaussianMixture,
+    spec: &DecomposeSpec,
+    samplers: &[(Sampler, usize)],
+) -> Result<Vec<Decomposition>> {
     if !crate::sde::same_sde(model.sde().as_ref(), exact.sde().as_ref()) {
         return Err(invalid!(
             "the model ({}) and the exact field ({}) must share a path",
@@ -252,7 +266,8 @@ pub fn decompose(
         .iter()
         .map(|&s| Replaced::default().with(s))
         .collect();
-    let (mut floor, mut per_seed) = (Vec::new(), Vec::new());
+    let mut floor = Vec::new();
+    let mut per_seed: Vec<Vec<PerSeed>> = vec![Vec::new(); samplers.len()];
     for k in 0..spec.seeds {
         let seed = spec.seed + k as u64;
         let dirs = directions(spec.projections, d, seed);
@@ -263,33 +278,37 @@ pub fn decompose(
         let other = diffused_draws(data, exact, 0.0, spec.n, seed ^ 0x0f1005);
         floor.push(sliced_w2(other.view(), targets[0].view(), dirs.view()));
         let start_exact = diffused_draws(data, exact, sde.t_max(), spec.n, seed ^ START);
-        let mut cache: std::collections::HashMap<[bool; 3], Array2<f64>> = Default::default();
-        let mut dist = |r: Replaced| -> Result<f64> {
+        // Runs keyed by (exact start, reference integrator, exact score) and the sampler's
+        // index (none for the reference integrator).
+        type Key = ([bool; 3], Option<usize>);
+        let mut cache: std::collections::HashMap<Key, Array2<f64>> = Default::default();
+        let mut dist = |r: Replaced, which: usize| -> Result<f64> {
             // Truncation changes the target only: the samples depend on the other three.
-            let key = [
+            let flags = [
                 r.has(Source::Initialisation),
                 r.has(Source::Discretisation),
                 r.has(Source::Score),
             ];
+            let key = (flags, (!flags[1]).then_some(which));
             let x = match cache.entry(key) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
-                    let m = if key[2] { exact } else { model };
-                    let sampler = if key[1] {
-                        spec.reference.clone()
+                    let m = if flags[2] { exact } else { model };
+                    let (sampler, steps) = if flags[1] {
+                        (spec.reference.clone(), 1)
                     } else {
-                        spec.sampler.clone()
+                        samplers[which].clone()
                     };
                     let run_spec = SampleSpec {
                         sampler,
-                        steps: spec.steps,
+                        steps,
                         eps: Some(eps),
                         n: spec.n,
                         seed,
                         denoise: Some(false),
                         ..Default::default()
                     };
-                    v.insert(if key[0] {
+                    v.insert(if flags[0] {
                         m.integrate(start_exact.clone(), &run_spec, None)?.x
                     } else {
                         m.sample(&run_spec, None)?.x
@@ -299,10 +318,24 @@ pub fn decompose(
             let target = &targets[usize::from(r.has(Source::Truncation))];
             Ok(sliced_w2(x.view(), target.view(), dirs.view()))
         };
-        let chain: Vec<f64> = chain_sets.iter().map(|&r| dist(r)).collect::<Result<_>>()?;
-        let alone: Vec<f64> = alone_sets.iter().map(|&r| dist(r)).collect::<Result<_>>()?;
-        per_seed.push((chain, alone));
+        for (which, out) in per_seed.iter_mut().enumerate() {
+            let chain: Vec<f64> = chain_sets
+                .iter()
+                .map(|&r| dist(r, which))
+                .collect::<Result<_>>()?;
+            let alone: Vec<f64> = alone_sets
+                .iter()
+                .map(|&r| dist(r, which))
+                .collect::<Result<_>>()?;
+            out.push((chain, alone));
+        }
     }
+    let floor = Estimate::of(&floor);
+    Ok(per_seed.iter().map(|p| summarise(p, floor)).collect())
+}
+
+/// The estimates of one (sampler, steps) from its per-seed distances.
+fn summarise(per_seed: &[PerSeed], floor: Estimate) -> Decomposition {
     let column = |f: &dyn Fn(&PerSeed) -> f64| -> Estimate {
         Estimate::of(&per_seed.iter().map(f).collect::<Vec<_>>())
     };
@@ -326,14 +359,14 @@ pub fn decompose(
         let alone: f64 = p.1.iter().map(|a| p.0[0] - a).sum();
         alone - (p.0[0] - p.0[4])
     });
-    Ok(Decomposition {
-        floor: Estimate::of(&floor),
+    Decomposition {
+        floor,
         full,
         chain,
         contributions,
         alone,
         interaction,
-    })
+    }
 }
 
 /// The affine map x_T ↦ A x_T + b of a deterministic sampler with a linear field, read off by
