@@ -8,8 +8,8 @@
 use ndarray::{Array1, Array2};
 use scoresde::data::{Dataset, GaussianMixture};
 use scoresde::decompose::{
-    affine_map, decompose, diffused_draws, directions, gaussian_sliced_w2, sliced_w2,
-    DecomposeSpec, Source,
+    affine_map, decompose, diffused_draws, directions, gaussian_sliced_w2, projected_quantiles,
+    sliced_w2, sliced_w2_to_law, DecomposeSpec, Source,
 };
 use scoresde::model::Model;
 use scoresde::sample::SampleSpec;
@@ -67,7 +67,12 @@ fn sampled_discretisation_error_equals_the_closed_form_on_gaussian_data() {
         gaussian_sliced_w2(mo.view(), co.view(), me.view(), ce.view(), dirs.view())
     };
     let (n, seeds) = (20_000, 4);
-    let mut excess = Vec::new();
+    let law_q = projected_quantiles(
+        &g.diffused_mixture(sde.marginal(eps)).unwrap(),
+        dirs.view(),
+        n,
+    );
+    let (mut excess, mut excess_law) = (Vec::new(), Vec::new());
     for s in 0..seeds {
         let start = diffused_draws(&g, &model, sde.t_max(), n, 100 + s);
         let target = diffused_draws(&g, &model, eps, n, 200 + s);
@@ -80,19 +85,28 @@ fn sampled_discretisation_error_equals_the_closed_form_on_gaussian_data() {
             ..Default::default()
         };
         let x = model.integrate(start, &spec, None).unwrap().x;
+        // Against draws of the target (two-sample) and against the target law (one-sample).
         let w = sliced_w2(x.view(), target.view(), dirs.view());
         let floor = sliced_w2(other.view(), target.view(), dirs.view());
         excess.push(w - floor);
+        let w1 = sliced_w2_to_law(x.view(), dirs.view(), law_q.view());
+        let floor1 = sliced_w2_to_law(other.view(), dirs.view(), law_q.view());
+        excess_law.push(w1 - floor1);
     }
-    let mean = excess.iter().sum::<f64>() / seeds as f64;
-    let se = (excess.iter().map(|e| (e - mean).powi(2)).sum::<f64>()
-        / (seeds as f64 * (seeds - 1) as f64))
-        .sqrt();
     let (c4, c16) = (closed(4), closed(16));
-    eprintln!("DDIM 4 steps: sampled SW2² − floor {mean:.5} ± {se:.5}, closed form {c4:.5} (16 steps: {c16:.5})");
-    assert!((mean - c4).abs() < 3.0 * se + 0.02 * c4, "{mean} vs {c4}");
-    // Power: the closed form of another step count is far outside.
-    assert!((mean - c16).abs() > 3.0 * se + 0.02 * c16);
+    for (what, v) in [("two-sample", &excess), ("to the law", &excess_law)] {
+        let mean = v.iter().sum::<f64>() / seeds as f64;
+        let se = (v.iter().map(|e| (e - mean).powi(2)).sum::<f64>()
+            / (seeds as f64 * (seeds - 1) as f64))
+            .sqrt();
+        eprintln!("DDIM 4 steps, {what}: sampled SW2² − floor {mean:.5} ± {se:.5}, closed form {c4:.5} (16 steps: {c16:.5})");
+        assert!(
+            (mean - c4).abs() < 3.0 * se + 0.02 * c4,
+            "{what}: {mean} vs {c4}"
+        );
+        // Power: the closed form of another step count is far outside.
+        assert!((mean - c16).abs() > 3.0 * se + 0.02 * c16, "{what}");
+    }
     // A stochastic sampler has no affine map.
     let em = SampleSpec {
         sampler: "em".parse().unwrap(),
