@@ -4,7 +4,9 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use scoresde::data::{Dataset, BUILTINS, DATA_DOMAIN};
 use scoresde::experiments;
 use scoresde::io::{write_csv, AtomicFile};
-use scoresde::tasks::{ElboTask, EvalTask, NllTask, SampleTask, ScheduleTask, TestTask, TrainTask};
+use scoresde::tasks::{
+    DecomposeTask, ElboTask, EvalTask, NllTask, SampleTask, ScheduleTask, TestTask, TrainTask,
+};
 use scoresde::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +46,10 @@ enum Cmd {
     /// The time grid that minimises a sampler's endpoint error with the exact score at N steps,
     /// written as a grid file for `--spacing file:GRID.csv`.
     Schedule(Box<ScheduleTask>),
+    /// A sampler's error against a mixture split into initialisation, truncation,
+    /// discretisation and score, each replaced by its exact version (CSV table; summary on
+    /// stdout).
+    Decompose(Box<DecomposeTask>),
     /// Train an ε-network by denoising score matching into a run directory.
     Train(TrainTask),
     /// Excess denoising loss against the exact optimum per t bucket, and sample tests.
@@ -141,6 +147,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Sample(a) => eprintln!("{}", a.run()?),
         Cmd::Schedule(a) => eprintln!("{}", a.run()?),
+        Cmd::Decompose(a) => say(&a.run()?)?,
         Cmd::Train(a) => eprintln!("{}", a.run()?),
         Cmd::Elbo(a) => say(&a.run()?)?,
         Cmd::Nll(a) => say(&a.run()?)?,

@@ -1249,3 +1249,47 @@ fn conditional_training_cfg_and_autoguidance() {
         assert_fails(&run(&a), needle, &target);
     }
 }
+
+/// `decompose` writes its table (stages, contributions, interaction) and prints the summary;
+/// fewer than 2 seeds, data without an exact score: one-line errors, nothing written.
+#[test]
+fn decompose_writes_the_table() {
+    let d = tmp();
+    let out = d.path().join("dec.csv");
+    let o = run(&[
+        "decompose",
+        "--data",
+        "8gaussians",
+        "--sampler",
+        "ddim",
+        "--steps",
+        "6",
+        "--n",
+        "200",
+        "--seeds",
+        "2",
+        "--projections",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        summary.contains("discretisation=") && summary.contains("floor="),
+        "{summary}"
+    );
+    let table = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(table.lines().next(), Some("stage,source,sw2,stderr"));
+    assert_eq!(table.lines().count(), 16, "{table}");
+    let bad = d.path().join("bad.csv");
+    for (args, needle) in [
+        (vec!["--data", "8gaussians", "--seeds", "1"], "≥ 2 seeds"),
+        (vec!["--data", "moons"], "no exact score"),
+    ] {
+        let mut a = vec!["decompose"];
+        a.extend(args);
+        a.extend(["--n", "50", "--out", bad.to_str().unwrap()]);
+        assert_fails(&run(&a), needle, &bad);
+    }
+}

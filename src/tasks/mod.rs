@@ -3,6 +3,7 @@
 //! command prints. The binary only parses and dispatches; a Rust user can call the same tasks.
 
 mod bounds;
+mod decompose;
 mod eval;
 mod sample;
 mod schedule;
@@ -10,6 +11,7 @@ mod test;
 mod train;
 
 pub use bounds::{ElboTask, NllTask};
+pub use decompose::DecomposeTask;
 pub use eval::EvalTask;
 pub use sample::SampleTask;
 pub use schedule::ScheduleTask;
