@@ -1293,3 +1293,59 @@ fn decompose_writes_the_table() {
         assert_fails(&run(&a), needle, &bad);
     }
 }
+
+/// `sample --empirical` samples the exact score of a point set: with the final denoiser every
+/// sample is a training point; duplicates and a negative bandwidth are one-line errors.
+#[test]
+fn empirical_sampling_copies_the_training_points() {
+    let d = tmp();
+    let (train, out) = (d.path().join("train.csv"), d.path().join("s.csv"));
+    let o = run(&[
+        "data",
+        "--data",
+        "8gaussians",
+        "--n",
+        "25",
+        "--out",
+        train.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[
+        "sample",
+        "--empirical",
+        train.to_str().unwrap(),
+        "--sampler",
+        "unipc",
+        "--steps",
+        "40",
+        "--denoise",
+        "true",
+        "--n",
+        "100",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read = |p: &std::path::Path| scoresde::io::read_csv(p).unwrap();
+    let (t, x) = (read(&train), read(&out));
+    let copies = scoresde::stats::memorisation::copy_fraction(x.view(), t.view(), 1.0 / 3.0);
+    assert_eq!(copies, 1.0);
+    let dup = d.path().join("dup.csv");
+    std::fs::write(&dup, "x0,x1\n1,2\n3,4\n1,2\n").unwrap();
+    let bad = d.path().join("bad.csv");
+    for (args, needle) in [
+        (
+            vec!["--empirical", dup.to_str().unwrap()],
+            "training points 0 and 2 are equal",
+        ),
+        (
+            vec!["--empirical", train.to_str().unwrap(), "--bandwidth", "-1"],
+            "bandwidth must be finite and ≥ 0",
+        ),
+    ] {
+        let mut a = vec!["sample"];
+        a.extend(args);
+        a.extend(["--n", "5", "--out", bad.to_str().unwrap()]);
+        assert_fails(&run(&a), needle, &bad);
+    }
+}

@@ -183,8 +183,21 @@ impl SamplerFlags {
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct SampleTask {
     /// Builtin mixture name or a mixture .toml file (exact score). With --model: optional.
-    #[cfg_attr(feature = "cli", arg(long, required_unless_present = "model"))]
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, required_unless_present_any = ["model", "empirical"])
+    )]
     pub data: Option<String>,
+    /// A CSV of training points (header x0,x1,…): sample the exact score of their empirical
+    /// distribution diffused on the path (it reproduces training points).
+    #[cfg_attr(feature = "cli", arg(long, conflicts_with_all = ["model", "data", "class"]))]
+    pub empirical: Option<PathBuf>,
+    /// With --empirical: smooth each point into N(x_i, h² I) [default: 0].
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, requires = "empirical", allow_negative_numbers = true)
+    )]
+    pub bandwidth: Option<f64>,
     /// A run directory from `scoresde train`: sample with its EMA network and its SDE.
     #[cfg_attr(feature = "cli", arg(long))]
     pub model: Option<PathBuf>,
@@ -257,6 +270,19 @@ impl SampleTask {
             return Err(invalid!(
                 "--guidance-scale needs --class (classifier-free guidance) or --autoguidance BAD_RUN"
             ));
+        }
+        if let Some(file) = &self.empirical {
+            let points = crate::io::read_csv(file)?;
+            let sde = self
+                .sde
+                .build(|| crate::data::point_diameter(points.view()))?;
+            let score = crate::score::EmpiricalScore::new(
+                points,
+                self.bandwidth.unwrap_or(0.0),
+                sde.clone(),
+            )
+            .map_err(|e| invalid!("{}: {e}", file.display()))?;
+            return Ok(Model::new(score, sde)?.with_data(file.display().to_string()));
         }
         let Some(dir) = &self.model else {
             let data = Dataset::from_spec(self.data.as_deref().unwrap_or_default())?;
