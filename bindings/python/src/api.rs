@@ -3,7 +3,7 @@
 
 use crate::arrays::{output, Input};
 use crate::errors::{to_py, value_error};
-use crate::objects::{data_arg, load, path_spec, Data, Field, Run};
+use crate::objects::{data_arg, load, path_spec, Data, Empirical, Field, Run};
 use crate::runtime::{call, compute, Caller};
 use crate::settings::{from_table, kwargs, to_toml};
 use ndarray::Array2;
@@ -29,6 +29,11 @@ enum Source {
     Run {
         dir: PathBuf,
         path: Option<SdeSpec>,
+    },
+    Empirical {
+        points: Array2<f64>,
+        bandwidth: f64,
+        spec: SdeSpec,
     },
     Field {
         dim: usize,
@@ -67,6 +72,18 @@ impl Source {
             let spec = path.unwrap_or_default();
             return Ok((Source::Exact { data, spec }, None));
         }
+        if let Ok(e) = model.cast::<Empirical>() {
+            let e = e.get();
+            let spec = path.unwrap_or_else(|| e.spec.clone());
+            return Ok((
+                Source::Empirical {
+                    points: e.points.clone(),
+                    bandwidth: e.bandwidth,
+                    spec,
+                },
+                None,
+            ));
+        }
         if let Ok(r) = model.cast::<Run>() {
             let dir = r.get().dir.clone();
             return Ok((Source::Run { dir, path }, None));
@@ -103,7 +120,22 @@ impl Source {
                 "`autoguidance` takes the bad version of a trained run: `model` must be a Run"
             ));
         }
+        if guide.label.is_some() && matches!(self, Source::Empirical { .. }) {
+            return Err(scoresde::invalid!(
+                "`label` needs class labels: an Empirical model has none"
+            ));
+        }
         match self {
+            Source::Empirical {
+                points,
+                bandwidth,
+                spec,
+            } => {
+                let sde = spec.build(|| scoresde::data::point_diameter(points.view()))?;
+                let score =
+                    scoresde::score::EmpiricalScore::new(points.clone(), *bandwidth, sde.clone())?;
+                Model::new(score, sde)
+            }
             Source::Exact { data, spec } => match &guide.label {
                 Some(class) => Model::exact_conditional(data, spec, class, w, guide.interval),
                 None => Model::exact(data, spec),
@@ -172,6 +204,7 @@ impl Source {
         match self {
             Source::Exact { data, .. } => Some(data.dim()),
             Source::Field { dim, .. } => Some(*dim),
+            Source::Empirical { points, .. } => Some(points.ncols()),
             Source::Run { .. } => None,
         }
     }
@@ -379,6 +412,7 @@ fn points(
                 "a Field has no data of its own: give `x` or `data`",
             ))
         }
+        (None, Source::Empirical { points, .. }) => return Ok(points.clone()),
     };
     scoresde::error::check_range("n", n, scoresde::error::MAX_VALUES / data.dim())
         .map_err(to_py)?;
@@ -681,4 +715,49 @@ pub fn sampler_settings(name: &str) -> PyResult<Vec<String>> {
 #[pyfunction]
 pub fn train_settings() -> Vec<&'static str> {
     scoresde::train::RunConfig::override_names()
+}
+
+/// The share of `samples` whose nearest training point lies closer than `fraction` × that
+/// point's distance to its own nearest other training point (a copy), and the mean distance
+/// to the training set over that of `fresh` draws when given: `{"copy_fraction",
+/// "distance_ratio"}`.
+#[pyfunction]
+#[pyo3(signature = (samples, train, fraction = 1.0 / 3.0, fresh = None))]
+pub fn copy_fraction(
+    py: Python<'_>,
+    samples: &Bound<'_, PyAny>,
+    train: &Bound<'_, PyAny>,
+    fraction: f64,
+    fresh: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyDict>> {
+    let x = Input::new(samples, "samples")?;
+    let t = Input::new(train, "train")?;
+    t.check(None)?;
+    let d = t.view().ncols();
+    x.check(Some(d))?;
+    if t.view().nrows() < 2 {
+        return Err(value_error("`train` needs at least 2 points"));
+    }
+    if !(fraction > 0.0 && fraction.is_finite()) {
+        return Err(value_error("`fraction` must be positive"));
+    }
+    let (xv, tv) = (x.view().into_owned(), t.view().into_owned());
+    let fv = match fresh {
+        Some(f) => {
+            let f = Input::new(f, "fresh")?;
+            f.check(Some(d))?;
+            Some(f.view().into_owned())
+        }
+        None => None,
+    };
+    let (copies, ratio) = py.detach(|| {
+        use scoresde::stats::memorisation as mem;
+        let c = mem::copy_fraction(xv.view(), tv.view(), fraction);
+        let r = fv.map(|f| mem::distance_ratio(xv.view(), tv.view(), f.view()));
+        (c, r)
+    });
+    let out = PyDict::new(py);
+    out.set_item("copy_fraction", copies)?;
+    out.set_item("distance_ratio", ratio)?;
+    Ok(out.unbind())
 }

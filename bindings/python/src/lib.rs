@@ -20,6 +20,7 @@ fn _scoresde(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<objects::Path>()?;
     m.add_class::<objects::Field>()?;
     m.add_class::<objects::Run>()?;
+    m.add_class::<objects::Empirical>()?;
     m.add_class::<api::Samples>()?;
     m.add_function(wrap_pyfunction!(api::sample, m)?)?;
     m.add_function(wrap_pyfunction!(api::test, m)?)?;
@@ -34,5 +35,6 @@ fn _scoresde(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::sampler_settings, m)?)?;
     m.add_function(wrap_pyfunction!(api::solver_noise, m)?)?;
     m.add_function(wrap_pyfunction!(api::train_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(api::copy_fraction, m)?)?;
     Ok(())
 }

@@ -541,3 +541,55 @@ pub fn load(dir: PathBuf) -> scoresde::Result<Run> {
     let (_, config) = scoresde::model::Model::from_run(&dir)?;
     Ok(Run { dir, config })
 }
+
+/// The exact field of a training set's empirical distribution (point masses, or Gaussians of
+/// standard deviation `bandwidth`) diffused on `path`: a model that memorises. Usable wherever
+/// a model is taken (`sample`, `nll`, `elbo`).
+#[pyclass(frozen, module = "scoresde")]
+pub struct Empirical {
+    pub points: ndarray::Array2<f64>,
+    pub bandwidth: f64,
+    pub spec: SdeSpec,
+}
+
+#[pymethods]
+impl Empirical {
+    #[new]
+    #[pyo3(signature = (points, bandwidth = 0.0, path = None))]
+    fn new(
+        points: &Bound<'_, PyAny>,
+        bandwidth: f64,
+        path: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let input = crate::arrays::Input::new(points, "points")?;
+        let points = input.view().into_owned();
+        let spec = path_spec(path)?.unwrap_or_default();
+        let sde = build_path(&spec, Some(scoresde::data::point_diameter(points.view())))?;
+        // Checked now: no points, duplicates, non-finite values, a negative bandwidth.
+        scoresde::score::EmpiricalScore::new(points.clone(), bandwidth, sde).map_err(to_py)?;
+        Ok(Self {
+            points,
+            bandwidth,
+            spec,
+        })
+    }
+    #[getter]
+    fn dim(&self) -> usize {
+        self.points.ncols()
+    }
+    #[getter]
+    fn bandwidth(&self) -> f64 {
+        self.bandwidth
+    }
+    fn __len__(&self) -> usize {
+        self.points.nrows()
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "Empirical(n={}, dim={}, bandwidth={})",
+            self.points.nrows(),
+            self.points.ncols(),
+            self.bandwidth
+        )
+    }
+}

@@ -10,12 +10,14 @@ training runs and the named experiments -- all on numpy arrays.
 
 from ._scoresde import (
     Data,
+    Empirical,
     Field,
     Path,
     Run,
     Samples,
     SolverError,
     __version__,
+    copy_fraction,
     datasets,
     elbo,
     experiments,
@@ -33,12 +35,14 @@ from ._scoresde import (
 
 __all__ = [
     "Data",
+    "Empirical",
     "Field",
     "Path",
     "Run",
     "Samples",
     "SolverError",
     "__version__",
+    "copy_fraction",
     "datasets",
     "elbo",
     "experiments",

@@ -10,12 +10,14 @@ import numpy.typing as npt
 __version__: str
 __all__ = [
     "Data",
+    "Empirical",
     "Field",
     "Path",
     "Run",
     "Samples",
     "SolverError",
     "__version__",
+    "copy_fraction",
     "datasets",
     "elbo",
     "experiments",
@@ -147,6 +149,20 @@ class Run:
     def config(self) -> dict[str, Any]: ...
 
 @final
+class Empirical:
+    """The exact field of a training set's empirical distribution (bandwidth 0: point masses)
+    diffused on `path`: a model that memorises."""
+
+    def __new__(
+        cls, points: _ArrayLike, bandwidth: float = 0.0, path: _PathArg = None
+    ) -> Empirical: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def bandwidth(self) -> float: ...
+    def __len__(self) -> int: ...
+
+@final
 class Samples:
     """Samples and what they cost."""
 
@@ -161,7 +177,7 @@ class Samples:
     @property
     def path(self) -> str: ...
 
-_Model = Union[Data, Field, Run, _StrPath]
+_Model = Union[Data, Field, Run, Empirical, _StrPath]
 
 def sample(
     model: _Model,
@@ -239,3 +255,9 @@ def experiments() -> list[str]: ...
 def sampler_settings(name: str) -> list[str]: ...
 def solver_noise(n: int, d: int, draws: int, seed: int = 0) -> npt.NDArray[np.float64]: ...
 def train_settings() -> list[str]: ...
+def copy_fraction(
+    samples: _ArrayLike,
+    train: _ArrayLike,
+    fraction: float = ...,
+    fresh: _ArrayLike | None = None,
+) -> dict[str, Any]: ...
