@@ -206,6 +206,27 @@ impl Trainer {
                 cfg.data = abs.display().to_string();
             }
         }
+        Self::fresh(cfg, data)
+    }
+
+    /// A fresh run on points held in memory (resampled uniformly with replacement, as a CSV
+    /// of points is); `cfg.data` names them. Such a run trains and evaluates in memory; saved,
+    /// it cannot be resumed (its data are not on disk).
+    pub fn on_points(mut cfg: RunConfig, name: &str, x: Array2<f64>) -> Result<Self> {
+        if x.nrows() == 0 || x.iter().any(|v| !v.is_finite()) {
+            return Err(invalid!(
+                "training points must be at least one row of finite values"
+            ));
+        }
+        cfg.data = name.to_string();
+        let data = TrainData::Points {
+            name: name.to_string(),
+            x,
+        };
+        Self::fresh(cfg, data)
+    }
+
+    fn fresh(mut cfg: RunConfig, data: TrainData) -> Result<Self> {
         if cfg.net.dim == 0 {
             cfg.net.dim = data.dim();
         } else if cfg.net.dim != data.dim() {
