@@ -196,10 +196,15 @@ impl EmpiricalScore {
             .collect()
     }
 
-    /// The denoiser E[x₀ | x_t = x] of each row.
-    pub fn denoise(&self, t: Time<'_>, x: ArrayView2<f64>) -> Array2<f64> {
-        let h2 = self.bandwidth * self.bandwidth;
-        let mut out = Array2::zeros(x.raw_dim());
+    /// `out[i][j] = f(m, v, x̄_j, x_j)` for each row i at its time: the one pass from the
+    /// posterior mean to a field.
+    fn map_mean(
+        &self,
+        t: Time<'_>,
+        x: ArrayView2<f64>,
+        mut out: ArrayViewMut2<f64>,
+        f: impl Fn(f64, f64, f64, f64) -> f64,
+    ) {
         for (i, (p, (mut o, xr))) in self
             .posterior(t, x)
             .iter()
@@ -208,9 +213,18 @@ impl EmpiricalScore {
         {
             let (m, v) = self.kernel(t.at(i));
             for ((o, &b), &xv) in o.iter_mut().zip(&p.mean).zip(xr) {
-                *o = b + m * h2 / v * (xv - m * b);
+                *o = f(m, v, b, xv);
             }
         }
+    }
+
+    /// The denoiser E[x₀ | x_t = x] of each row.
+    pub fn denoise(&self, t: Time<'_>, x: ArrayView2<f64>) -> Array2<f64> {
+        let h2 = self.bandwidth * self.bandwidth;
+        let mut out = Array2::zeros(x.raw_dim());
+        self.map_mean(t, x, out.view_mut(), |m, v, b, xv| {
+            b + m * h2 / v * (xv - m * b)
+        });
         out
     }
 }
@@ -222,18 +236,8 @@ impl Score for EmpiricalScore {
     fn sde(&self) -> Option<&dyn Sde> {
         Some(self.sde.as_ref())
     }
-    fn score(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) {
-        for (i, (p, (mut o, xr))) in self
-            .posterior(t, x)
-            .iter()
-            .zip(out.rows_mut().into_iter().zip(x.rows()))
-            .enumerate()
-        {
-            let (m, v) = self.kernel(t.at(i));
-            for ((o, &b), &xv) in o.iter_mut().zip(&p.mean).zip(xr) {
-                *o = (m * b - xv) / v;
-            }
-        }
+    fn score(&self, t: Time<'_>, x: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
+        self.map_mean(t, x, out, |m, v, b, xv| (m * b - xv) / v);
     }
     /// `u = ṁ x̂₀ + ṡ ε̂`, ε̂ = (x − m x̂₀)/s, regular where m = 0 (s > 0 there).
     fn velocity(&self, t: Time<'_>, x: ArrayView2<f64>, mut out: ArrayViewMut2<f64>) -> bool {
