@@ -5,12 +5,14 @@
 
 mod mixture;
 mod mixture_file;
+mod optdigits;
 pub mod prior_gap;
 mod toy;
 mod tree;
 
 pub use mixture::{Classes, Covariance, GaussianMixture};
 pub use mixture_file::{mixture_toml, parse_mixture_toml};
+pub use optdigits::{optdigits, OPTDIGITS_DIM};
 pub use toy::Toy;
 pub use tree::tree_mixture;
 

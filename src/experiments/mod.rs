@@ -152,6 +152,7 @@ registry! {
     cfg_exact => CfgExact = "cfg-exact",
     autoguidance_toy => AutoguidanceToy = "autoguidance-toy",
     memorisation => Memorisation = "memorisation",
+    memorisation_digits => MemorisationDigits = "memorisation-digits",
     error_budget => ErrorBudget = "error-budget",
 }
 

@@ -761,3 +761,18 @@ pub fn copy_fraction(
     out.set_item("distance_ratio", ratio)?;
     Ok(out.unbind())
 }
+
+/// The 1797 8×8 handwritten digits of UCI optdigits (Alpaydin & Kaynak 1998, as scikit-learn
+/// ships them): `(x, labels)`, x of shape (1797, 64) scaled to [−1, 1] (count / 8 − 1),
+/// labels int64 digits.
+#[pyfunction]
+pub fn optdigits(py: Python<'_>) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+    let (x, labels) = scoresde::data::optdigits().map_err(to_py)?;
+    let labels = ndarray::Array1::from_iter(labels.into_iter().map(|c| c as i64));
+    Ok((
+        output(py, x, false),
+        numpy::PyArray1::from_owned_array(py, labels)
+            .into_any()
+            .unbind(),
+    ))
+}

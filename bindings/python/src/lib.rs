@@ -36,5 +36,6 @@ fn _scoresde(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(api::solver_noise, m)?)?;
     m.add_function(wrap_pyfunction!(api::train_settings, m)?)?;
     m.add_function(wrap_pyfunction!(api::copy_fraction, m)?)?;
+    m.add_function(wrap_pyfunction!(api::optdigits, m)?)?;
     Ok(())
 }

@@ -519,3 +519,16 @@ def test_empirical_model_memorises() -> None:
         sd.Empirical(train, bandwidth=-1.0)
     with pytest.raises(ValueError, match="no class labels|class labels"):
         sd.sample(emp, steps=4, n=5, label="a")
+
+
+def test_optdigits_empirical_copies() -> None:
+    """The shipped optdigits images: 1797 of 64 pixels in [-1, 1], ten digits; the exact
+    empirical field of 150 of them copies them in d = 64, and held-out digits do not (power)."""
+    x, labels = sd.optdigits()
+    assert x.shape == (1797, 64) and labels.shape == (1797,)
+    assert x.min() == -1.0 and x.max() == 1.0
+    assert np.bincount(labels).tolist() == [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    train, held = x[:150], x[150:350]
+    y = sd.sample(sd.Empirical(train), sampler="dpm-solver-pp2m", steps=30, n=100, denoise=True).x
+    assert sd.copy_fraction(y, train, fresh=held)["copy_fraction"] == 1.0
+    assert sd.copy_fraction(held, train)["copy_fraction"] < 0.1

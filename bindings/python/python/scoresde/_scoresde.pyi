@@ -23,6 +23,7 @@ __all__ = [
     "experiments",
     "load_run",
     "nll",
+    "optdigits",
     "run_experiment",
     "sample",
     "sampler_settings",
@@ -261,3 +262,4 @@ def copy_fraction(
     fraction: float = ...,
     fresh: _ArrayLike | None = None,
 ) -> dict[str, Any]: ...
+def optdigits() -> tuple[_FloatArray, Any]: ...
