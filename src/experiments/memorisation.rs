@@ -31,7 +31,7 @@ use crate::score::{EmpiricalScore, Scratch};
 use crate::sde::Sde;
 use crate::stats::memorisation::{copy_fraction, distance_ratio, spacing};
 use crate::{invalid, Result};
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,6 +53,20 @@ pub struct Params {
     pub copy_fraction: f64,
     /// The trained-network part.
     pub trained: Trained,
+    /// Onset against network width (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widths: Option<Widths>,
+}
+
+/// Networks of several hidden widths trained on one set of `size` points for `steps`,
+/// evaluated every `eval_every`, with the rest of [`Trained`]'s settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Widths {
+    pub size: usize,
+    pub hidden: Scale<Vec<usize>>,
+    pub steps: Scale<usize>,
+    pub eval_every: Scale<usize>,
 }
 
 /// Networks trained on N points of the experiment's data, evaluated along training.
@@ -76,6 +90,16 @@ struct TrainedRow {
     step: usize,
     copy_fraction: Fixed<4>,
     /// Six decimals: below 1e-6 the ratio of copies is rounding that differs between CPUs.
+    distance_ratio: Fixed<6>,
+}
+
+/// One row of `memorisation-width.csv`.
+#[derive(Serialize)]
+struct WidthRow {
+    hidden: usize,
+    step: usize,
+    copy_fraction: Fixed<4>,
+    /// As in [`TrainedRow`].
     distance_ratio: Fixed<6>,
 }
 
@@ -305,120 +329,235 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     Ok(out)
 }
 
+/// One evaluation of a network along its training.
+pub(super) struct Checkpoint {
+    pub step: usize,
+    pub copies: f64,
+    pub ratio: f64,
+}
+
+/// Trains `net` on the points `train` (the experiment's SDE and seed, `t`'s optimiser settings
+/// and step count) and, every `eval_every` steps and at the last, draws `t.samples` samples
+/// (UniPC, `t.sample_steps`, final denoiser): their copy fraction ([`copy_fraction`] at
+/// `fraction`) and distance ratio against `fresh`. The evaluations and the last samples.
+pub(super) fn along_training(
+    exp: &Experiment,
+    t: &Trained,
+    o: &Outputs,
+    net: crate::nn::NetConfig,
+    (train, fresh): (&Array2<f64>, ArrayView2<f64>),
+    fraction: f64,
+) -> Result<(Vec<Checkpoint>, Array2<f64>)> {
+    let (steps, every) = (*t.steps.at(o.quick), (*t.eval_every.at(o.quick)).max(1));
+    let cfg = crate::train::RunConfig {
+        data: String::new(),
+        sde: exp.sde.clone(),
+        net,
+        train: crate::train::TrainConfig {
+            steps,
+            seed: o.seed,
+            ..t.train.clone()
+        },
+    };
+    let name = format!("{} × {}", exp.data, train.nrows());
+    let mut trainer = crate::train::Trainer::on_points(cfg, &name, train.clone())?;
+    let sde = trainer.sde().clone();
+    let spec = SampleSpec {
+        sampler: "unipc".parse()?,
+        steps: t.sample_steps,
+        n: t.samples,
+        seed: o.seed,
+        denoise: Some(true),
+        ..Default::default()
+    };
+    let (mut out, mut last) = (Vec::new(), Array2::zeros((0, train.ncols())));
+    for k in 1..=steps {
+        trainer.step()?;
+        if k % every != 0 && k != steps {
+            continue;
+        }
+        let net = crate::nn::NetScore::new(trainer.ema_mlp()?, sde.clone());
+        last = sample(sde.as_ref(), &net, &spec, None)?.x;
+        out.push(Checkpoint {
+            step: k,
+            copies: copy_fraction(last.view(), train.view(), fraction),
+            ratio: distance_ratio(last.view(), train.view(), fresh),
+        });
+    }
+    Ok((out, last))
+}
+
+/// The first evaluated step with a copy fraction ≥ ½.
+pub(super) fn onset(c: &[Checkpoint]) -> Option<usize> {
+    c.iter().find(|c| c.copies >= 0.5).map(|c| c.step)
+}
+
 /// Trains a network on each N and records its copy fraction along training; the onset table,
 /// chart and claims.
 fn trained(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
     let t = &p.trained;
     let data = crate::data::Dataset::from_spec(&exp.data)?;
-    let (steps, every) = (*t.steps.at(o.quick), (*t.eval_every.at(o.quick)).max(1));
     let fresh = data.sample(t.samples, o.seed, REFERENCE_DOMAIN);
     let (mut rows, mut series, mut onsets) = (Vec::new(), Vec::new(), Vec::new());
     for &n in t.sizes.at(o.quick) {
         let train = data.sample(n, o.seed, DATA_DOMAIN);
-        let cfg = crate::train::RunConfig {
-            data: String::new(),
-            sde: exp.sde.clone(),
-            net: t.net.clone(),
-            train: crate::train::TrainConfig {
-                steps,
-                seed: o.seed,
-                ..t.train.clone()
-            },
-        };
-        let mut trainer =
-            crate::train::Trainer::on_points(cfg, &format!("{} × {n}", exp.data), train.clone())?;
-        let sde = trainer.sde().clone();
-        let mut pts = Vec::new();
-        let mut onset = None;
-        for k in 1..=steps {
-            trainer.step()?;
-            if k % every != 0 {
-                continue;
-            }
-            let net = crate::nn::NetScore::new(trainer.ema_mlp()?, sde.clone());
-            let spec = SampleSpec {
-                sampler: "unipc".parse()?,
-                steps: t.sample_steps,
-                n: t.samples,
-                seed: o.seed,
-                denoise: Some(true),
-                ..Default::default()
-            };
-            let x = sample(sde.as_ref(), &net, &spec, None)?.x;
-            let copies = copy_fraction(x.view(), train.view(), p.copy_fraction);
-            let ratio = distance_ratio(x.view(), train.view(), fresh.view());
-            rows.push(TrainedRow {
-                n_train: n,
-                step: k,
-                copy_fraction: Fixed(copies),
-                distance_ratio: Fixed(ratio),
-            });
-            pts.push((k as f64, copies));
-            if onset.is_none() && copies >= 0.5 {
-                onset = Some(k);
-            }
-        }
+        let (evals, _) = along_training(
+            exp,
+            t,
+            o,
+            t.net.clone(),
+            (&train, fresh.view()),
+            p.copy_fraction,
+        )?;
+        rows.extend(evals.iter().map(|c| TrainedRow {
+            n_train: n,
+            step: c.step,
+            copy_fraction: Fixed(c.copies),
+            distance_ratio: Fixed(c.ratio),
+        }));
+        let pts = evals.iter().map(|c| (c.step as f64, c.copies)).collect();
         series.push(Series::line_points(format!("N = {n}"), pts));
-        onsets.push((n, onset));
+        onsets.push((n, onset(&evals)));
     }
     o.rows("memorisation-trained", &rows)?;
-    o.chart(
-        "memorisation-trained",
-        &Chart {
-            title: format!(
-                "trained networks on N points of {}: copies along training",
-                exp.data
-            ),
-            x_label: "training step".into(),
-            y_label: "copy fraction of samples".into(),
-            series,
-            ..Default::default()
-        },
-    )?;
+    let mut charts = vec![Chart {
+        title: format!(
+            "trained networks on N points of {}: copies along training",
+            exp.data
+        ),
+        x_label: "training step".into(),
+        y_label: "copy fraction of samples".into(),
+        series,
+        ..Default::default()
+    }];
+    let by_width = match &p.widths {
+        Some(w) => Some(widths(exp, p, w, o, fresh.view(), &mut charts)?),
+        None => None,
+    };
+    o.panels("memorisation-trained", &charts)?;
     // Onsets: every N memorises within the budget, later for larger N; the exponent of
     // onset ∝ N^a by least squares on logs.
-    let found: Vec<(f64, f64)> = onsets
-        .iter()
-        .filter_map(|(n, k)| k.map(|k| ((*n as f64).ln(), (k as f64).ln())))
-        .collect();
-    let all = found.len() == onsets.len();
-    let increasing = onsets.windows(2).all(|w| match (w[0].1, w[1].1) {
-        (Some(a), Some(b)) => b >= a,
-        (Some(_), None) => true,
-        _ => false,
-    });
-    let exponent = if found.len() >= 2 {
-        let m = found.len() as f64;
-        let (mx, my) = (
-            found.iter().map(|p| p.0).sum::<f64>() / m,
-            found.iter().map(|p| p.1).sum::<f64>() / m,
-        );
-        let sxy: f64 = found.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-        let sxx: f64 = found.iter().map(|p| (p.0 - mx).powi(2)).sum();
-        sxy / sxx
-    } else {
-        f64::NAN
-    };
+    let fit = OnsetFit::of(&onsets);
     let first = onsets.first().and_then(|o| o.1).unwrap_or(0) as f64;
     let last = onsets
         .last()
         .and_then(|o| o.1)
         .map_or(f64::INFINITY, |k| k as f64);
-    Ok(vec![
+    let mut out = vec![
         Claim::new(
             "trained networks memorise later on more points: the onset (first copy fraction ≥ ½) does not decrease with N (largest N's onset over the smallest's)",
-            increasing && first > 0.0,
+            fit.later && first > 0.0,
             last / first.max(1.0),
             "non-decreasing",
         ),
         Claim::new(
-            &format!("Bonnaire et al. 2025: the onset grows linearly with N (fitted exponent of onset ∝ N^a, {} of {} sizes memorised within the budget)", found.len(), onsets.len()),
-            all && (0.5..=1.5).contains(&exponent),
-            exponent,
+            &format!("Bonnaire et al. 2025: the onset grows linearly with N (fitted exponent of onset ∝ N^a, {} of {} sizes memorised within the budget)", fit.found, onsets.len()),
+            fit.found == onsets.len() && (0.5..=1.5).contains(&fit.exponent),
+            fit.exponent,
             "a ∈ [0.5, 1.5]",
         )
         .report_only(),
-    ])
+    ];
+    if let Some((n, onsets)) = by_width {
+        let fit = OnsetFit::of(&onsets);
+        let list: Vec<String> = onsets
+            .iter()
+            .map(|(h, k)| format!("{h}: {}", k.map_or("none".into(), |k| k.to_string())))
+            .collect();
+        out.push(
+            Claim::new(
+                &format!("onset against network width at N = {n}: wider networks memorise no later (hidden width: onset step — {}; statistic: fitted exponent of onset ∝ width^b over widths that memorise)", list.join(", ")),
+                fit.found >= 2 && fit.earlier,
+                fit.exponent,
+                "non-increasing in width",
+            )
+            .report_only(),
+        );
+    }
+    Ok(out)
+}
+
+/// (size or width, the first evaluated step with a copy fraction ≥ ½ if any).
+type Onset = (usize, Option<usize>);
+
+/// What a list of (size, onset) says: how many memorised, whether the onset never falls
+/// (`later`: a size that never memorises counts as the latest) or never rises (`earlier`)
+/// along the list, and the fitted exponent of onset ∝ size^a over those that memorised.
+struct OnsetFit {
+    found: usize,
+    later: bool,
+    earlier: bool,
+    exponent: f64,
+}
+
+impl OnsetFit {
+    fn of(onsets: &[Onset]) -> Self {
+        let (x, y): (Vec<f64>, Vec<f64>) = onsets
+            .iter()
+            .filter_map(|(n, k)| k.map(|k| (*n as f64, k as f64)))
+            .unzip();
+        let order = |w: &[Onset]| match (w[0].1, w[1].1) {
+            (Some(a), Some(b)) => b.cmp(&a),
+            (Some(_), None) => std::cmp::Ordering::Greater,
+            (None, Some(_)) => std::cmp::Ordering::Less,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        Self {
+            found: x.len(),
+            later: onsets.windows(2).all(|w| order(w).is_ge()),
+            earlier: onsets.windows(2).all(|w| order(w).is_le()),
+            exponent: if x.len() >= 2 {
+                crate::numerics::loglog_slope(&x, &y)
+            } else {
+                f64::NAN
+            },
+        }
+    }
+}
+
+/// Networks of each hidden width on one training set of `w.size` points: the copies along
+/// training (`memorisation-width.csv`, a chart) and the onsets.
+fn widths(
+    exp: &Experiment,
+    p: &Params,
+    w: &Widths,
+    o: &mut Outputs,
+    fresh: ArrayView2<f64>,
+    charts: &mut Vec<Chart>,
+) -> Result<(usize, Vec<Onset>)> {
+    let data = crate::data::Dataset::from_spec(&exp.data)?;
+    let train = data.sample(w.size, o.seed, DATA_DOMAIN);
+    let t = Trained {
+        steps: w.steps.clone(),
+        eval_every: w.eval_every.clone(),
+        ..p.trained.clone()
+    };
+    let (mut rows, mut series, mut onsets) = (Vec::new(), Vec::new(), Vec::new());
+    for &hidden in w.hidden.at(o.quick) {
+        let net = crate::nn::NetConfig {
+            hidden,
+            ..t.net.clone()
+        };
+        let (evals, _) = along_training(exp, &t, o, net, (&train, fresh), p.copy_fraction)?;
+        rows.extend(evals.iter().map(|c| WidthRow {
+            hidden,
+            step: c.step,
+            copy_fraction: Fixed(c.copies),
+            distance_ratio: Fixed(c.ratio),
+        }));
+        let pts = evals.iter().map(|c| (c.step as f64, c.copies)).collect();
+        series.push(Series::line_points(format!("width {hidden}"), pts));
+        onsets.push((hidden, onset(&evals)));
+    }
+    o.rows("memorisation-width", &rows)?;
+    charts.push(Chart {
+        title: format!("N = {} points: copies against network width", w.size),
+        x_label: "training step".into(),
+        y_label: "copy fraction of samples".into(),
+        series,
+        ..Default::default()
+    });
+    Ok((w.size, onsets))
 }
 
 /// σ̃_c solving Σⱼ ½ log(1 + λⱼ/σ̃²) = log N with λ = (Λ, 1, …, 1) in d dimensions

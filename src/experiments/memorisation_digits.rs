@@ -11,6 +11,7 @@
 //!   training and at the end, against N — few digits are memorised, many are not (Bonnaire,
 //!   Urfin, Biroli & Mézard 2025: memorisation sets in after a training time that grows with N).
 
+use super::memorisation::{along_training, onset};
 use super::{Claim, Experiment, Fixed, Outputs, Scale};
 use crate::data::{optdigits, DATA_DOMAIN};
 use crate::plot::{Chart, Heatmap, Panel, Series};
@@ -39,22 +40,8 @@ pub struct Params {
     pub steps: usize,
     /// A copy is closer to its training point than this fraction of that point's spacing.
     pub copy_fraction: f64,
-    /// Networks trained on N digits.
-    pub trained: Trained,
-}
-
-/// Networks trained on the first N digits, evaluated along training.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Trained {
-    pub sizes: Scale<Vec<usize>>,
-    pub steps: Scale<usize>,
-    pub eval_every: Scale<usize>,
-    pub net: crate::nn::NetConfig,
-    pub train: crate::train::TrainConfig,
-    /// Samples per evaluation (UniPC, `sample_steps`, with the final denoiser).
-    pub samples: usize,
-    pub sample_steps: usize,
+    /// Networks trained on the first N training digits.
+    pub trained: super::memorisation::Trained,
 }
 
 /// One row of `memorisation-digits.csv`.
@@ -179,7 +166,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             }
         }
     }
-    let net = trained(exp, p, o, &sde, &pool, fresh, &mut rows, &mut pictures)?;
+    let net = trained(exp, p, o, (&pool, fresh), &mut rows, &mut pictures)?;
     o.rows("memorisation-digits", &rows)?;
     let series = vec![
         Series::line_points("exact empirical score", exact_pts),
@@ -296,19 +283,15 @@ struct Nets {
     onsets: Vec<(usize, Option<usize>)>,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn trained(
     exp: &Experiment,
     p: &Params,
     o: &mut Outputs,
-    sde: &Arc<dyn Sde>,
-    pool: &Array2<f64>,
-    fresh: ArrayView2<f64>,
+    (pool, fresh): (&Array2<f64>, ArrayView2<f64>),
     rows: &mut Vec<Row>,
     pictures: &mut Vec<Panel>,
 ) -> Result<Nets> {
     let t = &p.trained;
-    let (steps, every) = (*t.steps.at(o.quick), (*t.eval_every.at(o.quick)).max(1));
     let sizes = t.sizes.at(o.quick);
     let mut out = Nets {
         end_copies: Vec::new(),
@@ -318,63 +301,29 @@ fn trained(
     };
     for (i, &n) in sizes.iter().enumerate() {
         let train = pool.slice(ndarray::s![..n, ..]).to_owned();
-        let cfg = crate::train::RunConfig {
-            data: String::new(),
-            sde: exp.sde.clone(),
-            net: t.net.clone(),
-            train: crate::train::TrainConfig {
-                steps,
-                seed: o.seed,
-                ..t.train.clone()
-            },
-        };
-        let mut trainer =
-            crate::train::Trainer::on_points(cfg, &format!("optdigits × {n}"), train.clone())?;
         if i == 0 {
             let what = format!("its N = {n} training digits");
             pictures.push(mosaic(what, train.view(), 6, 6).into());
         }
-        let mut pts = Vec::new();
-        let mut onset = None;
-        for k in 1..=steps {
-            trainer.step()?;
-            if k % every != 0 && k != steps {
-                continue;
-            }
-            let net = crate::nn::NetScore::new(trainer.ema_mlp()?, sde.clone());
-            let spec = SampleSpec {
-                sampler: "unipc".parse()?,
-                steps: t.sample_steps,
-                n: t.samples,
-                seed: o.seed,
-                denoise: Some(true),
-                ..Default::default()
-            };
-            let x = sample(sde.as_ref(), &net, &spec, None)?.x;
-            let copies = copy_fraction(x.view(), train.view(), p.copy_fraction);
-            let ratio = distance_ratio(x.view(), train.view(), fresh);
-            rows.push(Row {
-                model: "network",
-                n_train: n,
-                step: k,
-                copy_fraction: Fixed(copies),
-                distance_ratio: Fixed(ratio),
-            });
-            pts.push((k as f64, copies));
-            if onset.is_none() && copies >= 0.5 {
-                onset = Some(k);
-            }
-            if k == steps {
-                out.end_copies.push((n as f64, copies));
-                out.end_ratio = ratio;
-                if i == 0 || i + 1 == sizes.len() {
-                    pictures
-                        .push(mosaic(format!("network trained on N = {n}"), x.view(), 6, 6).into());
-                }
-            }
+        let (evals, x) =
+            along_training(exp, t, o, t.net.clone(), (&train, fresh), p.copy_fraction)?;
+        rows.extend(evals.iter().map(|c| Row {
+            model: "network",
+            n_train: n,
+            step: c.step,
+            copy_fraction: Fixed(c.copies),
+            distance_ratio: Fixed(c.ratio),
+        }));
+        let end = evals.last().expect("at least one evaluation");
+        out.end_copies.push((n as f64, end.copies));
+        out.end_ratio = end.ratio;
+        if i == 0 || i + 1 == sizes.len() {
+            let what = format!("network trained on N = {n}");
+            pictures.push(mosaic(what, x.view(), 6, 6).into());
         }
+        let pts = evals.iter().map(|c| (c.step as f64, c.copies)).collect();
         out.along.push(Series::line_points(format!("N = {n}"), pts));
-        out.onsets.push((n, onset));
+        out.onsets.push((n, onset(&evals)));
     }
     Ok(out)
 }
