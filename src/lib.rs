@@ -78,6 +78,7 @@ pub mod sample;
 pub mod score;
 pub mod sde;
 pub mod stats;
+pub mod sweep;
 pub mod tasks;
 pub mod train;
 

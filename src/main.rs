@@ -87,6 +87,174 @@ enum Cmd {
     /// the one-sample MMD to p₀, judged as one family (min-P within groups, Bonferroni between).
     /// Exit 0: not rejected; 1: rejected at the family-wise level; 2: usage or input error.
     Test(TestTask),
+    /// Sweeps: an experiment over a grid of its settings and seeds, as independent tasks run
+    /// here, on a Slurm array or by any launcher, and merged byte-identically.
+    #[command(subcommand)]
+    Sweep(SweepCmd),
+}
+
+#[derive(Subcommand)]
+enum SweepCmd {
+    /// Print the task table (index → settings) and its size.
+    Plan { spec: PathBuf },
+    /// Run one task into OUT/tasks/I/ (I from SLURM_ARRAY_TASK_ID when --task is not given);
+    /// a finished task is skipped.
+    Run {
+        spec: PathBuf,
+        #[arg(long)]
+        task: Option<usize>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run every unfinished task on this machine, J at a time.
+    Local {
+        spec: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+    },
+    /// Write OUT/sweep.sbatch, a Slurm job array of the unfinished tasks; --submit runs sbatch.
+    Slurm {
+        spec: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Wall-clock limit per task (Slurm's format).
+        #[arg(long)]
+        time: Option<String>,
+        /// Memory per task (4G, 500M).
+        #[arg(long)]
+        mem: Option<String>,
+        /// CPUs per task.
+        #[arg(long)]
+        cpus: Option<usize>,
+        /// Tasks running at once.
+        #[arg(long)]
+        parallel: Option<usize>,
+        #[arg(long)]
+        partition: Option<String>,
+        /// Submit the script with sbatch.
+        #[arg(long)]
+        submit: bool,
+        /// With --submit: wait until every task ends (sbatch --wait).
+        #[arg(long, requires = "submit")]
+        wait: bool,
+    },
+    /// Gather every task's record into OUT/merged.jsonl and OUT/merged.csv; name missing and
+    /// failed tasks (exit 1 when there are any).
+    Merge { out: PathBuf },
+}
+
+fn sweep(cmd: SweepCmd) -> Result<ExitCode> {
+    use scoresde::sweep::{self, Spec};
+    match cmd {
+        SweepCmd::Plan { spec } => {
+            let s = Spec::load(&spec)?;
+            for line in s.plan()?.lines() {
+                say(line)?;
+            }
+        }
+        SweepCmd::Run { spec, task, out } => {
+            let s = Spec::load(&spec)?;
+            let index = match task {
+                Some(i) => i,
+                None => {
+                    let v = std::env::var("SLURM_ARRAY_TASK_ID").map_err(|_| {
+                        scoresde::Error::Data(
+                            "no --task and no SLURM_ARRAY_TASK_ID: which task?".into(),
+                        )
+                    })?;
+                    v.trim().parse().map_err(|_| {
+                        scoresde::Error::Data(format!(
+                            "SLURM_ARRAY_TASK_ID = '{v}' is not a task index"
+                        ))
+                    })?
+                }
+            };
+            match sweep::run_task(&s, &out, index)? {
+                sweep::TaskOutcome::Skipped => eprintln!("task {index}: finished before, skipped"),
+                sweep::TaskOutcome::Done { claims_failed } => eprintln!(
+                    "task {index}: done ({claims_failed} asserted claims not met) -> {}",
+                    out.join("tasks").join(index.to_string()).display()
+                ),
+            }
+        }
+        SweepCmd::Local { spec, out, jobs } => {
+            let s = Spec::load(&spec)?;
+            let (done, skipped, failed) = sweep::local(&s, &spec, &out, jobs)?;
+            say(&format!(
+                "sweep {}: {done} done, {skipped} finished before, {} failed{}",
+                s.name,
+                failed.len(),
+                if failed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (tasks {failed:?}; rerun to retry them)")
+                }
+            ))?;
+            return Ok(verdict(!failed.is_empty()));
+        }
+        SweepCmd::Slurm {
+            spec,
+            out,
+            time,
+            mem,
+            cpus,
+            parallel,
+            partition,
+            submit,
+            wait,
+        } => {
+            let s = Spec::load(&spec)?;
+            let flags = sweep::SlurmSettings {
+                time,
+                mem,
+                cpus,
+                parallel,
+                partition,
+            };
+            let exe = std::env::current_exe()
+                .map_err(|e| scoresde::Error::io("the scoresde executable", e))?;
+            let Some(script) = sweep::slurm_script(&s, &spec, &out, &exe, &s.slurm.with(&flags))?
+            else {
+                say(&format!(
+                    "sweep {}: every task has finished; nothing to submit",
+                    s.name
+                ))?;
+                return Ok(ExitCode::SUCCESS);
+            };
+            scoresde::io::create_dirs(&out.join("slurm"))?;
+            let path = out.join("sweep.sbatch");
+            let mut f = AtomicFile::create(&path)?;
+            std::io::Write::write_all(f.writer(), script.as_bytes())
+                .map_err(|e| scoresde::Error::io(&path, e))?;
+            f.commit()?;
+            say(&format!("wrote {}", path.display()))?;
+            if submit {
+                say(&sweep::submit(&path, wait)?)?;
+            }
+        }
+        SweepCmd::Merge { out } => {
+            let m = sweep::merge(&out)?;
+            let list = |v: &[usize]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    format!("{v:?}")
+                }
+            };
+            say(&format!(
+                "merged {} of {} tasks -> {}; missing: {}; failed: {}",
+                m.merged,
+                m.tasks,
+                out.join("merged.csv").display(),
+                list(&m.missing),
+                list(&m.failed)
+            ))?;
+            return Ok(verdict(!m.missing.is_empty() || !m.failed.is_empty()));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exit 1 when `failed`, success otherwise.
@@ -182,6 +350,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let e = experiments::Experiment::load(&experiment)?;
             return Ok(verdict(!experiments::run_all(&[e], &out, quick, seed)?));
         }
+        Cmd::Sweep(cmd) => return sweep(cmd),
         Cmd::Figures { quick, out } => {
             let all = experiments::tagged("paper")?;
             return Ok(verdict(!experiments::run_all(&all, &out, quick, None)?));

@@ -492,7 +492,8 @@ impl Report {
     }
 }
 
-fn git_revision() -> String {
+/// `git rev-parse --short=12 HEAD` in the working directory, or "unknown".
+pub fn git_revision() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
         .output()
