@@ -154,6 +154,7 @@ registry! {
     memorisation => Memorisation = "memorisation",
     memorisation_digits => MemorisationDigits = "memorisation-digits",
     error_budget => ErrorBudget = "error-budget",
+    error_vs_dimension => ErrorVsDimension = "error-vs-dimension",
 }
 
 /// One experiment definition.
