@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite: set-up, formatting, lints, then every test in release mode (the statistical
 # tests are fixed-seed and take about a minute there), then `scoresde figures --quick`.
-# Ends with a total "N passed, N failed".
+# Ends with a total "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -69,5 +69,15 @@ else
     passed=$((passed + 1))
 fi
 rm -rf "$figs"
-echo "total: $passed passed, $failed failed"
+# A real one-node Slurm cluster: a sweep run locally and as a job array merges byte-identical,
+# a cancelled element is resubmitted alone. Skipped (never passed) where Slurm cannot run.
+skipped=0
+slurm_status=0
+./scripts/slurm_check.sh || slurm_status=$?
+case "$slurm_status" in
+    0) passed=$((passed + 1)) ;;
+    77) skipped=$((skipped + 1)) ;;
+    *) failed=$((failed + 1)); status=1; echo "test.sh: scripts/slurm_check.sh failed" >&2 ;;
+esac
+echo "total: $passed passed, $failed failed, $skipped skipped"
 exit "$status"

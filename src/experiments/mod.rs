@@ -413,6 +413,9 @@ pub struct Outputs {
     pub nfe: Vec<(String, f64)>,
     /// Trained or reused models, for the manifest.
     pub models: Vec<model::ModelUse>,
+    /// Measured speeds and costs (machine-dependent: kept out of CSVs and claims), for the
+    /// manifest: (what, value).
+    pub timings: Vec<(String, f64)>,
 }
 
 impl Outputs {
@@ -532,6 +535,7 @@ fn run_in(
         seed,
         nfe: Vec::new(),
         models: Vec::new(),
+        timings: Vec::new(),
     };
     let claims = exp.params.run(exp, &mut o)?;
     let wall = start.elapsed().as_secs_f64();
@@ -546,6 +550,7 @@ fn run_in(
         "wall_seconds": wall,
         "nfe": o.nfe.iter().map(|(k, v)| serde_json::json!({"config": k, "nfe": v})).collect::<Vec<_>>(),
         "models": o.models,
+        "timings": o.timings.iter().map(|(k, v)| serde_json::json!({"what": k, "value": v})).collect::<Vec<_>>(),
         "files": o.files,
         "claims": claims,
     });

@@ -1,7 +1,8 @@
 //! Gathering a sweep: every task's record into `OUT/merged.jsonl` (in index order, wall time
-//! left out) and one table `OUT/merged.csv` — the rows of the spec's `collect` CSV of each task
-//! prefixed by the task's index, settings and seed, or one row per task without it. The bytes
-//! depend only on what the tasks computed, not on which machine, engine or order ran them.
+//! and timings left out) and one table `OUT/merged.csv` — the rows of the spec's `collect` CSV
+//! of each task prefixed by the task's index, settings and seed, or one row per task without
+//! it. The bytes depend only on what the tasks computed, not on which machine, engine or order
+//! ran them.
 
 use super::run::{read_record, task_dir};
 use super::SpecFile;
@@ -62,6 +63,7 @@ pub fn merge(out: &Path) -> Result<Merged> {
         };
         if let Some(m) = r.as_object_mut() {
             m.remove("wall_seconds");
+            m.remove("timings");
         }
         jsonl.push_str(&serde_json::to_string(&r).map_err(|e| Error::Data(e.to_string()))?);
         jsonl.push('\n');

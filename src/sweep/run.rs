@@ -109,8 +109,9 @@ pub fn run_task(spec: &Spec, out: &Path, index: usize) -> Result<TaskOutcome> {
     }
 }
 
-/// A task's record: its settings and what it measured (claims, NFE), or its error; plus wall
-/// time, version and git revision (which `merge` leaves out).
+/// A task's record: its settings and what it measured (claims, NFE), or its error; plus its
+/// timings (particle-steps per second, …), wall time, version and git revision (`merge` leaves
+/// the timings and the wall time out: they depend on the machine).
 fn record(
     spec: &Spec,
     task: &Task,
@@ -137,6 +138,7 @@ fn record(
             r["seed"] = m["seed"].clone();
             r["claims"] = m["claims"].clone();
             r["nfe"] = m["nfe"].clone();
+            r["timings"] = m["timings"].clone();
         }
         Err(e) => {
             r["status"] = json!("failed");
