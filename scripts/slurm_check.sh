@@ -92,16 +92,7 @@ done
 echo "slurm_check: one-node cluster up ($host, $cpus CPUs)"
 
 # 1. The same sweep locally and as a job array: the same merged bytes.
-cat >"$work/sweep.toml" <<'EOF'
-name = "slurm-check"
-experiment = "samplers-vs-nfe"
-quick = true
-seeds = [1, 2]
-collect = "errors.csv"
-[grid]
-data = ["8gaussians", "25gaussians"]
-"samplers_vs_nfe.particles" = [30, 60]
-EOF
+cp tests/data/sweep.toml "$work/sweep.toml"
 "$bin" sweep local "$work/sweep.toml" --out "$work/local" --jobs 2 >/dev/null || fail "sweep local"
 "$bin" sweep slurm "$work/sweep.toml" --out "$work/array" --cpus 1 --time 10 --submit --wait \
     >/dev/null || fail "sweep slurm --submit --wait ($(cat "$work"/array/slurm/*.log 2>/dev/null | tail -n 2))"

@@ -17,21 +17,8 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
 }
 
-/// A quick experiment over 2 data sets × 2 sizes × 2 seeds (8 tasks, about 0.1 s each).
-const SPEC: &str = r#"
-name = "nfe-by-data"
-experiment = "samplers-vs-nfe"
-quick = true
-seeds = [1, 2]
-collect = "errors.csv"
-[grid]
-data = ["8gaussians", "25gaussians"]
-"samplers_vs_nfe.particles" = [30, 60]
-[slurm]
-time = "00:10:00"
-mem = "2G"
-cpus = 1
-"#;
+/// The 8-task sweep shared with `scripts/slurm_check.sh`.
+const SPEC: &str = include_str!("data/sweep.toml");
 
 fn write(dir: &Path, name: &str, body: &str) -> String {
     let p = dir.join(name);
@@ -195,7 +182,7 @@ fn a_killed_task_is_rerun_from_scratch() {
     let spec = write(
         d.path(),
         "k.toml",
-        "name = \"k\"\nexperiment = \"memorisation\"\nquick = true\n[grid]\n\"memorisation.trajectories\" = [40]\n",
+        "name = \"k\"\nexperiment = \"error-vs-dimension\"\nquick = true\n[grid]\n\"error_vs_dimension.k\" = [1]\n",
     );
     let out = d.path().join("o");
     let mut child = bin()
