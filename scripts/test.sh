@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 # fmt and clippy ship with the toolchain here; skip (loudly) where a toolchain lacks them.
-# File by file as well: the experiment modules are declared inside a macro, out of cargo fmt's reach.
+# File by file as well: a module reached only through a macro would escape cargo fmt.
 if cargo fmt --version >/dev/null 2>&1; then
     cargo fmt --all -- --check
     git ls-files '*.rs' | xargs rustfmt --edition 2021 --check

@@ -26,8 +26,6 @@ pub const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin
 /// table carries the module's name (`kind = "samplers-vs-nfe"` with `[samplers_vs_nfe]`).
 macro_rules! registry {
     ($($module:ident => $variant:ident = $kind:literal),* $(,)?) => {
-        $(pub mod $module;)*
-
         /// An experiment's kind with its parameter table.
         #[derive(Clone, Debug)]
         pub enum Params {
@@ -124,6 +122,38 @@ macro_rules! registry {
         }
     };
 }
+
+// The experiment modules, declared here (not inside `registry!`) so that `cargo fmt` sees them;
+// each must also have its line in `registry!` below.
+pub mod adaptive_ode;
+pub mod autoguidance_toy;
+pub mod cfg_exact;
+pub mod ddim_eta;
+pub mod ddim_reconstruction;
+pub mod ddpm_ablation;
+pub mod ddpm_vs_vpsde;
+pub mod dpm_solver;
+pub mod edm_churn;
+pub mod edm_samplers;
+pub mod elbo_terms;
+pub mod elbo_vs_t;
+pub mod error_budget;
+pub mod error_vs_dimension;
+pub mod few_step;
+pub mod forward_reverse_2d;
+pub mod likelihoods;
+pub mod memorisation;
+pub mod memorisation_digits;
+pub mod ncsn_langevin;
+pub mod ncsn_score_field;
+pub mod ode_curvature;
+pub mod optimised_schedules;
+pub mod pc_samplers;
+pub mod sampler_orders;
+pub mod samplers_vs_nfe;
+pub mod sde_trajectories;
+pub mod swiss_roll;
+pub mod toy_gallery;
 
 registry! {
     samplers_vs_nfe => SamplersVsNfe = "samplers-vs-nfe",
