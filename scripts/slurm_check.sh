@@ -49,6 +49,8 @@ pids+=("$(cat "$work/munged.pid")")
 
 host=$(hostname -s)
 cpus=$(nproc)
+# The node's memory in MB (Slurm assumes 1 MB without it, and refuses any --mem).
+mem=$(awk '/^MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 export SLURM_CONF="$work/slurm.conf"
 cat >"$SLURM_CONF" <<EOF
 ClusterName=scoresde-check
@@ -74,7 +76,7 @@ JobAcctGatherType=jobacct_gather/none
 MpiDefault=none
 ReturnToService=2
 KillWait=5
-NodeName=$host CPUs=$cpus State=UNKNOWN
+NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=check Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
 slurmctld -f "$SLURM_CONF" || skip "slurmctld did not start"
