@@ -96,7 +96,7 @@ echo "slurm_check: one-node cluster up ($host, $cpus CPUs)"
 # 1. The same sweep locally and as a job array: the same merged bytes.
 cp tests/data/sweep.toml "$work/sweep.toml"
 "$bin" sweep local "$work/sweep.toml" --out "$work/local" --jobs 2 >/dev/null || fail "sweep local"
-"$bin" sweep slurm "$work/sweep.toml" --out "$work/array" --cpus 1 --time 10 --submit --wait \
+timeout 600 "$bin" sweep slurm "$work/sweep.toml" --out "$work/array" --cpus 1 --time 10 --submit --wait \
     >/dev/null || fail "sweep slurm --submit --wait ($(cat "$work"/array/slurm/*.log 2>/dev/null | tail -n 2))"
 for o in local array; do "$bin" sweep merge "$work/$o" >/dev/null || fail "merge $o"; done
 for f in merged.csv merged.jsonl; do
@@ -127,7 +127,7 @@ m=$("$bin" sweep merge "$work/kill") && fail "merge passed with a task missing"
 echo "$m" | grep -q 'missing: \[0\]' || fail "merge did not report task 0 missing: $m"
 "$bin" sweep slurm "$work/kill.toml" --out "$work/kill" --cpus 1 --time 10 >/dev/null
 grep -q '^#SBATCH --array=0$' "$work/kill/sweep.sbatch" || fail "resubmission is not task 0 alone"
-"$bin" sweep slurm "$work/kill.toml" --out "$work/kill" --cpus 1 --time 10 --submit --wait >/dev/null ||
+timeout 600 "$bin" sweep slurm "$work/kill.toml" --out "$work/kill" --cpus 1 --time 10 --submit --wait >/dev/null ||
     fail "resubmission"
 "$bin" sweep merge "$work/kill" >/dev/null || fail "merge after resubmission"
 "$bin" sweep merge "$work/kill-local" >/dev/null || fail "merge kill-local"
