@@ -92,7 +92,7 @@ fn merged_output_is_the_same_whatever_ran_the_tasks() {
         assert!(o.status.success(), "{}", text(&o.stderr));
         assert!(text(&o.stdout).contains("merged 8 of 8 tasks"));
     }
-    for f in ["merged.csv", "merged.jsonl"] {
+    for f in ["merged.csv", "merged.jsonl", "summary.png", "summary.svg"] {
         assert_eq!(read(a.join(f)), read(b.join(f)), "{f}: local vs one by one");
         assert_eq!(
             read(a.join(f)),

@@ -112,6 +112,12 @@ pub fn merge(out: &Path) -> Result<Merged> {
         }
     }
     let body = csv.into_inner().map_err(|e| Error::Data(e.to_string()))?;
+    if let Some(plot) = &spec.plot {
+        let chart = summary(plot, &body, &spec.name)?;
+        for ext in ["png", "svg"] {
+            crate::plot::line_chart(&out.join(format!("summary.{ext}")), &chart)?;
+        }
+    }
     for (name, bytes) in [("merged.jsonl", jsonl.into_bytes()), ("merged.csv", body)] {
         let path = out.join(name);
         let mut f = AtomicFile::create(&path)?;
@@ -143,4 +149,85 @@ fn check_header(
             Ok(())
         }
     }
+}
+
+/// The summary chart of `merged.csv` (its bytes): `plot.y` against `plot.x` per combination of
+/// the `plot.series` columns, the mean over rows that share the combination and x.
+fn summary(plot: &super::SummaryPlot, csv_bytes: &[u8], name: &str) -> Result<crate::plot::Chart> {
+    use std::collections::BTreeMap;
+    let mut rd = csv::Reader::from_reader(csv_bytes);
+    let header: Vec<String> = rd
+        .headers()
+        .map_err(|e| Error::Data(format!("merged.csv: {e}")))?
+        .iter()
+        .map(String::from)
+        .collect();
+    let col = |c: &str| {
+        header.iter().position(|h| h == c).ok_or_else(|| {
+            Error::Data(format!(
+                "plot: '{c}' is not a column of merged.csv (columns: {})",
+                header.join(", ")
+            ))
+        })
+    };
+    let (xi, yi) = (col(&plot.x)?, col(&plot.y)?);
+    let si: Vec<usize> = plot.series.iter().map(|c| col(c)).collect::<Result<_>>()?;
+    // series label → x (as ordered bits of a finite f64) → (sum, count)
+    let mut groups: BTreeMap<String, BTreeMap<i64, (f64, f64, usize)>> = BTreeMap::new();
+    for row in rd.records() {
+        let row = row.map_err(|e| Error::Data(format!("merged.csv: {e}")))?;
+        let num = |i: usize| row.get(i).and_then(|v| v.parse::<f64>().ok());
+        let (Some(x), Some(y)) = (num(xi), num(yi)) else {
+            continue;
+        };
+        if !x.is_finite() || !y.is_finite() {
+            continue;
+        }
+        let label: Vec<String> = si
+            .iter()
+            .zip(&plot.series)
+            .map(|(&i, c)| format!("{c}={}", row.get(i).unwrap_or("")))
+            .collect();
+        // total_cmp order of x as a key.
+        let key = {
+            let b = x.to_bits() as i64;
+            b ^ (((b >> 63) as u64) >> 1) as i64
+        };
+        let e = groups
+            .entry(label.join(", "))
+            .or_default()
+            .entry(key)
+            .or_insert((x, 0.0, 0));
+        e.1 += y;
+        e.2 += 1;
+    }
+    let series = groups
+        .into_iter()
+        .map(|(label, pts)| {
+            let pts = pts
+                .into_values()
+                .map(|(x, s, n)| (x, s / n as f64))
+                .collect();
+            crate::plot::Series::line_points(
+                if label.is_empty() {
+                    plot.y.clone()
+                } else {
+                    label
+                },
+                pts,
+            )
+        })
+        .collect();
+    Ok(crate::plot::Chart {
+        title: format!(
+            "sweep {name}: {} against {} (mean over seeds)",
+            plot.y, plot.x
+        ),
+        x_label: plot.x.clone(),
+        y_label: plot.y.clone(),
+        log_x: plot.log_x,
+        log_y: plot.log_y,
+        series,
+        ..Default::default()
+    })
 }

@@ -13,6 +13,12 @@
 //! [grid]                             # dotted keys of the experiment file
 //! data = ["8gaussians", "25gaussians"]
 //! "samplers_vs_nfe.particles" = [100, 200]
+//! [plot]                             # merge's summary figure from merged.csv
+//! x = "nfe"
+//! y = "endpoint_error"
+//! series = ["data", "sampler"]         # one line each, averaged over the seeds
+//! log_x = true
+//! log_y = true
 //! [slurm]                            # defaults of `sweep slurm` (flags override)
 //! time = "00:30:00"
 //! mem = "4G"
@@ -53,6 +59,24 @@ struct SpecFile {
     grid: toml::Table,
     #[serde(default)]
     slurm: SlurmSettings,
+    /// The summary figure `merge` draws from `merged.csv`.
+    #[serde(default)]
+    plot: Option<SummaryPlot>,
+}
+
+/// The sweep's summary figure: `y` against `x` (columns of `merged.csv`), one line per
+/// combination of the `series` columns, averaged over the rows that share it and x (the seeds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryPlot {
+    pub x: String,
+    pub y: String,
+    #[serde(default)]
+    pub series: Vec<String>,
+    #[serde(default)]
+    pub log_x: bool,
+    #[serde(default)]
+    pub log_y: bool,
 }
 
 impl SpecFile {
