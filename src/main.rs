@@ -156,21 +156,7 @@ fn sweep(cmd: SweepCmd) -> Result<ExitCode> {
         }
         SweepCmd::Run { spec, task, out } => {
             let s = Spec::load(&spec)?;
-            let index = match task {
-                Some(i) => i,
-                None => {
-                    let v = std::env::var("SLURM_ARRAY_TASK_ID").map_err(|_| {
-                        scoresde::Error::Data(
-                            "no --task and no SLURM_ARRAY_TASK_ID: which task?".into(),
-                        )
-                    })?;
-                    v.trim().parse().map_err(|_| {
-                        scoresde::Error::Data(format!(
-                            "SLURM_ARRAY_TASK_ID = '{v}' is not a task index"
-                        ))
-                    })?
-                }
-            };
+            let index = sweep::task_index(task)?;
             match sweep::run_task(&s, &out, index)? {
                 sweep::TaskOutcome::Skipped => eprintln!("task {index}: finished before, skipped"),
                 sweep::TaskOutcome::Done { claims_failed } => eprintln!(
@@ -215,7 +201,7 @@ fn sweep(cmd: SweepCmd) -> Result<ExitCode> {
             };
             let exe = std::env::current_exe()
                 .map_err(|e| scoresde::Error::io("the scoresde executable", e))?;
-            let Some(script) = sweep::slurm_script(&s, &spec, &out, &exe, &s.slurm.with(&flags))?
+            let Some(path) = sweep::write_slurm(&s, &spec, &out, &exe, &s.slurm.with(&flags))?
             else {
                 say(&format!(
                     "sweep {}: every task has finished; nothing to submit",
@@ -223,12 +209,6 @@ fn sweep(cmd: SweepCmd) -> Result<ExitCode> {
                 ))?;
                 return Ok(ExitCode::SUCCESS);
             };
-            scoresde::io::create_dirs(&out.join("slurm"))?;
-            let path = out.join("sweep.sbatch");
-            let mut f = AtomicFile::create(&path)?;
-            std::io::Write::write_all(f.writer(), script.as_bytes())
-                .map_err(|e| scoresde::Error::io(&path, e))?;
-            f.commit()?;
             say(&format!("wrote {}", path.display()))?;
             if submit {
                 say(&sweep::submit(&path, wait)?)?;

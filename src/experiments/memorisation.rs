@@ -441,7 +441,8 @@ fn trained(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     let mut out = vec![
         Claim::new(
             "trained networks memorise later on more points: the onset (first copy fraction ≥ ½) does not decrease with N (largest N's onset over the smallest's)",
-            fit.later && first > 0.0,
+            // Every size but the largest must memorise within the budget.
+            fit.later && first > 0.0 && onsets.iter().rev().skip(1).all(|o| o.1.is_some()),
             last / first.max(1.0),
             "non-decreasing",
         ),
@@ -473,20 +474,20 @@ fn trained(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
 }
 
 /// (size or width, the first evaluated step with a copy fraction ≥ ½ if any).
-type Onset = (usize, Option<usize>);
+pub(super) type Onset = (usize, Option<usize>);
 
 /// What a list of (size, onset) says: how many memorised, whether the onset never falls
 /// (`later`: a size that never memorises counts as the latest) or never rises (`earlier`)
 /// along the list, and the fitted exponent of onset ∝ size^a over those that memorised.
-struct OnsetFit {
-    found: usize,
-    later: bool,
-    earlier: bool,
-    exponent: f64,
+pub(super) struct OnsetFit {
+    pub found: usize,
+    pub later: bool,
+    pub earlier: bool,
+    pub exponent: f64,
 }
 
 impl OnsetFit {
-    fn of(onsets: &[Onset]) -> Self {
+    pub(super) fn of(onsets: &[Onset]) -> Self {
         let (x, y): (Vec<f64>, Vec<f64>) = onsets
             .iter()
             .filter_map(|(n, k)| k.map(|k| (*n as f64, k as f64)))

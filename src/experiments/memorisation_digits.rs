@@ -11,7 +11,7 @@
 //!   training and at the end, against N — few digits are memorised, many are not (Bonnaire,
 //!   Urfin, Biroli & Mézard 2025: memorisation sets in after a training time that grows with N).
 
-use super::memorisation::{along_training, onset};
+use super::memorisation::{along_training, onset, Onset, OnsetFit};
 use super::{Claim, Experiment, Fixed, Outputs, Scale};
 use crate::data::{optdigits, DATA_DOMAIN};
 use crate::plot::{Chart, Heatmap, Panel, Series};
@@ -208,11 +208,7 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             None => format!("N = {n}: none"),
         })
         .collect();
-    let later = net.onsets.windows(2).all(|w| match (w[0].1, w[1].1) {
-        (Some(a), Some(b)) => b >= a,
-        (_, None) => true,
-        (None, Some(_)) => false,
-    });
+    let fit = OnsetFit::of(&net.onsets);
     Ok(vec![
         Claim::new(
             &format!("the exact empirical score of N digits copies them: copy fraction (nearest training digit within {:.3} of its spacing) at every N ∈ {sizes:?} (smallest)", p.copy_fraction),
@@ -258,8 +254,8 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         .learned(o.quick),
         Claim::new(
             &format!("the onset of memorisation (first copy fraction ≥ ½ along training) comes later for more digits, as Bonnaire et al. 2025 find ({}; statistic: sizes that memorise)", onsets.join(", ")),
-            later,
-            net.onsets.iter().filter(|o| o.1.is_some()).count() as f64,
+            fit.later,
+            fit.found as f64,
             "non-decreasing in N",
         )
         .report_only(),
@@ -280,7 +276,7 @@ struct Nets {
     along: Vec<Series>,
     end_ratio: f64,
     /// (N, the first evaluated step with a copy fraction ≥ ½), where there is one.
-    onsets: Vec<(usize, Option<usize>)>,
+    onsets: Vec<Onset>,
 }
 
 fn trained(

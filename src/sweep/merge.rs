@@ -172,8 +172,8 @@ fn summary(plot: &super::SummaryPlot, csv_bytes: &[u8], name: &str) -> Result<cr
     };
     let (xi, yi) = (col(&plot.x)?, col(&plot.y)?);
     let si: Vec<usize> = plot.series.iter().map(|c| col(c)).collect::<Result<_>>()?;
-    // series label → x (as ordered bits of a finite f64) → (sum, count)
-    let mut groups: BTreeMap<String, BTreeMap<i64, (f64, f64, usize)>> = BTreeMap::new();
+    // series label → its (x, y) points
+    let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for row in rd.records() {
         let row = row.map_err(|e| Error::Data(format!("merged.csv: {e}")))?;
         let num = |i: usize| row.get(i).and_then(|v| v.parse::<f64>().ok());
@@ -188,34 +188,22 @@ fn summary(plot: &super::SummaryPlot, csv_bytes: &[u8], name: &str) -> Result<cr
             .zip(&plot.series)
             .map(|(&i, c)| format!("{c}={}", row.get(i).unwrap_or("")))
             .collect();
-        // total_cmp order of x as a key.
-        let key = {
-            let b = x.to_bits() as i64;
-            b ^ (((b >> 63) as u64) >> 1) as i64
-        };
-        let e = groups
-            .entry(label.join(", "))
-            .or_default()
-            .entry(key)
-            .or_insert((x, 0.0, 0));
-        e.1 += y;
-        e.2 += 1;
+        groups.entry(label.join(", ")).or_default().push((x, y));
     }
     let series = groups
         .into_iter()
-        .map(|(label, pts)| {
-            let pts = pts
-                .into_values()
-                .map(|(x, s, n)| (x, s / n as f64))
+        .map(|(label, mut pts)| {
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mean = pts
+                .chunk_by(|a, b| a.0 == b.0)
+                .map(|c| (c[0].0, c.iter().map(|p| p.1).sum::<f64>() / c.len() as f64))
                 .collect();
-            crate::plot::Series::line_points(
-                if label.is_empty() {
-                    plot.y.clone()
-                } else {
-                    label
-                },
-                pts,
-            )
+            let label = if label.is_empty() {
+                plot.y.clone()
+            } else {
+                label
+            };
+            crate::plot::Series::line_points(label, mean)
         })
         .collect();
     Ok(crate::plot::Chart {

@@ -34,8 +34,8 @@ mod run;
 mod slurm;
 
 pub use merge::{merge, Merged};
-pub use run::{local, run_task, TaskOutcome};
-pub use slurm::{slurm_script, submit, SlurmSettings};
+pub use run::{local, run_task, task_index, TaskOutcome};
+pub use slurm::{slurm_script, submit, write_slurm, SlurmSettings};
 
 use crate::experiments::{Experiment, BUILTIN};
 use crate::io::toml_error;
@@ -267,17 +267,12 @@ pub const MAX_TASKS: usize = 1_000_000;
 pub fn task_line(t: &Task) -> String {
     let mut line = format!("{:>6}", t.index);
     for (k, v) in &t.params {
-        line.push_str(&format!("  {k}={}", inline(v)));
+        line.push_str(&format!("  {k}={v}"));
     }
     if let Some(s) = t.seed {
         line.push_str(&format!("  seed={s}"));
     }
     line
-}
-
-/// A TOML value on one line.
-fn inline(v: &toml::Value) -> String {
-    v.to_string()
 }
 
 /// The experiment file named by a spec: a builtin name, or a `.toml` path relative to `dir`.

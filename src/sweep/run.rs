@@ -62,6 +62,18 @@ fn claim_output(spec: &Spec, out: &Path) -> Result<()> {
     }
 }
 
+/// The task to run: `given`, or else the Slurm array index `SLURM_ARRAY_TASK_ID`.
+pub fn task_index(given: Option<usize>) -> Result<usize> {
+    if let Some(i) = given {
+        return Ok(i);
+    }
+    let v = std::env::var("SLURM_ARRAY_TASK_ID")
+        .map_err(|_| Error::Data("no --task and no SLURM_ARRAY_TASK_ID: which task?".into()))?;
+    v.trim()
+        .parse()
+        .map_err(|_| Error::Data(format!("SLURM_ARRAY_TASK_ID = '{v}' is not a task index")))
+}
+
 /// Runs task `index` of `spec` into `OUT/tasks/index/` unless it finished before.
 pub fn run_task(spec: &Spec, out: &Path, index: usize) -> Result<TaskOutcome> {
     let task = spec.task(index)?;

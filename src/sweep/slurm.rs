@@ -138,6 +138,26 @@ pub fn slurm_script(
     Ok(Some(s))
 }
 
+/// Writes [`slurm_script`] to `OUT/sweep.sbatch` (atomically; `OUT/slurm/` for the elements'
+/// logs) and returns its path, or None when every task has finished.
+pub fn write_slurm(
+    spec: &Spec,
+    spec_path: &Path,
+    out: &Path,
+    exe: &Path,
+    settings: &SlurmSettings,
+) -> Result<Option<std::path::PathBuf>> {
+    let Some(script) = slurm_script(spec, spec_path, out, exe, settings)? else {
+        return Ok(None);
+    };
+    crate::io::create_dirs(&out.join("slurm"))?;
+    let path = out.join("sweep.sbatch");
+    let mut f = crate::io::AtomicFile::create(&path)?;
+    std::io::Write::write_all(f.writer(), script.as_bytes()).map_err(|e| Error::io(&path, e))?;
+    f.commit()?;
+    Ok(Some(path))
+}
+
 /// Submits `script` with `sbatch` (`--wait`: until every element ends); sbatch's output.
 pub fn submit(script: &Path, wait: bool) -> Result<String> {
     let mut cmd = std::process::Command::new("sbatch");
