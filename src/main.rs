@@ -75,6 +75,8 @@ enum Cmd {
         /// Override the experiment's seed.
         #[arg(long)]
         seed: Option<u64>,
+        #[command(flatten)]
+        part: Part,
     },
     /// Run every experiment tagged `paper` into OUT/NAME/ (exit codes as `run`).
     Figures {
@@ -82,6 +84,8 @@ enum Cmd {
         quick: bool,
         #[arg(long, default_value = "figures")]
         out: PathBuf,
+        #[command(flatten)]
+        part: Part,
     },
     /// Test samples against exact draws: MMD, energy, kNN, χ² of component proportions, KS and
     /// the one-sample MMD to p₀, judged as one family (min-P within groups, Bonferroni between).
@@ -91,6 +95,28 @@ enum Cmd {
     /// here, on a Slurm array or by any launcher, and merged byte-identically.
     #[command(subcommand)]
     Sweep(SweepCmd),
+}
+
+/// Which part of an experiment a run does: its cells are stored in OUT/cells/NAME/ and a rerun
+/// skips finished ones.
+#[derive(clap::Args)]
+struct Part {
+    /// Compute only shard I of N (cell k belongs to shard k mod N); render nothing.
+    #[arg(long, value_name = "I/N", conflicts_with = "render_only")]
+    shard: Option<experiments::cells::Mode>,
+    /// Judge the claims and draw the figures from stored cells; a missing cell is an error.
+    #[arg(long)]
+    render_only: bool,
+}
+
+impl Part {
+    fn mode(&self) -> experiments::cells::Mode {
+        match (self.shard, self.render_only) {
+            (Some(s), _) => s,
+            (None, true) => experiments::cells::Mode::RenderOnly,
+            (None, false) => experiments::cells::Mode::All,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -326,14 +352,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             quick,
             out,
             seed,
+            part,
         } => {
             let e = experiments::Experiment::load(&experiment)?;
-            return Ok(verdict(!experiments::run_all(&[e], &out, quick, seed)?));
+            let ok = experiments::run_all(&[e], &out, quick, seed, part.mode())?;
+            return Ok(verdict(!ok));
         }
         Cmd::Sweep(cmd) => return sweep(cmd),
-        Cmd::Figures { quick, out } => {
+        Cmd::Figures { quick, out, part } => {
             let all = experiments::tagged("paper")?;
-            return Ok(verdict(!experiments::run_all(&all, &out, quick, None)?));
+            let ok = experiments::run_all(&all, &out, quick, None, part.mode())?;
+            return Ok(verdict(!ok));
         }
     }
     Ok(ExitCode::SUCCESS)

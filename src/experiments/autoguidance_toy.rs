@@ -366,3 +366,5 @@ fn trained_arms(
     let reversed = Guided::new(b, g, w, [0.0, sde.t_max()])?;
     Ok((out, draw_on(sde.as_ref(), &reversed)?))
 }
+
+super::cells::legacy_cells!();

@@ -495,3 +495,5 @@ fn dims_study(
         .report_only(),
     ])
 }
+
+super::cells::legacy_cells!();

@@ -187,3 +187,5 @@ fn decode_eta1(
     };
     Ok(integrate(sde, score, x_t, &spec, None)?.x)
 }
+
+super::cells::legacy_cells!();

@@ -233,3 +233,5 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     o.panels("churn", &panels)?;
     Ok(claims)
 }
+
+super::cells::legacy_cells!();

@@ -303,3 +303,5 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     o.rows("rate-distortion", &rd_rows)?;
     Ok(claims)
 }
+
+super::cells::legacy_cells!();

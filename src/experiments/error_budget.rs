@@ -393,3 +393,5 @@ fn claims(
     );
     claims
 }
+
+super::cells::legacy_cells!();

@@ -406,3 +406,5 @@ fn claims(p: &Params, rows: &[Row], dims: &[usize], quick: bool) -> Vec<Claim> {
     }
     out
 }
+
+super::cells::legacy_cells!();

@@ -229,3 +229,5 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     ));
     Ok(claims)
 }
+
+super::cells::legacy_cells!();

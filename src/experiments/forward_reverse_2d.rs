@@ -122,3 +122,5 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     o.grid("reverse", &rcharts, cols)?;
     Ok(claims)
 }
+
+super::cells::legacy_cells!();

@@ -27,10 +27,18 @@ impl Experiment {
         Ok((data, mixture))
     }
 
+    /// The dataset and the SDE (VE's σ_max defaults to the data diameter), without the exact
+    /// score: what a render needs for its titles.
+    pub fn data_and_sde(&self) -> Result<(Dataset, Arc<dyn Sde>)> {
+        let data = Dataset::from_spec(&self.data)?;
+        let sde = self.sde.build(|| data.diameter())?;
+        Ok((data, sde))
+    }
+
     /// Data, mixture, SDE (VE's σ_max defaults to the data diameter) and exact score.
     pub fn exact(&self) -> Result<Exact> {
-        let (data, mixture) = self.exact_data()?;
-        let sde = self.sde.build(|| data.diameter())?;
+        let (data, sde) = self.data_and_sde()?;
+        let mixture = data.exact_mixture()?.clone();
         let score = MixtureScore::new(mixture.clone(), sde.clone());
         Ok(Exact {
             data,

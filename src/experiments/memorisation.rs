@@ -652,3 +652,5 @@ fn claims(p: &Params, data: &[Measured], tau_pred: f64) -> Vec<Claim> {
         .report_only(),
     ]
 }
+
+super::cells::legacy_cells!();

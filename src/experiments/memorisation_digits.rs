@@ -323,3 +323,5 @@ fn trained(
     }
     Ok(out)
 }
+
+super::cells::legacy_cells!();

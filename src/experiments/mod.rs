@@ -2,6 +2,7 @@
 //! each run into `DIR/NAME/` with PNG + SVG charts, the CSV behind every chart and a
 //! `manifest.json` (config, seed, version, git revision, wall time, NFE, claims with verdicts).
 
+pub mod cells;
 pub mod index;
 pub mod kit;
 pub mod model;
@@ -43,9 +44,14 @@ macro_rules! registry {
                 }
             }
 
-            fn run(&self, exp: &Experiment, o: &mut Outputs) -> Result<Vec<Claim>> {
+            fn execute(
+                &self,
+                exp: &Experiment,
+                o: &mut Outputs,
+                mode: cells::Mode,
+            ) -> Result<(Option<Vec<Claim>>, cells::Tally)> {
                 match self {
-                    $(Params::$variant(p) => $module::run(exp, p, o),)*
+                    $(Params::$variant(p) => cells::execute(p, exp, o, mode),)*
                 }
             }
         }
@@ -336,17 +342,34 @@ impl Experiment {
 
 /// Runs experiments in turn, printing one line each (stdout) and every claim that does not
 /// hold (stderr), then writes `out/index.html` over every experiment in `out`; returns whether
-/// every asserted claim held.
-pub fn run_all(list: &[Experiment], out: &Path, quick: bool, seed: Option<u64>) -> Result<bool> {
+/// every asserted claim held. A shard ([`cells::Mode::Shard`]) prints what it computed and
+/// writes no index.
+pub fn run_all(
+    list: &[Experiment],
+    out: &Path,
+    quick: bool,
+    seed: Option<u64>,
+    mode: cells::Mode,
+) -> Result<bool> {
     let mut ok = true;
     for e in list {
-        let r = run(e, out, quick, seed)?;
+        let r = run_mode(e, out, quick, seed, mode)?;
+        let t = &r.tally;
+        if let cells::Mode::Shard { index, count } = mode {
+            println!(
+                "{}: shard {index}/{count}: {} cells computed, {} reused, of {} in all, {:.1}s",
+                e.name, t.computed, t.reused, t.cells, r.wall
+            );
+            continue;
+        }
         let failed = r.failures();
         println!(
-            "{}: {} claims, {} failed, {:.1}s -> {}",
+            "{}: {} claims, {} failed, {} of {} cells computed, {:.1}s -> {}",
             e.name,
             r.claims.len(),
             failed.len(),
+            t.computed,
+            t.cells,
             r.wall,
             r.dir.display()
         );
@@ -365,6 +388,9 @@ pub fn run_all(list: &[Experiment], out: &Path, quick: bool, seed: Option<u64>) 
             );
         }
         ok &= failed.is_empty();
+    }
+    if matches!(mode, cells::Mode::Shard { .. }) {
+        return Ok(true);
     }
     let shown = index::write_index(out)?;
     println!(
@@ -511,9 +537,11 @@ impl Outputs {
 
 /// The result of one experiment.
 pub struct Report {
+    /// Empty for a shard.
     pub claims: Vec<Claim>,
     pub dir: PathBuf,
     pub wall: f64,
+    pub tally: cells::Tally,
 }
 
 impl Report {
@@ -537,14 +565,26 @@ pub fn git_revision() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Runs `exp` into `out/NAME/`.
+/// Runs `exp` into `out/NAME/` (every cell, then the figures and claims).
 pub fn run(exp: &Experiment, out: &Path, quick: bool, seed: Option<u64>) -> Result<Report> {
+    run_mode(exp, out, quick, seed, cells::Mode::All)
+}
+
+/// Runs the part `mode` names of `exp`: its cells go to `out/cells/NAME/`, its figures, CSVs
+/// and manifest to `out/NAME/` (not for a shard).
+pub fn run_mode(
+    exp: &Experiment,
+    out: &Path,
+    quick: bool,
+    seed: Option<u64>,
+    mode: cells::Mode,
+) -> Result<Report> {
     let start = Instant::now();
     let dir = out.join(&exp.name);
     let created = crate::io::create_dirs(&dir)?;
-    let result = run_in(exp, dir, quick, seed, start);
-    if result.is_err() {
-        // A failed run (a full disk, a bad setting) leaves no empty directory behind.
+    let result = run_in(exp, dir, quick, seed, start, mode);
+    if result.is_err() || matches!(mode, cells::Mode::Shard { .. }) {
+        // A failed run (a full disk, a bad setting) or a shard leaves no empty directory.
         crate::io::remove_empty_dirs(&created);
     }
     result
@@ -556,6 +596,7 @@ fn run_in(
     quick: bool,
     seed: Option<u64>,
     start: Instant,
+    mode: cells::Mode,
 ) -> Result<Report> {
     let seed = seed.unwrap_or(exp.seed);
     let mut o = Outputs {
@@ -567,8 +608,16 @@ fn run_in(
         models: Vec::new(),
         timings: Vec::new(),
     };
-    let claims = exp.params.run(exp, &mut o)?;
+    let (claims, tally) = exp.params.execute(exp, &mut o, mode)?;
     let wall = start.elapsed().as_secs_f64();
+    let Some(claims) = claims else {
+        return Ok(Report {
+            claims: Vec::new(),
+            dir,
+            wall,
+            tally,
+        });
+    };
     let manifest = serde_json::json!({
         "name": exp.name,
         "description": exp.description,
@@ -578,6 +627,7 @@ fn run_in(
         "version": env!("CARGO_PKG_VERSION"),
         "git_revision": git_revision(),
         "wall_seconds": wall,
+        "cells": {"total": tally.cells, "computed": tally.computed, "reused": tally.reused},
         "nfe": o.nfe.iter().map(|(k, v)| serde_json::json!({"config": k, "nfe": v})).collect::<Vec<_>>(),
         "models": o.models,
         "timings": o.timings.iter().map(|(k, v)| serde_json::json!({"what": k, "value": v})).collect::<Vec<_>>(),
@@ -586,7 +636,12 @@ fn run_in(
     });
     let body = serde_json::to_string_pretty(&manifest).map_err(|e| invalid!("manifest: {e}"))?;
     o.text("manifest.json", &(body + "\n"))?;
-    Ok(Report { claims, dir, wall })
+    Ok(Report {
+        claims,
+        dir,
+        wall,
+        tally,
+    })
 }
 
 /// A 2D scatter chart of the rows of `x` (axes x₀, x₁).

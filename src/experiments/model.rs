@@ -31,7 +31,7 @@ pub struct ModelSpec {
 }
 
 /// One model used by a run, for the manifest.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelUse {
     pub label: String,
     pub dir: String,
@@ -68,7 +68,7 @@ impl ModelSpec {
             self.label,
             crate::io::fnv1a(key.as_bytes())
         )));
-        let _lock = dir.lock()?;
+        let _lock = dir.lock_waiting()?;
         let cached =
             matches!(dir.load_config(), Ok((c, step)) if c == cfg && step == cfg.train.steps);
         let start = Instant::now();

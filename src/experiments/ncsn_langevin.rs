@@ -133,3 +133,5 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         ),
     ])
 }
+
+super::cells::legacy_cells!();

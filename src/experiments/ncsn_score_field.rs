@@ -187,3 +187,5 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     o.figure("score-field", &panels, 3)?;
     Ok(claims)
 }
+
+super::cells::legacy_cells!();

@@ -288,3 +288,5 @@ fn trajectory_chart(
         ..Default::default()
     })
 }
+
+super::cells::legacy_cells!();

@@ -591,3 +591,5 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     o.rows("paths", &path_rows)?;
     Ok(claims)
 }
+
+super::cells::legacy_cells!();

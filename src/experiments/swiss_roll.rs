@@ -288,3 +288,5 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
     );
     Ok(claims.into_iter().map(|c| c.learned(o.quick)).collect())
 }
+
+super::cells::legacy_cells!();

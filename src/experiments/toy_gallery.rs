@@ -428,3 +428,5 @@ mod tests {
         assert_eq!(shown, all);
     }
 }
+
+super::cells::legacy_cells!();

@@ -89,6 +89,22 @@ impl<'a> EndpointOracle<'a> {
         })
     }
 
+    /// An oracle from a reference computed earlier (`x_t` and its solution at ε), so that it
+    /// can be kept apart from the SDE and score it borrows.
+    pub fn from_reference(
+        sde: &'a dyn Sde,
+        score: &'a dyn Score,
+        x_t: Array2<f64>,
+        reference: Array2<f64>,
+    ) -> Self {
+        Self {
+            sde,
+            score,
+            x_t,
+            reference,
+        }
+    }
+
     /// The endpoint error of states `x` at ε.
     pub fn error(&self, x: &Array2<f64>) -> f64 {
         endpoint_error(x, &self.reference)

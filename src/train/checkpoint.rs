@@ -179,6 +179,16 @@ impl RunDir {
     /// dropped and by the kernel when the process ends, however it ends; a second writer gets
     /// an error naming the holder's pid. Readers need no lock.
     pub fn lock(&self) -> Result<RunLock> {
+        self.take(false)
+    }
+
+    /// [`RunDir::lock`], waiting while another process holds it (experiment cells run in
+    /// parallel shards share their models: the second waits for the first's training).
+    pub fn lock_waiting(&self) -> Result<RunLock> {
+        self.take(true)
+    }
+
+    fn take(&self, wait: bool) -> Result<RunLock> {
         let created = !self.path.exists();
         std::fs::create_dir_all(&self.path).map_err(|e| Error::io(&self.path, e))?;
         let path = self.file("run.lock");
@@ -191,6 +201,9 @@ impl RunDir {
             opts.custom_flags(libc::O_NOFOLLOW);
         }
         let mut file = opts.open(&path).map_err(|e| Error::io(&path, e))?;
+        if wait {
+            file.lock().map_err(|e| Error::io(&path, e))?;
+        }
         match file.try_lock() {
             Ok(()) => {
                 let pid = std::process::id();
