@@ -42,7 +42,7 @@ const TARGET: u64 = 0x7a96e7;
 const START: u64 = 0x57a97;
 
 /// A source of error and its exact replacement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Prior draws → exact draws of p_T.
@@ -114,7 +114,7 @@ impl Default for DecomposeSpec {
 }
 
 /// A distance with its standard error over seeds.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize)]
 pub struct Estimate {
     pub mean: f64,
     pub stderr: f64,
@@ -137,7 +137,7 @@ impl Estimate {
 }
 
 /// The decomposition: SW₂² of each stage, the contributions and the interaction.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Decomposition {
     /// SW₂² of n exact draws of p₀ to p₀ (the statistic's noise floor).
     pub floor: Estimate,

@@ -3,6 +3,7 @@
 //! ‖μ̃ − μ_θ‖²; ε-prediction with L (learned and fixed Σ) and with L_simple. Per arm: the test
 //! −ELBO in bits/dim (± SE), sample quality against exact draws, and a stability flag.
 
+use super::cells::Cells;
 use super::{Claim, Exact, Experiment, Fixed, Outputs, Scale, Sci};
 use crate::data::REFERENCE_DOMAIN;
 use crate::nn::NetConfig;
@@ -84,72 +85,95 @@ fn mode_chi2(x: &Array2<f64>, means: ndarray::ArrayView2<f64>, weights: &[f64]) 
         .sum()
 }
 
-struct Outcome {
+/// What one arm's cell computes.
+#[derive(Serialize, Deserialize)]
+pub struct Outcome {
+    /// Per test point (None: unstable).
     bound: Option<Array1<f64>>,
-    samples: Option<Array2<f64>>,
+    /// Energy distance, kNN fraction and mode χ² of its samples against exact draws (None:
+    /// unstable).
+    quality: Option<(f64, f64, f64)>,
     note: String,
+    /// The power control's bound of the exact μ̃ in this arm (the `mu_mse` arm only).
+    power: Option<Array1<f64>>,
 }
 
-pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let Exact {
-        data,
-        mixture,
-        sde,
-        score,
-    } = exp.exact()?;
-    let vp = sde
-        .as_vp()
-        .ok_or_else(|| invalid!("{}: the DDPM chain needs the VP SDE", exp.name))?;
-    let chain = Chain::new(vp, p.chain_steps)?;
-    let train_data = TrainData::from_spec(&exp.data)?;
-    let d = data.dim();
-    let cfg = TrainConfig {
-        steps: *p.train_steps.at(o.quick),
-        warmup: p.train.warmup.min(*p.train_steps.at(o.quick) / 4),
-        ..p.train.clone()
-    };
-    let (n_test, n_samp) = (*p.test_points.at(o.quick), *p.samples.at(o.quick));
-    let test = mixture.sample(n_test, o.seed, REFERENCE_DOMAIN).0;
-    let exact = mixture.sample(n_samp, o.seed + 1, REFERENCE_DOMAIN).0;
-    let bits = 1.0 / (d as f64 * std::f64::consts::LN_2);
-    let finite = |a: &Array2<f64>| a.iter().all(|v| v.is_finite());
-    let evaluate = |m: &DdpmModel| -> Outcome {
-        let b = m.bound(test.view(), o.seed);
-        let s = m.sample(n_samp, d, o.seed);
-        let ok_b = b.iter().all(|v| v.is_finite());
-        let ok_s = finite(&s);
-        Outcome {
-            note: match (ok_b, ok_s) {
-                (true, true) => String::new(),
-                (false, _) => "non-finite bound".into(),
-                (_, false) => "non-finite samples".into(),
-            },
-            bound: ok_b.then_some(b),
-            samples: ok_s.then_some(s),
-        }
-    };
-    let mut outcomes = Vec::new();
-    let mut power = None;
-    for la in &p.arms {
+impl Cells for Params {
+    /// Index into `arms`.
+    type Cell = usize;
+    type Row = Outcome;
+    type Shared = ();
+
+    fn cells(&self, _: &Experiment, _: &Outputs) -> Result<Vec<usize>> {
+        Ok((0..self.arms.len()).collect())
+    }
+
+    fn shared(&self, _: &Experiment, _: &Outputs) -> Result<()> {
+        Ok(())
+    }
+
+    fn compute(&self, exp: &Experiment, _: &(), &i: &usize, o: &mut Outputs) -> Result<Outcome> {
+        let p = self;
+        let Exact {
+            data,
+            mixture,
+            sde,
+            score,
+        } = exp.exact()?;
+        let vp = sde
+            .as_vp()
+            .ok_or_else(|| invalid!("{}: the DDPM chain needs the VP SDE", exp.name))?;
+        let chain = Chain::new(vp, p.chain_steps)?;
+        let train_data = TrainData::from_spec(&exp.data)?;
+        let d = data.dim();
+        let cfg = config(p, o.quick);
+        let (n_test, n_samp) = (*p.test_points.at(o.quick), *p.samples.at(o.quick));
+        let test = mixture.sample(n_test, o.seed, REFERENCE_DOMAIN).0;
+        let exact = mixture.sample(n_samp, o.seed + 1, REFERENCE_DOMAIN).0;
+        let weights = mixture.weights().to_vec();
+        let evaluate = |m: &DdpmModel| -> Outcome {
+            let b = m.bound(test.view(), o.seed);
+            let s = m.sample(n_samp, d, o.seed);
+            let ok_b = b.iter().all(|v| v.is_finite());
+            let ok_s = s.iter().all(|v| v.is_finite());
+            Outcome {
+                note: match (ok_b, ok_s) {
+                    (true, true) => String::new(),
+                    (false, _) => "non-finite bound".into(),
+                    (_, false) => "non-finite samples".into(),
+                },
+                bound: ok_b.then_some(b),
+                quality: ok_s.then(|| {
+                    (
+                        energy_distance(s.view(), exact.view()),
+                        knn_fraction(s.view(), exact.view(), 10),
+                        mode_chi2(&s, mixture.means(), &weights),
+                    )
+                }),
+                power: None,
+            }
+        };
+        let la = &p.arms[i];
         let started = std::time::Instant::now();
         let out = match train(la.arm, chain.clone(), &train_data, p.net.clone(), &cfg) {
             Ok(model) => {
-                let res = evaluate(&model);
+                let mut res = evaluate(&model);
                 if la.label == p.mu_mse {
                     // The power control's μ̃ model: the exact one (oracle μ̃*), same arm.
                     let exact = DdpmModel {
                         heads: Heads::Exact(Arc::new(score.clone()), sde.clone()),
                         ..model
                     };
-                    power = Some(exact.bound(test.view(), o.seed));
+                    res.power = Some(exact.bound(test.view(), o.seed));
                 }
                 res
             }
             // Divergence is the finding, not a crash.
             Err(e) => Outcome {
                 bound: None,
-                samples: None,
+                quality: None,
                 note: e.to_string(),
+                power: None,
             },
         };
         o.nfe.push((
@@ -160,208 +184,219 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             ),
             p.chain_steps as f64,
         ));
-        outcomes.push(out);
+        Ok(out)
     }
-    let weights = mixture.weights().to_vec();
-    let mut rows = Vec::new();
-    // (arm index, −ELBO bits/dim, energy distance) per parameterisation, for the chart.
-    let mut points: [Vec<(f64, f64, f64)>; 2] = [Vec::new(), Vec::new()];
-    for (i, (la, out)) in p.arms.iter().zip(&outcomes).enumerate() {
-        let (m, se) = out.bound.as_ref().map_or((f64::NAN, f64::NAN), mean_se);
-        let (e, k, c) = out
-            .samples
-            .as_ref()
-            .map_or((f64::NAN, f64::NAN, f64::NAN), |s| {
-                (
-                    energy_distance(s.view(), exact.view()),
-                    knn_fraction(s.view(), exact.view(), 10),
-                    mode_chi2(s, mixture.means(), &weights),
-                )
-            });
-        rows.push(Row {
-            arm: la.label.clone(),
-            parameterization: match la.arm.param {
-                Param::Eps => "eps",
-                Param::MuTilde => "mu-tilde",
-            },
-            objective: match la.arm.objective {
-                Objective::Bound => "L",
-                Objective::Mse => "mse",
-            },
-            variance: match la.arm.sigma {
-                Sigma::Beta => "fixed beta",
-                Sigma::BetaTilde => "fixed beta-tilde",
-                Sigma::Learned => "learned diagonal",
-            },
-            stable: out.note.is_empty(),
-            neg_elbo_bits_per_dim: Fixed(m * bits),
-            stderr: Fixed(se * bits),
-            energy_distance: Sci(e),
-            knn_fraction: Fixed(k),
-            mode_chi2: Fixed(c),
-            note: out.note.clone(),
-        });
-        if m.is_finite() {
-            points[usize::from(la.arm.param == Param::Eps)].push((i as f64 + 1.0, m * bits, e));
-        }
-    }
-    o.rows("ablation", &rows)?;
 
-    let mut claims = Vec::new();
-    let find = |label: &str| {
-        p.arms
-            .iter()
-            .position(|a| a.label == label)
-            .ok_or_else(|| invalid!("{}: no arm labelled '{label}'", exp.name))
-    };
-    let (bi, si, mi) = (find(&p.bound)?, find(&p.simple)?, find(&p.mu_mse)?);
-    let paired = |a: &Array1<f64>, b: &Array1<f64>| mean_se(&((a - b) * bits));
-    // Ho et al. §4.2: ε-prediction with L_simple is far better than μ̃-prediction with the
-    // unweighted ‖μ̃ − μ_θ‖² (Table 2's "–"): asserted on the test bound, paired, 3 se.
-    match (&outcomes[si].bound, &outcomes[mi].bound) {
-        (Some(simple), Some(mu)) => {
-            let (diff, se) = paired(simple, mu);
-            claims.push(
-                Claim::new(
-                    &format!(
-                        "'{}' reaches a lower test −ELBO than '{}' (paired difference, bits/dim)",
-                        p.simple, p.mu_mse
-                    ),
-                    diff + 3.0 * se < 0.0,
-                    diff,
-                    &format!("< −3 se = {:.4}", -3.0 * se),
-                )
-                .learned(o.quick),
-            );
-            if let Some(exact_mu) = &power {
-                let (wd, wse) = paired(simple, exact_mu);
-                claims.push(Claim::new(
-                    &format!("power: '{}' does not beat the exact μ̃ (oracle) in the same arm (paired difference)", p.simple),
-                    wd + 3.0 * wse >= 0.0,
-                    wd,
-                    &format!("≥ −3 se = {:.4}", -3.0 * wse),
-                ));
+    fn render(
+        &self,
+        exp: &Experiment,
+        cells: Vec<(usize, Outcome)>,
+        o: &mut Outputs,
+    ) -> Result<Vec<Claim>> {
+        let p = self;
+        let (data, _) = exp.exact_data()?;
+        let bits = 1.0 / (data.dim() as f64 * std::f64::consts::LN_2);
+        let cfg = config(p, o.quick);
+        let outcomes: Vec<Outcome> = cells.into_iter().map(|c| c.1).collect();
+        let power = outcomes.iter().find_map(|c| c.power.clone());
+        let mut rows = Vec::new();
+        // (arm index, −ELBO bits/dim, energy distance) per parameterisation, for the chart.
+        let mut points: [Vec<(f64, f64, f64)>; 2] = [Vec::new(), Vec::new()];
+        for (i, (la, out)) in p.arms.iter().zip(&outcomes).enumerate() {
+            let (m, se) = out.bound.as_ref().map_or((f64::NAN, f64::NAN), mean_se);
+            let (e, k, c) = out.quality.unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+            rows.push(Row {
+                arm: la.label.clone(),
+                parameterization: match la.arm.param {
+                    Param::Eps => "eps",
+                    Param::MuTilde => "mu-tilde",
+                },
+                objective: match la.arm.objective {
+                    Objective::Bound => "L",
+                    Objective::Mse => "mse",
+                },
+                variance: match la.arm.sigma {
+                    Sigma::Beta => "fixed beta",
+                    Sigma::BetaTilde => "fixed beta-tilde",
+                    Sigma::Learned => "learned diagonal",
+                },
+                stable: out.note.is_empty(),
+                neg_elbo_bits_per_dim: Fixed(m * bits),
+                stderr: Fixed(se * bits),
+                energy_distance: Sci(e),
+                knn_fraction: Fixed(k),
+                mode_chi2: Fixed(c),
+                note: out.note.clone(),
+            });
+            if m.is_finite() {
+                points[usize::from(la.arm.param == Param::Eps)].push((i as f64 + 1.0, m * bits, e));
             }
         }
-        _ => claims.push(Claim::new(
-            &format!(
-                "'{}' and '{}' trained stably (needed for the bound comparison)",
-                p.simple, p.mu_mse
-            ),
-            false,
-            f64::NAN,
-            "both stable",
-        )),
-    }
-    // Ho et al.'s NLL finding (L 3.70 < L_simple 3.75): reported — on toy data it does not
-    // hold robustly (the sign depends on the budget and the data; see the README).
-    if let (Some(l), Some(simple)) = (&outcomes[bi].bound, &outcomes[si].bound) {
-        let (diff, se) = paired(l, simple);
-        claims.push(
-            Claim::new(
-                &format!("'{}' − '{}' test −ELBO, bits/dim (paired; < −2 se: L wins as in Ho et al.'s 3.70 vs 3.75)", p.bound, p.simple),
-                diff + 2.0 * se < 0.0,
-                diff,
-                &format!("< −2 se = {:.4}", -2.0 * se),
-            )
-            .report_only(),
-        );
-    }
-    // Every L arm against L_simple (reported), sample-quality ordering and stability.
-    for (la, out) in p.arms.iter().zip(&outcomes) {
-        if la.arm.objective == Objective::Bound && la.label != p.bound {
-            if let (Some(l), Some(simple)) = (&out.bound, &outcomes[si].bound) {
-                let (diff, se) = paired(l, simple);
+        o.rows("ablation", &rows)?;
+
+        let mut claims = Vec::new();
+        let find = |label: &str| {
+            p.arms
+                .iter()
+                .position(|a| a.label == label)
+                .ok_or_else(|| invalid!("{}: no arm labelled '{label}'", exp.name))
+        };
+        let (bi, si, mi) = (find(&p.bound)?, find(&p.simple)?, find(&p.mu_mse)?);
+        let paired = |a: &Array1<f64>, b: &Array1<f64>| mean_se(&((a - b) * bits));
+        // Ho et al. §4.2: ε-prediction with L_simple is far better than μ̃-prediction with the
+        // unweighted ‖μ̃ − μ_θ‖² (Table 2's "–"): asserted on the test bound, paired, 3 se.
+        match (&outcomes[si].bound, &outcomes[mi].bound) {
+            (Some(simple), Some(mu)) => {
+                let (diff, se) = paired(simple, mu);
                 claims.push(
                     Claim::new(
                         &format!(
-                            "'{}' − '{}' test −ELBO, bits/dim (paired; < 0: L wins)",
-                            la.label, p.simple
+                            "'{}' reaches a lower test −ELBO than '{}' (paired difference, bits/dim)",
+                            p.simple, p.mu_mse
                         ),
-                        diff < 0.0,
+                        diff + 3.0 * se < 0.0,
                         diff,
-                        &format!("< 0 (se {se:.4})"),
+                        &format!("< −3 se = {:.4}", -3.0 * se),
                     )
-                    .report_only(),
+                    .learned(o.quick),
                 );
+                if let Some(exact_mu) = &power {
+                    let (wd, wse) = paired(simple, exact_mu);
+                    claims.push(Claim::new(
+                        &format!("power: '{}' does not beat the exact μ̃ (oracle) in the same arm (paired difference)", p.simple),
+                        wd + 3.0 * wse >= 0.0,
+                        wd,
+                        &format!("≥ −3 se = {:.4}", -3.0 * wse),
+                    ));
+                }
             }
+            _ => claims.push(Claim::new(
+                &format!(
+                    "'{}' and '{}' trained stably (needed for the bound comparison)",
+                    p.simple, p.mu_mse
+                ),
+                false,
+                f64::NAN,
+                "both stable",
+            )),
         }
+        // Ho et al.'s NLL finding (L 3.70 < L_simple 3.75): reported — on toy data it does not
+        // hold robustly (the sign depends on the budget and the data; see the README).
+        if let (Some(l), Some(simple)) = (&outcomes[bi].bound, &outcomes[si].bound) {
+            let (diff, se) = paired(l, simple);
+            claims.push(
+                Claim::new(
+                    &format!("'{}' − '{}' test −ELBO, bits/dim (paired; < −2 se: L wins as in Ho et al.'s 3.70 vs 3.75)", p.bound, p.simple),
+                    diff + 2.0 * se < 0.0,
+                    diff,
+                    &format!("< −2 se = {:.4}", -2.0 * se),
+                )
+                .report_only(),
+            );
+        }
+        // Every L arm against L_simple (reported), sample-quality ordering and stability.
+        for (la, out) in p.arms.iter().zip(&outcomes) {
+            if la.arm.objective == Objective::Bound && la.label != p.bound {
+                if let (Some(l), Some(simple)) = (&out.bound, &outcomes[si].bound) {
+                    let (diff, se) = paired(l, simple);
+                    claims.push(
+                        Claim::new(
+                            &format!(
+                                "'{}' − '{}' test −ELBO, bits/dim (paired; < 0: L wins)",
+                                la.label, p.simple
+                            ),
+                            diff < 0.0,
+                            diff,
+                            &format!("< 0 (se {se:.4})"),
+                        )
+                        .report_only(),
+                    );
+                }
+            }
+            claims.push(
+                Claim::new(
+                    &format!(
+                        "'{}' trained and sampled stably{}",
+                        la.label,
+                        if out.note.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", out.note)
+                        }
+                    ),
+                    out.note.is_empty(),
+                    if out.note.is_empty() { 1.0 } else { 0.0 },
+                    "stable",
+                )
+                .report_only(),
+            );
+        }
+        let best = rows
+            .iter()
+            .filter(|r| r.energy_distance.0.is_finite())
+            .min_by(|a, b| a.energy_distance.0.total_cmp(&b.energy_distance.0))
+            .map(|r| r.arm.clone())
+            .unwrap_or_default();
         claims.push(
             Claim::new(
                 &format!(
-                    "'{}' trained and sampled stably{}",
-                    la.label,
-                    if out.note.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", out.note)
-                    }
+                    "best sample quality (lowest energy distance): '{best}' (Ho et al.: L_simple)"
                 ),
-                out.note.is_empty(),
-                if out.note.is_empty() { 1.0 } else { 0.0 },
-                "stable",
+                best == p.simple,
+                rows.iter()
+                    .find(|r| r.arm == best)
+                    .map_or(f64::NAN, |r| r.energy_distance.0),
+                &format!("'{}' best", p.simple),
             )
             .report_only(),
         );
-    }
-    let best = rows
-        .iter()
-        .filter(|r| r.energy_distance.0.is_finite())
-        .min_by(|a, b| a.energy_distance.0.total_cmp(&b.energy_distance.0))
-        .map(|r| r.arm.clone())
-        .unwrap_or_default();
-    claims.push(
-        Claim::new(
-            &format!(
-                "best sample quality (lowest energy distance): '{best}' (Ho et al.: L_simple)"
-            ),
-            best == p.simple,
-            rows.iter()
-                .find(|r| r.arm == best)
-                .map_or(f64::NAN, |r| r.energy_distance.0),
-            &format!("'{}' best", p.simple),
-        )
-        .report_only(),
-    );
-    let arms_axis = "arm (row of ablation.csv)".to_string();
-    let panel =
-        |title: String, y_label: &str, log_y: bool, pick: fn(&(f64, f64, f64)) -> f64| Chart {
-            title,
-            x_label: arms_axis.clone(),
-            y_label: y_label.into(),
-            log_y,
-            series: ["μ̃ prediction", "ε prediction"]
-                .iter()
-                .zip(&points)
-                .map(|(name, pts)| {
-                    Series::line_points(*name, pts.iter().map(|q| (q.0, pick(q))).collect())
-                })
-                .collect(),
-            ..Default::default()
-        };
-    o.panels(
-        "ablation",
-        &[
-            panel(
-                format!(
-                    "Test −ELBO, {} (T = {}, {} steps)",
-                    data.name(),
-                    p.chain_steps,
-                    cfg.steps
+        let arms_axis = "arm (row of ablation.csv)".to_string();
+        let panel =
+            |title: String, y_label: &str, log_y: bool, pick: fn(&(f64, f64, f64)) -> f64| Chart {
+                title,
+                x_label: arms_axis.clone(),
+                y_label: y_label.into(),
+                log_y,
+                series: ["μ̃ prediction", "ε prediction"]
+                    .iter()
+                    .zip(&points)
+                    .map(|(name, pts)| {
+                        Series::line_points(*name, pts.iter().map(|q| (q.0, pick(q))).collect())
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+        o.panels(
+            "ablation",
+            &[
+                panel(
+                    format!(
+                        "Test −ELBO, {} (T = {}, {} steps)",
+                        data.name(),
+                        p.chain_steps,
+                        cfg.steps
+                    ),
+                    "−ELBO, bits/dim (unstable arms absent)",
+                    true,
+                    |q| q.1,
                 ),
-                "−ELBO, bits/dim (unstable arms absent)",
-                true,
-                |q| q.1,
-            ),
-            panel(
-                "Sample quality".into(),
-                "energy distance to exact draws",
-                false,
-                |q| q.2,
-            ),
-        ],
-    )?;
-    Ok(claims)
+                panel(
+                    "Sample quality".into(),
+                    "energy distance to exact draws",
+                    false,
+                    |q| q.2,
+                ),
+            ],
+        )?;
+        Ok(claims)
+    }
 }
 
-super::cells::legacy_cells!();
+/// The training settings of every arm (steps and warm-up cut under `--quick`).
+fn config(p: &Params, quick: bool) -> TrainConfig {
+    TrainConfig {
+        steps: *p.train_steps.at(quick),
+        warmup: p.train.warmup.min(*p.train_steps.at(quick) / 4),
+        ..p.train.clone()
+    }
+}

@@ -3,16 +3,16 @@
 //! the authors' DPM-Solver-fast split), DPM-Solver++(2M) and Euler/Heun in t, on λ-uniform and
 //! time-uniform grids, with the exact score of the data rescaled to image-like spread.
 
-use super::samplers_vs_nfe::steps_for;
 use super::cells::Cells;
+use super::samplers_vs_nfe::steps_for;
 use super::{Claim, Experiment, Num, Outputs, Scale, Sci};
+use crate::data::GaussianMixture;
 use crate::plot::{Chart, Series};
 use crate::sample::convergence::EndpointOracle;
 use crate::sample::{integrate, SampleSpec, Sampler};
 use crate::score::{MixtureScore, Score};
-use crate::{invalid, Result};
-use crate::data::GaussianMixture;
 use crate::sde::Sde;
+use crate::{invalid, Result};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -207,9 +207,9 @@ impl Cells for Params {
             .filter(|n| (lo..=hi).contains(n))
             .collect();
         let get = |label: &str, n: usize| {
-            err.get(&(label.to_string(), n))
-                .copied()
-                .ok_or_else(|| invalid!("{}: the claims need sampler '{label}' at NFE {n}", exp.name))
+            err.get(&(label.to_string(), n)).copied().ok_or_else(|| {
+                invalid!("{}: the claims need sampler '{label}' at NFE {n}", exp.name)
+            })
         };
         let ratio_over = |a: &str, b: &str, ns: &[usize]| -> Result<f64> {
             let mut worst: f64 = 0.0;

@@ -6,6 +6,7 @@
 //! deterministic sampler's affine map (the quantity Pierret & Galerne 2025 compute in closed
 //! form); a deliberately wrong field (the mixture widened) must show as the score contribution.
 
+use super::cells::Cells;
 use super::model::ModelSpec;
 use super::samplers_vs_nfe::steps_for;
 use super::{Claim, Experiment, Num, Outputs, Scale, Sci};
@@ -99,84 +100,193 @@ fn runs(p: &Params, quick: bool, sde: &dyn Sde) -> Result<Vec<(Sampler, usize, S
     Ok(out)
 }
 
-pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let data = exp.exact()?.mixture;
-    let quick = o.quick;
-    let spec = DecomposeSpec {
-        n: *p.n.at(quick),
-        seeds: *p.seeds.at(quick),
+/// One cell: a path with the exact field, the trained network, the wrong field, or the
+/// Gaussian check.
+#[derive(Serialize, Deserialize)]
+pub enum Cell {
+    /// Index into `paths`.
+    Exact(usize),
+    Trained,
+    Power,
+    Gaussian,
+}
+
+/// What a cell computes.
+#[derive(Serialize, Deserialize)]
+pub enum Computed {
+    /// The path's name and (sampler name, NFE, decomposition) per run of [`runs`] on it.
+    Decompositions(String, Vec<(String, usize, Decomposition)>),
+    /// (sampled, stderr, closed form) per deterministic run on VP.
+    Gaussian(Vec<(f64, f64, f64)>),
+}
+
+/// The decomposition settings.
+fn spec(p: &Params, o: &Outputs) -> DecomposeSpec {
+    DecomposeSpec {
+        n: *p.n.at(o.quick),
+        seeds: *p.seeds.at(o.quick),
         seed: o.seed,
         projections: p.projections,
         ..Default::default()
-    };
-    let vp = SdeSpec::default().build(|| 1.0)?;
-    let runs_vp = runs(p, quick, vp.as_ref())?;
-    if runs_vp.is_empty() {
-        return Err(invalid!("{}: no sampler spends a listed NFE", exp.name));
     }
-    let mut rows = Vec::new();
-    let mut results: Vec<(String, &'static str, String, usize, Decomposition)> = Vec::new();
-    let mut record = |path: &dyn Sde, model: &'static str, decs: Vec<Decomposition>| {
-        let runs = runs(p, quick, path)?;
-        let path = path.name();
-        for (r, dec) in runs.iter().zip(decs) {
-            let c = |s| contribution(&dec, s).mean;
-            rows.push(Row {
-                path: path.to_string(),
-                model,
-                sampler: r.2.clone(),
-                nfe: Num(r.3 as f64),
-                full: Sci(dec.full.mean),
-                floor: Sci(dec.floor.mean),
-                initialisation: Sci(c(Source::Initialisation)),
-                truncation: Sci(c(Source::Truncation)),
-                discretisation: Sci(c(Source::Discretisation)),
-                discretisation_stderr: Sci(contribution(&dec, Source::Discretisation).stderr),
-                score: Sci(c(Source::Score)),
-                score_stderr: Sci(contribution(&dec, Source::Score).stderr),
-                all_replaced: Sci(dec.chain.last().expect("four").1.mean),
-                interaction: Sci(dec.interaction.mean),
-                interaction_stderr: Sci(dec.interaction.stderr),
-            });
-            results.push((path.to_string(), model, r.2.clone(), r.3, dec));
+}
+
+impl Cells for Params {
+    type Cell = Cell;
+    type Row = Computed;
+    type Shared = ();
+
+    fn cells(&self, exp: &Experiment, o: &Outputs) -> Result<Vec<Cell>> {
+        let vp = SdeSpec::default().build(|| 1.0)?;
+        if runs(self, o.quick, vp.as_ref())?.is_empty() {
+            return Err(invalid!("{}: no sampler spends a listed NFE", exp.name));
         }
-        Ok::<(), crate::Error>(())
-    };
-    let pairs = |sde: &dyn Sde| -> Result<Vec<(Sampler, usize)>> {
-        Ok(runs(p, quick, sde)?
-            .into_iter()
-            .map(|r| (r.0, r.1))
-            .collect())
-    };
-    for path in &p.paths {
-        let sde: Arc<dyn Sde> = path.build(|| data.diameter())?;
-        let exact = exact_model(&data, &sde)?;
-        let decs = decompose_all(&exact, &exact, &data, &spec, &pairs(sde.as_ref())?)?;
-        record(sde.as_ref(), "exact", decs)?;
-    }
-    let net = p.model.trained(exp, o)?;
-    let sde = net.sde().clone();
-    let learned = Model::new(net, sde.clone())?;
-    let exact = exact_model(&data, &sde)?;
-    let decs = decompose_all(&learned, &exact, &data, &spec, &pairs(sde.as_ref())?)?;
-    record(sde.as_ref(), "trained", decs)?;
-    // Power: a wrong field, at the largest NFE of the first sampler.
-    let wrong = exact_model(&data.widened(p.wrong_widen)?, &sde)?;
-    let runs = runs_vp;
-    let last = runs
-        .iter()
-        .rev()
-        .find(|r| r.2 == runs[0].2)
-        .expect("one run");
-    let wrong_dec = decompose_all(&wrong, &exact, &data, &spec, &[(last.0.clone(), last.1)])?;
-    o.rows("error-budget", &rows)?;
-    for r in &runs {
-        o.nfe.push((format!("{} nfe={}", r.2, r.3), r.3 as f64));
+        let mut cells: Vec<Cell> = (0..self.paths.len()).map(Cell::Exact).collect();
+        cells.extend([Cell::Trained, Cell::Power, Cell::Gaussian]);
+        Ok(cells)
     }
 
-    let gauss = gaussian_check(p, &spec, quick, o)?;
-    draw(p, o, &results)?;
-    Ok(claims(p, &results, &gauss, &wrong_dec))
+    fn shared(&self, _: &Experiment, _: &Outputs) -> Result<()> {
+        Ok(())
+    }
+
+    fn compute(&self, exp: &Experiment, _: &(), cell: &Cell, o: &mut Outputs) -> Result<Computed> {
+        let p = self;
+        let data = exp.exact()?.mixture;
+        let (spec, quick) = (spec(p, o), o.quick);
+        let pairs = |sde: &dyn Sde| -> Result<Vec<(Sampler, usize)>> {
+            Ok(runs(p, quick, sde)?
+                .into_iter()
+                .map(|r| (r.0, r.1))
+                .collect())
+        };
+        // The runs' (sampler name, NFE) beside their decompositions.
+        let labelled = |sde: &dyn Sde, decs: Vec<Decomposition>| -> Result<Computed> {
+            let runs = runs(p, quick, sde)?;
+            Ok(Computed::Decompositions(
+                sde.name().to_string(),
+                runs.into_iter()
+                    .zip(decs)
+                    .map(|(r, d)| (r.2, r.3, d))
+                    .collect(),
+            ))
+        };
+        match cell {
+            Cell::Exact(i) => {
+                let sde: Arc<dyn Sde> = p.paths[*i].build(|| data.diameter())?;
+                let exact = exact_model(&data, &sde)?;
+                let decs = decompose_all(&exact, &exact, &data, &spec, &pairs(sde.as_ref())?)?;
+                labelled(sde.as_ref(), decs)
+            }
+            Cell::Trained => {
+                let net = p.model.trained(exp, o)?;
+                let sde = net.sde().clone();
+                let learned = Model::new(net, sde.clone())?;
+                let exact = exact_model(&data, &sde)?;
+                let decs = decompose_all(&learned, &exact, &data, &spec, &pairs(sde.as_ref())?)?;
+                labelled(sde.as_ref(), decs)
+            }
+            // Power: a wrong field, at the largest NFE of the first sampler, on the trained
+            // network's path.
+            Cell::Power => {
+                let sde = p.model.trained(exp, o)?.sde().clone();
+                let exact = exact_model(&data, &sde)?;
+                let wrong = exact_model(&data.widened(p.wrong_widen)?, &sde)?;
+                let vp = SdeSpec::default().build(|| 1.0)?;
+                let runs = runs(p, quick, vp.as_ref())?;
+                let last = runs
+                    .iter()
+                    .rev()
+                    .find(|r| r.2 == runs[0].2)
+                    .expect("one run");
+                let dec = decompose_all(&wrong, &exact, &data, &spec, &[(last.0.clone(), last.1)])?;
+                let dec = dec
+                    .into_iter()
+                    .map(|d| (last.2.clone(), last.3, d))
+                    .collect();
+                Ok(Computed::Decompositions(sde.name().to_string(), dec))
+            }
+            Cell::Gaussian => Ok(Computed::Gaussian(gaussian_check(p, &spec, o.quick)?)),
+        }
+    }
+
+    fn render(
+        &self,
+        exp: &Experiment,
+        cells: Vec<(Cell, Computed)>,
+        o: &mut Outputs,
+    ) -> Result<Vec<Claim>> {
+        let p = self;
+        let quick = o.quick;
+        let mut rows = Vec::new();
+        let mut results: Vec<Result5> = Vec::new();
+        let (mut gauss, mut wrong_dec) = (Vec::new(), Vec::new());
+        for (cell, computed) in cells {
+            let model = match (&cell, computed) {
+                (Cell::Gaussian, Computed::Gaussian(g)) => {
+                    gauss = g;
+                    continue;
+                }
+                (Cell::Power, Computed::Decompositions(_, d)) => {
+                    wrong_dec = d.into_iter().map(|r| r.2).collect();
+                    continue;
+                }
+                (Cell::Exact(_), Computed::Decompositions(path, d)) => ("exact", path, d),
+                (Cell::Trained, Computed::Decompositions(path, d)) => ("trained", path, d),
+                _ => {
+                    return Err(invalid!(
+                        "{}: a stored cell holds another kind of row",
+                        exp.name
+                    ))
+                }
+            };
+            let (model, path, decs) = model;
+            for (sampler, nfe, dec) in decs {
+                let c = |s| contribution(&dec, s).mean;
+                rows.push(Row {
+                    path: path.to_string(),
+                    model,
+                    sampler: sampler.clone(),
+                    nfe: Num(nfe as f64),
+                    full: Sci(dec.full.mean),
+                    floor: Sci(dec.floor.mean),
+                    initialisation: Sci(c(Source::Initialisation)),
+                    truncation: Sci(c(Source::Truncation)),
+                    discretisation: Sci(c(Source::Discretisation)),
+                    discretisation_stderr: Sci(contribution(&dec, Source::Discretisation).stderr),
+                    score: Sci(c(Source::Score)),
+                    score_stderr: Sci(contribution(&dec, Source::Score).stderr),
+                    all_replaced: Sci(dec.chain.last().expect("four").1.mean),
+                    interaction: Sci(dec.interaction.mean),
+                    interaction_stderr: Sci(dec.interaction.stderr),
+                });
+                results.push((path.to_string(), model, sampler, nfe, dec));
+            }
+        }
+        o.rows("error-budget", &rows)?;
+        let vp = SdeSpec::default().build(|| 1.0)?;
+        for r in &runs(p, quick, vp.as_ref())? {
+            o.nfe.push((format!("{} nfe={}", r.2, r.3), r.3 as f64));
+        }
+        let det: Vec<_> = runs(p, quick, vp.as_ref())?
+            .into_iter()
+            .filter(|r| r.2 != "em")
+            .collect();
+        let gauss_rows: Vec<GaussRow> = det
+            .iter()
+            .zip(&gauss)
+            .map(|(r, &(sampled, se, closed))| GaussRow {
+                sampler: r.2.clone(),
+                nfe: Num(r.3 as f64),
+                sampled: Sci(sampled),
+                stderr: Sci(se),
+                closed_form: Sci(closed),
+            })
+            .collect();
+        o.rows("error-budget-gaussian", &gauss_rows)?;
+        draw(p, o, &results)?;
+        Ok(claims(p, &results, &gauss, &wrong_dec))
+    }
 }
 
 fn exact_model(m: &GaussianMixture, sde: &Arc<dyn Sde>) -> Result<Model> {
@@ -188,12 +298,7 @@ fn exact_model(m: &GaussianMixture, sde: &Arc<dyn Sde>) -> Result<Model> {
 
 /// Gaussian data, VP, every deterministic sampler at every NFE: the sampled stage "exact start,
 /// target at ε" (minus the floor) against the closed form; (sampled, stderr, closed) per run.
-fn gaussian_check(
-    p: &Params,
-    spec: &DecomposeSpec,
-    quick: bool,
-    o: &mut Outputs,
-) -> Result<Vec<(f64, f64, f64)>> {
+fn gaussian_check(p: &Params, spec: &DecomposeSpec, quick: bool) -> Result<Vec<(f64, f64, f64)>> {
     let d = p.gaussian_stds.len();
     let cov = Array2::from_diag(&Array1::from_iter(p.gaussian_stds.iter().map(|s| s * s)));
     let means = Array2::from_shape_fn((1, d), |(_, j)| 0.5 - 0.3 * j as f64);
@@ -215,7 +320,6 @@ fn gaussian_check(
         .collect();
     let pairs: Vec<(Sampler, usize)> = det.iter().map(|r| (r.0.clone(), r.1)).collect();
     let decs = decompose_all(&model, &model, &g, spec, &pairs)?;
-    let mut rows = Vec::new();
     let mut out = Vec::new();
     for (r, dec) in det.iter().zip(&decs) {
         // The chain's stage after truncation: exact start, target p_ε, the sampler.
@@ -239,16 +343,8 @@ fn gaussian_check(
             })
             .sum::<f64>()
             / spec.seeds as f64;
-        rows.push(GaussRow {
-            sampler: r.2.clone(),
-            nfe: Num(r.3 as f64),
-            sampled: Sci(sampled),
-            stderr: Sci(se),
-            closed_form: Sci(closed),
-        });
         out.push((sampled, se, closed));
     }
-    o.rows("error-budget-gaussian", &rows)?;
     Ok(out)
 }
 
@@ -393,5 +489,3 @@ fn claims(
     );
     claims
 }
-
-super::cells::legacy_cells!();

@@ -23,6 +23,7 @@
 //! first evaluated step with a copy fraction ≥ ½) against N — Bonnaire, Urfin, Biroli &
 //! Mézard (2025) find it grows linearly with N; the fitted exponent is reported.
 
+use super::cells::Cells;
 use super::{Claim, Experiment, Fixed, Outputs, Scale, Sci};
 use crate::data::{GaussianMixture, DATA_DOMAIN, REFERENCE_DOMAIN};
 use crate::plot::{Chart, Series};
@@ -141,191 +142,367 @@ fn settled(times: &[f64], rows: usize, same: impl Fn(usize, usize) -> bool) -> V
         .collect()
 }
 
-pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let sde: Arc<dyn Sde> = exp.sde.build(|| 1.0)?;
-    if p.dims.is_empty() || p.dims.contains(&0) || p.trajectories == 0 {
-        return Err(invalid!(
-            "{}: dims must be ≥ 1 and trajectories positive",
-            exp.name
-        ));
+/// One cell: the empirical score at (d, N), a network trained on N points, or one of width
+/// `hidden` on the width study's set.
+#[derive(Serialize, Deserialize)]
+pub enum Cell {
+    Empirical { d: usize, n: usize },
+    Trained { n: usize },
+    Width { hidden: usize },
+}
+
+/// What a cell measures.
+#[derive(Serialize, Deserialize)]
+pub enum Measure {
+    Empirical(Empirical),
+    /// The evaluations along training.
+    Along(Vec<Checkpoint>),
+}
+
+/// The empirical score at one (d, N).
+#[derive(Serialize, Deserialize)]
+pub struct Empirical {
+    d: usize,
+    n: usize,
+    gap: f64,
+    copies: f64,
+    ratio: f64,
+    smooth_copies: f64,
+    tau_s: f64,
+    sigma_c: f64,
+    predicted: f64,
+    end: f64,
+    /// OU times of the measured and predicted collapse, for the chart.
+    collapse_tau: f64,
+    predicted_tau: f64,
+    /// Wall-clock µs per empirical-score row evaluation (a timing, not a result).
+    us: f64,
+}
+
+impl Cells for Params {
+    type Cell = Cell;
+    type Row = Measure;
+    /// The SDE and the recorded grid times.
+    type Shared = (Arc<dyn Sde>, Vec<f64>);
+
+    fn cells(&self, exp: &Experiment, o: &Outputs) -> Result<Vec<Cell>> {
+        let p = self;
+        if p.dims.is_empty() || p.dims.contains(&0) || p.trajectories == 0 {
+            return Err(invalid!(
+                "{}: dims must be ≥ 1 and trajectories positive",
+                exp.name
+            ));
+        }
+        let sizes = p.sizes.at(o.quick);
+        if sizes.iter().any(|&n| n < 2) {
+            return Err(invalid!(
+                "{}: training sets need at least 2 points",
+                exp.name
+            ));
+        }
+        let mut cells = Vec::new();
+        for &d in &p.dims {
+            cells.extend(sizes.iter().map(|&n| Cell::Empirical { d, n }));
+        }
+        cells.extend(
+            p.trained
+                .sizes
+                .at(o.quick)
+                .iter()
+                .map(|&n| Cell::Trained { n }),
+        );
+        if let Some(w) = &p.widths {
+            cells.extend(
+                w.hidden
+                    .at(o.quick)
+                    .iter()
+                    .map(|&hidden| Cell::Width { hidden }),
+            );
+        }
+        Ok(cells)
     }
-    let sizes = p.sizes.at(o.quick).clone();
-    if sizes.iter().any(|&n| n < 2) {
-        return Err(invalid!(
-            "{}: training sets need at least 2 points",
-            exp.name
-        ));
+
+    fn shared(&self, exp: &Experiment, _: &Outputs) -> Result<Self::Shared> {
+        let sde: Arc<dyn Sde> = exp.sde.build(|| 1.0)?;
+        let method = self.sampler.method(Some(sde.as_ref()))?;
+        // Record every grid time below t_max: the trajectories, step by step.
+        let grid = method.grid(sde.as_ref(), sde.default_eps(), self.steps)?;
+        let times: Vec<f64> = grid.iter().copied().filter(|&t| t < grid[0]).collect();
+        Ok((sde, times))
     }
+
+    fn compute(
+        &self,
+        exp: &Experiment,
+        (sde, times): &Self::Shared,
+        cell: &Cell,
+        o: &mut Outputs,
+    ) -> Result<Measure> {
+        let p = self;
+        let t = &p.trained;
+        let data = || crate::data::Dataset::from_spec(&exp.data);
+        match *cell {
+            Cell::Empirical { d, n } => Ok(Measure::Empirical(empirical(p, sde, times, d, n, o)?)),
+            Cell::Trained { n } => {
+                let data = data()?;
+                let fresh = data.sample(t.samples, o.seed, REFERENCE_DOMAIN);
+                let train = data.sample(n, o.seed, DATA_DOMAIN);
+                let (evals, _) = along_training(
+                    exp,
+                    t,
+                    o,
+                    t.net.clone(),
+                    (&train, fresh.view()),
+                    p.copy_fraction,
+                )?;
+                Ok(Measure::Along(evals))
+            }
+            Cell::Width { hidden } => {
+                let w = p.widths.as_ref().expect("a width cell comes from [widths]");
+                let data = data()?;
+                let fresh = data.sample(t.samples, o.seed, REFERENCE_DOMAIN);
+                let train = data.sample(w.size, o.seed, DATA_DOMAIN);
+                let t = Trained {
+                    steps: w.steps.clone(),
+                    eval_every: w.eval_every.clone(),
+                    ..p.trained.clone()
+                };
+                let net = crate::nn::NetConfig {
+                    hidden,
+                    ..t.net.clone()
+                };
+                let (evals, _) =
+                    along_training(exp, &t, o, net, (&train, fresh.view()), p.copy_fraction)?;
+                Ok(Measure::Along(evals))
+            }
+        }
+    }
+
+    fn render(
+        &self,
+        exp: &Experiment,
+        cells: Vec<(Cell, Measure)>,
+        o: &mut Outputs,
+    ) -> Result<Vec<Claim>> {
+        let p = self;
+        let sizes = p.sizes.at(o.quick).clone();
+        let lambda = 1.0 + p.separation * p.separation;
+        let (mut empirical, mut trained, mut widths) = (Vec::new(), Vec::new(), Vec::new());
+        for (cell, m) in cells {
+            match (cell, m) {
+                (Cell::Empirical { .. }, Measure::Empirical(e)) => empirical.push(e),
+                (Cell::Trained { n }, Measure::Along(c)) => trained.push((n, c)),
+                (Cell::Width { hidden }, Measure::Along(c)) => widths.push((hidden, c)),
+                _ => {
+                    return Err(invalid!(
+                        "{}: a stored cell holds another kind of row",
+                        exp.name
+                    ))
+                }
+            }
+        }
+        let (mut rows, mut claims_data) = (Vec::new(), Vec::new());
+        let mut copy_series = Vec::new();
+        let mut collapse_series = Vec::new();
+        for &d in &p.dims {
+            let (mut copies_pts, mut collapse_pts, mut predicted_pts) =
+                (Vec::new(), Vec::new(), Vec::new());
+            for m in empirical.iter().filter(|m| m.d == d) {
+                let n = m.n;
+                rows.push(Row {
+                    d,
+                    n_train: n,
+                    spacing: Sci(m.gap),
+                    copy_fraction: Fixed(m.copies),
+                    distance_ratio: Fixed(m.ratio),
+                    smoothed_copy_fraction: Fixed(m.smooth_copies),
+                    speciation_tau: Fixed(m.tau_s),
+                    predicted_speciation_tau: Fixed(0.5 * lambda.ln()),
+                    collapse_sigma: Sci(m.sigma_c),
+                    predicted_collapse_sigma: Sci(m.predicted),
+                    collapse_over_spacing: Fixed(m.sigma_c / m.gap),
+                    end_sigma_over_spacing: Sci(m.end),
+                });
+                claims_data.push((
+                    d,
+                    n,
+                    m.copies,
+                    m.smooth_copies,
+                    m.tau_s,
+                    m.sigma_c / m.predicted,
+                    m.end,
+                ));
+                copies_pts.push((n as f64, m.copies));
+                collapse_pts.push((n as f64, m.collapse_tau));
+                predicted_pts.push((n as f64, m.predicted_tau));
+            }
+            copy_series.push(Series::line_points(format!("d = {d}"), copies_pts));
+            collapse_series.push(Series::line_points(
+                format!("collapse, d = {d}"),
+                collapse_pts,
+            ));
+            collapse_series.push(Series::line(format!("predicted, d = {d}"), predicted_pts));
+        }
+        o.rows("memorisation", &rows)?;
+        let n_range = (
+            *sizes.first().expect("checked") as f64,
+            *sizes.last().expect("checked") as f64,
+        );
+        collapse_series.push(Series::line_points(
+            "speciation, predicted ½ log Λ",
+            vec![
+                (n_range.0, 0.5 * lambda.ln()),
+                (n_range.1, 0.5 * lambda.ln()),
+            ],
+        ));
+        o.panels(
+            "memorisation",
+            &[
+                Chart {
+                    title: "exact empirical score: copy fraction".into(),
+                    x_label: "training points N".into(),
+                    y_label: "share of samples that copy a training point".into(),
+                    log_x: true,
+                    series: copy_series,
+                    ..Default::default()
+                },
+                Chart {
+                    title: "collapse time along PF-ODE trajectories".into(),
+                    x_label: "training points N".into(),
+                    y_label: "OU time τ = −log m".into(),
+                    log_x: true,
+                    series: collapse_series,
+                    ..Default::default()
+                },
+            ],
+        )?;
+        let mut out = claims(p, &claims_data, 0.5 * lambda.ln());
+        // Wall-clock cost per row evaluation at the largest (d, N): a timing of the manifest,
+        // kept out of the CSV and the claims so that they regenerate byte-identical.
+        if let Some(m) = empirical.iter().max_by_key(|m| (m.d, m.n)) {
+            o.timings.push((
+                format!(
+                    "µs per empirical-score row evaluation at d = {}, N = {}",
+                    m.d, m.n
+                ),
+                m.us,
+            ));
+        }
+        out.extend(render_trained(exp, p, trained, widths, o)?);
+        Ok(out)
+    }
+}
+
+/// The exact and the smoothed empirical score of N draws in d dimensions: copies, speciation
+/// and collapse along PF-ODE trajectories recorded at `times`.
+fn empirical(
+    p: &Params,
+    sde: &Arc<dyn Sde>,
+    times: &[f64],
+    d: usize,
+    n: usize,
+    o: &mut Outputs,
+) -> Result<Empirical> {
     let eps = sde.default_eps();
-    let method = p.sampler.method(Some(sde.as_ref()))?;
-    // Record every grid time below t_max: the trajectories, step by step.
-    let grid = method.grid(sde.as_ref(), eps, p.steps)?;
-    let times: Vec<f64> = grid.iter().copied().filter(|&t| t < grid[0]).collect();
     let tau = |t: f64| -sde.marginal(t).mean.ln();
     let sigma = |t: f64| {
         let k = sde.marginal(t);
         k.std / k.mean
     };
     let lambda = 1.0 + p.separation * p.separation;
-    let (mut rows, mut claims_data) = (Vec::new(), Vec::new());
-    // Wall-clock cost per row evaluation at the largest (d, N): a timing of the manifest, kept
-    // out of the CSV and the claims so that they regenerate byte-identical.
-    let mut cost = (0, 0, 0.0);
-    let mut copy_series = Vec::new();
-    let mut collapse_series = Vec::new();
-    for &d in &p.dims {
-        let u = 1.0 / (d as f64).sqrt();
-        let means = Array2::from_shape_fn((2, d), |(k, _)| {
-            if k == 0 {
-                p.separation * u
-            } else {
-                -p.separation * u
-            }
-        });
-        let data = GaussianMixture::isotropic(vec![1.0, 1.0], means, &[1.0, 1.0])?;
-        let (mut copies_pts, mut collapse_pts, mut predicted_pts) =
-            (Vec::new(), Vec::new(), Vec::new());
-        for &n in &sizes {
-            let train = data.sample(n, o.seed, DATA_DOMAIN).0;
-            let fresh = data.sample(p.trajectories, o.seed, REFERENCE_DOMAIN).0;
-            let gap = median(spacing(train.view()));
-            let emp = EmpiricalScore::new(train.clone(), 0.0, sde.clone())?;
-            let spec = SampleSpec {
-                sampler: p.sampler.clone(),
-                steps: p.steps,
-                n: p.trajectories,
-                seed: o.seed,
-                record: times.clone(),
-                denoise: Some(true),
-                ..Default::default()
-            };
-            let start = Instant::now();
-            let run = sample(sde.as_ref(), &emp, &spec, None)?;
-            let us = start.elapsed().as_secs_f64() * 1e6 / (run.nfe * p.trajectories as f64);
-            o.nfe.push((format!("d={d} N={n}"), run.nfe));
-            if (d, n) >= (cost.0, cost.1) {
-                cost = (d, n, us);
-            }
-            let mut records = run.records;
-            records.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let rec_times: Vec<f64> = records.iter().map(|r| r.0).collect();
-            let posts: Vec<_> = records
-                .iter()
-                .map(|(t, x)| emp.posterior(scoresde_solvers::Time::Shared(*t), x.view()))
-                .collect();
-            let final_class: Vec<usize> = run
-                .x
-                .axis_iter(Axis(0))
-                .map(|r| usize::from(r.sum() < 0.0))
-                .collect();
-            // P(final class | x_t) under the diffused data law, per record and trajectory.
-            let class_prob: Vec<Vec<f64>> = records
-                .iter()
-                .map(|(t, x)| {
-                    let pt = data.at(sde.marginal(*t));
-                    let mut s = Scratch::default();
-                    let mut r = [0.0; 2];
-                    x.rows()
-                        .into_iter()
-                        .zip(&final_class)
-                        .map(|(row, &c)| {
-                            pt.responsibilities(row, &mut s, &mut r);
-                            r[c]
-                        })
-                        .collect()
-                })
-                .collect();
-            let last = posts.len() - 1;
-            let species = settled(&rec_times, p.trajectories, |k, i| class_prob[k][i] >= 0.9);
-            let collapse = settled(&rec_times, p.trajectories, |k, i| {
-                posts[k][i].top_weight >= 0.5 && posts[k][i].top == posts[last][i].top
-            });
-            let tau_s = median(species.iter().map(|&t| tau(t)).collect());
-            let sigma_c = median(collapse.iter().map(|&t| sigma(t)).collect());
-            let copies = copy_fraction(run.x.view(), train.view(), p.copy_fraction);
-            let ratio = distance_ratio(run.x.view(), train.view(), fresh.view());
-            let smooth = EmpiricalScore::new(train.clone(), gap, sde.clone())?;
-            let spec_s = SampleSpec {
-                record: vec![],
-                ..spec.clone()
-            };
-            let y = sample(sde.as_ref(), &smooth, &spec_s, None)?.x;
-            let smooth_copies = copy_fraction(y.view(), train.view(), p.copy_fraction);
-            let end = sigma(eps) / gap;
-            let predicted = collapse_prediction(d, lambda, n);
-            rows.push(Row {
-                d,
-                n_train: n,
-                spacing: Sci(gap),
-                copy_fraction: Fixed(copies),
-                distance_ratio: Fixed(ratio),
-                smoothed_copy_fraction: Fixed(smooth_copies),
-                speciation_tau: Fixed(tau_s),
-                predicted_speciation_tau: Fixed(0.5 * lambda.ln()),
-                collapse_sigma: Sci(sigma_c),
-                predicted_collapse_sigma: Sci(predicted),
-                collapse_over_spacing: Fixed(sigma_c / gap),
-                end_sigma_over_spacing: Sci(end),
-            });
-            claims_data.push((d, n, copies, smooth_copies, tau_s, sigma_c / predicted, end));
-            copies_pts.push((n as f64, copies));
-            collapse_pts.push((n as f64, tau(sigma_inverse(&*sde, sigma_c))));
-            predicted_pts.push((n as f64, tau(sigma_inverse(&*sde, predicted))));
+    let u = 1.0 / (d as f64).sqrt();
+    let means = Array2::from_shape_fn((2, d), |(k, _)| {
+        if k == 0 {
+            p.separation * u
+        } else {
+            -p.separation * u
         }
-        copy_series.push(Series::line_points(format!("d = {d}"), copies_pts));
-        collapse_series.push(Series::line_points(
-            format!("collapse, d = {d}"),
-            collapse_pts,
-        ));
-        collapse_series.push(Series::line(format!("predicted, d = {d}"), predicted_pts));
-    }
-    o.rows("memorisation", &rows)?;
-    let n_range = (
-        *sizes.first().expect("checked") as f64,
-        *sizes.last().expect("checked") as f64,
-    );
-    collapse_series.push(Series::line_points(
-        "speciation, predicted ½ log Λ",
-        vec![
-            (n_range.0, 0.5 * lambda.ln()),
-            (n_range.1, 0.5 * lambda.ln()),
-        ],
-    ));
-    o.panels(
-        "memorisation",
-        &[
-            Chart {
-                title: "exact empirical score: copy fraction".into(),
-                x_label: "training points N".into(),
-                y_label: "share of samples that copy a training point".into(),
-                log_x: true,
-                series: copy_series,
-                ..Default::default()
-            },
-            Chart {
-                title: "collapse time along PF-ODE trajectories".into(),
-                x_label: "training points N".into(),
-                y_label: "OU time τ = −log m".into(),
-                log_x: true,
-                series: collapse_series,
-                ..Default::default()
-            },
-        ],
-    )?;
-    let mut out = claims(p, &claims_data, 0.5 * lambda.ln());
-    o.timings.push((
-        format!(
-            "µs per empirical-score row evaluation at d = {}, N = {}",
-            cost.0, cost.1
-        ),
-        cost.2,
-    ));
-    out.extend(trained(exp, p, o)?);
-    Ok(out)
+    });
+    let data = GaussianMixture::isotropic(vec![1.0, 1.0], means, &[1.0, 1.0])?;
+    let train = data.sample(n, o.seed, DATA_DOMAIN).0;
+    let fresh = data.sample(p.trajectories, o.seed, REFERENCE_DOMAIN).0;
+    let gap = median(spacing(train.view()));
+    let emp = EmpiricalScore::new(train.clone(), 0.0, sde.clone())?;
+    let spec = SampleSpec {
+        sampler: p.sampler.clone(),
+        steps: p.steps,
+        n: p.trajectories,
+        seed: o.seed,
+        record: times.to_vec(),
+        denoise: Some(true),
+        ..Default::default()
+    };
+    let start = Instant::now();
+    let run = sample(sde.as_ref(), &emp, &spec, None)?;
+    let us = start.elapsed().as_secs_f64() * 1e6 / (run.nfe * p.trajectories as f64);
+    o.nfe.push((format!("d={d} N={n}"), run.nfe));
+    let mut records = run.records;
+    records.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let rec_times: Vec<f64> = records.iter().map(|r| r.0).collect();
+    let posts: Vec<_> = records
+        .iter()
+        .map(|(t, x)| emp.posterior(scoresde_solvers::Time::Shared(*t), x.view()))
+        .collect();
+    let final_class: Vec<usize> = run
+        .x
+        .axis_iter(Axis(0))
+        .map(|r| usize::from(r.sum() < 0.0))
+        .collect();
+    // P(final class | x_t) under the diffused data law, per record and trajectory.
+    let class_prob: Vec<Vec<f64>> = records
+        .iter()
+        .map(|(t, x)| {
+            let pt = data.at(sde.marginal(*t));
+            let mut s = Scratch::default();
+            let mut r = [0.0; 2];
+            x.rows()
+                .into_iter()
+                .zip(&final_class)
+                .map(|(row, &c)| {
+                    pt.responsibilities(row, &mut s, &mut r);
+                    r[c]
+                })
+                .collect()
+        })
+        .collect();
+    let last = posts.len() - 1;
+    let species = settled(&rec_times, p.trajectories, |k, i| class_prob[k][i] >= 0.9);
+    let collapse = settled(&rec_times, p.trajectories, |k, i| {
+        posts[k][i].top_weight >= 0.5 && posts[k][i].top == posts[last][i].top
+    });
+    let tau_s = median(species.iter().map(|&t| tau(t)).collect());
+    let sigma_c = median(collapse.iter().map(|&t| sigma(t)).collect());
+    let copies = copy_fraction(run.x.view(), train.view(), p.copy_fraction);
+    let ratio = distance_ratio(run.x.view(), train.view(), fresh.view());
+    let smooth = EmpiricalScore::new(train.clone(), gap, sde.clone())?;
+    let spec_s = SampleSpec {
+        record: vec![],
+        ..spec.clone()
+    };
+    let y = sample(sde.as_ref(), &smooth, &spec_s, None)?.x;
+    let smooth_copies = copy_fraction(y.view(), train.view(), p.copy_fraction);
+    let end = sigma(eps) / gap;
+    let predicted = collapse_prediction(d, lambda, n);
+    Ok(Empirical {
+        d,
+        n,
+        gap,
+        copies,
+        ratio,
+        smooth_copies,
+        tau_s,
+        sigma_c,
+        predicted,
+        end,
+        collapse_tau: tau(sigma_inverse(&**sde, sigma_c)),
+        predicted_tau: tau(sigma_inverse(&**sde, predicted)),
+        us,
+    })
 }
 
 /// One evaluation of a network along its training.
-pub(super) struct Checkpoint {
+#[derive(Serialize, Deserialize)]
+pub struct Checkpoint {
     pub step: usize,
     pub copies: f64,
     pub ratio: f64,
@@ -387,23 +564,17 @@ pub(super) fn onset(c: &[Checkpoint]) -> Option<usize> {
     c.iter().find(|c| c.copies >= 0.5).map(|c| c.step)
 }
 
-/// Trains a network on each N and records its copy fraction along training; the onset table,
-/// chart and claims.
-fn trained(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let t = &p.trained;
-    let data = crate::data::Dataset::from_spec(&exp.data)?;
-    let fresh = data.sample(t.samples, o.seed, REFERENCE_DOMAIN);
+/// The networks' copies along training against N and width: the onset tables, chart and
+/// claims.
+fn render_trained(
+    exp: &Experiment,
+    p: &Params,
+    trained: Vec<(usize, Vec<Checkpoint>)>,
+    widths: Vec<(usize, Vec<Checkpoint>)>,
+    o: &mut Outputs,
+) -> Result<Vec<Claim>> {
     let (mut rows, mut series, mut onsets) = (Vec::new(), Vec::new(), Vec::new());
-    for &n in t.sizes.at(o.quick) {
-        let train = data.sample(n, o.seed, DATA_DOMAIN);
-        let (evals, _) = along_training(
-            exp,
-            t,
-            o,
-            t.net.clone(),
-            (&train, fresh.view()),
-            p.copy_fraction,
-        )?;
+    for (n, evals) in trained {
         rows.extend(evals.iter().map(|c| TrainedRow {
             n_train: n,
             step: c.step,
@@ -426,7 +597,7 @@ fn trained(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         ..Default::default()
     }];
     let by_width = match &p.widths {
-        Some(w) => Some(widths(exp, p, w, o, fresh.view(), &mut charts)?),
+        Some(w) => Some(render_widths(w, widths, o, &mut charts)?),
         None => None,
     };
     o.panels("memorisation-trained", &charts)?;
@@ -513,28 +684,14 @@ impl OnsetFit {
 
 /// Networks of each hidden width on one training set of `w.size` points: the copies along
 /// training (`memorisation-width.csv`, a chart) and the onsets.
-fn widths(
-    exp: &Experiment,
-    p: &Params,
+fn render_widths(
     w: &Widths,
+    widths: Vec<(usize, Vec<Checkpoint>)>,
     o: &mut Outputs,
-    fresh: ArrayView2<f64>,
     charts: &mut Vec<Chart>,
 ) -> Result<(usize, Vec<Onset>)> {
-    let data = crate::data::Dataset::from_spec(&exp.data)?;
-    let train = data.sample(w.size, o.seed, DATA_DOMAIN);
-    let t = Trained {
-        steps: w.steps.clone(),
-        eval_every: w.eval_every.clone(),
-        ..p.trained.clone()
-    };
     let (mut rows, mut series, mut onsets) = (Vec::new(), Vec::new(), Vec::new());
-    for &hidden in w.hidden.at(o.quick) {
-        let net = crate::nn::NetConfig {
-            hidden,
-            ..t.net.clone()
-        };
-        let (evals, _) = along_training(exp, &t, o, net, (&train, fresh), p.copy_fraction)?;
+    for (hidden, evals) in widths {
         rows.extend(evals.iter().map(|c| WidthRow {
             hidden,
             step: c.step,
@@ -652,5 +809,3 @@ fn claims(p: &Params, data: &[Measured], tau_pred: f64) -> Vec<Claim> {
         .report_only(),
     ]
 }
-
-super::cells::legacy_cells!();

@@ -11,7 +11,8 @@
 //!   training and at the end, against N — few digits are memorised, many are not (Bonnaire,
 //!   Urfin, Biroli & Mézard 2025: memorisation sets in after a training time that grows with N).
 
-use super::memorisation::{along_training, onset, Onset, OnsetFit};
+use super::cells::Cells;
+use super::memorisation::{along_training, onset, Checkpoint, Onset, OnsetFit};
 use super::{Claim, Experiment, Fixed, Outputs, Scale};
 use crate::data::{optdigits, DATA_DOMAIN};
 use crate::plot::{Chart, Heatmap, Panel, Series};
@@ -85,20 +86,40 @@ fn mosaic(title: String, x: ArrayView2<f64>, rows: usize, cols: usize) -> Heatma
     }
 }
 
-pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
+/// One cell: the exact or smoothed empirical score of N digits, or a network trained on the
+/// i-th size.
+#[derive(Serialize, Deserialize)]
+pub enum Cell {
+    Empirical { n: usize, smoothed: bool },
+    Network(usize),
+}
+
+/// What a cell measures: the copies along training (one evaluation, step 0, for the empirical
+/// score) and the first 36 samples, for the mosaics.
+#[derive(Serialize, Deserialize)]
+pub struct Measured {
+    evals: Vec<Checkpoint>,
+    shown: Array2<f64>,
+}
+
+/// The SDE, the training pool and the held-out digits.
+type Split = (Arc<dyn Sde>, Array2<f64>, Array2<f64>);
+
+fn prepare(exp: &Experiment, p: &Params, o: &Outputs) -> Result<Split> {
+    let quick = o.quick;
     let sde: Arc<dyn Sde> = exp.sde.build(|| 1.0)?;
     let (all, _) = optdigits()?;
-    let sizes = p.sizes.at(o.quick).clone();
-    let net_sizes = p.trained.sizes.at(o.quick).clone();
+    let sizes = p.sizes.at(quick);
+    let net_sizes = p.trained.sizes.at(quick);
     let room = all.nrows().saturating_sub(p.held_out);
-    let largest = sizes.iter().chain(&net_sizes).copied().max().unwrap_or(0);
+    let largest = sizes.iter().chain(net_sizes).copied().max().unwrap_or(0);
     if p.held_out == 0 || sizes.is_empty() || net_sizes.is_empty() || p.samples == 0 {
         return Err(invalid!(
             "{}: held_out, sizes, trained.sizes and samples must be non-empty and positive",
             exp.name
         ));
     }
-    if sizes.iter().chain(&net_sizes).any(|&n| n < 2) || largest > room {
+    if sizes.iter().chain(net_sizes).any(|&n| n < 2) || largest > room {
         return Err(invalid!(
             "{}: training sets need 2 to {room} digits ({} of {} held out)",
             exp.name,
@@ -107,47 +128,126 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
         ));
     }
     let (pool, held) = split(&all, p.held_out, o.seed);
-    let fresh = held.slice(ndarray::s![..p.samples.min(held.nrows()), ..]);
-    let spec = SampleSpec {
-        sampler: p.sampler.clone(),
-        steps: p.steps,
-        n: p.samples,
-        seed: o.seed,
-        denoise: Some(true),
-        ..Default::default()
-    };
-    let mut rows = Vec::new();
-    let (mut exact_pts, mut smooth_pts, mut ratio_pts) = (Vec::new(), Vec::new(), Vec::new());
-    let mut pictures = vec![Panel::from(mosaic(
-        "held-out digits (never trained on)".into(),
-        held.view(),
-        6,
-        6,
-    ))];
-    let (mut worst_copy, mut worst_smooth, mut worst_ratio) = (1.0f64, 0.0f64, 0.0f64);
-    for &n in &sizes {
-        let train = pool.slice(ndarray::s![..n, ..]).to_owned();
-        let gap = {
-            let mut g = spacing(train.view());
-            g.sort_by(f64::total_cmp);
-            g[g.len() / 2]
-        };
-        // Smoothing of per-coordinate width spacing/√d moves a point by about one spacing.
-        let h = gap / (all.ncols() as f64).sqrt();
-        for (model, h) in [("empirical", 0.0), ("smoothed", h)] {
-            let emp = EmpiricalScore::new(train.clone(), h, sde.clone())?;
-            let run = sample(sde.as_ref(), &emp, &spec, None)?;
-            o.nfe.push((format!("{model} N={n}"), run.nfe));
-            let copies = copy_fraction(run.x.view(), train.view(), p.copy_fraction);
-            let ratio = distance_ratio(run.x.view(), train.view(), fresh);
+    Ok((sde, pool, held))
+}
+
+/// The mosaics show 6 × 6 samples.
+const SHOWN: usize = 36;
+
+impl Cells for Params {
+    type Cell = Cell;
+    type Row = Measured;
+    type Shared = Split;
+
+    fn cells(&self, _: &Experiment, o: &Outputs) -> Result<Vec<Cell>> {
+        let mut cells = Vec::new();
+        for &n in self.sizes.at(o.quick) {
+            cells.push(Cell::Empirical { n, smoothed: false });
+            cells.push(Cell::Empirical { n, smoothed: true });
+        }
+        cells.extend((0..self.trained.sizes.at(o.quick).len()).map(Cell::Network));
+        Ok(cells)
+    }
+
+    fn shared(&self, exp: &Experiment, o: &Outputs) -> Result<Split> {
+        prepare(exp, self, o)
+    }
+
+    fn compute(
+        &self,
+        exp: &Experiment,
+        (sde, pool, held): &Split,
+        cell: &Cell,
+        o: &mut Outputs,
+    ) -> Result<Measured> {
+        let p = self;
+        let fresh = held.slice(ndarray::s![..p.samples.min(held.nrows()), ..]);
+        let first = |x: &Array2<f64>| x.slice(ndarray::s![..SHOWN.min(x.nrows()), ..]).to_owned();
+        match *cell {
+            Cell::Empirical { n, smoothed } => {
+                let train = pool.slice(ndarray::s![..n, ..]).to_owned();
+                let gap = {
+                    let mut g = spacing(train.view());
+                    g.sort_by(f64::total_cmp);
+                    g[g.len() / 2]
+                };
+                // Smoothing of per-coordinate width spacing/√d moves a point by about one
+                // spacing.
+                let (model, h) = if smoothed {
+                    ("smoothed", gap / (pool.ncols() as f64).sqrt())
+                } else {
+                    ("empirical", 0.0)
+                };
+                let spec = SampleSpec {
+                    sampler: p.sampler.clone(),
+                    steps: p.steps,
+                    n: p.samples,
+                    seed: o.seed,
+                    denoise: Some(true),
+                    ..Default::default()
+                };
+                let emp = EmpiricalScore::new(train.clone(), h, sde.clone())?;
+                let run = sample(sde.as_ref(), &emp, &spec, None)?;
+                o.nfe.push((format!("{model} N={n}"), run.nfe));
+                Ok(Measured {
+                    evals: vec![Checkpoint {
+                        step: 0,
+                        copies: copy_fraction(run.x.view(), train.view(), p.copy_fraction),
+                        ratio: distance_ratio(run.x.view(), train.view(), fresh),
+                    }],
+                    shown: first(&run.x),
+                })
+            }
+            Cell::Network(i) => {
+                let t = &p.trained;
+                let n = t.sizes.at(o.quick)[i];
+                let train = pool.slice(ndarray::s![..n, ..]).to_owned();
+                let (evals, x) =
+                    along_training(exp, t, o, t.net.clone(), (&train, fresh), p.copy_fraction)?;
+                Ok(Measured {
+                    evals,
+                    shown: first(&x),
+                })
+            }
+        }
+    }
+
+    fn render(
+        &self,
+        exp: &Experiment,
+        cells: Vec<(Cell, Measured)>,
+        o: &mut Outputs,
+    ) -> Result<Vec<Claim>> {
+        let p = self;
+        let (_, pool, held) = prepare(exp, p, o)?;
+        let sizes = p.sizes.at(o.quick).clone();
+        let mut rows = Vec::new();
+        let (mut exact_pts, mut smooth_pts, mut ratio_pts) = (Vec::new(), Vec::new(), Vec::new());
+        let mut pictures = vec![Panel::from(mosaic(
+            "held-out digits (never trained on)".into(),
+            held.view(),
+            6,
+            6,
+        ))];
+        let (mut worst_copy, mut worst_smooth, mut worst_ratio) = (1.0f64, 0.0f64, 0.0f64);
+        let mut networks = Vec::new();
+        for (cell, m) in cells {
+            let (n, smoothed) = match cell {
+                Cell::Empirical { n, smoothed } => (n, smoothed),
+                Cell::Network(i) => {
+                    networks.push((i, m));
+                    continue;
+                }
+            };
+            let (copies, ratio) = (m.evals[0].copies, m.evals[0].ratio);
             rows.push(Row {
-                model,
+                model: if smoothed { "smoothed" } else { "empirical" },
                 n_train: n,
                 step: 0,
                 copy_fraction: Fixed(copies),
                 distance_ratio: Fixed(ratio),
             });
-            if h == 0.0 {
+            if !smoothed {
                 exact_pts.push((n as f64, copies));
                 ratio_pts.push((n as f64, ratio));
                 worst_copy = worst_copy.min(copies);
@@ -157,116 +257,116 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 worst_smooth = worst_smooth.max(copies);
             }
             if n == *sizes.last().expect("checked") {
-                let what = if h == 0.0 {
-                    format!("exact empirical score, N = {n}")
-                } else {
+                let what = if smoothed {
                     format!("smoothed empirical score, N = {n}")
+                } else {
+                    format!("exact empirical score, N = {n}")
                 };
-                pictures.push(mosaic(what, run.x.view(), 6, 6).into());
+                pictures.push(mosaic(what, m.shown.view(), 6, 6).into());
             }
         }
+        let net = trained(p, o.quick, &pool, networks, &mut rows, &mut pictures);
+        o.rows("memorisation-digits", &rows)?;
+        let series = vec![
+            Series::line_points("exact empirical score", exact_pts),
+            Series::line_points("smoothed (bandwidth = spacing / √d)", smooth_pts),
+            Series::line_points("trained network (end of training)", net.end_copies.clone()),
+        ];
+        o.figure(
+            "memorisation-digits",
+            &[
+                Chart {
+                    title: "optdigits (d = 64): copy fraction against N".into(),
+                    x_label: "training digits N".into(),
+                    y_label: "share of samples that copy a training digit".into(),
+                    log_x: true,
+                    series,
+                    ..Default::default()
+                }
+                .into(),
+                Chart {
+                    title: "trained networks: copies along training".into(),
+                    x_label: "training step".into(),
+                    y_label: "copy fraction of samples".into(),
+                    series: net.along,
+                    ..Default::default()
+                }
+                .into(),
+            ],
+            2,
+        )?;
+        o.figure("memorisation-digits-samples", &pictures, 3)?;
+        let (first, last) = (net.end_copies[0], *net.end_copies.last().expect("checked"));
+        let monotone = net.end_copies.windows(2).all(|w| w[1].1 <= w[0].1 + 0.05);
+        let (n_small, n_big) = (first.0, last.0);
+        let onsets: Vec<String> = net
+            .onsets
+            .iter()
+            .map(|(n, k)| match k {
+                Some(k) => format!("N = {n}: step {k}"),
+                None => format!("N = {n}: none"),
+            })
+            .collect();
+        let fit = OnsetFit::of(&net.onsets);
+        Ok(vec![
+            Claim::new(
+                &format!("the exact empirical score of N digits copies them: copy fraction (nearest training digit within {:.3} of its spacing) at every N ∈ {sizes:?} (smallest)", p.copy_fraction),
+                worst_copy >= 0.99,
+                worst_copy,
+                "≥ 0.99",
+            ),
+            Claim::new(
+                "power: the smoothed empirical score (bandwidth = the median spacing / √64) does not copy (largest copy fraction)",
+                worst_smooth < 0.5,
+                worst_smooth,
+                "< 0.5",
+            ),
+            Claim::new(
+                "its copies lie far closer to the training digits than held-out digits do (largest distance ratio)",
+                worst_ratio < 0.2,
+                worst_ratio,
+                "< 0.2",
+            ),
+            Claim::new(
+                &format!("a network trained on N = {n_small} digits memorises them (copy fraction at the end of training)"),
+                first.1 >= 0.5,
+                first.1,
+                "≥ 0.5",
+            )
+            .learned(o.quick),
+            Claim::new(
+                &format!("a network trained on N = {n_big} digits does not (copy fraction at the end of training)"),
+                last.1 < 0.1,
+                last.1,
+                "< 0.1",
+            )
+            .learned(o.quick),
+            Claim::new(
+                "the trained networks' copy fraction does not grow with N (largest rise between neighbouring N)",
+                monotone,
+                net.end_copies
+                    .windows(2)
+                    .map(|w| w[1].1 - w[0].1)
+                    .fold(f64::NEG_INFINITY, f64::max),
+                "≤ 0.05",
+            )
+            .learned(o.quick),
+            Claim::new(
+                &format!("the onset of memorisation (first copy fraction ≥ ½ along training) comes later for more digits, as Bonnaire et al. 2025 find ({}; statistic: sizes that memorise)", onsets.join(", ")),
+                fit.later,
+                fit.found as f64,
+                "non-decreasing in N",
+            )
+            .report_only(),
+            Claim::new(
+                &format!("samples of the network trained on N = {n_big} digits are as far from its training digits as held-out digits are (distance ratio)"),
+                (0.7..=1.5).contains(&net.end_ratio),
+                net.end_ratio,
+                "∈ [0.7, 1.5]",
+            )
+            .learned(o.quick),
+        ])
     }
-    let net = trained(exp, p, o, (&pool, fresh), &mut rows, &mut pictures)?;
-    o.rows("memorisation-digits", &rows)?;
-    let series = vec![
-        Series::line_points("exact empirical score", exact_pts),
-        Series::line_points("smoothed (bandwidth = spacing / √d)", smooth_pts),
-        Series::line_points("trained network (end of training)", net.end_copies.clone()),
-    ];
-    o.figure(
-        "memorisation-digits",
-        &[
-            Chart {
-                title: "optdigits (d = 64): copy fraction against N".into(),
-                x_label: "training digits N".into(),
-                y_label: "share of samples that copy a training digit".into(),
-                log_x: true,
-                series,
-                ..Default::default()
-            }
-            .into(),
-            Chart {
-                title: "trained networks: copies along training".into(),
-                x_label: "training step".into(),
-                y_label: "copy fraction of samples".into(),
-                series: net.along,
-                ..Default::default()
-            }
-            .into(),
-        ],
-        2,
-    )?;
-    o.figure("memorisation-digits-samples", &pictures, 3)?;
-    let (first, last) = (net.end_copies[0], *net.end_copies.last().expect("checked"));
-    let monotone = net.end_copies.windows(2).all(|w| w[1].1 <= w[0].1 + 0.05);
-    let (n_small, n_big) = (first.0, last.0);
-    let onsets: Vec<String> = net
-        .onsets
-        .iter()
-        .map(|(n, k)| match k {
-            Some(k) => format!("N = {n}: step {k}"),
-            None => format!("N = {n}: none"),
-        })
-        .collect();
-    let fit = OnsetFit::of(&net.onsets);
-    Ok(vec![
-        Claim::new(
-            &format!("the exact empirical score of N digits copies them: copy fraction (nearest training digit within {:.3} of its spacing) at every N ∈ {sizes:?} (smallest)", p.copy_fraction),
-            worst_copy >= 0.99,
-            worst_copy,
-            "≥ 0.99",
-        ),
-        Claim::new(
-            "power: the smoothed empirical score (bandwidth = the median spacing / √64) does not copy (largest copy fraction)",
-            worst_smooth < 0.5,
-            worst_smooth,
-            "< 0.5",
-        ),
-        Claim::new(
-            "its copies lie far closer to the training digits than held-out digits do (largest distance ratio)",
-            worst_ratio < 0.2,
-            worst_ratio,
-            "< 0.2",
-        ),
-        Claim::new(
-            &format!("a network trained on N = {n_small} digits memorises them (copy fraction at the end of training)"),
-            first.1 >= 0.5,
-            first.1,
-            "≥ 0.5",
-        )
-        .learned(o.quick),
-        Claim::new(
-            &format!("a network trained on N = {n_big} digits does not (copy fraction at the end of training)"),
-            last.1 < 0.1,
-            last.1,
-            "< 0.1",
-        )
-        .learned(o.quick),
-        Claim::new(
-            "the trained networks' copy fraction does not grow with N (largest rise between neighbouring N)",
-            monotone,
-            net.end_copies
-                .windows(2)
-                .map(|w| w[1].1 - w[0].1)
-                .fold(f64::NEG_INFINITY, f64::max),
-            "≤ 0.05",
-        )
-        .learned(o.quick),
-        Claim::new(
-            &format!("the onset of memorisation (first copy fraction ≥ ½ along training) comes later for more digits, as Bonnaire et al. 2025 find ({}; statistic: sizes that memorise)", onsets.join(", ")),
-            fit.later,
-            fit.found as f64,
-            "non-decreasing in N",
-        )
-        .report_only(),
-        Claim::new(
-            &format!("samples of the network trained on N = {n_big} digits are as far from its training digits as held-out digits are (distance ratio)"),
-            (0.7..=1.5).contains(&net.end_ratio),
-            net.end_ratio,
-            "∈ [0.7, 1.5]",
-        )
-        .learned(o.quick),
-    ])
 }
 
 /// What the trained part hands back: final (N, copy fraction) per N, the curves along
@@ -280,29 +380,27 @@ struct Nets {
 }
 
 fn trained(
-    exp: &Experiment,
     p: &Params,
-    o: &mut Outputs,
-    (pool, fresh): (&Array2<f64>, ArrayView2<f64>),
+    quick: bool,
+    pool: &Array2<f64>,
+    networks: Vec<(usize, Measured)>,
     rows: &mut Vec<Row>,
     pictures: &mut Vec<Panel>,
-) -> Result<Nets> {
-    let t = &p.trained;
-    let sizes = t.sizes.at(o.quick);
+) -> Nets {
+    let sizes = p.trained.sizes.at(quick);
     let mut out = Nets {
         end_copies: Vec::new(),
         along: Vec::new(),
         end_ratio: f64::NAN,
         onsets: Vec::new(),
     };
-    for (i, &n) in sizes.iter().enumerate() {
-        let train = pool.slice(ndarray::s![..n, ..]).to_owned();
+    for (i, m) in networks {
+        let n = sizes[i];
+        let (evals, x) = (m.evals, m.shown);
         if i == 0 {
             let what = format!("its N = {n} training digits");
-            pictures.push(mosaic(what, train.view(), 6, 6).into());
+            pictures.push(mosaic(what, pool.slice(ndarray::s![..n, ..]), 6, 6).into());
         }
-        let (evals, x) =
-            along_training(exp, t, o, t.net.clone(), (&train, fresh), p.copy_fraction)?;
         rows.extend(evals.iter().map(|c| Row {
             model: "network",
             n_train: n,
@@ -321,7 +419,5 @@ fn trained(
         out.along.push(Series::line_points(format!("N = {n}"), pts));
         out.onsets.push((n, onset(&evals)));
     }
-    Ok(out)
+    out
 }
-
-super::cells::legacy_cells!();

@@ -417,11 +417,11 @@ pub fn builtin() -> Result<Vec<Experiment>> {
 }
 
 /// One checked claim of a paper.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claim {
     pub name: String,
     /// "pass" or "fail".
-    pub verdict: &'static str,
+    pub verdict: String,
     pub statistic: f64,
     pub threshold: String,
     /// false: reported only (papers.md does not mark it assertable on toys).
@@ -432,7 +432,7 @@ impl Claim {
     pub fn new(name: &str, pass: bool, statistic: f64, threshold: &str) -> Self {
         Self {
             name: name.into(),
-            verdict: if pass { "pass" } else { "fail" },
+            verdict: if pass { "pass" } else { "fail" }.into(),
             statistic,
             threshold: threshold.into(),
             asserted: true,

@@ -73,9 +73,7 @@ impl Cells for Params {
             .samplers
             .iter()
             .enumerate()
-            .flat_map(|(sampler, _)| {
-                budgets.iter().map(move |&budget| Cell { sampler, budget })
-            })
+            .flat_map(|(sampler, _)| budgets.iter().map(move |&budget| Cell { sampler, budget }))
             .collect())
     }
 

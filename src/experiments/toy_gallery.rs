@@ -2,6 +2,7 @@
 //! trained model per dataset, sampled by one sampler, with two-sample statistics against
 //! held-out data and a wrong reverse process as the power control.
 
+use super::cells::Cells;
 use super::model::ModelSpec;
 use super::{Claim, Experiment, Fixed, Outputs, Scale, Sci, SciP};
 use crate::data::DATA_DOMAIN;
@@ -50,7 +51,8 @@ pub struct Params {
 const BINS: usize = 60;
 
 /// One dataset's row of the gallery.
-struct Entry {
+#[derive(Serialize, Deserialize)]
+pub struct Entry {
     name: String,
     data: Array2<f64>,
     model: Array2<f64>,
@@ -76,20 +78,59 @@ struct GalleryRow {
     spread: Option<Fixed<3>>,
 }
 
-pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    if p.models.is_empty() {
-        return Err(invalid!("{}: [toy_gallery] lists no models", exp.name));
+/// What one dataset's cell computes: its statistics, its claims and its panels.
+#[derive(Serialize, Deserialize)]
+pub struct Computed {
+    stats: Stats,
+    claims: Vec<Claim>,
+    entry: Entry,
+}
+
+/// The numbers of one row of `gallery.csv`.
+#[derive(Serialize, Deserialize)]
+struct Stats {
+    dataset: String,
+    dim: usize,
+    train_steps: usize,
+    floor: f64,
+    ratio: f64,
+    wrong_ratio: f64,
+    mmd_p: f64,
+    knn_fraction: f64,
+    knn_p: f64,
+    knn_null: f64,
+    chi2_p: Option<f64>,
+    spread: Option<f64>,
+}
+
+impl Cells for Params {
+    /// Index into `models`: one dataset.
+    type Cell = usize;
+    type Row = Computed;
+    type Shared = ();
+
+    fn cells(&self, exp: &Experiment, o: &Outputs) -> Result<Vec<usize>> {
+        if self.models.is_empty() {
+            return Err(invalid!("{}: [toy_gallery] lists no models", exp.name));
+        }
+        if *self.n.at(o.quick) < 2 || self.replicates == 0 {
+            return Err(invalid!(
+                "{}: n must be at least 2 and replicates at least 1",
+                exp.name
+            ));
+        }
+        Ok((0..self.models.len()).collect())
     }
-    let n = *p.n.at(o.quick);
-    if n < 2 || p.replicates == 0 {
-        return Err(invalid!(
-            "{}: n must be at least 2 and replicates at least 1",
-            exp.name
-        ));
+
+    fn shared(&self, _: &Experiment, _: &Outputs) -> Result<()> {
+        Ok(())
     }
-    let reps = p.replicates;
-    let (mut entries, mut rows, mut claims) = (vec![], vec![], vec![]);
-    for spec in &p.models {
+
+    fn compute(&self, exp: &Experiment, _: &(), &i: &usize, o: &mut Outputs) -> Result<Computed> {
+        let (p, spec) = (self, &self.models[i]);
+        let n = *p.n.at(o.quick);
+        let reps = p.replicates;
+        let mut claims = Vec::new();
         let cfg = spec.config(exp, o.quick);
         let data = TrainData::from_spec(&cfg.data)?;
         let name = data.name().to_string();
@@ -226,21 +267,20 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
             )
             .report_only(),
         );
-        rows.push(GalleryRow {
+        let stats = Stats {
             dataset: name.to_string(),
             dim: data.dim(),
             train_steps: cfg.train.steps,
-            n,
-            energy_floor: Sci(floor),
-            energy_ratio: Fixed(ratio),
-            wrong_reverse_energy_ratio: Fixed(wrong_ratio),
-            mmd_p: Fixed(mmd_p),
-            knn_fraction: Fixed(knn.statistic),
-            knn_p: Fixed(knn.p_value),
-            knn_fraction_data_vs_data: Fixed(knn_null.statistic),
-            component_chi2_p: chi2_p.map(SciP),
-            spread: spread.map(Fixed),
-        });
+            floor,
+            ratio,
+            wrong_ratio,
+            mmd_p,
+            knn_fraction: knn.statistic,
+            knn_p: knn.p_value,
+            knn_null: knn_null.statistic,
+            chi2_p,
+            spread,
+        };
         let density = mixture.filter(|m| m.dim() == 1).map(|m| {
             let p0 = m.at(Marginal {
                 mean: 1.0,
@@ -256,45 +296,79 @@ pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> 
                 })
                 .collect()
         });
-        entries.push(Entry {
-            name,
-            data: shown,
-            model,
-            density,
-        });
-    }
-    o.rows("gallery", &rows)?;
-    let mut table = String::from(
-        "| dataset | train steps | energy / floor | wrong reverse / floor | MMD p | kNN fraction (data: ≈ 0.50) | kNN p | component χ² p | spread |\n|---|---|---|---|---|---|---|---|---|\n",
-    );
-    let cell = |v: Option<String>| v.unwrap_or_default();
-    for r in &rows {
-        table += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.dataset,
-            r.train_steps,
-            r.energy_ratio,
-            r.wrong_reverse_energy_ratio,
-            r.mmd_p,
-            r.knn_fraction,
-            r.knn_p,
-            cell(r.component_chi2_p.map(|v| v.to_string())),
-            cell(r.spread.map(|v| v.to_string())),
-        );
-    }
-    o.text("gallery.md", &table)?;
-    let charts: Vec<Chart> = entries
-        .iter()
-        .flat_map(|e| {
-            panels(
-                e,
-                p.shown,
-                &format!("{}, {} steps", p.sampler.name(), p.steps),
-            )
+        Ok(Computed {
+            stats,
+            claims,
+            entry: Entry {
+                name,
+                data: shown,
+                model,
+                density,
+            },
         })
-        .collect();
-    o.grid("toy-gallery", &charts, 4)?;
-    Ok(claims.into_iter().map(|c| c.learned(o.quick)).collect())
+    }
+
+    fn render(
+        &self,
+        _: &Experiment,
+        cells: Vec<(usize, Computed)>,
+        o: &mut Outputs,
+    ) -> Result<Vec<Claim>> {
+        let (p, n) = (self, *self.n.at(o.quick));
+        let (mut rows, mut claims, mut entries) = (vec![], vec![], vec![]);
+        for (_, c) in cells {
+            let s = c.stats;
+            rows.push(GalleryRow {
+                dataset: s.dataset,
+                dim: s.dim,
+                train_steps: s.train_steps,
+                n,
+                energy_floor: Sci(s.floor),
+                energy_ratio: Fixed(s.ratio),
+                wrong_reverse_energy_ratio: Fixed(s.wrong_ratio),
+                mmd_p: Fixed(s.mmd_p),
+                knn_fraction: Fixed(s.knn_fraction),
+                knn_p: Fixed(s.knn_p),
+                knn_fraction_data_vs_data: Fixed(s.knn_null),
+                component_chi2_p: s.chi2_p.map(SciP),
+                spread: s.spread.map(Fixed),
+            });
+            claims.extend(c.claims);
+            entries.push(c.entry);
+        }
+        o.rows("gallery", &rows)?;
+        let mut table = String::from(
+            "| dataset | train steps | energy / floor | wrong reverse / floor | MMD p | kNN fraction (data: ≈ 0.50) | kNN p | component χ² p | spread |\n|---|---|---|---|---|---|---|---|---|\n",
+        );
+        let cell = |v: Option<String>| v.unwrap_or_default();
+        for r in &rows {
+            table += &format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                r.dataset,
+                r.train_steps,
+                r.energy_ratio,
+                r.wrong_reverse_energy_ratio,
+                r.mmd_p,
+                r.knn_fraction,
+                r.knn_p,
+                cell(r.component_chi2_p.map(|v| v.to_string())),
+                cell(r.spread.map(|v| v.to_string())),
+            );
+        }
+        o.text("gallery.md", &table)?;
+        let charts: Vec<Chart> = entries
+            .iter()
+            .flat_map(|e| {
+                panels(
+                    e,
+                    p.shown,
+                    &format!("{}, {} steps", p.sampler.name(), p.steps),
+                )
+            })
+            .collect();
+        o.grid("toy-gallery", &charts, 4)?;
+        Ok(claims.into_iter().map(|c| c.learned(o.quick)).collect())
+    }
 }
 
 /// Range of `v` padded by 5% on each side.
@@ -428,5 +502,3 @@ mod tests {
         assert_eq!(shown, all);
     }
 }
-
-super::cells::legacy_cells!();
