@@ -1,0 +1,162 @@
+//! Experiments as cells from the command line: an experiment run in shards (any split, any
+//! order) and rendered from its stored rows writes the same bytes as an unsharded run; a rerun
+//! reuses finished cells; a missing cell, a bad `--shard` and a shard of an experiment not
+//! split yet are one-line errors with exit 2.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scoresde"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// Every CSV and Markdown file of `dir/name/`, by file name.
+fn outputs(dir: &Path, name: &str) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("csv" | "md")))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p.file_name().unwrap().to_str().unwrap().to_string(), bytes)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+}
+
+/// Sharded in several ways and in reverse order, then rendered: the same bytes as one run.
+#[test]
+fn shards_render_to_the_unsharded_bytes() {
+    for name in ["samplers-vs-nfe", "dpm-solver"] {
+        let whole = tempfile::tempdir().unwrap();
+        let w = whole.path().to_str().unwrap();
+        ok(&run(&["run", name, "--quick", "--out", w]));
+        let reference = outputs(whole.path(), name);
+        assert!(!reference.is_empty());
+        for count in [1usize, 2, 5] {
+            let d = tempfile::tempdir().unwrap();
+            let out = d.path().to_str().unwrap();
+            for i in (0..count).rev() {
+                let shard = format!("{i}/{count}");
+                let o = run(&["run", name, "--quick", "--out", out, "--shard", &shard]);
+                ok(&o);
+                assert!(
+                    text(&o.stdout).contains("cells computed"),
+                    "{}",
+                    text(&o.stdout)
+                );
+                // A shard renders nothing.
+                assert!(!d.path().join(name).join("manifest.json").exists());
+            }
+            let o = run(&["run", name, "--quick", "--out", out, "--render-only"]);
+            ok(&o);
+            assert!(text(&o.stdout).contains(" 0 of "), "{}", text(&o.stdout));
+            assert_eq!(
+                outputs(d.path(), name),
+                reference,
+                "{name} in {count} shards"
+            );
+        }
+    }
+}
+
+/// A rerun reuses every stored cell; a deleted cell is recomputed, to the same bytes.
+#[test]
+fn reruns_reuse_cells() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().to_str().unwrap();
+    let name = "samplers-vs-nfe";
+    ok(&run(&["run", name, "--quick", "--out", out]));
+    let first = outputs(d.path(), name);
+    let o = run(&["run", name, "--quick", "--out", out]);
+    ok(&o);
+    assert!(
+        text(&o.stdout).contains(" 0 of 32 cells computed"),
+        "{}",
+        text(&o.stdout)
+    );
+    let cells = d.path().join("cells").join(name);
+    let one = std::fs::read_dir(&cells)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&one).unwrap();
+    let o = run(&["run", name, "--quick", "--out", out]);
+    ok(&o);
+    assert!(
+        text(&o.stdout).contains(" 1 of 32 cells computed"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(outputs(d.path(), name), first);
+    // A cut-short cell is recomputed, not trusted.
+    std::fs::write(&one, b"\xa1").unwrap();
+    let o = run(&["run", name, "--quick", "--out", out]);
+    ok(&o);
+    assert!(
+        text(&o.stdout).contains(" 1 of 32 cells computed"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(outputs(d.path(), name), first);
+}
+
+/// Faults: one line on stderr, exit 2, nothing rendered.
+#[test]
+fn faults_are_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().to_str().unwrap();
+    let name = "samplers-vs-nfe";
+    // Half the shards, then a render: the missing cells are named.
+    ok(&run(&[
+        "run", name, "--quick", "--out", out, "--shard", "0/2",
+    ]));
+    let cases: [(&[&str], &str); 5] = [
+        (&["--render-only"], "16 of 32 cells not computed"),
+        (&["--shard", "2/2"], "must be I/N"),
+        (&["--shard", "x"], "must be I/N"),
+        (&["--shard", "0/2", "--render-only"], "cannot be used with"),
+        (&["--shard", "0/0"], "must be I/N"),
+    ];
+    for (extra, said) in cases {
+        let mut args = vec!["run", name, "--quick", "--out", out];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(err.contains(said), "{extra:?}: {err}");
+        assert!(!d.path().join(name).join("manifest.json").exists());
+    }
+    // An experiment still run whole refuses to be sharded.
+    let o = run(&[
+        "run",
+        "ncsn-langevin",
+        "--quick",
+        "--out",
+        out,
+        "--shard",
+        "0/2",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("not split into cells"));
+    assert_eq!(
+        text(&o.stderr).trim().lines().count(),
+        1,
+        "{}",
+        text(&o.stderr)
+    );
+}
