@@ -174,15 +174,7 @@ pub fn execute<C: Cells>(
         if shared.is_none() {
             shared = Some(p.shared(exp, o)?);
         }
-        let mut part = Outputs {
-            dir: o.dir.clone(),
-            files: Vec::new(),
-            quick: o.quick,
-            seed: o.seed,
-            nfe: Vec::new(),
-            models: Vec::new(),
-            timings: Vec::new(),
-        };
+        let mut part = Outputs::new(o.dir.clone(), o.quick, o.seed);
         let row = p.compute(exp, shared.as_ref().expect("built above"), &cell, &mut part)?;
         debug_assert!(part.files.is_empty(), "a cell's compute wrote files");
         let log = Log {

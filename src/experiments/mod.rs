@@ -475,6 +475,19 @@ pub struct Outputs {
 }
 
 impl Outputs {
+    /// Nothing written yet into `dir`.
+    pub fn new(dir: PathBuf, quick: bool, seed: u64) -> Self {
+        Self {
+            dir,
+            files: Vec::new(),
+            quick,
+            seed,
+            nfe: Vec::new(),
+            models: Vec::new(),
+            timings: Vec::new(),
+        }
+    }
+
     /// `NAME.png` and `NAME.svg`.
     pub fn chart(&mut self, name: &str, chart: &Chart) -> Result<()> {
         for ext in ["png", "svg"] {
@@ -599,15 +612,7 @@ fn run_in(
     mode: cells::Mode,
 ) -> Result<Report> {
     let seed = seed.unwrap_or(exp.seed);
-    let mut o = Outputs {
-        dir: dir.clone(),
-        files: Vec::new(),
-        quick,
-        seed,
-        nfe: Vec::new(),
-        models: Vec::new(),
-        timings: Vec::new(),
-    };
+    let mut o = Outputs::new(dir.clone(), quick, seed);
     let (claims, tally) = exp.params.execute(exp, &mut o, mode)?;
     let wall = start.elapsed().as_secs_f64();
     let Some(claims) = claims else {
