@@ -58,10 +58,12 @@ def median_rate(fn, units, reps=5):
     return statistics.median(rates)
 
 
-def train_rate(net, batch, steps=100):
+def train_loop(net, batch, steps=100):
+    """`steps` optimiser steps (Adam, clipping, EMA); returns the closure, the EMA copy and the optimiser."""
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     ema = [p.detach().clone() for p in net.parameters()]
     x0 = torch.randn(batch, 2)
+    history = []
 
     def run():
         for _ in range(steps):
@@ -71,6 +73,7 @@ def train_rate(net, batch, steps=100):
             s = (1 - (2 * log_mean).exp()).sqrt()[:, None]
             eps = torch.randn(batch, 2)
             loss = ((net(m * x0 + s * eps, t) - eps) ** 2).mean()
+            history.append(loss.item())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -79,11 +82,16 @@ def train_rate(net, batch, steps=100):
                 for e, p in zip(ema, net.parameters()):
                     e.mul_(0.999).add_(p, alpha=0.001)
 
-    return median_rate(run, steps)
+    run.history = history
+    return run, ema, opt
+
+
+def train_rate(net, batch, steps=100):
+    return median_rate(train_loop(net, batch, steps)[0], steps)
 
 
 @torch.no_grad()
-def sample_rate(net, n=10_000, steps=100):
+def sample_loop(net, n=10_000, steps=100):
     def run():
         x = torch.randn(n, 2)
         dt = 1.0 / steps
@@ -94,17 +102,50 @@ def sample_rate(net, n=10_000, steps=100):
             s = (1 - (2 * log_mean).exp()).sqrt()[:, None]
             score = -net(x, t) / s
             x = x + (0.5 * beta * x + beta * score) * dt + (beta * dt).sqrt() * torch.randn_like(x)
+        return x
 
-    return median_rate(run, n * steps, reps=3)
+    return run
+
+
+def sample_rate(net, n=10_000, steps=100):
+    return median_rate(sample_loop(net, n, steps), n * steps, reps=3)
+
+
+def whole_process(what, out):
+    """What a user's script does, timed from outside as a process (`bench-vs-pytorch.sh`):
+    `train`: 500 steps of the reference network at batch 1024, checkpoints (model, EMA,
+    optimiser) every 100 steps and at the end, and the loss history written out; `sample`:
+    load the EMA weights, 10 000 particles x 100 EM steps, save the samples."""
+    import os
+
+    net = Net(2, 256, 3, 128)
+    path = os.path.join(out, "model.pt")
+    if what == "train":
+        run, ema, opt = train_loop(net, 1024, steps=100)
+        for _ in range(5):
+            run()
+            torch.save({"model": net.state_dict(), "ema": ema, "opt": opt.state_dict()}, path)
+        with open(os.path.join(out, "loss.csv"), "w") as f:
+            f.writelines(f"{v}\n" for v in run.history)
+    else:
+        state = torch.load(path)
+        net.load_state_dict(state["model"])
+        x = sample_loop(net)()
+        torch.save(x, os.path.join(out, "samples.pt"))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--whole-process", choices=["train", "sample"])
+    ap.add_argument("--out", default=".")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    if a.whole_process:
+        whole_process(a.whole_process, a.out)
+        return
     ref = Net(2, 256, 3, 128)
     print(f"pytorch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"pytorch training reference (3x256, batch 1024): {train_rate(ref, 1024):.1f} steps/s")

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Network throughput of scoresde against PyTorch on this machine, in one run: installs torch
-# into a virtual environment outside the repository (~/.cache/scoresde-torch) on first use,
-# then runs `cargo bench --bench net_throughput` and `benches/pytorch_reference.py` one after
-# the other (never concurrently) and prints both with the ratios.
+# scoresde against PyTorch on this machine, in one run, one workload after the other (never
+# concurrently): installs torch into a virtual environment outside the repository
+# (~/.cache/scoresde-torch) on first use, then prints every figure and its ratio:
+#   * networks: `cargo bench --bench net_throughput` beside `benches/pytorch_reference.py`;
+#   * the exact oracle: `cargo bench --bench em_throughput` and `--bench mixture_score` beside
+#     `benches/pytorch_oracle.py` (torch.compile'd float32 EM, batched float64 mixture score);
+#   * whole processes: `scoresde train` (500 steps, 3x256, batch 1024) and `scoresde sample`
+#     (10^4 x 100 EM with that network) as a user runs them, beside the same work as a PyTorch
+#     script (`pytorch_reference.py --whole-process`), best of 3 each, alternating.
+# Set BENCH_SKIP_ORACLE=1 or BENCH_SKIP_WHOLE=1 to leave a part out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -11,10 +17,55 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch' 2>/dev/
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q torch numpy
 fi
-rust=$(cargo bench --bench net_throughput 2>/dev/null | tee /dev/stderr)
-py=$("$venv/bin/python" benches/pytorch_reference.py --threads "$(nproc)" | tee /dev/stderr)
-rate() { grep -F "$2" <<<"$1" | grep -Eo '[0-9.]+ (steps/s|M particle-steps/s)' | head -1 | awk '{print $1}'; }
+py="$venv/bin/python"
+threads=$(nproc)
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $threads threads, $(grep -qw avx512f /proc/cpuinfo && echo AVX-512 || echo AVX2)"
+show() { tee >(cat >&2); }  # keep a copy on stderr without reopening it
+rate() { grep -F "$2" <<<"$1" | grep -Eo '[0-9.]+ (steps/s|M particle-steps/s|M particle-scores/s)' | head -1 | awk '{print $1}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-echo "ratio training reference: $(ratio "$(rate "$rust" 'training reference')" "$(rate "$py" 'training reference')")x PyTorch"
-echo "ratio training default:   $(ratio "$(rate "$rust" 'training default')" "$(rate "$py" 'training default')")x PyTorch"
-echo "ratio sampling:           $(ratio "$(rate "$rust" 'sampling:')" "$(rate "$py" 'sampling reference')")x PyTorch"
+
+rust=$(cargo bench --bench net_throughput 2>/dev/null | show)
+torch=$("$py" benches/pytorch_reference.py --threads "$threads" | show)
+report="ratio training reference:   $(ratio "$(rate "$rust" 'training reference')" "$(rate "$torch" 'training reference')")x PyTorch
+ratio training default:     $(ratio "$(rate "$rust" 'training default')" "$(rate "$torch" 'training default')")x PyTorch
+ratio network sampling:     $(ratio "$(rate "$rust" 'sampling:')" "$(rate "$torch" 'sampling reference')")x PyTorch"
+
+if [ -z "${BENCH_SKIP_ORACLE:-}" ]; then
+    em=$(cargo bench --bench em_throughput 2>/dev/null | show)
+    mix=$(cargo bench --bench mixture_score 2>/dev/null | show)
+    oracle=$("$py" benches/pytorch_oracle.py --threads "$threads" | show)
+    report+="
+ratio exact EM:             $(ratio "$(rate "$em" 'reverse EM')" "$(rate "$oracle" 'exact EM compiled')")x torch.compile, $(ratio "$(rate "$em" 'reverse EM')" "$(rate "$oracle" 'exact EM eager')")x eager"
+    while read -r dk; do
+        report+="
+ratio mixture score $dk: $(ratio "$(rate "$mix" "mixture score $dk ")" "$(rate "$oracle" "mixture score $dk ")")x PyTorch float64"
+    done < <(grep -Eo 'd=[0-9]+ K=[0-9]+' <<<"$mix")
+fi
+
+if [ -z "${BENCH_SKIP_WHOLE:-}" ]; then
+    cargo build --release -q
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    secs() { local s; s=$(date +%s.%N); "$@" >/dev/null 2>&1; awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
+    best() { sort -g | head -1; }
+    train_rs=() train_py=() sample_rs=() sample_py=() fixed=()
+    for _ in 1 2 3; do
+        rm -rf "$work/rs"
+        fixed+=("$(secs ./target/release/scoresde train --data 8gaussians --steps 10 --batch 1024 --hidden 256 --layers 3 --time-dim 128 --fourier 0 --residual false --out "$work/rs")")
+        rm -rf "$work/rs" "$work/py" && mkdir -p "$work/py"
+        train_rs+=("$(secs ./target/release/scoresde train --data 8gaussians --steps 500 --batch 1024 --hidden 256 --layers 3 --time-dim 128 --fourier 0 --residual false --out "$work/rs")")
+        train_py+=("$(secs "$py" benches/pytorch_reference.py --threads "$threads" --whole-process train --out "$work/py")")
+        sample_rs+=("$(secs ./target/release/scoresde sample --model "$work/rs" --n 10000 --steps 100 --out "$work/rs/samples.csv")")
+        sample_py+=("$(secs "$py" benches/pytorch_reference.py --threads "$threads" --whole-process sample --out "$work/py")")
+    done
+    tr=$(printf '%s\n' "${train_rs[@]}" | best) tp=$(printf '%s\n' "${train_py[@]}" | best)
+    sr=$(printf '%s\n' "${sample_rs[@]}" | best) sp=$(printf '%s\n' "${sample_py[@]}" | best)
+    fx=$(printf '%s\n' "${fixed[@]}" | best)
+    # The fixed cost of a run (start-up, the final checkpoint, loss.csv, loss.png) is bounded by
+    # the whole time of a 10-step run; the in-loop time of a 500-step run is the rest.
+    echo "whole process, best of 3: scoresde train ${tr}s ($(ratio 500 "$tr") steps/s; a 10-step run takes ${fx}s: fixed cost <= $(awk -v f="$fx" -v w="$tr" 'BEGIN { printf "%.1f", 100 * f / (w - f) }')% of the in-loop time), PyTorch ${tp}s; scoresde sample ${sr}s, PyTorch ${sp}s"
+    report+="
+ratio whole-process train:  $(ratio "$tp" "$tr")x PyTorch
+ratio whole-process sample: $(ratio "$sp" "$sr")x PyTorch"
+fi
+echo "$report"
