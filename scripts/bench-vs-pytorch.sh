@@ -8,6 +8,7 @@
 #   * whole processes: `scoresde train` (500 steps, 3x256, batch 1024) and `scoresde sample`
 #     (10^4 x 100 EM with that network) as a user runs them, beside the same work as a PyTorch
 #     script (`pytorch_reference.py --whole-process`), best of 3 each, alternating.
+# BENCH_PAIRS (default 3) sets how many Rust/PyTorch pairs each benchmark comparison runs.
 # Set BENCH_SKIP_ORACLE=1 or BENCH_SKIP_WHOLE=1 to leave a part out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,22 +25,40 @@ show() { tee >(cat >&2); }  # keep a copy on stderr without reopening it
 rate() { grep -F "$2" <<<"$1" | grep -Eo '[0-9.]+ (steps/s|M particle-steps/s|M particle-scores/s)' | head -1 | awk '{print $1}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-rust=$(cargo bench --bench net_throughput 2>/dev/null | show)
-torch=$("$py" benches/pytorch_reference.py --threads "$threads" | show)
-report="ratio training reference:   $(ratio "$(rate "$rust" 'training reference')" "$(rate "$torch" 'training reference')")x PyTorch
-ratio training default:     $(ratio "$(rate "$rust" 'training default')" "$(rate "$torch" 'training default')")x PyTorch
-ratio network sampling:     $(ratio "$(rate "$rust" 'sampling:')" "$(rate "$torch" 'sampling reference')")x PyTorch"
+# Each comparison runs as BENCH_PAIRS pairs (Rust, then PyTorch, alternating) and quotes the
+# median of the per-pair ratios with their range: the machine's speed drifts within a minute,
+# and a ratio of two medians taken minutes apart carries that drift.
+pairs=${BENCH_PAIRS:-3}
+# ratios OUT_A OUT_B PATTERN_A PATTERN_B: "median (min–max)" of the per-pair ratios.
+ratios() {
+    local -n outs_a=$1 outs_b=$2
+    local i all=()
+    for i in "${!outs_a[@]}"; do
+        all+=("$(ratio "$(rate "${outs_a[$i]}" "$3")" "$(rate "${outs_b[$i]}" "$4")")")
+    done
+    printf '%s\n' "${all[@]}" | sort -g | awk '{ v[NR] = $1 } END { printf "%.2fx (%.2f-%.2f over %d pairs)", v[int((NR + 1) / 2)], v[1], v[NR], NR }'
+}
+nets_rs=() nets_py=()
+for _ in $(seq "$pairs"); do
+    nets_rs+=("$(cargo bench --bench net_throughput 2>/dev/null | show)")
+    nets_py+=("$("$py" benches/pytorch_reference.py --threads "$threads" | show)")
+done
+report="ratio training reference:   $(ratios nets_rs nets_py 'training reference' 'training reference') PyTorch
+ratio training default:     $(ratios nets_rs nets_py 'training default' 'training default') PyTorch
+ratio network sampling:     $(ratios nets_rs nets_py 'sampling:' 'sampling reference') PyTorch"
 
 if [ -z "${BENCH_SKIP_ORACLE:-}" ]; then
-    em=$(cargo bench --bench em_throughput 2>/dev/null | show)
-    mix=$(cargo bench --bench mixture_score 2>/dev/null | show)
-    oracle=$("$py" benches/pytorch_oracle.py --threads "$threads" | show)
+    oracle_rs=() oracle_py=()
+    for _ in $(seq "$pairs"); do
+        oracle_rs+=("$({ cargo bench --bench em_throughput; cargo bench --bench mixture_score; } 2>/dev/null | show)")
+        oracle_py+=("$("$py" benches/pytorch_oracle.py --threads "$threads" | show)")
+    done
     report+="
-ratio exact EM:             $(ratio "$(rate "$em" 'reverse EM')" "$(rate "$oracle" 'exact EM compiled')")x torch.compile, $(ratio "$(rate "$em" 'reverse EM')" "$(rate "$oracle" 'exact EM eager')")x eager"
+ratio exact EM:             $(ratios oracle_rs oracle_py 'reverse EM' 'exact EM compiled') torch.compile; $(ratios oracle_rs oracle_py 'reverse EM' 'exact EM eager') eager"
     while read -r dk; do
         report+="
-ratio mixture score $dk: $(ratio "$(rate "$mix" "mixture score $dk ")" "$(rate "$oracle" "mixture score $dk ")")x PyTorch float64"
-    done < <(grep -Eo 'd=[0-9]+ K=[0-9]+' <<<"$mix")
+ratio mixture score $dk: $(ratios oracle_rs oracle_py "mixture score $dk " "mixture score $dk ") PyTorch float64"
+    done < <(grep -Eo 'd=[0-9]+ K=[0-9]+' <<<"${oracle_rs[0]}")
 fi
 
 if [ -z "${BENCH_SKIP_WHOLE:-}" ]; then

@@ -4,6 +4,7 @@
 //! `C_k⁻¹ = U_k diag(1/(m² λ + s²)) U_kᵀ` costs O(d) to form. Log-densities, responsibilities
 //! and the score are computed with log-sum-exp.
 
+use super::lanes::{self, LANES};
 use super::{convert, Score};
 use crate::data::{Covariance, GaussianMixture};
 use crate::numerics::{exp_nonpos, exp_nonpos_lanes};
@@ -138,7 +139,6 @@ impl Diffused<'_> {
     /// results do not depend on how rows are blocked. Returns false (writing nothing) when the
     /// mixture has a full covariance.
     pub fn score_rows_isotropic(&self, x: &[f64], out: &mut [f64], s: &mut Scratch) -> bool {
-        const LANES: usize = 8;
         let Some(iso) = &self.iso else { return false };
         let (nk, d) = self.scaled_means.dim();
         s.e.resize(nk * LANES, 0.0);
@@ -153,43 +153,30 @@ impl Diffused<'_> {
                     xt[j * LANES + r] = xb[src * d + j];
                 }
             }
+            lanes::logits(xt, &iso.means_t, &self.lognorm, &iso.half_inv, &mut s.e);
             let mut max = [f64::NEG_INFINITY; LANES];
-            for ((k, lk), &h) in s.e.chunks_exact_mut(LANES).enumerate().zip(&iso.half_inv) {
-                let mut l = [self.lognorm[k]; LANES];
-                for (j, xj) in xt.chunks_exact(LANES).enumerate() {
-                    let m = iso.means_t[j * nk + k];
-                    for (l, &xv) in l.iter_mut().zip(xj) {
-                        let t = xv - m;
-                        *l -= h * t * t;
-                    }
-                }
-                for (mx, &l) in max.iter_mut().zip(&l) {
+            for lk in s.e.chunks_exact(LANES) {
+                for (mx, &l) in max.iter_mut().zip(lk) {
                     *mx = mx.max(l);
                 }
-                lk.copy_from_slice(&l);
             }
+            // e_k = exp(ℓ_k − max), then w_k = 2 h_k e_k overwrites ℓ_k.
             let mut sum = [0.0; LANES];
             let mut a = [0.0; LANES];
-            b.iter_mut().for_each(|v| *v = 0.0);
-            for ((k, lk), &h) in s.e.chunks_exact(LANES).enumerate().zip(&iso.half_inv) {
+            for (lk, &h) in s.e.chunks_exact_mut(LANES).zip(&iso.half_inv) {
                 let mut e = [0.0; LANES];
-                for ((e, &l), &mx) in e.iter_mut().zip(lk).zip(&max) {
+                for ((e, &l), &mx) in e.iter_mut().zip(lk.iter()).zip(&max) {
                     *e = l - mx;
                 }
                 exp_nonpos_lanes(&mut e);
-                let mut w = [0.0; LANES];
                 for r in 0..LANES {
                     sum[r] += e[r];
-                    w[r] = 2.0 * h * e[r];
-                    a[r] += w[r];
-                }
-                for (j, bj) in b.chunks_exact_mut(LANES).enumerate() {
-                    let m = iso.means_t[j * nk + k];
-                    for (bv, &wv) in bj.iter_mut().zip(&w) {
-                        *bv += wv * m;
-                    }
+                    lk[r] = 2.0 * h * e[r];
+                    a[r] += lk[r];
                 }
             }
+            b.iter_mut().for_each(|v| *v = 0.0);
+            lanes::accumulate(b, &s.e, &iso.means_t);
             for r in 0..rows {
                 let norm = 1.0 / sum[r];
                 for j in 0..d {

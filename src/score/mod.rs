@@ -6,6 +6,7 @@ pub mod convert;
 mod empirical;
 mod external;
 mod guided;
+mod lanes;
 mod mixture;
 mod path_change;
 
