@@ -27,6 +27,7 @@ fn cfg(dim: usize, activation: Activation, prediction: Prediction) -> NetConfig 
         hidden: 48,
         layers: 3,
         time_dim: 16,
+        time_scale: scoresde::nn::TIME_SCALE,
         activation,
         prediction,
         fourier: 0,

@@ -5,6 +5,7 @@
 use super::features::{Features, Fourier};
 use super::kernel::{Body, Cache, ParamLayout, BLOCK};
 use super::NetConfig;
+use super::TimeEmbedding;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
@@ -39,7 +40,12 @@ impl Arch {
                 )))
             }
         }
-        let features = Features::new(cfg.dim, cfg.time_dim, fourier, cfg.label_width());
+        let features = Features::new(
+            cfg.dim,
+            TimeEmbedding::new(cfg.time_dim, cfg.time_scale),
+            fourier,
+            cfg.label_width(),
+        );
         let body = Body {
             layout: ParamLayout::new(cfg.layer_shapes()),
             act: cfg.activation,

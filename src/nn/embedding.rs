@@ -8,21 +8,22 @@ use crate::numerics::sin_cos_fast;
 /// The network sees `τ = TIME_SCALE · t` (DDPM's integer timestep when t = i/1000).
 pub const TIME_SCALE: f64 = 1000.0;
 
-/// Frequencies of the embedding.
+/// Frequencies of the embedding and its time scale.
 #[derive(Clone, Debug)]
 pub struct TimeEmbedding {
     freqs: Vec<f32>,
+    scale: f64,
 }
 
 impl TimeEmbedding {
-    /// `dim` must be even.
-    pub fn new(dim: usize) -> Self {
+    /// `dim` must be even; the embedding sees `τ = scale · t` ([`TIME_SCALE`] by default).
+    pub fn new(dim: usize, scale: f64) -> Self {
         let half = dim / 2;
         let denom = (half.max(2) - 1) as f64;
         let freqs = (0..half)
             .map(|k| (-(10000f64.ln()) * k as f64 / denom).exp() as f32)
             .collect();
-        Self { freqs }
+        Self { freqs, scale }
     }
 
     pub fn dim(&self) -> usize {
@@ -32,7 +33,7 @@ impl TimeEmbedding {
     /// Writes `emb(t)` into `out` (length E). The phase is formed in f64, then rounded.
     pub fn fill(&self, t: f64, out: &mut [f32]) {
         let half = self.freqs.len();
-        let tau = TIME_SCALE * t;
+        let tau = self.scale * t;
         for (k, &f) in self.freqs.iter().enumerate() {
             let (s, c) = sin_cos_fast(tau * f as f64);
             out[k] = s as f32;

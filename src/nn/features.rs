@@ -51,11 +51,12 @@ pub struct Features {
 }
 
 impl Features {
-    /// Features of a network in dimension `d` with a class one-hot of `labels` entries.
-    pub fn new(d: usize, time_dim: usize, fourier: Option<Fourier>, labels: usize) -> Self {
+    /// Features of a network in dimension `d` with a class one-hot of `labels` entries; `emb`
+    /// is the time embedding.
+    pub fn new(d: usize, emb: TimeEmbedding, fourier: Option<Fourier>, labels: usize) -> Self {
         Self {
             d,
-            emb: TimeEmbedding::new(time_dim),
+            emb,
             fourier,
             labels,
         }

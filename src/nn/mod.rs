@@ -48,6 +48,13 @@ pub struct NetConfig {
     pub layers: usize,
     /// Size E of the sinusoidal time embedding (even).
     pub time_dim: usize,
+    /// The embedding's time scale: it sees τ = `time_scale` · t. 1000 (the default) is DDPM's
+    /// integer step; a smaller scale lowers the embedding's top frequency (1 rad per unit τ)
+    /// and makes the learned field smoother in t, so adaptive ODE solvers take fewer steps
+    /// (measured on 8gaussians, PF-ODE NLL at tolerance 1e-5: 629 NFE at 1000, 224 at 100,
+    /// 157 at 10, at the same training loss). Written to a config only when not 1000.
+    #[serde(skip_serializing_if = "is_default_time_scale")]
+    pub time_scale: f64,
     pub activation: Activation,
     pub prediction: Prediction,
     /// Number F of random Fourier features of x (0: raw x only).
@@ -77,6 +84,7 @@ impl Default for NetConfig {
             hidden: 128,
             layers: 3,
             time_dim: 64,
+            time_scale: TIME_SCALE,
             activation: Activation::Silu,
             prediction: Prediction::Eps,
             fourier: 64,
@@ -87,6 +95,10 @@ impl Default for NetConfig {
             classes: Vec::new(),
         }
     }
+}
+
+fn is_default_time_scale(v: &f64) -> bool {
+    *v == TIME_SCALE
 }
 
 /// Largest hidden width, depth, embedding and feature counts a config may ask for.
@@ -115,6 +127,12 @@ impl NetConfig {
             if v > max {
                 return Err(invalid!("network {name} must lie in [0, {max}], got {v}"));
             }
+        }
+        if !(self.time_scale > 0.0 && self.time_scale <= 1e6) {
+            return Err(invalid!(
+                "time_scale must lie in (0, 1e6], got {}",
+                crate::error::num(self.time_scale)
+            ));
         }
         if self.fourier > 0 && !(self.fourier_scale > 0.0 && self.fourier_scale <= 1e6) {
             return Err(invalid!(
