@@ -666,9 +666,9 @@ fn training_does_not_depend_on_the_thread_count() {
     }
 }
 
-/// A run written in checkpoint format 1 (fixed file names, no checksums, before Fourier features
-/// and residual layers) still loads as the plain network it was; an unknown format is refused
-/// by number.
+/// A run written in checkpoint format 1 (fixed file names, no checksums, before Fourier features,
+/// residual layers and the time scale) still loads as the plain network it was, at τ = 1000 t;
+/// an unknown format is refused by number.
 #[test]
 fn format_1_checkpoints_load_and_unknown_formats_are_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -704,6 +704,7 @@ fn format_1_checkpoints_load_and_unknown_formats_are_named() {
                     "sigma_data",
                     "lr_schedule",
                     "generation",
+                    "time_scale",
                 ]
                 .iter()
                 .any(|k| l.starts_with(&format!("{k} =")))
@@ -721,6 +722,8 @@ fn format_1_checkpoints_load_and_unknown_formats_are_named() {
     std::fs::write(&toml_path, &old).unwrap();
     let (cfg, step) = run.load_config().unwrap();
     assert_eq!((cfg.net.fourier, cfg.net.residual, step), (0, false, 1));
+    // Before format 4 every network saw τ = 1000 t.
+    assert_eq!(cfg.net.time_scale, scoresde::nn::TIME_SCALE);
     let resumed = run.resume().unwrap();
     assert_eq!(resumed.state, t.state);
     std::fs::write(&toml_path, old.replace("format = 1", "format = 9")).unwrap();
@@ -729,7 +732,7 @@ fn format_1_checkpoints_load_and_unknown_formats_are_named() {
         .expect_err("format 9 accepted")
         .to_string();
     assert!(
-        e.contains("format 9") && e.contains("formats 1 to 3"),
+        e.contains("format 9") && e.contains("formats 1 to 4"),
         "{e}"
     );
 }

@@ -1,12 +1,20 @@
 //! Sinusoidal time embedding (Vaswani et al. 2017; Ho et al. 2020's `get_timestep_embedding`):
 //! `emb(t) = [sin(τ f_k), cos(τ f_k)]_{k < E/2}` with `τ = 1000 t` and
-//! `f_k = 10000^{−k/(E/2 − 1)}`. Continuous t ∈ [0, 1] and DDPM's integer steps i = 1000 t share
-//! one scale, so a network trained on either grid reads the same inputs.
+//! `f_k = 10000^{−k/(E/2 − 1)}` and `τ = scale · t`. Continuous t ∈ [0, 1] and DDPM's integer
+//! steps i = 1000 t share one scale, so a network trained on either grid reads the same inputs.
 
 use crate::numerics::sin_cos_fast;
 
-/// The network sees `τ = TIME_SCALE · t` (DDPM's integer timestep when t = i/1000).
+/// The time scale of networks before checkpoint format 4: `τ = 1000 t`, DDPM's integer timestep
+/// when t = i/1000 (Ho et al. 2020). Its top frequency, 1000 rad per unit t, makes the learned
+/// field oscillate in t, and adaptive ODE solvers resolve it with many small steps.
 pub const TIME_SCALE: f64 = 1000.0;
+
+/// The time scale of new networks: `τ = 10 t`. Measured on 8gaussians (the default network,
+/// 12 000 steps, PF-ODE NLL of 200 points by RK45 at rtol = atol = 1e-5): 183 NFE against 771
+/// at [`TIME_SCALE`] (the exact score: 71), the same training loss, and a per-point ODE error
+/// (against the same model at 1e-6) of 0.0009 nats mean, 0.006 max, against 0.005 and 0.05.
+pub const DEFAULT_TIME_SCALE: f64 = 10.0;
 
 /// Frequencies of the embedding and its time scale.
 #[derive(Clone, Debug)]

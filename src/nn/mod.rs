@@ -17,7 +17,7 @@ pub mod kernel;
 mod model;
 
 pub use arch::{param_names, Arch};
-pub use embedding::{TimeEmbedding, TIME_SCALE};
+pub use embedding::{TimeEmbedding, DEFAULT_TIME_SCALE, TIME_SCALE};
 pub use features::{Features, Fourier};
 pub use infer::{Mlp, NetScore};
 pub use model::EpsNet;
@@ -48,12 +48,12 @@ pub struct NetConfig {
     pub layers: usize,
     /// Size E of the sinusoidal time embedding (even).
     pub time_dim: usize,
-    /// The embedding's time scale: it sees τ = `time_scale` · t. 1000 (the default) is DDPM's
-    /// integer step; a smaller scale lowers the embedding's top frequency (1 rad per unit τ)
-    /// and makes the learned field smoother in t, so adaptive ODE solvers take fewer steps
-    /// (measured on 8gaussians, PF-ODE NLL at tolerance 1e-5: 629 NFE at 1000, 224 at 100,
-    /// 157 at 10, at the same training loss). Written to a config only when not 1000.
-    #[serde(skip_serializing_if = "is_default_time_scale")]
+    /// The embedding's time scale: it sees τ = `time_scale` · t ([`DEFAULT_TIME_SCALE`] = 10;
+    /// runs saved before checkpoint format 4 used [`TIME_SCALE`] = 1000, DDPM's integer step).
+    /// A smaller scale lowers the embedding's top frequency and makes the learned field
+    /// smoother in t, so adaptive ODE solvers take fewer steps (measured on 8gaussians without
+    /// Fourier features, PF-ODE NLL at tolerance 1e-5: 629 NFE at 1000, 224 at 100, 157 at 10,
+    /// at the same training loss).
     pub time_scale: f64,
     pub activation: Activation,
     pub prediction: Prediction,
@@ -84,7 +84,7 @@ impl Default for NetConfig {
             hidden: 128,
             layers: 3,
             time_dim: 64,
-            time_scale: TIME_SCALE,
+            time_scale: DEFAULT_TIME_SCALE,
             activation: Activation::Silu,
             prediction: Prediction::Eps,
             fourier: 64,
@@ -95,10 +95,6 @@ impl Default for NetConfig {
             classes: Vec::new(),
         }
     }
-}
-
-fn is_default_time_scale(v: &f64) -> bool {
-    *v == TIME_SCALE
 }
 
 /// Largest hidden width, depth, embedding and feature counts a config may ask for.

@@ -34,8 +34,9 @@ pub struct TrainTask {
     /// Size of the sinusoidal time embedding.
     #[cfg_attr(feature = "cli", arg(long))]
     pub time_dim: Option<usize>,
-    /// The time embedding's scale: it sees τ = scale · t [default: 1000, DDPM's integer step;
-    /// 10 gives a field smoother in t and about 4× fewer adaptive PF-ODE steps].
+    /// The time embedding's scale: it sees τ = scale · t [default: 10; 1000 is DDPM's integer
+    /// step and the scale of runs saved before checkpoint format 4, ≈ 4× the adaptive PF-ODE
+    /// steps].
     #[cfg_attr(feature = "cli", arg(long))]
     pub time_scale: Option<f64>,
     /// Number of random Fourier features of x (0: raw x only).

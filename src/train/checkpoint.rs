@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 /// Format 3 names a generation of weight files with checksums; format 2 recorded the Fourier
 /// features and residual flag of the network (the projection as `fourier.b` in the weight files);
 /// format 1 had neither. All three load.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// The weight files of a checkpoint, by role.
 const ROLES: [&str; 3] = ["model", "ema", "optimizer"];
@@ -411,11 +411,16 @@ impl RunDir {
         let path = self.file("run.toml");
         let mut run = self.read_run()?;
         match run.format {
-            FORMAT | 2 => {}
+            FORMAT => {}
+            2 | 3 => {
+                // Written before the time embedding's scale was a setting: τ = 1000 t.
+                run.config.net.time_scale = crate::nn::TIME_SCALE;
+            }
             1 => {
                 // Written before the network gained Fourier features and residual layers.
                 run.config.net.fourier = 0;
                 run.config.net.residual = false;
+                run.config.net.time_scale = crate::nn::TIME_SCALE;
             }
             f => {
                 return Err(Error::Data(format!(
