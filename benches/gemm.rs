@@ -52,91 +52,53 @@ fn main() {
         let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
         let mut c = vec![0f32; m * n];
         let fl = 2.0 * (m * k * n) as f64;
-        let mm = time(
-            &mut || unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    k as isize,
-                    1,
-                    b.as_ptr(),
-                    n as isize,
-                    1,
-                    1.0,
-                    c.as_mut_ptr(),
-                    n as isize,
-                    1,
-                )
-            },
-            fl,
-        );
-        let ob = time(
-            &mut || unsafe {
-                cblas_sgemm(
-                    101,
-                    111,
-                    111,
-                    m as i32,
-                    n as i32,
-                    k as i32,
-                    1.0,
-                    a.as_ptr(),
-                    k as i32,
-                    b.as_ptr(),
-                    n as i32,
-                    1.0,
-                    c.as_mut_ptr(),
-                    n as i32,
-                )
-            },
-            fl,
-        );
-        // Transposed A (the weight gradient xᵀ g).
-        let mmt = time(
-            &mut || unsafe {
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    1,
-                    m as isize,
-                    b.as_ptr(),
-                    n as isize,
-                    1,
-                    1.0,
-                    c.as_mut_ptr(),
-                    n as isize,
-                    1,
-                )
-            },
-            fl,
-        );
-        let obt = time(
-            &mut || unsafe {
-                cblas_sgemm(
-                    101,
-                    112,
-                    111,
-                    m as i32,
-                    n as i32,
-                    k as i32,
-                    1.0,
-                    a.as_ptr(),
-                    m as i32,
-                    b.as_ptr(),
-                    n as i32,
-                    1.0,
-                    c.as_mut_ptr(),
-                    n as i32,
-                )
-            },
-            fl,
-        );
-        println!("{m}x{k}x{n}: matrixmultiply {mm:.1}  openblas {ob:.1}  | Aᵀ: matrixmultiply {mmt:.1} openblas {obt:.1} GFLOP/s");
+        let mut line = format!("{m}x{k}x{n}:");
+        // A as stored (the forward pass) and transposed (the weight gradient xᵀ g).
+        for (what, (rs, cs), lda, trans) in [("A", (k, 1), k, 111), ("Aᵀ", (1, m), m, 112)] {
+            let mm = time(
+                &mut || unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        rs as isize,
+                        cs as isize,
+                        b.as_ptr(),
+                        n as isize,
+                        1,
+                        1.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    )
+                },
+                fl,
+            );
+            let ob = time(
+                &mut || unsafe {
+                    cblas_sgemm(
+                        101,
+                        trans,
+                        111,
+                        m as i32,
+                        n as i32,
+                        k as i32,
+                        1.0,
+                        a.as_ptr(),
+                        lda as i32,
+                        b.as_ptr(),
+                        n as i32,
+                        1.0,
+                        c.as_mut_ptr(),
+                        n as i32,
+                    )
+                },
+                fl,
+            );
+            line += &format!("  {what}: matrixmultiply {mm:.1}, openblas {ob:.1}");
+        }
+        println!("{line} GFLOP/s");
     }
 }
