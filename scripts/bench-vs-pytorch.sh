@@ -65,17 +65,27 @@ if [ -z "${BENCH_SKIP_WHOLE:-}" ]; then
     cargo build --release -q
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    secs() { local s; s=$(date +%s.%N); "$@" >/dev/null 2>&1; awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
+    # Whole seconds of one command; a failed command stops the script (its time would be a lie).
+    secs() {
+        local s; s=$(date +%s.%N)
+        "$@" >/dev/null 2>&1 || { echo "bench-vs-pytorch: failed: $*" >&2; return 1; }
+        awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'
+    }
     best() { sort -g | head -1; }
     train_rs=() train_py=() sample_rs=() sample_py=() fixed=()
     for _ in 1 2 3; do
         rm -rf "$work/rs"
-        fixed+=("$(secs ./target/release/scoresde train --data 8gaussians --steps 10 --batch 1024 --hidden 256 --layers 3 --time-dim 128 --fourier 0 --residual false --out "$work/rs")")
+        t=$(secs ./target/release/scoresde train --data 8gaussians --steps 10 --batch 1024 --hidden 256 --layers 3 --time-dim 128 --fourier 0 --residual false --out "$work/rs") || exit 1
+        fixed+=("$t")
         rm -rf "$work/rs" "$work/py" && mkdir -p "$work/py"
-        train_rs+=("$(secs ./target/release/scoresde train --data 8gaussians --steps 500 --batch 1024 --hidden 256 --layers 3 --time-dim 128 --fourier 0 --residual false --out "$work/rs")")
-        train_py+=("$(secs "$py" benches/pytorch_reference.py --threads "$threads" --whole-process train --out "$work/py")")
-        sample_rs+=("$(secs ./target/release/scoresde sample --model "$work/rs" --n 10000 --steps 100 --out "$work/rs/samples.csv")")
-        sample_py+=("$(secs "$py" benches/pytorch_reference.py --threads "$threads" --whole-process sample --out "$work/py")")
+        t=$(secs ./target/release/scoresde train --data 8gaussians --steps 500 --batch 1024 --hidden 256 --layers 3 --time-dim 128 --fourier 0 --residual false --out "$work/rs") || exit 1
+        train_rs+=("$t")
+        t=$(secs "$py" benches/pytorch_reference.py --threads "$threads" --whole-process train --out "$work/py") || exit 1
+        train_py+=("$t")
+        t=$(secs ./target/release/scoresde sample --model "$work/rs" --n 10000 --steps 100 --out "$work/rs/samples.csv") || exit 1
+        sample_rs+=("$t")
+        t=$(secs "$py" benches/pytorch_reference.py --threads "$threads" --whole-process sample --out "$work/py") || exit 1
+        sample_py+=("$t")
     done
     tr=$(printf '%s\n' "${train_rs[@]}" | best) tp=$(printf '%s\n' "${train_py[@]}" | best)
     sr=$(printf '%s\n' "${sample_rs[@]}" | best) sp=$(printf '%s\n' "${sample_py[@]}" | best)

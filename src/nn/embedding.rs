@@ -1,7 +1,7 @@
 //! Sinusoidal time embedding (Vaswani et al. 2017; Ho et al. 2020's `get_timestep_embedding`):
-//! `emb(t) = [sin(τ f_k), cos(τ f_k)]_{k < E/2}` with `τ = 1000 t` and
-//! `f_k = 10000^{−k/(E/2 − 1)}` and `τ = scale · t`. Continuous t ∈ [0, 1] and DDPM's integer
-//! steps i = 1000 t share one scale, so a network trained on either grid reads the same inputs.
+//! `emb(t) = [sin(τ f_k), cos(τ f_k)]_{k < E/2}` with `τ = scale · t` and
+//! `f_k = 10000^{−k/(E/2 − 1)}`. Continuous t ∈ [0, 1] and DDPM's integer steps i = 1000 t share
+//! one scale, so a network trained on either grid reads the same inputs.
 
 use crate::numerics::sin_cos_fast;
 
@@ -24,7 +24,7 @@ pub struct TimeEmbedding {
 }
 
 impl TimeEmbedding {
-    /// `dim` must be even; the embedding sees `τ = scale · t` ([`TIME_SCALE`] by default).
+    /// `dim` must be even; the embedding sees `τ = scale · t` (`NetConfig::time_scale`).
     pub fn new(dim: usize, scale: f64) -> Self {
         let half = dim / 2;
         let denom = (half.max(2) - 1) as f64;
