@@ -1,7 +1,6 @@
 //! Experiments as cells from the command line: an experiment run in shards (any split, any
 //! order) and rendered from its stored rows writes the same bytes as an unsharded run; a rerun
-//! reuses finished cells; a missing cell, a bad `--shard` and a shard of an experiment not
-//! split yet are one-line errors with exit 2.
+//! reuses finished cells; a missing cell and a bad `--shard` are one-line errors with exit 2.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -39,7 +38,7 @@ fn ok(o: &Output) {
 /// Sharded in several ways and in reverse order, then rendered: the same bytes as one run.
 #[test]
 fn shards_render_to_the_unsharded_bytes() {
-    for name in ["samplers-vs-nfe", "dpm-solver"] {
+    for name in ["samplers-vs-nfe", "dpm-solver", "ncsn-langevin"] {
         let whole = tempfile::tempdir().unwrap();
         let w = whole.path().to_str().unwrap();
         ok(&run(&["run", name, "--quick", "--out", w]));
@@ -125,22 +124,4 @@ fn faults_are_one_line() {
         assert!(err.contains(said), "{extra:?}: {err}");
         assert!(!d.path().join(name).join("manifest.json").exists());
     }
-    // An experiment still run whole refuses to be sharded.
-    let o = run(&[
-        "run",
-        "ncsn-langevin",
-        "--quick",
-        "--out",
-        out,
-        "--shard",
-        "0/2",
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("not split into cells"));
-    assert_eq!(
-        text(&o.stderr).trim().lines().count(),
-        1,
-        "{}",
-        text(&o.stderr)
-    );
 }

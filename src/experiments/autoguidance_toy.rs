@@ -11,6 +11,7 @@
 //! tree with label dropout (`good`), and its bad version, a smaller network trained for fewer
 //! steps from the same settings (`bad`), sampled at w = 0, with CFG and with autoguidance.
 
+use super::cells::Cells;
 use super::model::ModelSpec;
 use super::{Claim, Experiment, Fixed, Outputs, Scale, Sci};
 use crate::data::{tree_mixture, GaussianMixture, REFERENCE_DOMAIN};
@@ -89,161 +90,356 @@ fn assess(m: &GaussianMixture, target: usize, x: &Array2<f64>) -> (f64, f64) {
     (inside as f64 / n, covered as f64 / own.len() as f64)
 }
 
-pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let sde: Arc<dyn Sde> = exp.sde.build(|| 8.0)?;
-    let m = Arc::new(tree_mixture(p.depth)?);
-    let n = *p.n.at(o.quick);
-    let cond = Arc::new(m.conditional(&p.class)?);
-    let target = m
-        .classes()
-        .and_then(|c| c.names.iter().position(|x| *x == p.class))
-        .expect("checked by conditional");
-    let good = Arc::new(MixtureScore::new(cond.clone(), sde.clone()));
-    let bad = Arc::new(MixtureScore::new(
-        Arc::new(cond.widened(p.bad_widen)?),
-        sde.clone(),
-    ));
-    let uncond = Arc::new(MixtureScore::new(m.clone(), sde.clone()));
-    let exact = cond.sample(n, o.seed, REFERENCE_DOMAIN).0;
-    let seed = o.seed;
-    let draw_on = |sde: &dyn Sde, score: &dyn Score| -> Result<Array2<f64>> {
-        let spec = SampleSpec {
-            sampler: p.sampler.clone(),
-            steps: p.steps,
-            n,
-            seed,
-            denoise: Some(false),
-            ..Default::default()
-        };
-        Ok(sample(sde, score, &spec, None)?.x)
+/// Which field a guided arm guides away from: the unconditional one (CFG) or the bad model
+/// (autoguidance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Method {
+    Cfg,
+    Autoguidance,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Method::Cfg => "CFG",
+            Method::Autoguidance => "autoguidance",
+        }
+    }
+}
+
+/// The guided arms at each w, in the order of the CSV rows.
+const METHODS: [Method; 2] = [Method::Cfg, Method::Autoguidance];
+
+/// One cell: a set of samples of the class. Exact fields: the exact draws of p(x|c) (the
+/// reference), a guided arm at `ws[i]`, the power control (the bad model guided away from the
+/// good one at the largest w); trained networks: the conditional network unguided, a guided
+/// arm at `ws[i]`, the power control. The trained cells each load the two networks from the
+/// run cache (the first one computed trains them).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub enum Cell {
+    Reference,
+    Exact(usize, Method),
+    ExactReversed,
+    Trained,
+    TrainedGuided(usize, Method),
+    TrainedReversed,
+}
+
+/// What a cell measures: for an arm, the share inside the class's support, the coverage, the
+/// energy distance to the exact draws (0 for the reference) and the samples when the figure
+/// shows them; for a power control, its energy distance alone.
+#[derive(Serialize, Deserialize)]
+pub enum Measured {
+    Arm {
+        inside: f64,
+        coverage: f64,
+        energy: f64,
+        shown: Option<Array2<f64>>,
+    },
+    Reversed(f64),
+}
+
+/// The exact set-up: the SDE, the tree, the index of the sampled class, the exact conditional
+/// (good), widened conditional (bad) and unconditional fields, and the exact draws of p(x|c).
+pub struct Shared {
+    sde: Arc<dyn Sde>,
+    m: Arc<GaussianMixture>,
+    target: usize,
+    good: Arc<MixtureScore>,
+    bad: Arc<MixtureScore>,
+    uncond: Arc<MixtureScore>,
+    exact: Array2<f64>,
+}
+
+/// The training data of the networks, beside the outputs: the tree as a mixture file.
+const TREE: &str = "tree.toml";
+
+/// `n` samples of `score` on `sde` by the experiment's sampler from the run's seed (every arm
+/// starts from the same prior draws and noise).
+fn draw(p: &Params, n: usize, seed: u64, sde: &dyn Sde, score: &dyn Score) -> Result<Array2<f64>> {
+    let spec = SampleSpec {
+        sampler: p.sampler.clone(),
+        steps: p.steps,
+        n,
+        seed,
+        denoise: Some(false),
+        ..Default::default()
     };
-    let draw = |score: &dyn Score| draw_on(sde.as_ref(), score);
-    let (exact_inside, exact_tips) = assess(&m, target, &exact);
-    let mut rows = vec![Row {
-        method: "exact draws".into(),
-        w: Fixed(0.0),
-        inside_support: Fixed(exact_inside),
-        coverage: Fixed(exact_tips),
-        energy_distance: Sci(0.0),
-    }];
-    let mut results = Vec::new();
-    let mut panels = vec![super::scatter(format!("exact p(x|{})", p.class), &exact)];
-    for &w in &p.ws {
-        for (method, other) in [("CFG", uncond.clone()), ("autoguidance", bad.clone())] {
-            let g = Guided::new(good.clone(), other, w, [0.0, sde.t_max()])?;
-            let x = draw(&g)?;
-            let (inside, tips) = assess(&m, target, &x);
-            let e = energy_distance(x.view(), exact.view());
+    Ok(sample(sde, score, &spec, None)?.x)
+}
+
+/// An arm's statistics against the exact draws; its samples kept when `shown`.
+fn measured(sh: &Shared, x: Array2<f64>, shown: bool) -> Measured {
+    let (inside, coverage) = assess(&sh.m, sh.target, &x);
+    let energy = energy_distance(x.view(), sh.exact.view());
+    Measured::Arm {
+        inside,
+        coverage,
+        energy,
+        shown: shown.then_some(x),
+    }
+}
+
+impl Cells for Params {
+    type Cell = Cell;
+    type Row = Measured;
+    type Shared = Shared;
+
+    fn cells(&self, _: &Experiment, _: &Outputs) -> Result<Vec<Cell>> {
+        let mut cells = vec![Cell::Reference];
+        for i in 0..self.ws.len() {
+            cells.extend(METHODS.map(|m| Cell::Exact(i, m)));
+        }
+        cells.push(Cell::ExactReversed);
+        cells.push(Cell::Trained);
+        for i in 0..self.ws.len() {
+            cells.extend(METHODS.map(|m| Cell::TrainedGuided(i, m)));
+        }
+        cells.push(Cell::TrainedReversed);
+        Ok(cells)
+    }
+
+    fn shared(&self, exp: &Experiment, o: &Outputs) -> Result<Shared> {
+        let p = self;
+        let sde: Arc<dyn Sde> = exp.sde.build(|| 8.0)?;
+        let m = Arc::new(tree_mixture(p.depth)?);
+        let n = *p.n.at(o.quick);
+        let cond = Arc::new(m.conditional(&p.class)?);
+        let target = m
+            .classes()
+            .and_then(|c| c.names.iter().position(|x| *x == p.class))
+            .expect("checked by conditional");
+        let good = Arc::new(MixtureScore::new(cond.clone(), sde.clone()));
+        let bad = Arc::new(MixtureScore::new(
+            Arc::new(cond.widened(p.bad_widen)?),
+            sde.clone(),
+        ));
+        let uncond = Arc::new(MixtureScore::new(m.clone(), sde.clone()));
+        let exact = cond.sample(n, o.seed, REFERENCE_DOMAIN).0;
+        Ok(Shared {
+            sde,
+            m,
+            target,
+            good,
+            bad,
+            uncond,
+            exact,
+        })
+    }
+
+    fn compute(
+        &self,
+        exp: &Experiment,
+        sh: &Shared,
+        cell: &Cell,
+        o: &mut Outputs,
+    ) -> Result<Measured> {
+        let p = self;
+        let (n, seed) = (*p.n.at(o.quick), o.seed);
+        let last = p.ws[p.ws.len() - 1];
+        match *cell {
+            Cell::Reference => {
+                let (inside, coverage) = assess(&sh.m, sh.target, &sh.exact);
+                Ok(Measured::Arm {
+                    inside,
+                    coverage,
+                    energy: 0.0,
+                    shown: Some(sh.exact.clone()),
+                })
+            }
+            Cell::Exact(i, method) => {
+                let w = p.ws[i];
+                let other = match method {
+                    Method::Cfg => sh.uncond.clone(),
+                    Method::Autoguidance => sh.bad.clone(),
+                };
+                let g = Guided::new(sh.good.clone(), other, w, [0.0, sh.sde.t_max()])?;
+                let x = draw(p, n, seed, sh.sde.as_ref(), &g)?;
+                let row = measured(sh, x, w == last);
+                o.nfe
+                    .push((format!("{} w={w}", method.name()), 2.0 * p.steps as f64));
+                Ok(row)
+            }
+            Cell::ExactReversed => {
+                // Power: with the roles reversed (the bad model guided away from the good one)
+                // the same statistics must see the damage.
+                let reversed =
+                    Guided::new(sh.bad.clone(), sh.good.clone(), last, [0.0, sh.sde.t_max()])?;
+                let x = draw(p, n, seed, sh.sde.as_ref(), &reversed)?;
+                Ok(Measured::Reversed(energy_distance(
+                    x.view(),
+                    sh.exact.view(),
+                )))
+            }
+            Cell::Trained => {
+                let nets = trained_nets(exp, p, o, &sh.m)?;
+                let x = draw(p, n, seed, nets.sde.as_ref(), nets.good.as_ref())?;
+                Ok(measured(sh, x, true))
+            }
+            Cell::TrainedGuided(i, method) => {
+                let nets = trained_nets(exp, p, o, &sh.m)?;
+                let w = p.ws[i];
+                let other = match method {
+                    Method::Cfg => &nets.uncond,
+                    Method::Autoguidance => &nets.bad,
+                };
+                let guided =
+                    Guided::new(nets.good.clone(), other.clone(), w, [0.0, nets.sde.t_max()])?;
+                let x = draw(p, n, seed, nets.sde.as_ref(), &guided)?;
+                o.nfe.push((
+                    format!("trained {} w={w}", method.name()),
+                    2.0 * p.steps as f64,
+                ));
+                Ok(measured(sh, x, w == 0.0 || w == last))
+            }
+            Cell::TrainedReversed => {
+                let nets = trained_nets(exp, p, o, &sh.m)?;
+                let reversed = Guided::new(nets.bad, nets.good, last, [0.0, nets.sde.t_max()])?;
+                let x = draw(p, n, seed, nets.sde.as_ref(), &reversed)?;
+                Ok(Measured::Reversed(energy_distance(
+                    x.view(),
+                    sh.exact.view(),
+                )))
+            }
+        }
+    }
+
+    fn render(
+        &self,
+        _: &Experiment,
+        cells: Vec<(Cell, Measured)>,
+        o: &mut Outputs,
+    ) -> Result<Vec<Claim>> {
+        let p = self;
+        // The networks' training data, as an output of the run.
+        o.text(TREE, &crate::data::mixture_toml(&tree_mixture(p.depth)?))?;
+        let mut rows = Vec::new();
+        let mut panels = Vec::new();
+        // (method, w, inside, coverage, energy distance) of the exact and the trained arms.
+        let mut results: Vec<(String, f64, f64, f64, f64)> = Vec::new();
+        let mut trained_results: Vec<(String, f64, f64, f64, f64)> = Vec::new();
+        let mut exact_inside = f64::NAN;
+        let (mut e_rev, mut e_rev_trained) = (f64::NAN, f64::NAN);
+        for (cell, m) in cells {
+            let (inside, coverage, energy, shown) = match m {
+                Measured::Arm {
+                    inside,
+                    coverage,
+                    energy,
+                    shown,
+                } => (inside, coverage, energy, shown),
+                Measured::Reversed(e) => {
+                    match cell {
+                        Cell::TrainedReversed => e_rev_trained = e,
+                        _ => e_rev = e,
+                    }
+                    continue;
+                }
+            };
+            let (method, w) = match cell {
+                Cell::Reference => {
+                    exact_inside = inside;
+                    ("exact draws".to_string(), 0.0)
+                }
+                Cell::Exact(i, method) => (method.name().to_string(), p.ws[i]),
+                Cell::Trained => ("trained".to_string(), 0.0),
+                Cell::TrainedGuided(i, method) => (format!("trained {}", method.name()), p.ws[i]),
+                Cell::ExactReversed | Cell::TrainedReversed => continue,
+            };
             rows.push(Row {
-                method: method.into(),
+                method: method.clone(),
                 w: Fixed(w),
                 inside_support: Fixed(inside),
-                coverage: Fixed(tips),
-                energy_distance: Sci(e),
+                coverage: Fixed(coverage),
+                energy_distance: Sci(energy),
             });
-            o.nfe
-                .push((format!("{method} w={w}"), 2.0 * p.steps as f64));
-            if w == p.ws[p.ws.len() - 1] {
-                panels.push(super::scatter(format!("{method}, w = {w}"), &x));
+            if let Some(x) = shown {
+                let title = match cell {
+                    Cell::Reference => format!("exact p(x|{})", p.class),
+                    _ => format!("{method}, w = {w}"),
+                };
+                panels.push(super::scatter(title, &x));
             }
-            results.push((method, w, inside, tips, e));
+            match cell {
+                Cell::Exact(..) => results.push((method, w, inside, coverage, energy)),
+                Cell::Trained | Cell::TrainedGuided(..) => {
+                    trained_results.push((method, w, inside, coverage, energy))
+                }
+                _ => {}
+            }
         }
-    }
-    let (trained, reversed_trained) = trained_arms(exp, p, o, &m, &draw_on)?;
-    let mut trained_results = Vec::new();
-    for (method, w, x) in &trained {
-        let (inside, tips) = assess(&m, target, x);
-        let e = energy_distance(x.view(), exact.view());
-        trained_results.push((method.clone(), *w, inside, tips, e));
-        rows.push(Row {
-            method: method.clone(),
-            w: Fixed(*w),
-            inside_support: Fixed(inside),
-            coverage: Fixed(tips),
-            energy_distance: Sci(e),
-        });
-        if *w == 0.0 || *w == p.ws[p.ws.len() - 1] {
-            panels.push(super::scatter(format!("{method}, w = {w}"), x));
-        }
-    }
-    o.rows("autoguidance", &rows)?;
-    let limits = Some([(-4.5, 4.5), (-2.5, 3.5)]);
-    let panels: Vec<Chart> = panels
-        .into_iter()
-        .map(|mut c| {
-            c.limits = limits;
-            c
-        })
-        .collect();
-    o.grid("autoguidance", &panels, 3)?;
+        o.rows("autoguidance", &rows)?;
+        let limits = Some([(-4.5, 4.5), (-2.5, 3.5)]);
+        let panels: Vec<Chart> = panels
+            .into_iter()
+            .map(|mut c| {
+                c.limits = limits;
+                c
+            })
+            .collect();
+        o.grid("autoguidance", &panels, 3)?;
 
-    let get = |method: &str, w: f64| {
-        results
-            .iter()
-            .find(|r| r.0 == method && r.1 == w)
-            .copied()
-            .expect("computed")
-    };
-    let mut claims = Vec::new();
-    let (mut tips_auto, mut tips_cfg, mut e_ratio) = (f64::INFINITY, f64::INFINITY, 0.0f64);
-    for &w in &p.ws {
-        let (a, c) = (get("autoguidance", w), get("CFG", w));
-        tips_auto = tips_auto.min(a.3);
-        tips_cfg = tips_cfg.min(c.3);
-        e_ratio = e_ratio.max(a.4 / c.4);
+        let get = |method: &str, w: f64| {
+            results
+                .iter()
+                .find(|r| r.0 == method && r.1 == w)
+                .expect("computed")
+        };
+        let mut claims = Vec::new();
+        let (mut tips_auto, mut tips_cfg, mut e_ratio) = (f64::INFINITY, f64::INFINITY, 0.0f64);
+        for &w in &p.ws {
+            let (a, c) = (get("autoguidance", w), get("CFG", w));
+            tips_auto = tips_auto.min(a.3);
+            tips_cfg = tips_cfg.min(c.3);
+            e_ratio = e_ratio.max(a.4 / c.4);
+        }
+        claims.push(Claim::new(
+            "autoguidance keeps the whole tree at every w: smallest coverage (share of the class's components with ≥ ¼ of their exact share)",
+            tips_auto >= 0.9,
+            tips_auto,
+            "≥ 0.9",
+        ));
+        claims.push(Claim::new(
+            "CFG loses part of the tree at some w: smallest coverage (Karras et al. 2024, Fig. 1)",
+            tips_cfg < 0.9,
+            tips_cfg,
+            "< 0.9",
+        ));
+        claims.push(Claim::new(
+            "autoguidance stays closer to p(x|c) than CFG at every w: largest energy-distance ratio auto/CFG",
+            e_ratio < 1.0,
+            e_ratio,
+            "< 1",
+        ));
+        let inside_auto =
+            p.ws.iter()
+                .map(|&w| get("autoguidance", w).2)
+                .fold(f64::INFINITY, f64::min);
+        claims.push(
+            Claim::new(
+                "autoguidance stays inside the class's support at least as often as exact draws (smallest share − exact's)",
+                inside_auto >= exact_inside,
+                inside_auto - exact_inside,
+                "≥ 0",
+            )
+            .report_only(),
+        );
+        // Power: with the roles reversed (the bad model guided away from the good one) the same
+        // statistics must see the damage: energy distance above the largest autoguidance one.
+        let w = p.ws[p.ws.len() - 1];
+        let e_auto =
+            p.ws.iter()
+                .map(|&w| get("autoguidance", w).4)
+                .fold(0.0f64, f64::max);
+        claims.push(Claim::new(
+            &format!("power: the bad model guided away from the good one (w = {w}) is farther from p(x|c) than any autoguidance run (energy-distance ratio)"),
+            e_rev > e_auto,
+            e_rev / e_auto,
+            "> 1",
+        ));
+        claims.extend(trained_claims(p, &trained_results, e_rev_trained));
+        Ok(claims)
     }
-    claims.push(Claim::new(
-        "autoguidance keeps the whole tree at every w: smallest coverage (share of the class's components with ≥ ¼ of their exact share)",
-        tips_auto >= 0.9,
-        tips_auto,
-        "≥ 0.9",
-    ));
-    claims.push(Claim::new(
-        "CFG loses part of the tree at some w: smallest coverage (Karras et al. 2024, Fig. 1)",
-        tips_cfg < 0.9,
-        tips_cfg,
-        "< 0.9",
-    ));
-    claims.push(Claim::new(
-        "autoguidance stays closer to p(x|c) than CFG at every w: largest energy-distance ratio auto/CFG",
-        e_ratio < 1.0,
-        e_ratio,
-        "< 1",
-    ));
-    let inside_auto =
-        p.ws.iter()
-            .map(|&w| get("autoguidance", w).2)
-            .fold(f64::INFINITY, f64::min);
-    claims.push(
-        Claim::new(
-            "autoguidance stays inside the class's support at least as often as exact draws (smallest share − exact's)",
-            inside_auto >= exact_inside,
-            inside_auto - exact_inside,
-            "≥ 0",
-        )
-        .report_only(),
-    );
-    // Power: with the roles reversed (the bad model guided away from the good one) the same
-    // statistics must see the damage: energy distance above the largest autoguidance one.
-    let w = p.ws[p.ws.len() - 1];
-    let reversed = Guided::new(bad.clone(), good.clone(), w, [0.0, sde.t_max()])?;
-    let e_rev = energy_distance(draw(&reversed)?.view(), exact.view());
-    let e_auto =
-        p.ws.iter()
-            .map(|&w| get("autoguidance", w).4)
-            .fold(0.0f64, f64::max);
-    claims.push(Claim::new(
-        &format!("power: the bad model guided away from the good one (w = {w}) is farther from p(x|c) than any autoguidance run (energy-distance ratio)"),
-        e_rev > e_auto,
-        e_rev / e_auto,
-        "> 1",
-    ));
-    claims.extend(trained_claims(
-        p,
-        &trained_results,
-        energy_distance(reversed_trained.view(), exact.view()),
-    ));
-    Ok(claims)
 }
 
 /// The claims on the trained networks: autoguidance keeps at least CFG's coverage of the tree
@@ -304,28 +500,33 @@ fn trained_claims(
     ]
 }
 
-/// Samples of the trained networks, as (method, w, samples): the conditional network at w = 0,
-/// then CFG and autoguidance (the bad version at the same class) at each w; and the power
-/// control, the bad network guided away from the good one at the largest w.
-type Arms = (Vec<(String, f64, Array2<f64>)>, Array2<f64>);
+/// The trained fields: the conditional network at the class, the same network unconditional
+/// (label dropped), the bad network at the class, and the networks' SDE.
+struct Nets {
+    good: Arc<dyn Score + Send>,
+    uncond: Arc<dyn Score + Send>,
+    bad: Arc<dyn Score + Send>,
+    sde: Arc<dyn Sde>,
+}
 
-/// Samples of a field on a path.
-type Draw<'a> = &'a dyn Fn(&dyn Sde, &dyn Score) -> Result<Array2<f64>>;
-
-fn trained_arms(
+/// Trains the two networks (or loads them from the run cache), noting both in `o.models`.
+/// Their training data is the tree as a mixture file beside the outputs (`OUT/NAME/tree.toml`,
+/// the path their cached configs name): written here when absent or different, without
+/// entering `o.files` (`render` writes it again as an output).
+fn trained_nets(
     exp: &Experiment,
     p: &Params,
     o: &mut Outputs,
     m: &GaussianMixture,
-    draw_on: Draw<'_>,
-) -> Result<Arms> {
-    // The tree as a mixture file beside the outputs: the networks' training data.
-    let file = o.dir.join("tree.toml");
-    let mut f = crate::io::AtomicFile::create(&file)?;
-    std::io::Write::write_all(f.writer(), crate::data::mixture_toml(m).as_bytes())
-        .map_err(|e| crate::Error::io(&file, e))?;
-    f.commit()?;
-    o.files.push("tree.toml".into());
+) -> Result<Nets> {
+    let file = o.dir.join(TREE);
+    let body = crate::data::mixture_toml(m);
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(body.as_str()) {
+        let mut f = crate::io::AtomicFile::create(&file)?;
+        std::io::Write::write_all(f.writer(), body.as_bytes())
+            .map_err(|e| crate::Error::io(&file, e))?;
+        f.commit()?;
+    }
     let data = file.display().to_string();
     let mut good_spec = (*p.good).clone();
     good_spec.data = Some(data.clone());
@@ -343,28 +544,10 @@ fn trained_arms(
             net.sde().clone(),
         )))
     };
-    let sde = good.sde().clone();
-    let (g, uncond, b) = (
-        at(&good, Some(label))?,
-        at(&good, None)?,
-        at(&bad, Some(label))?,
-    );
-    let mut out = vec![(
-        "trained".to_string(),
-        0.0,
-        draw_on(sde.as_ref(), g.as_ref())?,
-    )];
-    for &w in &p.ws {
-        for (method, other) in [("trained CFG", &uncond), ("trained autoguidance", &b)] {
-            let guided = Guided::new(g.clone(), other.clone(), w, [0.0, sde.t_max()])?;
-            out.push((method.to_string(), w, draw_on(sde.as_ref(), &guided)?));
-            o.nfe
-                .push((format!("{method} w={w}"), 2.0 * p.steps as f64));
-        }
-    }
-    let w = p.ws[p.ws.len() - 1];
-    let reversed = Guided::new(b, g, w, [0.0, sde.t_max()])?;
-    Ok((out, draw_on(sde.as_ref(), &reversed)?))
+    Ok(Nets {
+        good: at(&good, Some(label))?,
+        uncond: at(&good, None)?,
+        bad: at(&bad, Some(label))?,
+        sde: good.sde().clone(),
+    })
 }
-
-super::cells::legacy_cells!();

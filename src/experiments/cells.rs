@@ -1,9 +1,11 @@
 //! Experiments as cells. An experiment declares its units of work (cells: a sampler × NFE, a
 //! dataset, one training), computes one cell into a typed row, and judges its claims and draws
-//! its figures from the rows alone. Each computed row is stored in
-//! `OUT/cells/NAME/HASH.cbor` (CBOR: every f64 exact, NaN and ±∞ included), HASH a hash of the cell's inputs (the experiment's config, seed,
-//! `--quick`, the version and the cell), so a rerun skips finished cells, `--shard I/N`
-//! computes only every N-th cell from I, and `--render-only` judges and draws from stored rows.
+//! its figures from the rows alone. Each computed row is stored in `OUT/cells/NAME/HASH.cbor`
+//! (CBOR: every f64 exact, NaN and ±∞ included), HASH a hash of the cell's inputs (the
+//! experiment's config, seed, `--quick`, the version, a hash of the library's source taken at
+//! build time, and the cell), so a rerun skips finished cells — and a changed library recomputes
+//! them —, `--shard I/N` computes only every N-th cell from I, and `--render-only` judges and
+//! draws from stored rows.
 
 use super::{Claim, Experiment, Outputs};
 use crate::io::{fnv1a, AtomicFile};
@@ -19,8 +21,6 @@ pub trait Cells {
     type Cell: Serialize + DeserializeOwned;
     /// What one cell computes: everything `render` needs of it.
     type Row: Serialize + DeserializeOwned;
-    /// false: not split yet, one cell whose `render` computes everything (refuses shards).
-    const SPLIT: bool = true;
     /// Set-up the cells share (the exact score, prior draws, a reference solution): built at
     /// most once per process, and only when a cell is computed.
     type Shared;
@@ -117,25 +117,12 @@ pub fn execute<C: Cells>(
     o: &mut Outputs,
     mode: Mode,
 ) -> Result<(Option<Vec<Claim>>, Tally)> {
-    if !C::SPLIT && mode != Mode::All {
-        return Err(invalid!(
-            "{}: this experiment is not split into cells yet: run it whole (no --shard, no --render-only)",
-            exp.name
-        ));
-    }
-    if !C::SPLIT {
-        let tally = Tally {
-            cells: 1,
-            computed: 1,
-            reused: 0,
-        };
-        return Ok((Some(p.render(exp, Vec::new(), o)?), tally));
-    }
     let cells = p.cells(exp, o)?;
     let dir = folder(o, exp);
     let base = serde_json::to_string(&serde_json::json!({
         "format": FORMAT,
         "version": env!("CARGO_PKG_VERSION"),
+        "source": env!("SCORESDE_SOURCE_HASH"),
         "config": exp,
         "seed": o.seed,
         "quick": o.quick,
@@ -237,33 +224,3 @@ fn store<C: Serialize, R: Serialize>(path: &Path, dir: &Path, s: &Stored<C, R>) 
     std::io::Write::write_all(f.writer(), &body).map_err(|e| Error::io(path, e))?;
     f.commit()
 }
-
-/// A not-yet-split experiment as one cell whose render is its whole `run` (migration aid).
-macro_rules! legacy_cells {
-    () => {
-        impl super::cells::Cells for Params {
-            type Cell = ();
-            type Row = ();
-            type Shared = ();
-            const SPLIT: bool = false;
-            fn cells(&self, _: &Experiment, _: &Outputs) -> Result<Vec<()>> {
-                Ok(vec![()])
-            }
-            fn shared(&self, _: &Experiment, _: &Outputs) -> Result<()> {
-                Ok(())
-            }
-            fn compute(&self, _: &Experiment, _: &(), _: &(), _: &mut Outputs) -> Result<()> {
-                Ok(())
-            }
-            fn render(
-                &self,
-                exp: &Experiment,
-                _: Vec<((), ())>,
-                o: &mut Outputs,
-            ) -> Result<Vec<Claim>> {
-                run(exp, self, o)
-            }
-        }
-    };
-}
-pub(crate) use legacy_cells;

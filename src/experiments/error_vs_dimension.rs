@@ -16,6 +16,7 @@
 //! Power: EM with the exact field of the mixture widened by `wrong_widen` does not converge in
 //! T (its fitted b must stay small).
 
+use super::cells::Cells;
 use super::{Claim, Experiment, Outputs, Scale, Sci};
 use crate::data::{Covariance, GaussianMixture, REFERENCE_DOMAIN};
 use crate::decompose::{directions, projected_quantiles, sliced_w2_to_law};
@@ -166,112 +167,217 @@ fn fit(rows: &[&Row]) -> Option<Fit> {
     })
 }
 
-pub fn run(exp: &Experiment, p: &Params, o: &mut Outputs) -> Result<Vec<Claim>> {
-    let sde: Arc<dyn Sde> = exp.sde.build(|| 1.0)?;
-    let (dims, steps) = (p.dims.at(o.quick).clone(), p.steps.at(o.quick).clone());
-    let (n, seeds) = (*p.n.at(o.quick), *p.seeds.at(o.quick));
-    if dims.is_empty() || steps.is_empty() || dims.contains(&0) || steps.contains(&0) {
-        return Err(invalid!(
-            "{}: dims and steps must be non-empty and positive",
-            exp.name
-        ));
-    }
-    if n < 2 || seeds < 2 || p.directions == 0 || p.components == 0 || p.k == 0 {
-        return Err(invalid!(
-            "{}: n ≥ 2, seeds ≥ 2, directions, components and k ≥ 1",
-            exp.name
-        ));
-    }
-    let eps = sde.default_eps();
-    let mut rows = Vec::new();
-    // Particle-steps per second of each run (machine-dependent: a timing of the manifest).
-    let mut rates: Vec<(usize, f64)> = Vec::new();
-    let mut arms: Vec<(&'static str, Sampler, f64)> = Vec::new();
+/// A sampler on one family's mixtures: with the exact field (`widen` = 1), or the power
+/// control (EM with the field of the mixture widened by `wrong_widen`).
+struct Arm {
+    family: &'static str,
+    sampler: Sampler,
+    widen: f64,
+}
+
+/// The arms in the order of the CSV rows: every sampler on `full`, every sampler on
+/// `subspace`, then the power control on `full`.
+fn arms(p: &Params) -> Result<Vec<Arm>> {
+    let mut arms = Vec::new();
     for family in ["full", "subspace"] {
         for s in &p.samplers {
-            arms.push((family, s.clone(), 1.0));
+            arms.push(Arm {
+                family,
+                sampler: s.clone(),
+                widen: 1.0,
+            });
         }
     }
-    let em: Sampler = "em".parse()?;
-    arms.push(("full", em, p.wrong_widen));
-    for (family, sampler, widen) in &arms {
-        for &d in &dims {
-            let data = mixture(p, family, d, o.seed)?;
-            let target = data.diffused_mixture(sde.marginal(eps))?;
-            let field = if *widen == 1.0 {
-                data.clone()
-            } else {
-                data.widened(*widen)?
-            };
-            let model = Model::new(MixtureScore::new(Arc::new(field), sde.clone()), sde.clone())?;
-            // Per seed: its directions, the law's quantiles and the floor of exact draws.
-            let per_seed: Vec<(Array2<f64>, Array2<f64>, f64)> = (0..seeds)
-                .map(|k| {
-                    let seed = o.seed + k as u64;
-                    let dirs = directions(p.directions, d, seed);
-                    let q = projected_quantiles(&target, dirs.view(), n);
-                    let exact = target.sample(n, seed, REFERENCE_DOMAIN).0;
-                    let floor = d as f64 * sliced_w2_to_law(exact.view(), dirs.view(), q.view());
-                    (dirs, q, floor)
-                })
-                .collect();
-            for &t in &steps {
-                let start = std::time::Instant::now();
-                let mut w2 = Vec::with_capacity(seeds);
-                let mut nfe = 0.0;
-                for (k, (dirs, q, _)) in per_seed.iter().enumerate() {
-                    let spec = SampleSpec {
-                        sampler: sampler.clone(),
-                        steps: t,
-                        eps: Some(eps),
-                        n,
-                        seed: o.seed + k as u64,
-                        denoise: Some(false),
-                        ..Default::default()
-                    };
-                    let run = model.sample(&spec, None)?;
-                    nfe = run.nfe;
-                    w2.push(d as f64 * sliced_w2_to_law(run.x.view(), dirs.view(), q.view()));
-                }
-                let rate = n as f64 * nfe * seeds as f64 / start.elapsed().as_secs_f64();
-                let diff: Vec<f64> = w2.iter().zip(&per_seed).map(|(w, s)| w - s.2).collect();
-                let m = diff.iter().sum::<f64>() / seeds as f64;
-                let var = diff.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (seeds - 1) as f64;
-                let label = if *widen == 1.0 {
-                    sampler.brief()
-                } else {
-                    format!("{} (field {widen}× wider)", sampler.brief())
+    arms.push(Arm {
+        family: "full",
+        sampler: "em".parse()?,
+        widen: p.wrong_widen,
+    });
+    Ok(arms)
+}
+
+/// The sampler's name in the CSV, the legends and the claims.
+fn label(arm: &Arm) -> String {
+    if arm.widen == 1.0 {
+        arm.sampler.brief()
+    } else {
+        format!("{} (field {}× wider)", arm.sampler.brief(), arm.widen)
+    }
+}
+
+/// One cell: one arm (index into `arms(p)`) at one dimension (index into `dims` at this run's
+/// size), over every T and seed.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Cell {
+    arm: usize,
+    dim: usize,
+}
+
+/// What one cell measures: the floor d · SW₂² of exact draws of p_ε per seed, and one run per
+/// T (in `steps` order).
+#[derive(Serialize, Deserialize)]
+pub struct Measured {
+    floors: Vec<f64>,
+    runs: Vec<Run>,
+}
+
+/// The runs of one T: its NFE, d · SW₂² to p_ε per seed, and its particle-steps per second
+/// (machine-dependent: only the manifest's timing uses it).
+#[derive(Serialize, Deserialize)]
+pub struct Run {
+    nfe: f64,
+    w2: Vec<f64>,
+    rate: f64,
+}
+
+impl Cells for Params {
+    type Cell = Cell;
+    type Row = Measured;
+    /// The SDE.
+    type Shared = Arc<dyn Sde>;
+
+    fn cells(&self, exp: &Experiment, o: &Outputs) -> Result<Vec<Cell>> {
+        let p = self;
+        // The SDE first, as its errors came first.
+        exp.sde.build(|| 1.0)?;
+        let (dims, steps) = (p.dims.at(o.quick), p.steps.at(o.quick));
+        let (n, seeds) = (*p.n.at(o.quick), *p.seeds.at(o.quick));
+        if dims.is_empty() || steps.is_empty() || dims.contains(&0) || steps.contains(&0) {
+            return Err(invalid!(
+                "{}: dims and steps must be non-empty and positive",
+                exp.name
+            ));
+        }
+        if n < 2 || seeds < 2 || p.directions == 0 || p.components == 0 || p.k == 0 {
+            return Err(invalid!(
+                "{}: n ≥ 2, seeds ≥ 2, directions, components and k ≥ 1",
+                exp.name
+            ));
+        }
+        let arms = arms(p)?.len();
+        Ok((0..arms)
+            .flat_map(|arm| (0..dims.len()).map(move |dim| Cell { arm, dim }))
+            .collect())
+    }
+
+    fn shared(&self, exp: &Experiment, _: &Outputs) -> Result<Arc<dyn Sde>> {
+        exp.sde.build(|| 1.0)
+    }
+
+    fn compute(
+        &self,
+        _: &Experiment,
+        sde: &Arc<dyn Sde>,
+        cell: &Cell,
+        o: &mut Outputs,
+    ) -> Result<Measured> {
+        let p = self;
+        let arms = arms(p)?;
+        let arm = &arms[cell.arm];
+        let (family, sampler, widen) = (arm.family, &arm.sampler, arm.widen);
+        let d = p.dims.at(o.quick)[cell.dim];
+        let steps = p.steps.at(o.quick).clone();
+        let (n, seeds) = (*p.n.at(o.quick), *p.seeds.at(o.quick));
+        let eps = sde.default_eps();
+        let data = mixture(p, family, d, o.seed)?;
+        let target = data.diffused_mixture(sde.marginal(eps))?;
+        let field = if widen == 1.0 {
+            data.clone()
+        } else {
+            data.widened(widen)?
+        };
+        let model = Model::new(MixtureScore::new(Arc::new(field), sde.clone()), sde.clone())?;
+        // Per seed: its directions, the law's quantiles and the floor of exact draws.
+        let per_seed: Vec<(Array2<f64>, Array2<f64>, f64)> = (0..seeds)
+            .map(|k| {
+                let seed = o.seed + k as u64;
+                let dirs = directions(p.directions, d, seed);
+                let q = projected_quantiles(&target, dirs.view(), n);
+                let exact = target.sample(n, seed, REFERENCE_DOMAIN).0;
+                let floor = d as f64 * sliced_w2_to_law(exact.view(), dirs.view(), q.view());
+                (dirs, q, floor)
+            })
+            .collect();
+        let label = label(arm);
+        let mut runs = Vec::with_capacity(steps.len());
+        for &t in &steps {
+            let start = std::time::Instant::now();
+            let mut w2 = Vec::with_capacity(seeds);
+            let mut nfe = 0.0;
+            for (k, (dirs, q, _)) in per_seed.iter().enumerate() {
+                let spec = SampleSpec {
+                    sampler: sampler.clone(),
+                    steps: t,
+                    eps: Some(eps),
+                    n,
+                    seed: o.seed + k as u64,
+                    denoise: Some(false),
+                    ..Default::default()
                 };
-                o.nfe.push((format!("{family} {label} d={d} T={t}"), nfe));
+                let run = model.sample(&spec, None)?;
+                nfe = run.nfe;
+                w2.push(d as f64 * sliced_w2_to_law(run.x.view(), dirs.view(), q.view()));
+            }
+            let rate = n as f64 * nfe * seeds as f64 / start.elapsed().as_secs_f64();
+            o.nfe.push((format!("{family} {label} d={d} T={t}"), nfe));
+            runs.push(Run { nfe, w2, rate });
+        }
+        Ok(Measured {
+            floors: per_seed.iter().map(|s| s.2).collect(),
+            runs,
+        })
+    }
+
+    fn render(
+        &self,
+        _: &Experiment,
+        cells: Vec<(Cell, Measured)>,
+        o: &mut Outputs,
+    ) -> Result<Vec<Claim>> {
+        let p = self;
+        let arms = arms(p)?;
+        let (dims, steps) = (p.dims.at(o.quick).clone(), p.steps.at(o.quick).clone());
+        let seeds = *p.seeds.at(o.quick);
+        let mut rows = Vec::new();
+        // Particle-steps per second of each run (machine-dependent: a timing of the manifest).
+        let mut rates: Vec<(usize, f64)> = Vec::new();
+        for (cell, m) in &cells {
+            let arm = &arms[cell.arm];
+            let d = dims[cell.dim];
+            let label = label(arm);
+            for (&t, run) in steps.iter().zip(&m.runs) {
+                let diff: Vec<f64> = run.w2.iter().zip(&m.floors).map(|(w, f)| w - f).collect();
+                let mean = diff.iter().sum::<f64>() / seeds as f64;
+                let var = diff.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (seeds - 1) as f64;
                 rows.push(Row {
-                    family,
-                    sampler: label,
+                    family: arm.family,
+                    sampler: label.clone(),
                     d,
                     steps: t,
-                    nfe: nfe as usize,
-                    w2: Sci(w2.iter().sum::<f64>() / seeds as f64),
-                    floor: Sci(per_seed.iter().map(|s| s.2).sum::<f64>() / seeds as f64),
-                    excess: Sci(m),
+                    nfe: run.nfe as usize,
+                    w2: Sci(run.w2.iter().sum::<f64>() / seeds as f64),
+                    floor: Sci(m.floors.iter().sum::<f64>() / seeds as f64),
+                    excess: Sci(mean),
                     excess_stderr: Sci((var / seeds as f64).sqrt()),
                 });
-                rates.push((d, rate));
+                rates.push((d, run.rate));
             }
         }
+        draw(o, &rows, &dims)?;
+        o.rows("error-vs-dimension", &rows)?;
+        let out = claims(p, &rows, &dims, o.quick);
+        let big = *dims.iter().max().expect("checked");
+        let mut at_big: Vec<f64> = rates.iter().filter(|r| r.0 == big).map(|r| r.1).collect();
+        at_big.sort_by(f64::total_cmp);
+        o.timings.push((
+            format!(
+                "median particle-steps per second of the exact-score samplers at d = {big}, {} components",
+                p.components
+            ),
+            at_big[at_big.len() / 2],
+        ));
+        Ok(out)
     }
-    draw(o, &rows, &dims)?;
-    o.rows("error-vs-dimension", &rows)?;
-    let out = claims(p, &rows, &dims, o.quick);
-    let big = *dims.iter().max().expect("checked");
-    let mut at_big: Vec<f64> = rates.iter().filter(|r| r.0 == big).map(|r| r.1).collect();
-    at_big.sort_by(f64::total_cmp);
-    o.timings.push((
-        format!(
-            "median particle-steps per second of the exact-score samplers at d = {big}, {} components",
-            p.components
-        ),
-        at_big[at_big.len() / 2],
-    ));
-    Ok(out)
 }
 
 fn draw(o: &mut Outputs, rows: &[Row], dims: &[usize]) -> Result<()> {
@@ -406,5 +512,3 @@ fn claims(p: &Params, rows: &[Row], dims: &[usize], quick: bool) -> Vec<Claim> {
     }
     out
 }
-
-super::cells::legacy_cells!();
