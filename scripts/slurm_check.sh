@@ -99,7 +99,7 @@ cp tests/data/sweep.toml "$work/sweep.toml"
 timeout 600 "$bin" sweep slurm "$work/sweep.toml" --out "$work/array" --cpus 1 --time 10 --submit --wait \
     >/dev/null || fail "sweep slurm --submit --wait ($(cat "$work"/array/slurm/*.log 2>/dev/null | tail -n 2))"
 for o in local array; do "$bin" sweep merge "$work/$o" >/dev/null || fail "merge $o"; done
-for f in merged.csv merged.jsonl; do
+for f in merged.csv merged.jsonl fit.csv; do
     cmp -s "$work/local/$f" "$work/array/$f" || fail "$f differs between local and Slurm"
 done
 echo "slurm_check: 8 tasks local and on Slurm merge byte-identical"

@@ -257,6 +257,9 @@ fn sweep(cmd: SweepCmd) -> Result<ExitCode> {
                 list(&m.missing),
                 list(&m.failed)
             ))?;
+            for line in &m.fits {
+                say(&format!("fit {line}"))?;
+            }
             return Ok(verdict(!m.missing.is_empty() || !m.failed.is_empty()));
         }
     }

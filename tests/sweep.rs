@@ -91,8 +91,9 @@ fn merged_output_is_the_same_whatever_ran_the_tasks() {
         let o = run(&["sweep", "merge", out.to_str().unwrap()]);
         assert!(o.status.success(), "{}", text(&o.stderr));
         assert!(text(&o.stdout).contains("merged 8 of 8 tasks"));
+        assert!(text(&o.stdout).contains("fit 8gaussians, "));
     }
-    for f in ["merged.csv", "merged.jsonl", "summary.png", "summary.svg"] {
+    for f in ["merged.csv", "merged.jsonl", "fit.csv", "summary.png", "summary.svg"] {
         assert_eq!(read(a.join(f)), read(b.join(f)), "{f}: local vs one by one");
         assert_eq!(
             read(a.join(f)),

@@ -25,6 +25,7 @@ use crate::plot::{Chart, Series};
 use crate::sample::{SampleSpec, Sampler};
 use crate::score::MixtureScore;
 use crate::sde::Sde;
+use crate::stats::regression::ols;
 use crate::{invalid, Result};
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
@@ -100,28 +101,6 @@ fn mixture(p: &Params, family: &str, d: usize, seed: u64) -> Result<GaussianMixt
     });
     let cov = Covariance::full(Array2::from_diag(&var))?;
     GaussianMixture::new(weights, means, vec![cov; p.components])
-}
-
-/// Least squares of y on the columns of x (with an intercept): coefficients and their 95 %
-/// half-widths (Student t with n − p degrees of freedom).
-fn ols(x: &[Vec<f64>], y: &[f64]) -> Option<(Vec<f64>, Vec<f64>)> {
-    use ndarray_linalg::Inverse;
-    use statrs::distribution::{ContinuousCDF, StudentsT};
-    let (n, p) = (y.len(), x.first()?.len() + 1);
-    if n <= p {
-        return None;
-    }
-    let a = Array2::from_shape_fn((n, p), |(i, j)| if j == 0 { 1.0 } else { x[i][j - 1] });
-    let yv = Array1::from(y.to_vec());
-    let ata_inv = a.t().dot(&a).inv().ok()?;
-    let beta = ata_inv.dot(&a.t().dot(&yv));
-    let resid = &yv - &a.dot(&beta);
-    let s2 = resid.dot(&resid) / (n - p) as f64;
-    let t = StudentsT::new(0.0, 1.0, (n - p) as f64)
-        .ok()?
-        .inverse_cdf(0.975);
-    let half = (0..p).map(|j| t * (s2 * ata_inv[[j, j]]).sqrt()).collect();
-    Some((beta.to_vec(), half))
 }
 
 /// A fitted law excess ≈ C d^a T^(−b): (a, half-width, b, half-width, points used).

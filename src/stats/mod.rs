@@ -9,11 +9,13 @@
 //! * exact log-density: two-sample KS of `log p₀(x)` over the samples against the reference
 //!   draws, sensitive to modes that are too wide or too narrow (which a median-bandwidth MMD
 //!   over well-separated modes barely sees);
-//! * memorisation: copy fraction and distance ratio of samples against a training set.
+//! * memorisation: copy fraction and distance ratio of samples against a training set;
+//! * regression: least squares with 95 % intervals (power-law fits).
 
 pub mod chi2;
 pub mod ks;
 pub mod memorisation;
+pub mod regression;
 pub mod spread;
 pub mod suite;
 pub mod two_sample;

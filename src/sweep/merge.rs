@@ -1,7 +1,7 @@
 //! Gathering a sweep: every task's record into `OUT/merged.jsonl` (in index order, wall time
 //! and timings left out) and one table `OUT/merged.csv` — the rows of the spec's `collect` CSV
 //! of each task prefixed by the task's index, settings and seed, or one row per task without
-//! it. The bytes depend only on what the tasks computed, not on which machine, engine or order
+//! it; with a `[fit]`, `OUT/fit.csv` (see `fit.rs`). The bytes depend only on what the tasks computed, not on which machine, engine or order
 //! ran them.
 
 use super::run::{read_record, task_dir};
@@ -22,6 +22,8 @@ pub struct Merged {
     pub missing: Vec<usize>,
     /// Indices whose record holds an error.
     pub failed: Vec<usize>,
+    /// One line per group of the spec's `[fit]` (none without it).
+    pub fits: Vec<String>,
 }
 
 /// A parameter's value as a CSV field: strings bare, anything else as TOML writes it.
@@ -52,6 +54,7 @@ pub fn merge(out: &Path) -> Result<Merged> {
         merged: 0,
         missing: Vec::new(),
         failed: Vec::new(),
+        fits: Vec::new(),
     };
     let (mut jsonl, mut csv) = (String::new(), csv::Writer::from_writer(Vec::new()));
     let csv_err = |e: csv::Error| Error::Data(format!("merged.csv: {e}"));
@@ -118,7 +121,14 @@ pub fn merge(out: &Path) -> Result<Merged> {
             crate::plot::line_chart(&out.join(format!("summary.{ext}")), &chart)?;
         }
     }
-    for (name, bytes) in [("merged.jsonl", jsonl.into_bytes()), ("merged.csv", body)] {
+    let mut files = vec![("merged.jsonl", jsonl.into_bytes())];
+    if let Some(fit) = &spec.fit {
+        let (bytes, lines) = super::fit_table(fit, &body)?;
+        files.push(("fit.csv", bytes));
+        found.fits = lines;
+    }
+    files.push(("merged.csv", body));
+    for (name, bytes) in files {
         let path = out.join(name);
         let mut f = AtomicFile::create(&path)?;
         f.writer()

@@ -19,6 +19,10 @@
 //! series = ["data", "sampler"]         # one line each, averaged over the seeds
 //! log_x = true
 //! log_y = true
+//! [fit]                              # merge's pooled power law, OUT/fit.csv
+//! y = "endpoint_error"               # log y = c + Σ e_j log x_j per group, 95 % intervals
+//! x = ["nfe"]
+//! by = ["data", "sampler"]
 //! [slurm]                            # defaults of `sweep slurm` (flags override)
 //! time = "00:30:00"
 //! mem = "4G"
@@ -29,10 +33,12 @@
 //! Task i's settings: the grid keys in sorted order (as a TOML table holds them), the last
 //! varying fastest, then the seed; `scoresde sweep plan SPEC` prints the table.
 
+mod fit;
 mod merge;
 mod run;
 mod slurm;
 
+pub use fit::{fit_table, PowerFit};
 pub use merge::{merge, Merged};
 pub use run::{local, run_task, task_index, TaskOutcome};
 pub use slurm::{slurm_script, submit, write_slurm, SlurmSettings};
@@ -62,6 +68,9 @@ struct SpecFile {
     /// The summary figure `merge` draws from `merged.csv`.
     #[serde(default)]
     plot: Option<SummaryPlot>,
+    /// The pooled power-law fit `merge` writes to `fit.csv`.
+    #[serde(default)]
+    fit: Option<PowerFit>,
 }
 
 /// The sweep's summary figure: `y` against `x` (columns of `merged.csv`), one line per
