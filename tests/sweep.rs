@@ -93,7 +93,13 @@ fn merged_output_is_the_same_whatever_ran_the_tasks() {
         assert!(text(&o.stdout).contains("merged 8 of 8 tasks"));
         assert!(text(&o.stdout).contains("fit 8gaussians, "));
     }
-    for f in ["merged.csv", "merged.jsonl", "fit.csv", "summary.png", "summary.svg"] {
+    for f in [
+        "merged.csv",
+        "merged.jsonl",
+        "fit.csv",
+        "summary.png",
+        "summary.svg",
+    ] {
         assert_eq!(read(a.join(f)), read(b.join(f)), "{f}: local vs one by one");
         assert_eq!(
             read(a.join(f)),
@@ -175,10 +181,11 @@ fn failed_tasks_leave_an_error_record_and_are_resubmitted() {
 }
 
 /// SIGKILL in the middle of a task: no task folder, only the partial one; merge reports the
-/// task missing; the rerun computes it from scratch.
+/// task missing; the rerun keeps the cells finished before the kill (not rewritten), computes
+/// the rest, and merges to the bytes of an uninterrupted run.
 #[cfg(unix)]
 #[test]
-fn a_killed_task_is_rerun_from_scratch() {
+fn a_killed_task_resumes_from_its_finished_cells() {
     let d = tempfile::tempdir().unwrap();
     let spec = write(
         d.path(),
@@ -200,14 +207,28 @@ fn a_killed_task_is_rerun_from_scratch() {
         .spawn()
         .unwrap();
     let partial = out.join("tasks/.0.partial");
+    let cells = partial.join("cells/error-vs-dimension");
+    let stored = |dir: &Path| -> Vec<(std::ffi::OsString, std::time::SystemTime)> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "cbor"))
+                    .map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
     let t0 = std::time::Instant::now();
-    while !partial.exists() && t0.elapsed().as_secs() < 30 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    while stored(&cells).is_empty() && t0.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    std::thread::sleep(std::time::Duration::from_millis(500));
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(partial.exists() && !out.join("tasks/0").exists());
+    let before = stored(&cells);
+    assert!(!before.is_empty(), "no cell finished before the kill");
     let o = run(&["sweep", "merge", out.to_str().unwrap()]);
     assert!(
         text(&o.stdout).contains("missing: [0]"),
@@ -225,8 +246,21 @@ fn a_killed_task_is_rerun_from_scratch() {
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(!partial.exists() && out.join("tasks/0/record.json").exists());
+    let after = stored(&out.join("tasks/0/cells/error-vs-dimension"));
+    for cell in &before {
+        assert!(after.contains(cell), "{cell:?} was recomputed");
+    }
     let o = run(&["sweep", "merge", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stdout));
+    let whole = d.path().join("w");
+    let w = whole.to_str().unwrap();
+    assert!(run(&["sweep", "run", &spec, "--task", "0", "--out", w])
+        .status
+        .success());
+    assert!(run(&["sweep", "merge", w]).status.success());
+    for f in ["merged.csv", "merged.jsonl"] {
+        assert_eq!(read(out.join(f)), read(whole.join(f)), "{f}");
+    }
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! Running tasks: `OUT/tasks/I/` is written whole or not at all. A task computes into
 //! `OUT/tasks/.I.partial/` and is renamed into place with its `record.json`; a finished task is
 //! skipped on rerun; a failed one leaves a record with its error (and is rerun next time); one
-//! killed mid-run (SIGTERM, SIGKILL) leaves only the partial folder, which the rerun clears and
-//! recomputes from scratch.
+//! killed mid-run (SIGTERM, SIGKILL) leaves only the partial folder; the rerun keeps its
+//! finished cells (`cells/`, each row stored whole under the hash of its inputs), clears the
+//! rest and computes only the cells that are missing.
 
 use super::{task_line, Spec, Task};
 use crate::experiments;
@@ -83,9 +84,7 @@ pub fn run_task(spec: &Spec, out: &Path, index: usize) -> Result<TaskOutcome> {
     }
     let exp = spec.experiment(&task)?;
     let partial = out.join("tasks").join(format!(".{index}.partial"));
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
-    }
+    clear_but_cells(&partial)?;
     std::fs::create_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
     let start = Instant::now();
     let result = experiments::run(&exp, &partial, spec.quick, task.seed);
@@ -119,6 +118,26 @@ pub fn run_task(spec: &Spec, out: &Path, index: usize) -> Result<TaskOutcome> {
         }),
         Err(e) => Err(Error::Data(format!("sweep task {index}: {e}"))),
     }
+}
+
+/// Empties a killed run's partial folder except its finished cells, which the rerun reuses.
+fn clear_but_cells(partial: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(partial) else {
+        return Ok(());
+    };
+    for e in entries {
+        let path = e.map_err(|e| Error::io(partial, e))?.path();
+        if path.file_name().is_some_and(|n| n == "cells") && path.is_dir() {
+            continue;
+        }
+        let gone = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        gone.map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
 }
 
 /// A task's record: its settings and what it measured (claims, NFE), or its error; plus its
