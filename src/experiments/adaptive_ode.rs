@@ -5,7 +5,8 @@ use super::cells::Cells;
 use super::{Claim, Exact, Experiment, Num, Outputs, Scale, Sci};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Series};
-use crate::sample::{config, integrate, SampleSpec, Sampler};
+use crate::sample::convergence::EndpointOracle;
+use crate::sample::{integrate, SampleSpec};
 use crate::stats::two_sample::energy_distance;
 use crate::Result;
 use ndarray::Array2;
@@ -52,16 +53,6 @@ pub struct Shared {
     exact_path: Array2<f64>,
 }
 
-fn rk(tol: f64) -> SampleSpec {
-    SampleSpec {
-        sampler: Sampler::PfRk45(config::PfRk45 {
-            rtol: tol,
-            atol: tol,
-        }),
-        ..Default::default()
-    }
-}
-
 impl Cells for Params {
     type Cell = Cell;
     type Row = Measured;
@@ -78,14 +69,8 @@ impl Cells for Params {
         let n = *self.n.at(o.quick);
         let x_t = exact.sde.prior_sample(n, exact.data.dim(), o.seed);
         let reference_draws = exact.mixture.sample(n, o.seed, REFERENCE_DOMAIN).0;
-        let exact_path = integrate(
-            exact.sde.as_ref(),
-            &exact.score,
-            x_t.clone(),
-            &rk(1e-10),
-            None,
-        )?
-        .x;
+        let exact_path =
+            EndpointOracle::new(exact.sde.as_ref(), &exact.score, x_t.clone())?.reference;
         Ok(Shared {
             exact,
             x_t,
@@ -115,7 +100,7 @@ impl Cells for Params {
             sh.exact.sde.as_ref(),
             &sh.exact.score,
             sh.x_t.clone(),
-            &rk(tol),
+            &SampleSpec::pf_rk45(tol),
             None,
         )?;
         let error = (&run.x - &sh.exact_path)

@@ -2,7 +2,7 @@
 //! sampler against an RK45 solve (rtol = atol = 1e-10) from the same draws at t_max, and the
 //! log–log slope of that error against NFE.
 
-use super::{integrate, integrate_with, Method, RunSpec, SampleSpec, Sampler};
+use super::{integrate, integrate_with, Method, RunSpec, SampleSpec};
 use crate::numerics::loglog_slope;
 use crate::score::Score;
 use crate::sde::Sde;
@@ -73,14 +73,7 @@ impl<'a> EndpointOracle<'a> {
         x_t: Array2<f64>,
         tol: f64,
     ) -> Result<Self> {
-        let rk = SampleSpec {
-            sampler: Sampler::PfRk45(super::config::PfRk45 {
-                rtol: tol,
-                atol: tol,
-            }),
-            ..Default::default()
-        };
-        let reference = integrate(sde, score, x_t.clone(), &rk, None)?.x;
+        let reference = integrate(sde, score, x_t.clone(), &SampleSpec::pf_rk45(tol), None)?.x;
         Ok(Self {
             sde,
             score,

@@ -85,6 +85,17 @@ pub struct SampleSpec {
 }
 
 impl SampleSpec {
+    /// Adaptive RK45 on the PF-ODE at rtol = atol = `tol`, the other settings default.
+    pub fn pf_rk45(tol: f64) -> Self {
+        SampleSpec {
+            sampler: Sampler::PfRk45(config::PfRk45 {
+                rtol: tol,
+                atol: tol,
+            }),
+            ..Default::default()
+        }
+    }
+
     /// The settings every sampler shares.
     pub fn run_spec(&self) -> RunSpec {
         RunSpec {
