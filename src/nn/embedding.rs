@@ -3,7 +3,7 @@
 //! `f_k = 10000^{−k/(E/2 − 1)}`. Continuous t ∈ [0, 1] and DDPM's integer steps i = 1000 t share
 //! one scale, so a network trained on either grid reads the same inputs.
 
-use crate::numerics::sin_cos_fast;
+use crate::numerics::sin_cos_f32;
 
 /// The time scale of networks before checkpoint format 4: `τ = 1000 t`, DDPM's integer timestep
 /// when t = i/1000 (Ho et al. 2020). Its top frequency, 1000 rad per unit t, makes the learned
@@ -42,10 +42,13 @@ impl TimeEmbedding {
     pub fn fill(&self, t: f64, out: &mut [f32]) {
         let half = self.freqs.len();
         let tau = self.scale * t;
-        for (k, &f) in self.freqs.iter().enumerate() {
-            let (s, c) = sin_cos_fast(tau * f as f64);
-            out[k] = s as f32;
-            out[half + k] = c as f32;
+        let (sin, cos) = out[..2 * half].split_at_mut(half);
+        let mut phase = [0f64; 64];
+        for (k0, f) in self.freqs.chunks(phase.len()).enumerate() {
+            let ph = &mut phase[..f.len()];
+            ph.iter_mut().zip(f).for_each(|(p, &f)| *p = tau * f as f64);
+            let at = k0 * 64..k0 * 64 + f.len();
+            sin_cos_f32(ph, &mut sin[at.clone()], &mut cos[at]);
         }
     }
 }

@@ -8,7 +8,7 @@
 //! features give the first layer frequencies of order σ to combine.
 
 use super::TimeEmbedding;
-use crate::numerics::sin_cos_fast;
+use crate::numerics::sin_cos_f32;
 use ndarray::ArrayView1;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -39,6 +39,9 @@ impl Fourier {
         Self { d, f, b }
     }
 }
+
+/// Fourier phases computed per pass of [`sin_cos_f32`] (a stack buffer).
+const PHASE_CHUNK: usize = 64;
 
 /// Builds input rows.
 #[derive(Clone, Debug)]
@@ -94,15 +97,20 @@ impl Features {
         }
         if let Some(fr) = &self.fourier {
             let (sin, cos) = out[d..].split_at_mut(fr.f);
-            for j in 0..fr.f {
-                let dot: f64 = x
-                    .iter()
-                    .enumerate()
-                    .map(|(c, &v)| v * fr.b[c * fr.f + j] as f64)
-                    .sum();
-                let (s, co) = sin_cos_fast(TAU * dot);
-                sin[j] = s as f32;
-                cos[j] = co as f32;
+            // Phases 2π Σ_c x_c B_cj, summed over c in order (f64), a chunk at a time; then one
+            // vectorised sin/cos pass over the chunk.
+            let zero: f64 = std::iter::empty::<f64>().sum();
+            let mut phase = [0f64; PHASE_CHUNK];
+            for j0 in (0..fr.f).step_by(PHASE_CHUNK) {
+                let m = PHASE_CHUNK.min(fr.f - j0);
+                let ph = &mut phase[..m];
+                ph.fill(zero);
+                for (c, &v) in x.iter().enumerate() {
+                    let b = &fr.b[c * fr.f + j0..c * fr.f + j0 + m];
+                    ph.iter_mut().zip(b).for_each(|(p, &b)| *p += v * b as f64);
+                }
+                ph.iter_mut().for_each(|p| *p *= TAU);
+                sin_cos_f32(ph, &mut sin[j0..j0 + m], &mut cos[j0..j0 + m]);
             }
         }
     }
