@@ -84,6 +84,10 @@ enum Cmd {
         quick: bool,
         #[arg(long, default_value = "figures")]
         out: PathBuf,
+        /// Experiments run at once, each on its own thread (default: the number of CPUs); the
+        /// outputs are the same for every value.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
         #[command(flatten)]
         part: Part,
     },
@@ -358,13 +362,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             part,
         } => {
             let e = experiments::Experiment::load(&experiment)?;
-            let ok = experiments::run_all(&[e], &out, quick, seed, part.mode())?;
+            let ok = experiments::run_all(&[e], &out, quick, seed, part.mode(), 1)?;
             return Ok(verdict(!ok));
         }
         Cmd::Sweep(cmd) => return sweep(cmd),
-        Cmd::Figures { quick, out, part } => {
+        Cmd::Figures {
+            quick,
+            out,
+            jobs,
+            part,
+        } => {
             let all = experiments::tagged("paper")?;
-            let ok = experiments::run_all(&all, &out, quick, None, part.mode())?;
+            let jobs = jobs.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                usize::from,
+            );
+            let ok = experiments::run_all(&all, &out, quick, None, part.mode(), jobs)?;
             return Ok(verdict(!ok));
         }
     }

@@ -125,3 +125,26 @@ fn faults_are_one_line() {
         assert!(!d.path().join(name).join("manifest.json").exists());
     }
 }
+
+/// Experiments run side by side on threads (`figures --jobs`) write the bytes of one at a time,
+/// and a failing experiment is the run's error after the others end.
+#[test]
+fn concurrent_experiments_write_the_sequential_bytes() {
+    use scoresde::experiments::{cells::Mode, run_all, Experiment};
+    let names = ["samplers-vs-nfe", "dpm-solver", "ncsn-langevin", "ddim-eta"];
+    let list: Vec<Experiment> = names.iter().map(|n| Experiment::load(n).unwrap()).collect();
+    let one = tempfile::tempdir().unwrap();
+    assert!(run_all(&list, one.path(), true, None, Mode::All, 1).unwrap());
+    let many = tempfile::tempdir().unwrap();
+    assert!(run_all(&list, many.path(), true, None, Mode::All, 3).unwrap());
+    for n in names {
+        let a = outputs(one.path(), n);
+        assert!(!a.is_empty());
+        assert_eq!(a, outputs(many.path(), n), "{n}");
+    }
+    // A file where an experiment's folder belongs: that experiment fails, the run says so.
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("dpm-solver"), "in the way").unwrap();
+    let e = run_all(&list, bad.path(), true, None, Mode::All, 2).unwrap_err();
+    assert!(e.to_string().contains("dpm-solver"), "{e}");
+}

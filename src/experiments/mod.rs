@@ -340,54 +340,67 @@ impl Experiment {
     }
 }
 
-/// Runs experiments in turn, printing one line each (stdout) and every claim that does not
-/// hold (stderr), then writes `out/index.html` over every experiment in `out`; returns whether
-/// every asserted claim held. A shard ([`cells::Mode::Shard`]) prints what it computed and
-/// writes no index.
+/// Runs experiments, `jobs` at a time (each on its own thread, their inner parallel work on
+/// the shared rayon pool: outputs do not depend on `jobs`), the longest first by the wall time
+/// in `out/NAME/manifest.json` (never run: first), printing one line each (stdout) and every
+/// claim that does not hold (stderr) as each ends, then writes `out/index.html` over every
+/// experiment in `out`; returns whether every asserted claim held. The first error stops new
+/// experiments from starting and is returned once the running ones end. A shard
+/// ([`cells::Mode::Shard`]) prints what it computed and writes no index.
 pub fn run_all(
     list: &[Experiment],
     out: &Path,
     quick: bool,
     seed: Option<u64>,
     mode: cells::Mode,
+    jobs: usize,
 ) -> Result<bool> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let mut order: Vec<(f64, usize)> = list
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (previous_wall(out, e).unwrap_or(f64::INFINITY), i))
+        .collect();
+    order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let order: Vec<usize> = order.into_iter().map(|(_, i)| i).collect();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
     let mut ok = true;
-    for e in list {
-        let r = run_mode(e, out, quick, seed, mode)?;
-        let t = &r.tally;
-        if let cells::Mode::Shard { index, count } = mode {
-            println!(
-                "{}: shard {index}/{count}: {} cells computed, {} reused, of {} in all, {:.1}s",
-                e.name, t.computed, t.reused, t.cells, r.wall
-            );
-            continue;
+    let mut error = None;
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Report>)>();
+        for _ in 0..jobs.clamp(1, list.len().max(1)) {
+            let tx = tx.clone();
+            let (next, stop, order) = (&next, &stop, &order);
+            s.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let Some(&i) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
+                        break;
+                    };
+                    let e = &list[i];
+                    let r = run_mode(e, out, quick, seed, mode);
+                    if r.is_err() {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    if tx.send((i, r)).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        let failed = r.failures();
-        println!(
-            "{}: {} claims, {} failed, {} of {} cells computed, {:.1}s -> {}",
-            e.name,
-            r.claims.len(),
-            failed.len(),
-            t.computed,
-            t.cells,
-            r.wall,
-            r.dir.display()
-        );
-        for c in r.claims.iter().filter(|c| !c.passed()) {
-            eprintln!(
-                "{}: claim {}: '{}' statistic {:.4e}, threshold {}",
-                e.name,
-                if c.asserted {
-                    "FAILED"
-                } else {
-                    "not met (reported only)"
-                },
-                c.name,
-                c.statistic,
-                c.threshold
-            );
+        drop(tx);
+        for (i, r) in rx {
+            match r {
+                Ok(r) if error.is_none() => ok &= report(&list[i], &r, mode),
+                Ok(_) => {}
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
         }
-        ok &= failed.is_empty();
+    });
+    if let Some(e) = error {
+        return Err(e);
     }
     if matches!(mode, cells::Mode::Shard { .. }) {
         return Ok(true);
@@ -398,6 +411,51 @@ pub fn run_all(
         out.join("index.html").display()
     );
     Ok(ok)
+}
+
+/// The wall time of `e`'s last run into `out`, from its manifest.
+fn previous_wall(out: &Path, e: &Experiment) -> Option<f64> {
+    let text = std::fs::read_to_string(out.join(&e.name).join("manifest.json")).ok()?;
+    let m: serde_json::Value = serde_json::from_str(&text).ok()?;
+    m.get("wall_seconds")?.as_f64()
+}
+
+/// Prints what one run did; whether its asserted claims held.
+fn report(e: &Experiment, r: &Report, mode: cells::Mode) -> bool {
+    let t = &r.tally;
+    if let cells::Mode::Shard { index, count } = mode {
+        println!(
+            "{}: shard {index}/{count}: {} cells computed, {} reused, of {} in all, {:.1}s",
+            e.name, t.computed, t.reused, t.cells, r.wall
+        );
+        return true;
+    }
+    let failed = r.failures();
+    println!(
+        "{}: {} claims, {} failed, {} of {} cells computed, {:.1}s -> {}",
+        e.name,
+        r.claims.len(),
+        failed.len(),
+        t.computed,
+        t.cells,
+        r.wall,
+        r.dir.display()
+    );
+    for c in r.claims.iter().filter(|c| !c.passed()) {
+        eprintln!(
+            "{}: claim {}: '{}' statistic {:.4e}, threshold {}",
+            e.name,
+            if c.asserted {
+                "FAILED"
+            } else {
+                "not met (reported only)"
+            },
+            c.name,
+            c.statistic,
+            c.threshold
+        );
+    }
+    failed.is_empty()
 }
 
 /// The builtin experiments carrying `tag` (`paper`: what `scoresde figures` runs).
