@@ -122,15 +122,13 @@ impl Body {
         out: &mut [f32],
         keep: bool,
     ) -> Cache {
-        let width = self.width();
         let mut cache = Cache::default();
         let mut z = z0;
         for l in 0..self.hidden_layers() {
             if l > 0 {
                 z = self.affine(p, l, cache.h.last().expect("previous layer"), rows);
             }
-            let mut h = vec![0f32; rows * width];
-            activate(self.act, &z, &mut h);
+            let mut h = activate(self.act, &z);
             if self.residual && l > 0 {
                 let prev = cache.h.last().expect("previous layer");
                 h.iter_mut().zip(prev).for_each(|(h, &p)| *h += p);
@@ -181,8 +179,7 @@ impl Body {
             &mut gh,
         );
         for l in (0..last).rev() {
-            let mut gz = vec![0f32; rows * width];
-            activate_grad(self.act, &cache.z[l], &gh, &mut gz);
+            let gz = activate_grad(self.act, &cache.z[l], &gh);
             let x = if l == 0 { input } else { &cache.h[l - 1] };
             self.weight_grads(l, x, &gz, rows, grad);
             if l > 0 {
@@ -217,20 +214,20 @@ impl Body {
     }
 }
 
-/// `h = act(z)`.
-fn activate(act: Activation, z: &[f32], h: &mut [f32]) {
+/// `act(z)`.
+fn activate(act: Activation, z: &[f32]) -> Vec<f32> {
     match act {
-        Activation::Silu => h.iter_mut().zip(z).for_each(|(h, &z)| *h = silu_f32(z)),
-        Activation::Relu => h.iter_mut().zip(z).for_each(|(h, &z)| *h = z.max(0.0)),
+        Activation::Silu => z.iter().map(|&z| silu_f32(z)).collect(),
+        Activation::Relu => z.iter().map(|&z| z.max(0.0)).collect(),
     }
 }
 
-/// `gz = gh ⊙ act'(z)`.
-fn activate_grad(act: Activation, z: &[f32], gh: &[f32], gz: &mut [f32]) {
-    let it = gz.iter_mut().zip(z).zip(gh);
+/// `gh ⊙ act'(z)`.
+fn activate_grad(act: Activation, z: &[f32], gh: &[f32]) -> Vec<f32> {
+    let it = z.iter().zip(gh);
     match act {
-        Activation::Silu => it.for_each(|((o, &z), &g)| *o = g * silu_grad_f32(z)),
-        Activation::Relu => it.for_each(|((o, &z), &g)| *o = if z > 0.0 { g } else { 0.0 }),
+        Activation::Silu => it.map(|(&z, &g)| g * silu_grad_f32(z)).collect(),
+        Activation::Relu => it.map(|(&z, &g)| if z > 0.0 { g } else { 0.0 }).collect(),
     }
 }
 
