@@ -426,7 +426,9 @@ impl Trainer {
         let (total, every) = (self.cfg.train.steps, self.cfg.train.checkpoint_every);
         while self.state.step < total {
             crate::interrupt::check(Ok(()))?;
-            let rec = self.step()?;
+            // On a worker of the rayon pool: the step's parallel regions are then joins from
+            // inside the pool, not hand-offs from this thread to it and back.
+            let rec = rayon::scope(|_| self.step())?;
             on_step(&rec);
             if rec.step % every == 0 && rec.step < total {
                 dir.save(self)?;
