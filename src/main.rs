@@ -84,10 +84,6 @@ enum Cmd {
         quick: bool,
         #[arg(long, default_value = "figures")]
         out: PathBuf,
-        /// Experiments run at once, each on its own thread (default: the number of CPUs); the
-        /// outputs are the same for every value.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-        jobs: Option<u16>,
         #[command(flatten)]
         part: Part,
     },
@@ -111,6 +107,10 @@ struct Part {
     /// Judge the claims and draw the figures from stored cells; a missing cell is an error.
     #[arg(long)]
     render_only: bool,
+    /// Cells computed at once, each on its own thread, and (`figures`) experiments run at once
+    /// (default: the number of CPUs); the outputs are the same bytes for every value.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 }
 
 impl Part {
@@ -120,6 +120,16 @@ impl Part {
             (None, true) => experiments::cells::Mode::RenderOnly,
             (None, false) => experiments::cells::Mode::All,
         }
+    }
+
+    /// `--jobs`, or the number of CPUs; also the process's cell concurrency.
+    fn jobs(&self) -> usize {
+        let n = self.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        );
+        experiments::cells::set_concurrency(n);
+        n
     }
 }
 
@@ -362,22 +372,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             part,
         } => {
             let e = experiments::Experiment::load(&experiment)?;
-            let ok = experiments::run_all(&[e], &out, quick, seed, part.mode(), 1)?;
+            let ok = experiments::run_all(&[e], &out, quick, seed, part.mode(), part.jobs())?;
             return Ok(verdict(!ok));
         }
         Cmd::Sweep(cmd) => return sweep(cmd),
-        Cmd::Figures {
-            quick,
-            out,
-            jobs,
-            part,
-        } => {
+        Cmd::Figures { quick, out, part } => {
             let all = experiments::tagged("paper")?;
-            let jobs = jobs.map_or_else(
-                || std::thread::available_parallelism().map_or(1, |n| n.get()),
-                usize::from,
-            );
-            let ok = experiments::run_all(&all, &out, quick, None, part.mode(), jobs)?;
+            let ok = experiments::run_all(&all, &out, quick, None, part.mode(), part.jobs())?;
             return Ok(verdict(!ok));
         }
     }

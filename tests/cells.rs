@@ -148,3 +148,39 @@ fn concurrent_experiments_write_the_sequential_bytes() {
     let e = run_all(&list, bad.path(), true, None, Mode::All, 2).unwrap_err();
     assert!(e.to_string().contains("dpm-solver"), "{e}");
 }
+
+/// Cells computed one at a time (`--jobs 1`) and side by side (`--jobs 3`): the same bytes;
+/// `--jobs 0` is a one-line usage error.
+#[test]
+fn cells_side_by_side_write_the_sequential_bytes() {
+    for name in ["samplers-vs-nfe", "dpm-solver", "ncsn-langevin"] {
+        let mut seen = Vec::new();
+        for jobs in ["1", "3"] {
+            let d = tempfile::tempdir().unwrap();
+            let out = d.path().to_str().unwrap();
+            ok(&run(&[
+                "run", name, "--quick", "--out", out, "--jobs", jobs,
+            ]));
+            seen.push(outputs(d.path(), name));
+        }
+        assert!(!seen[0].is_empty());
+        assert_eq!(seen[0], seen[1], "{name}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "run",
+        "dpm-solver",
+        "--quick",
+        "--out",
+        d.path().to_str().unwrap(),
+        "--jobs",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stderr).trim().lines().count(),
+        1,
+        "{}",
+        text(&o.stderr)
+    );
+}

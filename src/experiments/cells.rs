@@ -16,14 +16,15 @@ use std::path::{Path, PathBuf};
 
 /// An experiment split into cells. `compute` may push to `o.nfe`, `o.models` and `o.timings`
 /// (kept with the row) but writes no file; `render` writes every file from the rows.
-pub trait Cells {
+pub trait Cells: Sync {
     /// The inputs that tell one cell from another.
-    type Cell: Serialize + DeserializeOwned;
+    type Cell: Serialize + DeserializeOwned + Send + Sync;
     /// What one cell computes: everything `render` needs of it.
-    type Row: Serialize + DeserializeOwned;
+    type Row: Serialize + DeserializeOwned + Send;
     /// Set-up the cells share (the exact score, prior draws, a reference solution): built at
-    /// most once per process, and only when a cell is computed.
-    type Shared;
+    /// most once per process, and only when a cell is computed; cells computed side by side
+    /// read it from several threads.
+    type Shared: Sync;
 
     /// The cells, in the order `render` receives them.
     fn cells(&self, exp: &Experiment, o: &Outputs) -> Result<Vec<Self::Cell>>;
@@ -128,7 +129,6 @@ pub fn execute<C: Cells>(
         "quick": o.quick,
     }))
     .map_err(|e| invalid!("{}: config: {e}", exp.name))?;
-    let mut shared = None;
     let mut tally = Tally {
         cells: cells.len(),
         computed: 0,
@@ -136,6 +136,7 @@ pub fn execute<C: Cells>(
     };
     let mut rows = Vec::new();
     let mut missing = Vec::new();
+    let mut todo = Vec::new();
     for (index, cell) in cells.into_iter().enumerate() {
         let key = serde_json::to_string(&cell).map_err(|e| invalid!("{}: cell: {e}", exp.name))?;
         let path = dir.join(format!(
@@ -151,34 +152,41 @@ pub fn execute<C: Cells>(
         }
         if let Some(s) = load::<C>(&path, &exp.name, index) {
             tally.reused += 1;
-            rows.push((s.cell, s.row, s.log));
-            continue;
-        }
-        if mode == Mode::RenderOnly {
+            rows.push((index, s.cell, s.row, s.log));
+        } else if mode == Mode::RenderOnly {
             missing.push(format!("{index} {key}"));
-            continue;
+        } else {
+            todo.push((index, cell, path));
         }
-        if shared.is_none() {
-            shared = Some(p.shared(exp, o)?);
+    }
+    if !todo.is_empty() {
+        let shared = p.shared(exp, o)?;
+        let (out_dir, quick, seed) = (o.dir.clone(), o.quick, o.seed);
+        let compute = |(index, cell, path): (usize, C::Cell, PathBuf)| {
+            let _slot = Slot::take();
+            let mut part = Outputs::new(out_dir.clone(), quick, seed);
+            let row = p.compute(exp, &shared, &cell, &mut part)?;
+            debug_assert!(part.files.is_empty(), "a cell's compute wrote files");
+            let log = Log {
+                nfe: part.nfe,
+                models: part.models,
+                timings: part.timings,
+            };
+            let stored = Stored {
+                experiment: exp.name.clone(),
+                index,
+                cell,
+                row,
+                log,
+            };
+            store(&path, &dir, &stored)?;
+            Ok((index, stored.cell, stored.row, stored.log))
+        };
+        for r in side_by_side(todo, compute) {
+            rows.push(r?);
+            tally.computed += 1;
         }
-        let mut part = Outputs::new(o.dir.clone(), o.quick, o.seed);
-        let row = p.compute(exp, shared.as_ref().expect("built above"), &cell, &mut part)?;
-        debug_assert!(part.files.is_empty(), "a cell's compute wrote files");
-        let log = Log {
-            nfe: part.nfe,
-            models: part.models,
-            timings: part.timings,
-        };
-        let stored = Stored {
-            experiment: exp.name.clone(),
-            index,
-            cell,
-            row,
-            log,
-        };
-        store(&path, &dir, &stored)?;
-        tally.computed += 1;
-        rows.push((stored.cell, stored.row, stored.log));
+        rows.sort_by_key(|r| r.0);
     }
     if !missing.is_empty() {
         return Err(Error::Data(format!(
@@ -194,7 +202,7 @@ pub fn execute<C: Cells>(
         return Ok((None, tally));
     }
     let mut ordered = Vec::with_capacity(rows.len());
-    for (cell, row, log) in rows {
+    for (_, cell, row, log) in rows {
         o.nfe.extend(log.nfe);
         for m in log.models {
             // Cells sharing a model each note it: the manifest lists it once.
@@ -206,6 +214,86 @@ pub fn execute<C: Cells>(
         ordered.push((cell, row));
     }
     Ok((Some(p.render(exp, ordered, o)?), tally))
+}
+
+/// How many cells compute at once in this process, over every experiment running
+/// (`figures --jobs`; default: the number of CPUs).
+static SLOTS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+static BUSY: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+/// Sets how many cells compute at once (before the first cell; later calls are ignored).
+pub fn set_concurrency(n: usize) {
+    let _ = SLOTS.set(n.max(1));
+}
+
+fn slots() -> usize {
+    *SLOTS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// One of the process's [`slots`], held while a cell computes.
+struct Slot;
+
+impl Slot {
+    fn take() -> Self {
+        let (m, cv) = &BUSY;
+        let mut busy = m.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy >= slots() {
+            busy = cv.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (m, cv) = &BUSY;
+        *m.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        cv.notify_one();
+    }
+}
+
+/// `f` over `items` on up to [`slots`] plain threads (not rayon jobs: a cell may wait on a run
+/// directory's lock, and a rayon thread waiting in a join could otherwise pick up a second cell
+/// that waits on a lock the first holds). Results in completion order; after the first error no
+/// new item starts.
+fn side_by_side<T: Send, R: Send>(
+    items: Vec<T>,
+    f: impl Fn(T) -> Result<R> + Sync,
+) -> Vec<Result<R>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let threads = slots().min(items.len());
+    if threads <= 1 {
+        let mut out = Vec::new();
+        for it in items {
+            let r = f(it);
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                break;
+            }
+        }
+        return out;
+    }
+    let queue = std::sync::Mutex::new(items.into_iter());
+    let (stop, out) = (AtomicBool::new(false), std::sync::Mutex::new(Vec::new()));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while !stop.load(Ordering::SeqCst) {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some(it) = next else { break };
+                    let r = f(it);
+                    if r.is_err() {
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    out.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+                }
+            });
+        }
+    });
+    out.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A stored cell, when it exists and reads back as this experiment's cell `index`; anything

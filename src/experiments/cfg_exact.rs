@@ -276,7 +276,7 @@ pub struct Shared {
     eps: f64,
     lo: f64,
     hi: f64,
-    cond_cdf: Box<dyn Fn(f64) -> f64>,
+    cond_cdf: Box<dyn Fn(f64) -> f64 + Send + Sync>,
     em: Sampler,
 }
 
@@ -326,9 +326,10 @@ impl Cells for Params {
         };
         // The boxed CDF must own what it reads: a clone of the conditional field.
         let owned = cond.clone();
-        let cond_cdf: Box<dyn Fn(f64) -> f64> = Box::new(quadrature_cdf(lo, hi, move |g| {
-            owned.log_prob(eps, g.view()).to_vec()
-        }));
+        let cond_cdf: Box<dyn Fn(f64) -> f64 + Send + Sync> =
+            Box::new(quadrature_cdf(lo, hi, move |g| {
+                owned.log_prob(eps, g.view()).to_vec()
+            }));
         let em: Sampler = "em".parse()?;
         let (cond2, uncond2) = fields(&mixture, &sde, &p.class_2d)?;
         let classes = mixture
