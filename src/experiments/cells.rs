@@ -182,9 +182,18 @@ pub fn execute<C: Cells>(
             store(&path, &dir, &stored)?;
             Ok((index, stored.cell, stored.row, stored.log))
         };
-        for r in side_by_side(todo, compute) {
-            rows.push(r?);
-            tally.computed += 1;
+        let mut error = None;
+        side_by_side(todo, slots(), compute, |r| match r {
+            Ok(row) => {
+                rows.push(row);
+                tally.computed += 1;
+            }
+            Err(e) => {
+                error.get_or_insert(e);
+            }
+        });
+        if let Some(e) = error {
+            return Err(e);
         }
         rows.sort_by_key(|r| r.0);
     }
@@ -254,33 +263,37 @@ impl Drop for Slot {
     }
 }
 
-/// `f` over `items` on up to [`slots`] plain threads (not rayon jobs: a cell may wait on a run
+/// `f` over `items` on up to `threads` plain threads (not rayon jobs: a cell may wait on a run
 /// directory's lock, and a rayon thread waiting in a join could otherwise pick up a second cell
-/// that waits on a lock the first holds). Results in completion order; after the first error no
-/// new item starts.
-fn side_by_side<T: Send, R: Send>(
+/// that waits on a lock the first holds); `each` sees every result on the calling thread as it
+/// arrives. After the first error no new item starts.
+pub(crate) fn side_by_side<T: Send, R: Send>(
     items: Vec<T>,
+    threads: usize,
     f: impl Fn(T) -> Result<R> + Sync,
-) -> Vec<Result<R>> {
+    mut each: impl FnMut(Result<R>),
+) {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let threads = slots().min(items.len());
+    let threads = threads.min(items.len());
     if threads <= 1 {
-        let mut out = Vec::new();
         for it in items {
             let r = f(it);
             let failed = r.is_err();
-            out.push(r);
+            each(r);
             if failed {
-                break;
+                return;
             }
         }
-        return out;
+        return;
     }
     let queue = std::sync::Mutex::new(items.into_iter());
-    let (stop, out) = (AtomicBool::new(false), std::sync::Mutex::new(Vec::new()));
+    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
         for _ in 0..threads {
-            s.spawn(|| {
+            let tx = tx.clone();
+            let (queue, stop, f) = (&queue, &stop, &f);
+            s.spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some(it) = next else { break };
@@ -288,12 +301,15 @@ fn side_by_side<T: Send, R: Send>(
                     if r.is_err() {
                         stop.store(true, Ordering::SeqCst);
                     }
-                    out.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+                    if tx.send(r).is_err() {
+                        break;
+                    }
                 }
             });
         }
+        drop(tx);
+        rx.into_iter().for_each(&mut each);
     });
-    out.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A stored cell, when it exists and reads back as this experiment's cell `index`; anything

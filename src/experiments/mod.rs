@@ -355,7 +355,6 @@ pub fn run_all(
     mode: cells::Mode,
     jobs: usize,
 ) -> Result<bool> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let mut order: Vec<(f64, usize)> = list
         .iter()
         .enumerate()
@@ -363,40 +362,14 @@ pub fn run_all(
         .collect();
     order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let order: Vec<usize> = order.into_iter().map(|(_, i)| i).collect();
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
     let mut ok = true;
     let mut error = None;
-    std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Report>)>();
-        for _ in 0..jobs.clamp(1, list.len().max(1)) {
-            let tx = tx.clone();
-            let (next, stop, order) = (&next, &stop, &order);
-            s.spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    let Some(&i) = order.get(next.fetch_add(1, Ordering::SeqCst)) else {
-                        break;
-                    };
-                    let e = &list[i];
-                    let r = run_mode(e, out, quick, seed, mode);
-                    if r.is_err() {
-                        stop.store(true, Ordering::SeqCst);
-                    }
-                    if tx.send((i, r)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        for (i, r) in rx {
-            match r {
-                Ok(r) if error.is_none() => ok &= report(&list[i], &r, mode),
-                Ok(_) => {}
-                Err(e) => {
-                    error.get_or_insert(e);
-                }
-            }
+    let run_one = |i: usize| run_mode(&list[i], out, quick, seed, mode).map(|r| (i, r));
+    cells::side_by_side(order, jobs.max(1), run_one, |r| match r {
+        Ok((i, r)) if error.is_none() => ok &= report(&list[i], &r, mode),
+        Ok(_) => {}
+        Err(e) => {
+            error.get_or_insert(e);
         }
     });
     if let Some(e) = error {
