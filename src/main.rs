@@ -108,7 +108,8 @@ struct Part {
     #[arg(long)]
     render_only: bool,
     /// Cells computed at once, each on its own thread, and (`figures`) experiments run at once
-    /// (default: the number of CPUs); the outputs are the same bytes for every value.
+    /// (default: the thread pool's size, the number of CPUs unless RAYON_NUM_THREADS says
+    /// otherwise); the outputs are the same bytes for every value.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
 }
@@ -122,12 +123,11 @@ impl Part {
         }
     }
 
-    /// `--jobs`, or the number of CPUs; also the process's cell concurrency.
+    /// `--jobs`, or the thread pool's size; also the process's cell concurrency.
     fn jobs(&self) -> usize {
-        let n = self.jobs.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get()),
-            usize::from,
-        );
+        let n = self
+            .jobs
+            .map_or_else(rayon::current_num_threads, usize::from);
         experiments::cells::set_concurrency(n);
         n
     }

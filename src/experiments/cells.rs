@@ -226,7 +226,8 @@ pub fn execute<C: Cells>(
 }
 
 /// How many cells compute at once in this process, over every experiment running
-/// (`figures --jobs`; default: the number of CPUs).
+/// (`--jobs`; default: the rayon pool's size, so a sweep task given `RAYON_NUM_THREADS=1` by
+/// `sweep local` computes one cell at a time).
 static SLOTS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
 static BUSY: (std::sync::Mutex<usize>, std::sync::Condvar) =
     (std::sync::Mutex::new(0), std::sync::Condvar::new());
@@ -237,7 +238,7 @@ pub fn set_concurrency(n: usize) {
 }
 
 fn slots() -> usize {
-    *SLOTS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    *SLOTS.get_or_init(rayon::current_num_threads)
 }
 
 /// One of the process's [`slots`], held while a cell computes.
