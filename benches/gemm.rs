@@ -1,5 +1,7 @@
 //! Single-threaded sgemm throughput on the network's shapes: matrixmultiply against OpenBLAS.
 //! `cargo bench --bench gemm`.
+use scoresde::nn::panel::{product_on, Epilogue, Isa, Lhs, Panels};
+use scoresde::nn::Activation;
 use std::time::Instant;
 
 #[link(name = "openblas")]
@@ -98,6 +100,28 @@ fn main() {
                 fl,
             );
             line += &format!("  {what}: matrixmultiply {mm:.1}, openblas {ob:.1}");
+        }
+        // The forward product on packed panels (`nn::panel`), linear and with SiLU fused.
+        let panels = Panels::pack(&b, k, n);
+        let init = vec![0f32; n];
+        let lhs = Lhs {
+            data: &a,
+            ld: k,
+            rows: m,
+        };
+        for isa in Isa::available() {
+            for act in [None, Some(Activation::Silu)] {
+                let epi = Epilogue {
+                    act,
+                    shortcut: None,
+                };
+                let g = time(
+                    &mut || product_on(isa, lhs, &panels, &init, epi, None, &mut c),
+                    fl,
+                );
+                let what = if act.is_some() { "+silu" } else { "" };
+                line += &format!("  panel {isa:?}{what} {g:.1}");
+            }
         }
         println!("{line} GFLOP/s");
     }

@@ -80,13 +80,15 @@ impl Arch {
     ) -> (Vec<f32>, Vec<Cache>) {
         let (w, d) = (self.features.width(), self.cfg.out_dim());
         let mut out = vec![0f32; n * d];
+        let panels = self.body.pack(p);
+        let b0 = self.layout().b(p, 0);
         let caches: Vec<Cache> = out
             .par_chunks_mut(BLOCK * d)
             .zip(input.par_chunks(BLOCK * w))
             .map(|(o, x)| {
                 let rows = x.len() / w;
-                let z0 = self.body.affine(p, 0, x, rows);
-                self.body.forward(p, rows, z0, o, keep)
+                self.body
+                    .forward(p, &panels[0], &panels, x, b0, rows, o, keep)
             })
             .collect();
         (out, caches)

@@ -5,6 +5,7 @@
 
 use super::arch::Arch;
 use super::kernel::{gemm, Mat, BLOCK};
+use super::panel::Panels;
 use super::NetConfig;
 use crate::score::convert::Prediction;
 use crate::score::Score;
@@ -20,7 +21,16 @@ use std::sync::Arc;
 pub struct Mlp {
     arch: Arc<Arch>,
     params: Arc<Vec<f32>>,
+    packed: Arc<Packed>,
     label: Option<usize>,
+}
+
+/// The weights packed once for [`super::panel::product`]: every layer, and the first layer's
+/// rows for x's features alone (at a shared t the rest of that layer is one vector).
+#[derive(Debug)]
+struct Packed {
+    layers: Vec<Panels>,
+    first_x: Panels,
 }
 
 impl Mlp {
@@ -28,9 +38,15 @@ impl Mlp {
     /// [`super::kernel::ParamLayout`]).
     pub fn new(arch: Arc<Arch>, params: Vec<f32>) -> Self {
         assert_eq!(params.len(), arch.layout().total, "parameter count");
+        let (xw, h) = (arch.features.x_width(), arch.layout().shapes[0].1);
+        let packed = Packed {
+            layers: arch.body.pack(&params),
+            first_x: Panels::pack(&arch.layout().w(&params, 0)[..xw * h], xw, h),
+        };
         Self {
             arch,
             params: Arc::new(params),
+            packed: Arc::new(packed),
             label: None,
         }
     }
@@ -121,27 +137,17 @@ impl Mlp {
     ) {
         let (f, body, p) = (&self.arch.features, &self.arch.body, &self.params[..]);
         let n = x.nrows();
-        let z0 = match shared {
+        let layers = &self.packed.layers;
+        let mut o = vec![0f32; n * body.out_dim()];
+        match shared {
             Some(c) => {
                 let xw = f.x_width();
-                let h = c.len();
                 let mut feats = vec![0f32; n * xw];
                 for (r, xr) in feats.chunks_exact_mut(xw).zip(x.rows()) {
                     f.fill_x(xr, r);
                 }
-                let mut z0 = Vec::with_capacity(n * h);
-                for _ in 0..n {
-                    z0.extend_from_slice(c);
-                }
-                let w0x = &self.arch.layout().w(p, 0)[..xw * h];
-                gemm(
-                    (n, xw, h),
-                    Mat::rows(&feats, xw),
-                    Mat::rows(w0x, h),
-                    1.0,
-                    &mut z0,
-                );
-                z0
+                let first = &self.packed.first_x;
+                body.forward(p, first, layers, &feats, c, n, &mut o, false);
             }
             None => {
                 let w = f.width();
@@ -149,11 +155,10 @@ impl Mlp {
                 for (i, (r, xr)) in input.chunks_exact_mut(w).zip(x.rows()).enumerate() {
                     f.fill(xr, t.at(row0 + i), self.label, r);
                 }
-                body.affine(p, 0, &input, n)
+                let b0 = self.arch.layout().b(p, 0);
+                body.forward(p, &layers[0], layers, &input, b0, n, &mut o, false);
             }
         };
-        let mut o = vec![0f32; n * body.out_dim()];
-        body.forward(p, n, z0, &mut o, false);
         for (mut orow, src) in out
             .rows_mut()
             .into_iter()

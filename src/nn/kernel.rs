@@ -6,13 +6,16 @@
 //! output layer is linear. Training (the candle op in `nn::model`) and inference
 //! ([`super::Mlp`]) call the same functions, so the two paths cannot drift apart.
 //!
-//! Rows are processed in fixed blocks of [`BLOCK`], each block by one single-threaded
-//! `matrixmultiply` sgemm per layer, blocks in parallel on the rayon pool; a block's weight
-//! gradients are summed in block order. Every number therefore depends on the batch and the
-//! weights only, never on the thread count.
+//! Rows are processed in fixed blocks of [`BLOCK`], blocks in parallel on the rayon pool. The
+//! forward pass runs each layer as one [`super::panel::product`] on weights packed once (the
+//! activation and the shortcut fused into it); the backward pass as single-threaded
+//! `matrixmultiply` sgemms, a block's weight gradients summed in block order. The two agree to
+//! the bit (`panel`'s tests), so every number depends on the batch and the weights only, never
+//! on the thread count or the CPU's vector width.
 
+use super::panel::{product, Epilogue, Lhs, Panels};
 use super::Activation;
-use crate::numerics::{silu_f32, silu_grad_f32};
+use crate::numerics::silu_grad_f32;
 
 pub use crate::numerics::BLOCK;
 
@@ -94,56 +97,74 @@ impl Body {
         self.layout.shapes.last().expect("an output layer").1
     }
 
-    /// `z = x W_l + b_l` for `rows` rows of `x` (row-major, `fan_in` columns).
-    pub fn affine(&self, p: &[f32], l: usize, x: &[f32], rows: usize) -> Vec<f32> {
-        let (fan_in, fan_out) = self.layout.shapes[l];
-        let b = self.layout.b(p, l);
-        let mut z = Vec::with_capacity(rows * fan_out);
-        for _ in 0..rows {
-            z.extend_from_slice(b);
-        }
-        gemm(
-            (rows, fan_in, fan_out),
-            Mat::rows(x, fan_in),
-            Mat::rows(self.layout.w(p, l), fan_out),
-            1.0,
-            &mut z,
-        );
-        z
+    /// Each layer's weights packed for [`product`] (training packs once per step, inference
+    /// once per network).
+    pub fn pack(&self, p: &[f32]) -> Vec<Panels> {
+        (0..self.layout.shapes.len())
+            .map(|l| {
+                let (fan_in, fan_out) = self.layout.shapes[l];
+                Panels::pack(self.layout.w(p, l), fan_in, fan_out)
+            })
+            .collect()
     }
 
-    /// Forward pass of one block from the first layer's pre-activation `z0` (`rows × H`);
-    /// writes the network output into `out` (`rows × d`). `keep` retains every activation.
+    /// Forward pass of one block of `rows` rows: the first layer is `z₀ = init₀ + input W`
+    /// with `W = first` (all of `W₀` with `init₀ = b₀`, or only its rows for `input`'s columns
+    /// when the caller folded the rest into `init₀`), the later layers use `panels[l]`
+    /// (from [`Body::pack`]) and `b_l`. Writes the network output into `out` (`rows × d`);
+    /// `keep` retains every activation.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         p: &[f32],
+        first: &Panels,
+        panels: &[Panels],
+        input: &[f32],
+        init0: &[f32],
         rows: usize,
-        z0: Vec<f32>,
         out: &mut [f32],
         keep: bool,
     ) -> Cache {
         let mut cache = Cache::default();
-        let mut z = z0;
-        for l in 0..self.hidden_layers() {
-            if l > 0 {
-                z = self.affine(p, l, cache.h.last().expect("previous layer"), rows);
-            }
-            let mut h = activate(self.act, &z);
-            if self.residual && l > 0 {
-                let prev = cache.h.last().expect("previous layer");
-                h.iter_mut().zip(prev).for_each(|(h, &p)| *h += p);
-            }
-            if keep {
-                cache.z.push(z);
-                z = Vec::new();
-            } else {
-                cache.h.clear();
+        let width = self.width();
+        for (l, w_l) in panels.iter().enumerate().take(self.hidden_layers()) {
+            let (data, ld, w, init) = match cache.h.last() {
+                None => (input, first.k(), first, init0),
+                Some(h) => (&h[..], width, w_l, self.layout.b(p, l)),
+            };
+            let epi = Epilogue {
+                act: Some(self.act),
+                shortcut: cache.h.last().filter(|_| self.residual).map(|h| &h[..]),
+            };
+            let mut h = vec![0f32; rows * width];
+            let mut z = keep.then(|| vec![0f32; rows * width]);
+            product(
+                Lhs { data, ld, rows },
+                w,
+                init,
+                epi,
+                z.as_deref_mut(),
+                &mut h,
+            );
+            match z {
+                Some(z) => cache.z.push(z),
+                None => cache.h.clear(),
             }
             cache.h.push(h);
         }
         let last = self.hidden_layers();
-        let o = self.affine(p, last, cache.h.last().expect("a hidden layer"), rows);
-        out.copy_from_slice(&o);
+        let linear = Epilogue {
+            act: None,
+            shortcut: None,
+        };
+        let h = cache.h.last().expect("a hidden layer");
+        let b = self.layout.b(p, last);
+        let lhs = Lhs {
+            data: h,
+            ld: width,
+            rows,
+        };
+        product(lhs, &panels[last], b, linear, None, out);
         cache
     }
 
@@ -211,14 +232,6 @@ impl Body {
         for r in g.chunks_exact(fan_out) {
             gb.iter_mut().zip(r).for_each(|(b, &v)| *b += v);
         }
-    }
-}
-
-/// `act(z)`.
-fn activate(act: Activation, z: &[f32]) -> Vec<f32> {
-    match act {
-        Activation::Silu => z.iter().map(|&z| silu_f32(z)).collect(),
-        Activation::Relu => z.iter().map(|&z| z.max(0.0)).collect(),
     }
 }
 

@@ -5,7 +5,8 @@
 //! * [`EpsNet`]: the candle model (one parameter `Var`, one fused op with its backward).
 //! * [`Mlp`]: the same network for fast batched inference; [`NetScore`] wraps it as a
 //!   [`crate::score::Score`] through the one conversion module (`s = −ε/σ(t)` for ε-prediction).
-//! * [`kernel`]: the one implementation of the layers, forward and backward.
+//! * [`kernel`]: the one implementation of the layers, forward and backward; [`panel`]: the
+//!   forward products on weights packed once, with the activation fused.
 //! * [`Arch`]: config + input features + body, and the named-tensor (safetensors) mapping.
 //! * [`TimeEmbedding`], [`Features`]: the one home of the input encodings.
 
@@ -15,6 +16,7 @@ pub mod features;
 mod infer;
 pub mod kernel;
 mod model;
+pub mod panel;
 
 pub use arch::{param_names, Arch};
 pub use embedding::{TimeEmbedding, DEFAULT_TIME_SCALE, TIME_SCALE};
