@@ -77,7 +77,7 @@ pub struct Body {
 }
 
 /// The activations of one block kept for the backward pass: `z_l` and `h_l` of every hidden
-/// layer (inference keeps only the last `h`).
+/// layer (empty for inference).
 #[derive(Clone, Debug, Default)]
 pub struct Cache {
     pub z: Vec<Vec<f32>>,
@@ -136,7 +136,11 @@ impl Body {
                 act: Some(self.act),
                 shortcut: cache.h.last().filter(|_| self.residual).map(|h| &h[..]),
             };
-            let mut h = vec![0f32; rows * width];
+            let mut h = if keep {
+                vec![0f32; rows * width]
+            } else {
+                spare(rows * width)
+            };
             let mut z = keep.then(|| vec![0f32; rows * width]);
             product(
                 Lhs { data, ld, rows },
@@ -148,7 +152,7 @@ impl Body {
             );
             match z {
                 Some(z) => cache.z.push(z),
-                None => cache.h.clear(),
+                None => cache.h.drain(..).for_each(give_back),
             }
             cache.h.push(h);
         }
@@ -165,6 +169,9 @@ impl Body {
             rows,
         };
         product(lhs, &panels[last], b, linear, None, out);
+        if !keep {
+            cache.h.drain(..).for_each(give_back);
+        }
         cache
     }
 
@@ -233,6 +240,22 @@ impl Body {
             gb.iter_mut().zip(r).for_each(|(b, &v)| *b += v);
         }
     }
+}
+
+thread_local! {
+    /// Activation buffers of inference passes, reused from block to block on each thread.
+    static SPARE: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` values from this thread's spares (its contents are overwritten).
+fn spare(len: usize) -> Vec<f32> {
+    let mut v = SPARE.with_borrow_mut(|s| s.pop()).unwrap_or_default();
+    v.resize(len, 0.0);
+    v
+}
+
+fn give_back(v: Vec<f32>) {
+    SPARE.with_borrow_mut(|s| s.push(v));
 }
 
 /// `gh ⊙ act'(z)`.

@@ -86,7 +86,9 @@ impl Isa {
     pub fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+            {
                 return Isa::Avx512;
             }
             if std::arch::is_x86_feature_detected!("avx2")
@@ -108,7 +110,7 @@ impl Isa {
             {
                 v.push(Isa::Avx2);
             }
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if Isa::detect() == Isa::Avx512 {
                 v.push(Isa::Avx512);
             }
         }
@@ -169,27 +171,31 @@ pub fn product_on(
         return;
     }
     let m = tile_rows(isa, w.width);
-    // The last partial row tile reads a zero-padded copy of its rows.
     let mut pad = Vec::new();
     let mut init_p = [0f32; WIDE];
     let z_ptr = z.map_or(std::ptr::null_mut(), |z| z.as_mut_ptr());
     let prev_ptr = epi.shortcut.map_or(std::ptr::null(), |s| s.as_ptr());
-    for r0 in (0..rows).step_by(m) {
-        let here = m.min(rows - r0);
-        let (ap, ld) = if here == m {
-            (&a[r0 * lda..], lda)
-        } else {
-            pad.resize(m * k, 0.0);
-            for (i, dst) in pad.chunks_exact_mut(k.max(1)).take(here).enumerate() {
-                dst.copy_from_slice(&a[(r0 + i) * lda..(r0 + i) * lda + k]);
-            }
-            (&pad[..], k)
-        };
-        for p in 0..n.div_ceil(w.width) {
-            let j0 = p * w.width;
-            let cols = w.width.min(n - j0);
-            init_p[..cols].copy_from_slice(&init[j0..j0 + cols]);
-            init_p[cols..].fill(0.0);
+    // The last partial row tile reads a zero-padded copy of its rows.
+    let full = rows / m * m;
+    if full < rows {
+        pad.resize(m * k, 0.0);
+        for (i, dst) in pad.chunks_exact_mut(k.max(1)).take(rows - full).enumerate() {
+            dst.copy_from_slice(&a[(full + i) * lda..(full + i) * lda + k]);
+        }
+    }
+    // Panel by panel, so that each panel stays in L1 while the row tiles pass under it.
+    for p in 0..n.div_ceil(w.width) {
+        let j0 = p * w.width;
+        let cols = w.width.min(n - j0);
+        init_p[..cols].copy_from_slice(&init[j0..j0 + cols]);
+        init_p[cols..].fill(0.0);
+        for r0 in (0..rows).step_by(m) {
+            let here = m.min(rows - r0);
+            let (ap, ld) = if here == m {
+                (&a[r0 * lda..], lda)
+            } else {
+                (&pad[..], k)
+            };
             let at = r0 * n + j0;
             // SAFETY: rows r0..r0 + here and columns j0..j0 + cols of `rows × n` buffers,
             // whose lengths were checked above; `wrapping_add` keeps a null pointer null.
@@ -339,7 +345,7 @@ fn portable_tile(
 fn silu_in_place(isa: Isa, t: &mut [f32]) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX-512F.
+        // SAFETY: the CPU has AVX-512F and DQ.
         Isa::Avx512 => unsafe { x86::silu512_slice(t) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU has AVX2 and FMA.
@@ -357,7 +363,7 @@ mod x86 {
     /// KC block of k a chain of FMAs from zero, added to the running value (`init` first);
     /// then the epilogue from the registers, masked to the destination's rows and columns.
     #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub unsafe fn tile512<const V: usize, const M: usize>(
         k: usize,
         a: *const f32,
@@ -506,18 +512,20 @@ mod x86 {
     /// [`crate::numerics::silu_f32`] on 16 lanes, with the same operations in the same order
     /// (so the same bits).
     #[inline]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub fn silu512(x: __m512) -> __m512 {
         let one = _mm512_set1_ps(1.0);
         let shift = _mm512_set1_ps(SHIFT);
         // e = e^{−|x|} (exp_nonpos_f32); max(·, −87) returns its second operand for a NaN
         // first, as f32::max does.
-        let neg = _mm512_or_si512(_mm512_castps_si512(x), _mm512_set1_epi32(i32::MIN));
-        let xc = _mm512_max_ps(_mm512_castsi512_ps(neg), _mm512_set1_ps(-87.0));
+        // −min(|x|, 87) = max(−|x|, −87) in one range op (a NaN x gives NaN, where the scalar
+        // clamps to −87: both end in a NaN silu).
+        let xc = _mm512_range_ps::<0b1110>(x, _mm512_set1_ps(87.0));
         let tt = _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(LOG2E)), shift);
         let n = _mm512_sub_ps(tt, shift);
+        // n·LN2_HI is exact (15 + 7 significant bits), so one FMA rounds as mul-then-sub.
         let r = _mm512_sub_ps(
-            _mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(LN2_HI))),
+            _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), xc),
             _mm512_mul_ps(n, _mm512_set1_ps(LN2_LO)),
         );
         let mut p = _mm512_set1_ps(POLY[0]);
@@ -547,7 +555,7 @@ mod x86 {
         let bias = SHIFT.to_bits() as i32 - 127;
         let ni = _mm256_sub_epi32(_mm256_castps_si256(tt), _mm256_set1_epi32(bias));
         let r = _mm256_sub_ps(
-            _mm256_sub_ps(xc, _mm256_mul_ps(n, _mm256_set1_ps(LN2_HI))),
+            _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), xc),
             _mm256_mul_ps(n, _mm256_set1_ps(LN2_LO)),
         );
         let mut p = _mm256_set1_ps(POLY[0]);
@@ -564,7 +572,7 @@ mod x86 {
 
     /// [`silu512`] over a buffer (whole vectors; the tail by the scalar function).
     #[cfg(test)]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512dq")]
     pub unsafe fn silu512_slice(t: &mut [f32]) {
         let mut it = t.chunks_exact_mut(16);
         for c in &mut it {
