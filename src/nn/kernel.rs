@@ -13,9 +13,8 @@
 //! the bit (`panel`'s tests), so every number depends on the batch and the weights only, never
 //! on the thread count or the CPU's vector width.
 
-use super::panel::{product, Epilogue, Lhs, Panels};
+use super::panel::{act_grad, product, Epilogue, Lhs, Panels};
 use super::Activation;
-use crate::numerics::silu_grad_f32;
 
 pub use crate::numerics::BLOCK;
 
@@ -198,7 +197,7 @@ impl Body {
             grad,
         );
         // ∂L/∂h of the last hidden layer: g_out W_outᵀ.
-        let mut gh = vec![0f32; rows * width];
+        let mut gh = spare(rows * width);
         gemm(
             (rows, d, width),
             Mat::rows(g_out, d),
@@ -206,8 +205,9 @@ impl Body {
             0.0,
             &mut gh,
         );
+        let mut gz = spare(rows * width);
         for l in (0..last).rev() {
-            let gz = activate_grad(self.act, &cache.z[l], &gh);
+            act_grad(self.act, &cache.z[l], &gh, &mut gz);
             let x = if l == 0 { input } else { &cache.h[l - 1] };
             self.weight_grads(l, x, &gz, rows, grad);
             if l > 0 {
@@ -222,6 +222,8 @@ impl Body {
                 );
             }
         }
+        give_back(gh);
+        give_back(gz);
     }
 
     /// `∂W_l += xᵀ g`, `∂b_l += Σ_rows g`.
@@ -256,15 +258,6 @@ fn spare(len: usize) -> Vec<f32> {
 
 fn give_back(v: Vec<f32>) {
     SPARE.with_borrow_mut(|s| s.push(v));
-}
-
-/// `gh ⊙ act'(z)`.
-fn activate_grad(act: Activation, z: &[f32], gh: &[f32]) -> Vec<f32> {
-    let it = z.iter().zip(gh);
-    match act {
-        Activation::Silu => it.map(|(&z, &g)| g * silu_grad_f32(z)).collect(),
-        Activation::Relu => it.map(|(&z, &g)| if z > 0.0 { g } else { 0.0 }).collect(),
-    }
 }
 
 /// A row-major matrix read as itself (`rows`) or transposed (`cols`).

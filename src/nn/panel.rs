@@ -15,7 +15,7 @@
 //! ([`crate::numerics::silu_f32`] in vector form).
 
 use super::Activation;
-use crate::numerics::silu_f32;
+use crate::numerics::{silu_f32, silu_grad_f32};
 
 /// The k-blocking of `matrixmultiply`'s sgemm (`S_KC`): partial sums restart every KC terms.
 pub const KC: usize = 256;
@@ -210,6 +210,23 @@ pub fn product_on(
             };
             micro(isa, k, ap, ld, w.panel(p), w.width, &init_p, dst);
         }
+    }
+}
+
+/// `g ⊙ act'(z)` into `out` (all the same length): the backward pass through the activation,
+/// the same bits as [`crate::numerics::silu_grad_f32`] on every instruction set.
+pub fn act_grad(act: Activation, z: &[f32], g: &[f32], out: &mut [f32]) {
+    assert!(
+        z.len() == g.len() && out.len() == z.len(),
+        "act_grad: shapes"
+    );
+    let it = out.iter_mut().zip(z.iter().zip(g));
+    match (act, Isa::detect()) {
+        (Activation::Relu, _) => it.for_each(|(o, (&z, &g))| *o = if z > 0.0 { g } else { 0.0 }),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX-512F and DQ; the three buffers have the same length.
+        (Activation::Silu, Isa::Avx512) => unsafe { x86::silu_grad512(z, g, out) },
+        (Activation::Silu, _) => it.for_each(|(o, (&z, &g))| *o = g * silu_grad_f32(z)),
     }
 }
 
@@ -509,11 +526,11 @@ mod x86 {
         1.0,
     ];
 
-    /// [`crate::numerics::silu_f32`] on 16 lanes, with the same operations in the same order
+    /// [`crate::numerics::sigmoid_f32`] on 16 lanes, with the same operations in the same order
     /// (so the same bits).
     #[inline]
     #[target_feature(enable = "avx512f,avx512dq")]
-    pub fn silu512(x: __m512) -> __m512 {
+    pub fn sigmoid512(x: __m512) -> __m512 {
         let one = _mm512_set1_ps(1.0);
         let shift = _mm512_set1_ps(SHIFT);
         // e = e^{−|x|} (exp_nonpos_f32); max(·, −87) returns its second operand for a NaN
@@ -535,11 +552,36 @@ mod x86 {
         // p · 2ⁿ in one rounding, as the scalar multiply by the exact power of two
         // (n ≥ −126: the factor is normal).
         let e = _mm512_scalef_ps(p, n);
-        // σ(x) = 1/(1+e) for x ≥ 0, e/(1+e) otherwise (NaN included); silu = x σ(x)
+        // σ(x) = 1/(1+e) for x ≥ 0, e/(1+e) otherwise (NaN included)
         let rcp = _mm512_div_ps(one, _mm512_add_ps(one, e));
         let below = _mm512_cmp_ps_mask::<_CMP_NGE_UQ>(x, _mm512_setzero_ps());
-        let s = _mm512_mask_mul_ps(rcp, below, e, rcp);
-        _mm512_mul_ps(x, s)
+        _mm512_mask_mul_ps(rcp, below, e, rcp)
+    }
+
+    /// [`crate::numerics::silu_f32`] on 16 lanes: `x σ(x)`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub fn silu512(x: __m512) -> __m512 {
+        _mm512_mul_ps(x, sigmoid512(x))
+    }
+
+    /// `g · silu'(z)` on whole vectors (the tail by the scalar function), with the operations
+    /// of [`crate::numerics::silu_grad_f32`]: σ as in [`silu512`], then `σ (1 + z (1 − σ))`.
+    #[target_feature(enable = "avx512f,avx512dq")]
+    pub unsafe fn silu_grad512(z: &[f32], g: &[f32], out: &mut [f32]) {
+        let one = _mm512_set1_ps(1.0);
+        let n = z.len() / 16 * 16;
+        for i in (0..n).step_by(16) {
+            let x = _mm512_loadu_ps(z.as_ptr().add(i));
+            let s = sigmoid512(x);
+            let t = _mm512_mul_ps(x, _mm512_sub_ps(one, s));
+            let d = _mm512_mul_ps(s, _mm512_add_ps(one, t));
+            let o = _mm512_mul_ps(_mm512_loadu_ps(g.as_ptr().add(i)), d);
+            _mm512_storeu_ps(out.as_mut_ptr().add(i), o);
+        }
+        for i in n..z.len() {
+            out[i] = g[i] * crate::numerics::silu_grad_f32(z[i]);
+        }
     }
 
     /// [`silu512`] with AVX2/FMA on 8 lanes.
@@ -683,6 +725,26 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// `g ⊙ silu'(z)` against the scalar derivative, bit for bit.
+    #[test]
+    fn silu_grad_equals_the_scalar_path_bitwise() {
+        let z: Vec<f32> = (0..=u32::MAX)
+            .step_by(1009)
+            .map(f32::from_bits)
+            .filter(|x| !x.is_nan())
+            .collect();
+        let g = lcg(z.len(), 7);
+        let mut got = vec![0f32; z.len()];
+        act_grad(Activation::Silu, &z, &g, &mut got);
+        for ((&o, &z), &g) in got.iter().zip(&z).zip(&g) {
+            let w = g * silu_grad_f32(z);
+            assert!(
+                o.to_bits() == w.to_bits() || (o.is_nan() && w.is_nan()),
+                "silu'({z:e})"
+            );
         }
     }
 
