@@ -1,4 +1,5 @@
-//! Single-threaded sgemm throughput on the network's shapes: matrixmultiply against OpenBLAS.
+//! Single-threaded sgemm throughput on the network's shapes: matrixmultiply against OpenBLAS,
+//! and the forward product on packed panels (`nn::panel`) on each instruction set the CPU has.
 //! `cargo bench --bench gemm`.
 use scoresde::nn::panel::{product_on, Epilogue, Isa, Lhs, Panels};
 use scoresde::nn::Activation;
