@@ -357,24 +357,80 @@ fn portable_tile(
     }
 }
 
-/// SiLU in place over a buffer (the vector forms for whole vectors; tests compare them).
+/// SiLU in place over a buffer: the vector form for whole vectors, the scalar one for the tail
+/// (tests compare them).
 #[cfg(test)]
 fn silu_in_place(isa: Isa, t: &mut [f32]) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX-512F and DQ.
-        Isa::Avx512 => unsafe { x86::silu512_slice(t) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX2 and FMA.
-        Isa::Avx2 => unsafe { x86::silu256_slice(t) },
-        _ => t.iter_mut().for_each(|v| *v = silu_f32(*v)),
+    #[cfg(target_arch = "x86_64")]
+    use std::arch::x86_64::*;
+    let lanes = match isa {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+        Isa::Portable => 1,
+    };
+    let mut it = t.chunks_exact_mut(lanes);
+    for c in &mut it {
+        let p = c.as_mut_ptr();
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has the instruction set; `c` holds one whole vector.
+            Isa::Avx512 => unsafe { _mm512_storeu_ps(p, x86::silu512(_mm512_loadu_ps(p))) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { _mm256_storeu_ps(p, x86::silu256(_mm256_loadu_ps(p))) },
+            _ => c.iter_mut().for_each(|v| *v = silu_f32(*v)),
+        }
     }
+    it.into_remainder()
+        .iter_mut()
+        .for_each(|v| *v = silu_f32(*v));
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Activation, Dst, KC};
     use std::arch::x86_64::*;
+
+    /// The tile's values `c[i][v] = init + Σ_p a[i·lda + p] b[p·ldb + L v ..]` (L lanes per
+    /// register), one FMA chain from zero per KC block of k, each added to the running value:
+    /// the arithmetic of the `matrixmultiply` sgemm, for any vector width.
+    macro_rules! accumulate {
+        ($k:expr, $a:expr, $lda:expr, $b:expr, $ldb:expr, $init:expr, $lanes:expr,
+         $zero:ident, $load:ident, $set1:ident, $fmadd:ident, $add:ident) => {{
+            let (k, a, lda, b, ldb, init) = ($k, $a, $lda, $b, $ldb, $init);
+            let mut c = [[$zero(); _]; _];
+            for row in c.iter_mut() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = $load(init.add($lanes * v));
+                }
+            }
+            let mut p0 = 0;
+            while p0 < k {
+                let kc = KC.min(k - p0);
+                let mut acc = c.map(|r| r.map(|_| $zero()));
+                for p in p0..p0 + kc {
+                    let bp = b.add(p * ldb);
+                    let mut bv = acc[0].map(|_| $zero());
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = $load(bp.add($lanes * v));
+                    }
+                    for (i, row) in acc.iter_mut().enumerate() {
+                        let av = $set1(*a.add(i * lda + p));
+                        for (s, &b) in row.iter_mut().zip(&bv) {
+                            *s = $fmadd(av, b, *s);
+                        }
+                    }
+                }
+                for (cr, ar) in c.iter_mut().zip(&acc) {
+                    for (x, &s) in cr.iter_mut().zip(ar) {
+                        *x = $add(s, *x);
+                    }
+                }
+                p0 += kc;
+            }
+            c
+        }};
+    }
 
     /// One tile of `M` rows and `16 V` columns (one register per row and 16 columns): per
     /// KC block of k a chain of FMAs from zero, added to the running value (`init` first);
@@ -390,36 +446,20 @@ mod x86 {
         init: *const f32,
         d: Dst,
     ) {
-        let mut c = [[_mm512_setzero_ps(); V]; M];
-        for row in c.iter_mut() {
-            for (v, x) in row.iter_mut().enumerate() {
-                *x = _mm512_loadu_ps(init.add(16 * v));
-            }
-        }
-        let mut p0 = 0;
-        while p0 < k {
-            let kc = KC.min(k - p0);
-            let mut acc = [[_mm512_setzero_ps(); V]; M];
-            for p in p0..p0 + kc {
-                let bp = b.add(p * ldb);
-                let mut bv = [_mm512_setzero_ps(); V];
-                for (v, x) in bv.iter_mut().enumerate() {
-                    *x = _mm512_loadu_ps(bp.add(16 * v));
-                }
-                for (i, row) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*a.add(i * lda + p));
-                    for (s, &b) in row.iter_mut().zip(&bv) {
-                        *s = _mm512_fmadd_ps(av, b, *s);
-                    }
-                }
-            }
-            for (cr, ar) in c.iter_mut().zip(&acc) {
-                for (x, &s) in cr.iter_mut().zip(ar) {
-                    *x = _mm512_add_ps(s, *x);
-                }
-            }
-            p0 += kc;
-        }
+        let c: [[__m512; V]; M] = accumulate!(
+            k,
+            a,
+            lda,
+            b,
+            ldb,
+            init,
+            16,
+            _mm512_setzero_ps,
+            _mm512_loadu_ps,
+            _mm512_set1_ps,
+            _mm512_fmadd_ps,
+            _mm512_add_ps
+        );
         for (i, row) in c.iter().enumerate().take(d.rows) {
             for (v, &z) in row.iter().enumerate() {
                 let lo = 16 * v;
@@ -460,31 +500,20 @@ mod x86 {
         init: *const f32,
         d: Dst,
     ) {
-        let mut c = [[_mm256_setzero_ps(); 2]; M];
-        for row in c.iter_mut() {
-            *row = [_mm256_loadu_ps(init), _mm256_loadu_ps(init.add(8))];
-        }
-        let mut p0 = 0;
-        while p0 < k {
-            let kc = KC.min(k - p0);
-            let mut acc = [[_mm256_setzero_ps(); 2]; M];
-            for p in p0..p0 + kc {
-                let bp = b.add(p * ldb);
-                let bv = [_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8))];
-                for (i, row) in acc.iter_mut().enumerate() {
-                    let av = _mm256_set1_ps(*a.add(i * lda + p));
-                    for (s, &b) in row.iter_mut().zip(&bv) {
-                        *s = _mm256_fmadd_ps(av, b, *s);
-                    }
-                }
-            }
-            for (cr, ar) in c.iter_mut().zip(&acc) {
-                for (x, &s) in cr.iter_mut().zip(ar) {
-                    *x = _mm256_add_ps(s, *x);
-                }
-            }
-            p0 += kc;
-        }
+        let c: [[__m256; 2]; M] = accumulate!(
+            k,
+            a,
+            lda,
+            b,
+            ldb,
+            init,
+            8,
+            _mm256_setzero_ps,
+            _mm256_loadu_ps,
+            _mm256_set1_ps,
+            _mm256_fmadd_ps,
+            _mm256_add_ps
+        );
         let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         for (i, row) in c.iter().enumerate().take(d.rows) {
             for (v, &z) in row.iter().enumerate() {
@@ -610,32 +639,6 @@ mod x86 {
         let ge = _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_setzero_ps());
         let s = _mm256_blendv_ps(_mm256_mul_ps(e, rcp), rcp, ge);
         _mm256_mul_ps(x, s)
-    }
-
-    /// [`silu512`] over a buffer (whole vectors; the tail by the scalar function).
-    #[cfg(test)]
-    #[target_feature(enable = "avx512f,avx512dq")]
-    pub unsafe fn silu512_slice(t: &mut [f32]) {
-        let mut it = t.chunks_exact_mut(16);
-        for c in &mut it {
-            _mm512_storeu_ps(c.as_mut_ptr(), silu512(_mm512_loadu_ps(c.as_ptr())));
-        }
-        it.into_remainder()
-            .iter_mut()
-            .for_each(|v| *v = crate::numerics::silu_f32(*v));
-    }
-
-    /// [`silu256`] over a buffer.
-    #[cfg(test)]
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn silu256_slice(t: &mut [f32]) {
-        let mut it = t.chunks_exact_mut(8);
-        for c in &mut it {
-            _mm256_storeu_ps(c.as_mut_ptr(), silu256(_mm256_loadu_ps(c.as_ptr())));
-        }
-        it.into_remainder()
-            .iter_mut()
-            .for_each(|v| *v = crate::numerics::silu_f32(*v));
     }
 }
 
