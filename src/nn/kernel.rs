@@ -9,9 +9,9 @@
 //! Rows are processed in fixed blocks of [`BLOCK`], blocks in parallel on the rayon pool. The
 //! forward pass runs each layer as one [`super::panel::product`] on weights packed once (the
 //! activation and the shortcut fused into it); the backward pass as single-threaded
-//! `matrixmultiply` sgemms, a block's weight gradients summed in block order. The two agree to
-//! the bit (`panel`'s tests), so every number depends on the batch and the weights only, never
-//! on the thread count or the CPU's vector width.
+//! `matrixmultiply` sgemms, a block's weight gradients summed in block order. Both compute each
+//! value as the same FMA chain along k (`panel`'s tests), so every number depends on the batch
+//! and the weights only, never on the thread count or the CPU's vector width.
 
 use super::panel::{act_grad, product, Epilogue, Lhs, Panels};
 use super::Activation;
@@ -245,7 +245,7 @@ impl Body {
 }
 
 thread_local! {
-    /// Activation buffers of inference passes, reused from block to block on each thread.
+    /// Activation and gradient buffers (inference forward, backward), reused on each thread.
     static SPARE: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 

@@ -7,12 +7,14 @@
 //! per row and k). Sampling packs a network once; training packs each step's weights once for
 //! all its blocks.
 //!
-//! Every number equals the `matrixmultiply` product the rest of the kernel uses, bit for bit:
-//! per output element one chain of fused multiply-adds over k from zero, restarted every
-//! [`KC`] terms (its k-blocking), each partial sum added to the running value once
-//! (`c ← ab + c`, starting from `init`). The AVX-512 and AVX2/FMA kernels (chosen at run time)
-//! and the portable one therefore agree to the bit, and so do the SiLU epilogues
-//! ([`crate::numerics::silu_f32`] in vector form).
+//! Every number is one chain of fused multiply-adds over k from zero per output element,
+//! restarted every [`KC`] terms, each partial sum added to the running value once (`c ← ab +
+//! c`, starting from `init`): the AVX-512 and AVX2/FMA kernels (chosen at run time) and the
+//! portable one agree to the bit on every CPU, and so do the SiLU epilogues
+//! ([`crate::numerics::silu_f32`] in vector form). That is also the `matrixmultiply` sgemm
+//! (default `S_KC` = 256) wherever it runs its FMA kernels — x86 with AVX2+FMA or AVX-512,
+//! aarch64 — up to the sign of an exact zero in its edge tiles; on x86 without FMA it multiplies
+//! and adds separately and the two differ in the last bits.
 
 use super::Activation;
 use crate::numerics::{silu_f32, silu_grad_f32};
@@ -100,6 +102,14 @@ impl Isa {
         Isa::Portable
     }
 
+    /// Whether this CPU can run it (AVX-512 includes AVX2 and FMA).
+    pub fn runs_here(self) -> bool {
+        match (self, Isa::detect()) {
+            (Isa::Portable, _) | (Isa::Avx2, Isa::Avx512) => true,
+            (isa, best) => isa == best,
+        }
+    }
+
     /// Those this CPU can run (for tests comparing them).
     pub fn available() -> Vec<Self> {
         let mut v = vec![Isa::Portable];
@@ -141,7 +151,7 @@ pub fn product(
     product_on(Isa::detect(), a, w, init, epi, z, out)
 }
 
-/// [`product`] on a given instruction set (which the CPU must have).
+/// [`product`] on a given instruction set; panics unless the CPU has it.
 pub fn product_on(
     isa: Isa,
     a: Lhs,
@@ -156,17 +166,22 @@ pub fn product_on(
         ld: lda,
         rows,
     } = a;
+    assert!(isa.runs_here(), "product: this CPU lacks {isa:?}");
     let (k, n) = (w.k, w.n);
+    let a_len = rows.checked_sub(1).map_or(Some(0), |r| {
+        r.checked_mul(lda).and_then(|x| x.checked_add(k))
+    });
     assert!(
-        rows == 0 || (lda >= k && a.len() >= (rows - 1) * lda + k),
+        rows == 0 || (lda >= k && a_len.is_some_and(|l| a.len() >= l)),
         "product: a is too short"
     );
-    assert!(init.len() == n && out.len() >= rows * n, "product: shapes");
+    let len = rows.checked_mul(n).expect("product: rows × n overflows");
+    assert!(init.len() == n && out.len() >= len, "product: shapes");
     assert!(
-        epi.shortcut.is_none_or(|s| s.len() >= rows * n),
+        epi.shortcut.is_none_or(|s| s.len() >= len),
         "product: shortcut"
     );
-    assert!(z.as_ref().is_none_or(|z| z.len() >= rows * n), "product: z");
+    assert!(z.as_ref().is_none_or(|z| z.len() >= len), "product: z");
     if rows == 0 || n == 0 {
         return;
     }
@@ -680,13 +695,29 @@ mod tests {
             for _ in 0..rows {
                 z_ref.extend_from_slice(&init);
             }
-            gemm(
-                (rows, k, n),
-                Mat::rows(&a, lda),
-                Mat::rows(&w, n),
-                1.0,
-                &mut z_ref,
-            );
+            // matrixmultiply is the reference where it runs FMA kernels (x86 without FMA: the
+            // portable path's own chain, which every path must match).
+            if cfg!(target_arch = "x86_64") && Isa::detect() == Isa::Portable {
+                let lhs = Lhs {
+                    data: &a,
+                    ld: lda,
+                    rows,
+                };
+                let linear = Epilogue {
+                    act: None,
+                    shortcut: None,
+                };
+                let panels = Panels::pack(&w, k, n);
+                product_on(Isa::Portable, lhs, &panels, &init, linear, None, &mut z_ref);
+            } else {
+                gemm(
+                    (rows, k, n),
+                    Mat::rows(&a, lda),
+                    Mat::rows(&w, n),
+                    1.0,
+                    &mut z_ref,
+                );
+            }
             let panels = Panels::pack(&w, k, n);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             for isa in Isa::available() {
