@@ -58,10 +58,6 @@ impl Panels {
         self.k
     }
 
-    pub fn n(&self) -> usize {
-        self.n
-    }
-
     fn panel(&self, p: usize) -> &[f32] {
         &self.data[p * self.k * self.width..(p + 1) * self.k * self.width]
     }
@@ -447,6 +443,38 @@ mod x86 {
         }};
     }
 
+    /// The tile's epilogue from the registers: for the destination's rows and columns (masked
+    /// to `cnt` lanes), store z if kept, apply the activation, add the shortcut, store h.
+    macro_rules! store_tile {
+        ($c:expr, $d:expr, $lanes:expr, |$cnt:ident| $mask:expr, $store:ident, $load:ident,
+         $silu:ident, $max:ident, $zero:ident, $add:ident) => {{
+            let d: Dst = $d;
+            for (i, row) in $c.iter().enumerate().take(d.rows) {
+                for (v, &z) in row.iter().enumerate() {
+                    let lo = $lanes * v;
+                    if lo >= d.cols {
+                        break;
+                    }
+                    let $cnt = (d.cols - lo).min($lanes);
+                    let m = $mask;
+                    let at = i * d.ld + lo;
+                    if !d.z.is_null() {
+                        $store(d.z.add(at), m, z);
+                    }
+                    let mut h = match d.act {
+                        Some(Activation::Silu) => $silu(z),
+                        Some(Activation::Relu) => $max(z, $zero()),
+                        None => z,
+                    };
+                    if !d.prev.is_null() {
+                        h = $add(h, $load(d.prev.add(at), m));
+                    }
+                    $store(d.out.add(at), m, h);
+                }
+            }
+        }};
+    }
+
     /// One tile of `M` rows and `16 V` columns (one register per row and 16 columns): per
     /// KC block of k a chain of FMAs from zero, added to the running value (`init` first);
     /// then the epilogue from the registers, masked to the destination's rows and columns.
@@ -475,32 +503,25 @@ mod x86 {
             _mm512_fmadd_ps,
             _mm512_add_ps
         );
-        for (i, row) in c.iter().enumerate().take(d.rows) {
-            for (v, &z) in row.iter().enumerate() {
-                let lo = 16 * v;
-                if lo >= d.cols {
-                    break;
-                }
-                let m: __mmask16 = if d.cols - lo >= 16 {
-                    0xffff
-                } else {
-                    ((1u32 << (d.cols - lo)) - 1) as u16
-                };
-                let at = i * d.ld + lo;
-                if !d.z.is_null() {
-                    _mm512_mask_storeu_ps(d.z.add(at), m, z);
-                }
-                let mut h = match d.act {
-                    Some(Activation::Silu) => silu512(z),
-                    Some(Activation::Relu) => _mm512_max_ps(z, _mm512_setzero_ps()),
-                    None => z,
-                };
-                if !d.prev.is_null() {
-                    h = _mm512_add_ps(h, _mm512_maskz_loadu_ps(m, d.prev.add(at)));
-                }
-                _mm512_mask_storeu_ps(d.out.add(at), m, h);
-            }
-        }
+        store_tile!(
+            c,
+            d,
+            16,
+            |cnt| ((1u32 << cnt) - 1) as __mmask16,
+            _mm512_mask_storeu_ps,
+            load512,
+            silu512,
+            _mm512_max_ps,
+            _mm512_setzero_ps,
+            _mm512_add_ps
+        );
+    }
+
+    /// Masked load in the argument order of `_mm256_maskload_ps`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load512(p: *const f32, m: __mmask16) -> __m512 {
+        _mm512_maskz_loadu_ps(m, p)
     }
 
     /// [`tile512`] with AVX2/FMA: 16 columns (two registers) per row.
@@ -530,28 +551,18 @@ mod x86 {
             _mm256_add_ps
         );
         let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        for (i, row) in c.iter().enumerate().take(d.rows) {
-            for (v, &z) in row.iter().enumerate() {
-                let lo = 8 * v;
-                if lo >= d.cols {
-                    break;
-                }
-                let m = _mm256_cmpgt_epi32(_mm256_set1_epi32((d.cols - lo).min(8) as i32), lanes);
-                let at = i * d.ld + lo;
-                if !d.z.is_null() {
-                    _mm256_maskstore_ps(d.z.add(at), m, z);
-                }
-                let mut h = match d.act {
-                    Some(Activation::Silu) => silu256(z),
-                    Some(Activation::Relu) => _mm256_max_ps(z, _mm256_setzero_ps()),
-                    None => z,
-                };
-                if !d.prev.is_null() {
-                    h = _mm256_add_ps(h, _mm256_maskload_ps(d.prev.add(at), m));
-                }
-                _mm256_maskstore_ps(d.out.add(at), m, h);
-            }
-        }
+        store_tile!(
+            c,
+            d,
+            8,
+            |cnt| _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt as i32), lanes),
+            _mm256_maskstore_ps,
+            _mm256_maskload_ps,
+            silu256,
+            _mm256_max_ps,
+            _mm256_setzero_ps,
+            _mm256_add_ps
+        );
     }
 
     /// The constants of [`crate::numerics::exp_nonpos_f32`].
