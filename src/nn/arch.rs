@@ -3,13 +3,16 @@
 //! mapping between the flat parameter buffer and named safetensors tensors.
 
 use super::features::{Features, Fourier};
-use super::kernel::{Body, Cache, ParamLayout, BLOCK};
+use super::kernel::{give_back, spare, Body, Cache, ParamLayout, BLOCK};
 use super::NetConfig;
 use super::TimeEmbedding;
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 use std::collections::HashMap;
+
+/// Gradient elements summed per parallel task.
+const SUM_CHUNK: usize = 1 << 14;
 
 /// Safetensors name of the Fourier projection `B` (d × F).
 pub const FOURIER_NAME: &str = "fourier.b";
@@ -104,22 +107,80 @@ impl Arch {
         g: &[f32],
     ) -> Vec<f32> {
         let (w, d) = (self.features.width(), self.cfg.out_dim());
-        let total = self.layout().total;
         let parts: Vec<Vec<f32>> = input
             .par_chunks(BLOCK * w)
             .zip(g.par_chunks(BLOCK * d))
             .zip(caches.par_iter())
-            .map(|((x, gb), c)| {
-                let mut grad = vec![0f32; total];
-                self.body.backward(p, x, x.len() / w, c, gb, &mut grad);
+            .map(|((x, gb), c)| self.block_grad(p, x, c, gb))
+            .collect();
+        self.sum_in_block_order(parts)
+    }
+
+    /// One training pass over `n` input rows: each block's forward pass, its output gradient
+    /// `∂L/∂out` written by `g_out(first row, block output, gradient)`, and its backward pass,
+    /// one after the other while the block's activations are still in cache. Returns the
+    /// output (`n × d`) and `∂L/∂θ` — the same numbers as [`Arch::forward_batch`] followed by
+    /// [`Arch::backward_batch`].
+    pub fn train_batch(
+        &self,
+        p: &[f32],
+        input: &[f32],
+        n: usize,
+        g_out: impl Fn(usize, &[f32], &mut [f32]) + Sync,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (w, d) = (self.features.width(), self.cfg.out_dim());
+        let mut out = vec![0f32; n * d];
+        let panels = self.body.pack(p);
+        let b0 = self.layout().b(p, 0);
+        let parts: Vec<Vec<f32>> = out
+            .par_chunks_mut(BLOCK * d)
+            .zip(input.par_chunks(BLOCK * w))
+            .enumerate()
+            .map(|(i, (o, x))| {
+                let rows = x.len() / w;
+                let cache = self
+                    .body
+                    .forward(p, &panels[0], &panels, x, b0, rows, o, true);
+                let mut g = spare(rows * d);
+                g_out(i * BLOCK, o, &mut g);
+                let grad = self.block_grad(p, x, &cache, &g);
+                cache.recycle();
+                give_back(g);
                 grad
             })
             .collect();
-        let mut it = parts.into_iter();
-        let mut sum = it.next().unwrap_or_else(|| vec![0f32; total]);
-        for part in it {
-            sum.iter_mut().zip(&part).for_each(|(s, &v)| *s += v);
-        }
+        (out, self.sum_in_block_order(parts))
+    }
+
+    /// `∂L/∂θ` of one block (a buffer from the spares).
+    fn block_grad(&self, p: &[f32], x: &[f32], cache: &Cache, g: &[f32]) -> Vec<f32> {
+        let mut grad = spare(self.layout().total);
+        grad.fill(0.0);
+        let rows = x.len() / self.features.width();
+        self.body.backward(p, x, rows, cache, g, &mut grad);
+        grad
+    }
+
+    /// The blocks' gradients summed element by element in block order (the elements in
+    /// parallel); the parts go back to the spares.
+    fn sum_in_block_order(&self, parts: Vec<Vec<f32>>) -> Vec<f32> {
+        let mut sum = vec![0f32; self.layout().total];
+        sum.par_chunks_mut(SUM_CHUNK)
+            .enumerate()
+            .for_each(|(c, out)| {
+                let at = c * SUM_CHUNK;
+                for (j, part) in parts.iter().enumerate() {
+                    let part = &part[at..at + out.len()];
+                    if j == 0 {
+                        out.copy_from_slice(part);
+                    } else {
+                        out.iter_mut().zip(part).for_each(|(s, &v)| *s += v);
+                    }
+                }
+                // `+ 0` turns −0 into +0, as candle's gradient accumulation (0 + g) does.
+                out.iter_mut().for_each(|s| *s += 0.0);
+            });
+        parts.into_iter().for_each(give_back);
         sum
     }
 

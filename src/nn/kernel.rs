@@ -83,6 +83,13 @@ pub struct Cache {
     pub h: Vec<Vec<f32>>,
 }
 
+impl Cache {
+    /// Hands the buffers back to this thread's spares.
+    pub fn recycle(self) {
+        self.z.into_iter().chain(self.h).for_each(give_back);
+    }
+}
+
 impl Body {
     fn hidden_layers(&self) -> usize {
         self.layout.shapes.len() - 1
@@ -135,12 +142,8 @@ impl Body {
                 act: Some(self.act),
                 shortcut: cache.h.last().filter(|_| self.residual).map(|h| &h[..]),
             };
-            let mut h = if keep {
-                vec![0f32; rows * width]
-            } else {
-                spare(rows * width)
-            };
-            let mut z = keep.then(|| vec![0f32; rows * width]);
+            let mut h = spare(rows * width);
+            let mut z = keep.then(|| spare(rows * width));
             product(
                 Lhs { data, ld, rows },
                 w,
@@ -245,19 +248,41 @@ impl Body {
 }
 
 thread_local! {
-    /// Activation and gradient buffers (inference forward, backward), reused on each thread.
+    /// Activation and gradient buffers, reused on each thread (fresh ones would cost a page
+    /// fault per 4 KB each step).
     static SPARE: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A buffer of `len` values from this thread's spares (its contents are overwritten).
-fn spare(len: usize) -> Vec<f32> {
-    let mut v = SPARE.with_borrow_mut(|s| s.pop()).unwrap_or_default();
+/// Most buffers a thread keeps: a buffer taken on one thread and given back on another (a
+/// training block's activations) must not pile up there.
+const MAX_SPARES: usize = 64;
+
+/// A buffer of `len` values from this thread's spares (its contents are arbitrary: callers
+/// overwrite or clear it).
+pub fn spare(len: usize) -> Vec<f32> {
+    let mut v = SPARE
+        .with_borrow_mut(|s| {
+            // The smallest that fits, so large buffers stay for large requests.
+            let fits = (0..s.len())
+                .filter(|&i| s[i].capacity() >= len)
+                .min_by_key(|&i| s[i].capacity());
+            match fits {
+                Some(i) => Some(s.swap_remove(i)),
+                None => s.pop(),
+            }
+        })
+        .unwrap_or_default();
     v.resize(len, 0.0);
     v
 }
 
-fn give_back(v: Vec<f32>) {
-    SPARE.with_borrow_mut(|s| s.push(v));
+/// Returns a buffer to this thread's spares.
+pub fn give_back(v: Vec<f32>) {
+    SPARE.with_borrow_mut(|s| {
+        if s.len() < MAX_SPARES {
+            s.push(v)
+        }
+    });
 }
 
 /// A row-major matrix read as itself (`rows`) or transposed (`cols`).

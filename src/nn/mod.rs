@@ -22,7 +22,7 @@ pub use arch::{param_names, Arch};
 pub use embedding::{TimeEmbedding, DEFAULT_TIME_SCALE, TIME_SCALE};
 pub use features::{Features, Fourier};
 pub use infer::{Mlp, NetScore};
-pub use model::EpsNet;
+pub use model::{input_rows, EpsNet};
 
 use crate::score::convert::Prediction;
 use crate::{invalid, Result};

@@ -4,6 +4,7 @@
 //! loss, with no per-layer allocation, broadcast or reduction ops.
 
 use super::arch::Arch;
+use super::features::Features;
 use super::kernel::Cache;
 use super::{Mlp, NetConfig};
 use crate::{Error, Result};
@@ -103,19 +104,9 @@ impl EpsNet {
         t: &[f64],
         labels: Option<&[Option<usize>]>,
     ) -> Result<Tensor> {
-        let f = &self.arch.features;
-        let w = f.width();
-        let n = x.nrows();
-        let mut buf = vec![0f32; n * w];
-        buf.par_chunks_mut(INPUT_CHUNK * w)
-            .enumerate()
-            .for_each(|(c, chunk)| {
-                for (j, row) in chunk.chunks_exact_mut(w).enumerate() {
-                    let i = c * INPUT_CHUNK + j;
-                    f.fill(x.row(i), t[i], labels.and_then(|l| l[i]), row);
-                }
-            });
-        Tensor::from_vec(buf, (n, w), &Device::Cpu).map_err(cerr("input"))
+        let buf = input_rows(&self.arch.features, x, t, labels);
+        let shape = (x.nrows(), self.arch.features.width());
+        Tensor::from_vec(buf, shape, &Device::Cpu).map_err(cerr("input"))
     }
 
     /// Forward pass on an input built by [`EpsNet::input`], differentiable in the parameters.
@@ -133,6 +124,27 @@ impl EpsNet {
     pub fn mlp(&self) -> Result<Mlp> {
         Ok(Mlp::new(self.arch.clone(), self.flat()?))
     }
+}
+
+/// The network input rows `[x, γ(x), emb(t_i), onehot(c_i)]` (`n × width`, row-major) built
+/// in parallel; `labels` as in [`EpsNet::input_labelled`].
+pub fn input_rows(
+    f: &Features,
+    x: ArrayView2<f64>,
+    t: &[f64],
+    labels: Option<&[Option<usize>]>,
+) -> Vec<f32> {
+    let w = f.width();
+    let mut buf = vec![0f32; x.nrows() * w];
+    buf.par_chunks_mut(INPUT_CHUNK * w)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            for (j, row) in chunk.chunks_exact_mut(w).enumerate() {
+                let i = c * INPUT_CHUNK + j;
+                f.fill(x.row(i), t[i], labels.and_then(|l| l[i]), row);
+            }
+        });
+    buf
 }
 
 /// The fused network op: `(input, θ) → out`; its forward keeps the activations for its backward.
@@ -208,6 +220,7 @@ impl CustomOp2 for MlpOp {
             None => self.arch.forward_batch(p, x, n, true).1,
         };
         let gp = self.arch.backward_batch(p, x, &caches, g);
+        caches.into_par_iter().for_each(Cache::recycle);
         let len = gp.len();
         Ok((None, Some(Tensor::from_vec(gp, len, &Device::Cpu)?)))
     }

@@ -23,7 +23,7 @@
 
 use super::{OptState, RunConfig, TrainData, Trainer};
 use crate::io::AtomicFile;
-use crate::nn::{Arch, EpsNet, Fourier, Mlp};
+use crate::nn::{Arch, Fourier, Mlp};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -291,7 +291,7 @@ impl RunDir {
     ) -> Result<()> {
         let s = &tr.state;
         let meta = HashMap::from([("step".to_string(), s.step.to_string())]);
-        let arch = tr.net().arch();
+        let arch = tr.arch();
         let mut opt = Vec::new();
         for (prefix, bufs) in [("m.", &s.m), ("v.", &s.v)] {
             for (name, t) in arch.named(bufs, false)? {
@@ -515,9 +515,9 @@ impl RunDir {
                 cfg.net.dim
             )));
         }
-        let net = EpsNet::from_parts(Arch::new(cfg.net.clone(), proj)?, w.clone())?;
+        let arch = std::sync::Arc::new(Arch::new(cfg.net.clone(), proj)?);
         let state = OptState { step, w, m, v, ema };
-        Trainer::with_state(cfg, data, net, state, history)
+        Trainer::with_state(cfg, data, arch, state, history)
     }
 
     fn read_history(&self, step: usize) -> Result<Vec<LossRecord>> {

@@ -19,7 +19,7 @@ pub use config::{LrSchedule, RunConfig, TrainConfig, Weighting};
 pub use data::TrainData;
 
 use crate::ddpm::DiscreteSchedule;
-use crate::nn::EpsNet;
+use crate::nn::{Arch, EpsNet};
 use crate::path::PathPoint;
 use crate::sde::{Marginal, Sde, SdeKind, VpSde};
 use crate::{invalid, Error, Result};
@@ -147,31 +147,56 @@ impl OptState {
         let c1 = 1.0 - ADAM_B1.powi(t);
         let c2 = 1.0 - ADAM_B2.powi(t);
         let decay = (ema_decay as f32).min((1 + t) as f32 / (10 + t) as f32);
-        let it = self
-            .w
-            .iter_mut()
-            .zip(&mut self.m)
-            .zip(&mut self.v)
-            .zip(&mut self.ema)
-            .zip(g);
-        for ((((w, m), v), e), &gi) in it {
-            let gi = gi * scale;
-            *m = ADAM_B1 * *m + (1.0 - ADAM_B1) * gi;
-            *v = ADAM_B2 * *v + (1.0 - ADAM_B2) * gi * gi;
-            *w -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
-            *e = decay * *e + (1.0 - decay) * *w;
-        }
+        // Element-wise, so the chunks run in parallel with the same result.
+        let c = ADAM_CHUNK;
+        self.w
+            .par_chunks_mut(c)
+            .zip(self.m.par_chunks_mut(c))
+            .zip(self.v.par_chunks_mut(c))
+            .zip(self.ema.par_chunks_mut(c))
+            .zip(g.par_chunks(c))
+            .for_each(|((((w, m), v), e), g)| {
+                let it = w.iter_mut().zip(m).zip(v).zip(e).zip(g);
+                for ((((w, m), v), e), &gi) in it {
+                    let gi = gi * scale;
+                    *m = ADAM_B1 * *m + (1.0 - ADAM_B1) * gi;
+                    *v = ADAM_B2 * *v + (1.0 - ADAM_B2) * gi * gi;
+                    *w -= lr * (*m / c1) / ((*v / c2).sqrt() + ADAM_EPS);
+                    *e = decay * *e + (1.0 - decay) * *w;
+                }
+            });
     }
 }
+
+/// Parameters per parallel task of the Adam step.
+const ADAM_CHUNK: usize = 1 << 13;
+
+/// Partial sums of the squared-gradient norm, kept apart so the sum vectorises: element i goes
+/// to sum i mod `NORM_LANES`, and the sums meet in a fixed pairwise tree (the same value on
+/// every CPU).
+const NORM_LANES: usize = 32;
 
 /// Global-norm clipping: the gradient's norm and the factor that brings it to `clip` (1 when
 /// `clip` is 0 or not exceeded).
 pub fn clip_scale(g: &[f32], clip: f64) -> (f64, f32) {
-    let norm = g
-        .iter()
-        .map(|&v| (v as f64) * (v as f64))
-        .sum::<f64>()
-        .sqrt();
+    let mut acc = [0f64; NORM_LANES];
+    let chunks = g.chunks_exact(NORM_LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += (v as f64) * (v as f64);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(rest) {
+        *a += (v as f64) * (v as f64);
+    }
+    let mut half = NORM_LANES;
+    while half > 1 {
+        half /= 2;
+        let (lo, hi) = acc.split_at_mut(half);
+        lo.iter_mut().zip(&hi[..half]).for_each(|(a, &b)| *a += b);
+    }
+    let norm = acc[0].sqrt();
     let scale = if clip > 0.0 && norm > clip {
         (clip / norm) as f32
     } else {
@@ -180,13 +205,47 @@ pub fn clip_scale(g: &[f32], clip: f64) -> (f64, f32) {
     (norm, scale)
 }
 
+/// The loss `mean over rows and coordinates of w_i (out − target)²`, as candle computes it
+/// (the value written to `loss.csv`).
+fn weighted_mse(
+    out: Vec<f32>,
+    target: Vec<f32>,
+    weight: Vec<f32>,
+    (b, d): (usize, usize),
+) -> candle_core::Result<f32> {
+    let out = Tensor::from_vec(out, (b, d), &Device::Cpu)?;
+    let target = Tensor::from_vec(target, (b, d), &Device::Cpu)?;
+    let weight = Tensor::from_vec(weight, (b, 1), &Device::Cpu)?;
+    (out - target)?
+        .sqr()?
+        .broadcast_mul(&weight)?
+        .mean_all()?
+        .to_scalar()
+}
+
+/// `∂L/∂out` of [`weighted_mse`] for the rows of `out` (`d` columns; `target` and `weight`
+/// start at the same row; `n` = b·d elements in the mean): `2 (out − target) w_i / n`, rounded
+/// as candle's autograd rounds it — `((r · (c w_i)) · 2) + 0` with `c = f32(1/n)` (the mean's
+/// affine, the broadcast product, the square's `affine(2, 0)`) — so a step takes the gradient
+/// candle would.
+fn loss_grad(out: &[f32], target: &[f32], weight: &[f32], d: usize, n: usize, g: &mut [f32]) {
+    let c = (1.0 / n as f64) as f32;
+    let rows = out.chunks_exact(d).zip(target.chunks_exact(d));
+    for (((o, t), gr), &w) in rows.zip(g.chunks_exact_mut(d)).zip(weight) {
+        let cw = c * w;
+        for ((gv, &ov), &tv) in gr.iter_mut().zip(o).zip(t) {
+            *gv = ((ov - tv) * cw) * 2.0 + 0.0;
+        }
+    }
+}
+
 /// A training run in memory.
 pub struct Trainer {
     pub cfg: RunConfig,
     sde: Arc<dyn Sde>,
     data: TrainData,
     levels: Levels,
-    net: EpsNet,
+    arch: Arc<Arch>,
     pub state: OptState,
     pub history: Vec<LossRecord>,
 }
@@ -258,18 +317,27 @@ impl Trainer {
         }
         let net = EpsNet::init(cfg.net.clone(), cfg.train.seed)?;
         let state = OptState::new(net.flat()?);
-        Self::with_state(cfg, data, net, state, vec![])
+        Self::with_state(cfg, data, net.arch().clone(), state, vec![])
     }
 
     pub(crate) fn with_state(
         cfg: RunConfig,
         data: TrainData,
-        net: EpsNet,
+        arch: Arc<Arch>,
         state: OptState,
         history: Vec<LossRecord>,
     ) -> Result<Self> {
         cfg.train.validate()?;
         cfg.net.validate()?;
+        let total = arch.layout().total;
+        if [&state.w, &state.m, &state.v, &state.ema]
+            .iter()
+            .any(|b| b.len() != total)
+        {
+            return Err(Error::Data(format!(
+                "the optimiser state does not hold the network's {total} parameters"
+            )));
+        }
         if cfg.net.heads != 1 {
             return Err(invalid!(
                 "net.heads = {} is for the DDPM objectives with a learned variance (train::ddpm); denoising score matching trains one head",
@@ -290,7 +358,7 @@ impl Trainer {
             sde,
             data,
             levels,
-            net,
+            arch,
             state,
             history,
         })
@@ -304,8 +372,8 @@ impl Trainer {
         &self.data
     }
 
-    pub fn net(&self) -> &EpsNet {
-        &self.net
+    pub fn arch(&self) -> &Arc<Arch> {
+        &self.arch
     }
 
     /// Learning rate at optimiser step k (0-based) ([`TrainConfig::lr`]).
@@ -313,10 +381,11 @@ impl Trainer {
         self.cfg.train.lr(k)
     }
 
-    /// The batch of step k: network input, target and per-row ε-MSE weight. Rows are keyed by
-    /// (seed, step, row), so they are built in parallel with the same result. A conditional
-    /// run's row keeps its class with probability 1 − p and sees the null class otherwise.
-    fn batch(&self, k: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    /// The batch of step k: network input rows, target and per-row ε-MSE weight. Rows are
+    /// keyed by (seed, step, row), so they are built in parallel with the same result. A
+    /// conditional run's row keeps its class with probability 1 − p and sees the null class
+    /// otherwise.
+    fn batch(&self, k: usize) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let b = self.cfg.train.batch;
         let d = self.cfg.net.dim;
         let (pred, sd) = (self.cfg.net.prediction, self.cfg.net.sigma_data);
@@ -358,9 +427,7 @@ impl Trainer {
                     *label = keep.then_some(classes[i]);
                 }
             });
-        let input = self.net.input_labelled(xt.view(), &ts, Some(&labels))?;
-        let target = Tensor::from_vec(target, (b, d), &Device::Cpu).map_err(cerr)?;
-        let weight = Tensor::from_vec(weight, (b, 1), &Device::Cpu).map_err(cerr)?;
+        let input = crate::nn::input_rows(&self.arch.features, xt.view(), &ts, Some(&labels));
         Ok((input, target, weight))
     }
 
@@ -368,27 +435,20 @@ impl Trainer {
     pub fn step(&mut self) -> Result<LossRecord> {
         let k = self.state.step;
         let (input, target, weight) = self.batch(k)?;
-        let out = self.net.forward(&input).map_err(cerr)?;
-        let loss = (out - target)
-            .and_then(|r| r.sqr())
-            .and_then(|r| r.broadcast_mul(&weight))
-            .and_then(|r| r.mean_all())
-            .map_err(cerr)?;
-        let loss_value: f32 = loss.to_scalar().map_err(cerr)?;
+        let (b, d) = (self.cfg.train.batch, self.cfg.net.dim);
+        let g_out = |row0: usize, out: &[f32], g: &mut [f32]| {
+            loss_grad(out, &target[row0 * d..], &weight[row0..], d, b * d, g)
+        };
+        let (out, g) = self.arch.train_batch(&self.state.w, &input, b, g_out);
+        let loss_value = weighted_mse(out, target, weight, (b, d)).map_err(cerr)?;
         if !loss_value.is_finite() {
             return Err(Error::Invalid(format!(
                 "training diverged: the loss is {loss_value} at step {k} (lower `lr` or keep gradient clipping on)"
             )));
         }
-        let grads = loss.backward().map_err(cerr)?;
-        let g: Vec<f32> = match grads.get(self.net.params().as_tensor()) {
-            Some(g) => g.to_vec1().map_err(cerr)?,
-            None => vec![0.0; self.state.w.len()],
-        };
         let (norm, scale) = clip_scale(&g, self.cfg.train.grad_clip);
         let lr = self.lr(k);
         self.adam(&g, scale, lr as f32);
-        self.net.set_flat(&self.state.w)?;
         let rec = LossRecord {
             step: k + 1,
             loss: loss_value as f64,
@@ -446,8 +506,94 @@ impl Trainer {
     /// The EMA weights as an inference network.
     pub fn ema_mlp(&self) -> Result<crate::nn::Mlp> {
         Ok(crate::nn::Mlp::new(
-            self.net.arch().clone(),
+            self.arch.clone(),
             self.state.ema.clone(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::NetConfig;
+    use rand::SeedableRng;
+    use rand_xoshiro::Xoshiro256PlusPlus;
+
+    /// Random rows: `n × w` values in [−2, 2) and some exact zeros.
+    fn rows(n: usize, w: usize, seed: u64) -> Vec<f32> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        (0..n * w)
+            .map(|i| match i % 17 {
+                0 => 0.0,
+                _ => rng.random_range(-2.0f32..2.0),
+            })
+            .collect()
+    }
+
+    /// The fused pass (`Arch::train_batch` with `loss_grad`) gives the gradient and loss that
+    /// candle's autograd gives through the network op, bit for bit: batches of one partial
+    /// block, one, and several blocks, plain and residual networks, d = 1, 2 and 3.
+    #[test]
+    fn fused_step_equals_candle_autograd() {
+        for (n, d, hidden, residual) in [
+            (37, 2, 24, false),
+            (256, 1, 16, true),
+            (700, 3, 40, true),
+            (1024, 2, 64, false),
+        ] {
+            let cfg = NetConfig {
+                dim: d,
+                hidden,
+                layers: 3,
+                time_dim: 8,
+                fourier: 4,
+                residual,
+                ..NetConfig::default()
+            };
+            let net = EpsNet::init(cfg, n as u64).unwrap();
+            let p = net.flat().unwrap();
+            let w = net.arch().features.width();
+            let input = rows(n, w, 1);
+            let target = rows(n, d, 2);
+            let weight: Vec<f32> = rows(n, 1, 3).iter().map(|v| v.abs() * 3.0).collect();
+
+            let dev = &Device::Cpu;
+            let x = Tensor::from_vec(input.clone(), (n, w), dev).unwrap();
+            let out = net.forward(&x).unwrap();
+            let loss = (out.clone() - Tensor::from_vec(target.clone(), (n, d), dev).unwrap())
+                .and_then(|r| r.sqr())
+                .and_then(|r| r.broadcast_mul(&Tensor::from_vec(weight.clone(), (n, 1), dev)?))
+                .and_then(|r| r.mean_all())
+                .unwrap();
+            let grads = loss.backward().unwrap();
+            let g_candle: Vec<f32> = grads
+                .get(net.params().as_tensor())
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let out_candle: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
+
+            let g_out = |row0: usize, o: &[f32], g: &mut [f32]| {
+                loss_grad(o, &target[row0 * d..], &weight[row0..], d, n * d, g)
+            };
+            let (out_fused, g_fused) = net.arch().train_batch(&p, &input, n, g_out);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&out_fused), bits(&out_candle), "output, n = {n}");
+            assert_eq!(bits(&g_fused), bits(&g_candle), "gradient, n = {n}");
+            let l = weighted_mse(out_fused, target.clone(), weight.clone(), (n, d)).unwrap();
+            assert_eq!(l.to_bits(), loss.to_scalar::<f32>().unwrap().to_bits());
+        }
+    }
+
+    /// The norm's lanes: every element counted once, whatever the length.
+    #[test]
+    fn clip_norm_counts_every_element() {
+        for len in [0, 1, 31, 32, 33, 1000] {
+            let g: Vec<f32> = (0..len).map(|i| (i % 7) as f32 - 3.0).collect();
+            let exact: f64 = g.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            let (norm, scale) = clip_scale(&g, 1.0);
+            assert_eq!(norm, exact.sqrt(), "len {len}");
+            assert_eq!(scale == 1.0, exact <= 1.0);
+        }
     }
 }
