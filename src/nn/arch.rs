@@ -155,7 +155,6 @@ impl Arch {
     /// `∂L/∂θ` of one block (a buffer from the spares).
     fn block_grad(&self, p: &[f32], x: &[f32], cache: &Cache, g: &[f32]) -> Vec<f32> {
         let mut grad = spare(self.layout().total);
-        grad.fill(0.0);
         let rows = x.len() / self.features.width();
         self.body.backward(p, x, rows, cache, g, &mut grad);
         grad

@@ -15,6 +15,7 @@
 
 use super::panel::{act_grad, product, Epilogue, Lhs, Panels};
 use super::Activation;
+use rayon::prelude::*;
 
 pub use crate::numerics::BLOCK;
 
@@ -107,6 +108,7 @@ impl Body {
     /// once per network).
     pub fn pack(&self, p: &[f32]) -> Vec<Panels> {
         (0..self.layout.shapes.len())
+            .into_par_iter()
             .map(|l| {
                 let (fan_in, fan_out) = self.layout.shapes[l];
                 Panels::pack(self.layout.w(p, l), fan_in, fan_out)
@@ -177,8 +179,8 @@ impl Body {
         cache
     }
 
-    /// Backward pass of one block: adds `∂L/∂θ` to `grad` (flat, same layout as the parameters)
-    /// given the block's input (`rows × fan_in₀`), its cache and `g_out = ∂L/∂out`.
+    /// Backward pass of one block: writes `∂L/∂θ` into `grad` (flat, same layout as the
+    /// parameters) given the block's input (`rows × fan_in₀`), its cache and `g_out = ∂L/∂out`.
     pub fn backward(
         &self,
         p: &[f32],
@@ -229,7 +231,9 @@ impl Body {
         give_back(gz);
     }
 
-    /// `∂W_l += xᵀ g`, `∂b_l += Σ_rows g`.
+    /// `∂W_l = xᵀ g`, `∂b_l = Σ_rows g` (rows in order). Written, not added: the values are
+    /// those of adding to zeros up to the sign of an exact zero, which the caller's `+ 0`
+    /// ([`super::Arch::train_batch`]) settles.
     fn weight_grads(&self, l: usize, x: &[f32], g: &[f32], rows: usize, grad: &mut [f32]) {
         let (fan_in, fan_out) = self.layout.shapes[l];
         let at = self.layout.offsets[l];
@@ -238,10 +242,15 @@ impl Body {
             (fan_in, rows, fan_out),
             Mat::cols(x, fan_in),
             Mat::rows(g, fan_out),
-            1.0,
+            0.0,
             gw,
         );
-        for r in g.chunks_exact(fan_out) {
+        let mut it = g.chunks_exact(fan_out);
+        match it.next() {
+            Some(first) => gb.copy_from_slice(first),
+            None => gb.fill(0.0),
+        }
+        for r in it {
             gb.iter_mut().zip(r).for_each(|(b, &v)| *b += v);
         }
     }
