@@ -10,7 +10,7 @@
 
 use super::cells::Cells;
 use super::samplers_vs_nfe::steps_for;
-use super::{Claim, Experiment, Num, Outputs, Sci};
+use super::{Claim, Experiment, Num, Outputs, Scale, Sci};
 use crate::data::{GaussianMixture, REFERENCE_DOMAIN};
 use crate::plot::{Chart, Series};
 use crate::sample::convergence::{endpoint_error, EndpointOracle};
@@ -41,7 +41,7 @@ pub struct Params {
     /// The samplers, names or tables; each runs at the budgets it can spend exactly.
     pub samplers: Vec<Sampler>,
     /// The optimiser's evaluation budget per (sampler, path, NFE).
-    pub optimiser_evals: usize,
+    pub optimiser_evals: Scale<usize>,
     /// NFE range of the UniPC and Sana claims.
     pub claim_nfe: [usize; 2],
     /// The power control's wrong model: components this many times wider.
@@ -201,7 +201,7 @@ impl Cells for Params {
             t0: sde.t_max(),
             t1: eps,
         };
-        let (opt, _) = problem.optimise(&own, self.optimiser_evals)?;
+        let (opt, _) = problem.optimise(&own, *self.optimiser_evals.at(o.quick))?;
         let mut measured = [(f64::NAN, f64::NAN); 2];
         for (k, (grid, times)) in [(GRIDS[0], own), (GRIDS[1], opt)].into_iter().enumerate() {
             let on_times = OnTimes {
