@@ -119,51 +119,145 @@ pub fn sin_cos_fast(x: f64) -> (f64, f64) {
 }
 
 /// `(k, sin r, cos r)` with `x = k π/2 + r`, |r| ≤ π/4 (see [`sin_cos_fast`]).
+const TWO_OVER_PI: f64 = std::f64::consts::FRAC_2_PI;
+const P1: f64 = 1.570_796_326_734_125_6; // π/2 split: P1 + P2 + P3
+const P2: f64 = 6.077_100_506_303_966e-11;
+const P3: f64 = 2.022_266_248_795_950_7e-21;
+/// Taylor coefficients of `(r − sin r)/r³` in r², from 1/15! (Horner order).
+const SIN_COEFFS: [f64; 7] = [
+    1.0 / 1_307_674_368_000.0,
+    -1.0 / 6_227_020_800.0,
+    1.0 / 39_916_800.0,
+    -1.0 / 362_880.0,
+    1.0 / 5_040.0,
+    -1.0 / 120.0,
+    1.0 / 6.0,
+];
+/// Taylor coefficients of `(cos r − 1)/r²` in r², from 1/16! (Horner order).
+const COS_COEFFS: [f64; 8] = [
+    1.0 / 20_922_789_888_000.0,
+    -1.0 / 87_178_291_200.0,
+    1.0 / 479_001_600.0,
+    -1.0 / 3_628_800.0,
+    1.0 / 40_320.0,
+    -1.0 / 720.0,
+    1.0 / 24.0,
+    -0.5,
+];
+
 #[inline(always)]
 fn sin_cos_reduced(x: f64) -> (f64, f64, f64) {
-    const TWO_OVER_PI: f64 = std::f64::consts::FRAC_2_PI;
-    const P1: f64 = 1.570_796_326_734_125_6; // π/2 split: P1 + P2 + P3
-    const P2: f64 = 6.077_100_506_303_966e-11;
-    const P3: f64 = 2.022_266_248_795_950_7e-21;
     let k = (x * TWO_OVER_PI).round();
     let r = ((x - k * P1) - k * P2) - k * P3;
     let r2 = r * r;
-    let mut s = 1.0 / 1_307_674_368_000.0; // 1/15!
-    for c in [
-        -1.0 / 6_227_020_800.0,
-        1.0 / 39_916_800.0,
-        -1.0 / 362_880.0,
-        1.0 / 5_040.0,
-        -1.0 / 120.0,
-        1.0 / 6.0,
-    ] {
+    let mut s = SIN_COEFFS[0];
+    for c in &SIN_COEFFS[1..] {
         s = s * r2 + c;
     }
     let sin_r = r - r * r2 * s;
-    let mut c = 1.0 / 20_922_789_888_000.0; // 1/16!
-    for a in [
-        -1.0 / 87_178_291_200.0,
-        1.0 / 479_001_600.0,
-        -1.0 / 3_628_800.0,
-        1.0 / 40_320.0,
-        -1.0 / 720.0,
-        1.0 / 24.0,
-        -0.5,
-    ] {
+    let mut c = COS_COEFFS[0];
+    for a in &COS_COEFFS[1..] {
         c = c * r2 + a;
     }
     let cos_r = 1.0 + r2 * c;
     (k, sin_r, cos_r)
 }
 
-/// `sin[i], cos[i] = sin_cos_fast(phase[i])` rounded to f32, over slices of equal length: one
-/// flat loop, which the compiler vectorises across the phases.
+/// `sin[i], cos[i] = sin_cos_fast(phase[i])` rounded to f32, over slices of equal length:
+/// eight phases per AVX-512 register where the CPU has it (the same operations, so the same
+/// bits), else one flat loop that the compiler vectorises.
 pub fn sin_cos_f32(phase: &[f64], sin: &mut [f32], cos: &mut [f32]) {
     assert!(sin.len() == phase.len() && cos.len() == phase.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        let whole = phase.len() / 8 * 8;
+        // SAFETY: the CPU has AVX-512F; the kernel reads and writes `whole` ≤ len elements.
+        unsafe { sin_cos_avx512::run(&phase[..whole], &mut sin[..whole], &mut cos[..whole]) };
+        sin_cos_f32_portable(&phase[whole..], &mut sin[whole..], &mut cos[whole..]);
+        return;
+    }
+    sin_cos_f32_portable(phase, sin, cos);
+}
+
+/// [`sin_cos_f32`] as one flat loop.
+fn sin_cos_f32_portable(phase: &[f64], sin: &mut [f32], cos: &mut [f32]) {
     for ((&p, s), c) in phase.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
         let (a, b) = sin_cos_fast(p);
         *s = a as f32;
         *c = b as f32;
+    }
+}
+
+/// [`sin_cos_fast`] on eight lanes of a `__m512d`: each lane performs the scalar function's
+/// IEEE operations in its order (products and sums unfused, `round` half away from zero, the
+/// quadrant's selects and sign flips), then rounds to f32.
+#[cfg(target_arch = "x86_64")]
+mod sin_cos_avx512 {
+    use std::arch::x86_64::*;
+
+    /// `f64::round` (half away from zero): the truncation, plus ±1 where the (exact)
+    /// fractional part is at least one half.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn round(x: __m512d) -> __m512d {
+        let t = _mm512_roundscale_pd::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
+        let frac = _mm512_sub_pd(x, t);
+        let half = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(_mm512_abs_pd(frac), _mm512_set1_pd(0.5));
+        let sign = _mm512_and_epi64(_mm512_castpd_si512(x), _mm512_set1_epi64(i64::MIN));
+        let one = _mm512_castsi512_pd(_mm512_or_epi64(
+            sign,
+            _mm512_castpd_si512(_mm512_set1_pd(1.0)),
+        ));
+        _mm512_mask_add_pd(t, half, t, one)
+    }
+
+    /// `−v` (the sign bit flipped) in the lanes of `m`.
+    #[target_feature(enable = "avx512f")]
+    fn neg(m: __mmask8, v: __m512d) -> __m512d {
+        let flipped = _mm512_xor_epi64(_mm512_castpd_si512(v), _mm512_set1_epi64(i64::MIN));
+        _mm512_mask_mov_pd(v, m, _mm512_castsi512_pd(flipped))
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn run(phase: &[f64], sin: &mut [f32], cos: &mut [f32]) {
+        let set = _mm512_set1_pd;
+        let (p1, p2, p3) = (set(super::P1), set(super::P2), set(super::P3));
+        for ((ph, so), co) in phase
+            .chunks_exact(8)
+            .zip(sin.chunks_exact_mut(8))
+            .zip(cos.chunks_exact_mut(8))
+        {
+            // SAFETY: each chunk holds exactly eight elements.
+            let x = unsafe { _mm512_loadu_pd(ph.as_ptr()) };
+            let k = round(_mm512_mul_pd(x, set(super::TWO_OVER_PI)));
+            let r = _mm512_sub_pd(x, _mm512_mul_pd(k, p1));
+            let r = _mm512_sub_pd(r, _mm512_mul_pd(k, p2));
+            let r = _mm512_sub_pd(r, _mm512_mul_pd(k, p3));
+            let r2 = _mm512_mul_pd(r, r);
+            let mut s = set(super::SIN_COEFFS[0]);
+            for &c in &super::SIN_COEFFS[1..] {
+                s = _mm512_add_pd(_mm512_mul_pd(s, r2), set(c));
+            }
+            let sin_r = _mm512_sub_pd(r, _mm512_mul_pd(_mm512_mul_pd(r, r2), s));
+            let mut c = set(super::COS_COEFFS[0]);
+            for &a in &super::COS_COEFFS[1..] {
+                c = _mm512_add_pd(_mm512_mul_pd(c, r2), set(a));
+            }
+            let cos_r = _mm512_add_pd(set(1.0), _mm512_mul_pd(r2, c));
+            let quarter = _mm512_mul_pd(k, set(0.25));
+            let fl = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(quarter);
+            let q = _mm512_sub_pd(k, _mm512_mul_pd(set(4.0), fl));
+            let is = |v: f64| _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(q, set(v));
+            let swap = is(1.0) | is(3.0);
+            let s0 = _mm512_mask_mov_pd(sin_r, swap, cos_r);
+            let c0 = _mm512_mask_mov_pd(cos_r, swap, sin_r);
+            let s = neg(_mm512_cmp_pd_mask::<_CMP_GE_OQ>(q, set(2.0)), s0);
+            let c = neg(is(1.0) | is(2.0), c0);
+            // SAFETY: each output chunk holds exactly eight elements.
+            unsafe {
+                _mm256_storeu_ps(so.as_mut_ptr(), _mm512_cvtpd_ps(s));
+                _mm256_storeu_ps(co.as_mut_ptr(), _mm512_cvtpd_ps(c));
+            }
+        }
     }
 }
 
@@ -382,6 +476,43 @@ mod tests {
     /// The vectorised quadrant selection gives the bits of the integer `match` it replaced,
     /// through [`sin_cos_f32`] as well as one value at a time.
     #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn vector_round_is_half_away_from_zero() {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let xs = [
+            0.5,
+            -0.5,
+            1.5,
+            -2.5,
+            0.499_999_999_999_999_94,
+            -0.499_999_999_999_999_94,
+            4_503_599_627_370_495.5,
+            -4_503_599_627_370_495.5,
+            9_007_199_254_740_993.0,
+            0.0,
+            -0.0,
+            1e300,
+            f64::INFINITY,
+        ];
+        let mut out = [0f64; 8];
+        for c in xs.chunks(8) {
+            let mut v = [0f64; 8];
+            v[..c.len()].copy_from_slice(c);
+            // SAFETY: AVX-512F is present (checked above).
+            unsafe {
+                use std::arch::x86_64::*;
+                let r = sin_cos_avx512::round(_mm512_loadu_pd(v.as_ptr()));
+                _mm512_storeu_pd(out.as_mut_ptr(), r);
+            }
+            for (x, r) in v.iter().zip(out) {
+                assert_eq!(r.to_bits(), x.round().to_bits(), "round({x})");
+            }
+        }
+    }
+
+    #[test]
     fn sin_cos_quadrants_bitwise() {
         let by_match = |x: f64| {
             let (k, sr, cr) = sin_cos_reduced(x);
@@ -398,6 +529,11 @@ mod tests {
             .collect();
         let (mut s32, mut c32) = (vec![0f32; xs.len()], vec![0f32; xs.len()]);
         sin_cos_f32(&xs, &mut s32, &mut c32);
+        let (mut ps32, mut pc32) = (vec![0f32; xs.len()], vec![0f32; xs.len()]);
+        sin_cos_f32_portable(&xs, &mut ps32, &mut pc32);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&s32), bits(&ps32), "sin: vector and portable paths");
+        assert_eq!(bits(&c32), bits(&pc32), "cos: vector and portable paths");
         for (i, &x) in xs.iter().enumerate() {
             let (s, c) = sin_cos_fast(x);
             let (ms, mc) = by_match(x);
