@@ -1,7 +1,8 @@
 //! The ε-network in candle: all parameters in one flat `Var`, and the whole MLP as one fused
 //! custom op (linear + bias + activation per layer, residual shortcuts, and the hand-written
-//! backward of [`super::kernel`]), so a training step is one node in candle's graph plus the
-//! loss, with no per-layer allocation, broadcast or reduction ops.
+//! backward of [`super::kernel`]), so the network is one node in candle's graph (the DDPM
+//! objectives' losses build on it; denoising score matching runs the same kernel without the
+//! graph, [`Arch::train_batch`]), with no per-layer allocation, broadcast or reduction ops.
 
 use super::arch::Arch;
 use super::features::Features;

@@ -1,8 +1,10 @@
-//! Denoising score matching in candle (Vincent 2011; Song et al. 2021 eq. 7; Ho et al. 2020's
+//! Denoising score matching (Vincent 2011; Song et al. 2021 eq. 7; Ho et al. 2020's
 //! Algorithm 1 on a discrete grid): `x_t = m(t) x₀ + s(t) ε`, the network regresses its target
 //! (ε, x₀, v or the score) and the loss is the ε-MSE `J² ‖out − target‖²`
 //! ([`crate::score::convert::Prediction::eps_jacobian`]), averaged over coordinates.
 //!
+//! A step runs each 256-row block's forward pass, loss gradient and backward pass as one pass
+//! ([`crate::nn::Arch::train_batch`]), the gradient rounded as candle's autograd rounds it.
 //! Adam (Kingma & Ba 2015) with linear warm-up, global-norm gradient clipping and an EMA of the
 //! weights run as one fused loop over flat f32 buffers, so the optimiser state is plain data that
 //! checkpoints exactly. Every batch is keyed by (seed, step): a resumed run draws what an
