@@ -262,9 +262,11 @@ thread_local! {
     static SPARE: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Most buffers a thread keeps: a buffer taken on one thread and given back on another (a
-/// training block's activations) must not pile up there.
+/// Most buffers, and most bytes, a thread keeps: a buffer taken on one thread and given back
+/// on another (a training block's gradient, returned where the blocks are summed) must not
+/// pile up there; beyond either bound a returned buffer is freed.
 const MAX_SPARES: usize = 64;
+const MAX_SPARE_BYTES: usize = 64 << 20;
 
 /// A buffer of `len` values from this thread's spares (its contents are arbitrary: callers
 /// overwrite or clear it).
@@ -287,8 +289,10 @@ pub fn spare(len: usize) -> Vec<f32> {
 
 /// Returns a buffer to this thread's spares.
 pub fn give_back(v: Vec<f32>) {
+    let bytes = |b: &Vec<f32>| b.capacity() * std::mem::size_of::<f32>();
     SPARE.with_borrow_mut(|s| {
-        if s.len() < MAX_SPARES {
+        let held: usize = s.iter().map(bytes).sum();
+        if s.len() < MAX_SPARES && held + bytes(&v) <= MAX_SPARE_BYTES {
             s.push(v)
         }
     });
