@@ -118,7 +118,6 @@ pub fn sin_cos_fast(x: f64) -> (f64, f64) {
     (s, c)
 }
 
-/// `(k, sin r, cos r)` with `x = k π/2 + r`, |r| ≤ π/4 (see [`sin_cos_fast`]).
 const TWO_OVER_PI: f64 = std::f64::consts::FRAC_2_PI;
 const P1: f64 = 1.570_796_326_734_125_6; // π/2 split: P1 + P2 + P3
 const P2: f64 = 6.077_100_506_303_966e-11;
@@ -145,6 +144,7 @@ const COS_COEFFS: [f64; 8] = [
     -0.5,
 ];
 
+/// `(k, sin r, cos r)` with `x = k π/2 + r`, |r| ≤ π/4 (see [`sin_cos_fast`]).
 #[inline(always)]
 fn sin_cos_reduced(x: f64) -> (f64, f64, f64) {
     let k = (x * TWO_OVER_PI).round();
@@ -473,8 +473,8 @@ mod tests {
         assert!(exp_nonpos(f64::NEG_INFINITY) < 4e-308);
     }
 
-    /// The vectorised quadrant selection gives the bits of the integer `match` it replaced,
-    /// through [`sin_cos_f32`] as well as one value at a time.
+    /// The AVX-512 `round` is `f64::round` (half away from zero) on halves, the largest
+    /// non-integers, zeros, infinities and NaN.
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn vector_round_is_half_away_from_zero() {
@@ -495,6 +495,8 @@ mod tests {
             -0.0,
             1e300,
             f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
         ];
         let mut out = [0f64; 8];
         for c in xs.chunks(8) {
@@ -507,11 +509,17 @@ mod tests {
                 _mm512_storeu_pd(out.as_mut_ptr(), r);
             }
             for (x, r) in v.iter().zip(out) {
+                if x.is_nan() {
+                    assert!(r.is_nan(), "round(NaN)");
+                    continue;
+                }
                 assert_eq!(r.to_bits(), x.round().to_bits(), "round({x})");
             }
         }
     }
 
+    /// The vectorised quadrant selection gives the bits of the integer `match` it replaced,
+    /// through [`sin_cos_f32`] (AVX-512 and portable) as well as one value at a time.
     #[test]
     fn sin_cos_quadrants_bitwise() {
         let by_match = |x: f64| {

@@ -82,6 +82,10 @@ impl Arch {
         keep: bool,
     ) -> (Vec<f32>, Vec<Cache>) {
         let (w, d) = (self.features.width(), self.cfg.out_dim());
+        assert!(
+            input.len() == n * w && p.len() == self.layout().total,
+            "train_batch: input or parameters do not fit the architecture"
+        );
         let mut out = vec![0f32; n * d];
         let panels = self.body.pack(p);
         let b0 = self.layout().b(p, 0);
@@ -118,9 +122,9 @@ impl Arch {
 
     /// One training pass over `n` input rows: each block's forward pass, its output gradient
     /// `∂L/∂out` written by `g_out(first row, block output, gradient)`, and its backward pass,
-    /// one after the other while the block's activations are still in cache. Returns the
-    /// output (`n × d`) and `∂L/∂θ` — the same numbers as [`Arch::forward_batch`] followed by
-    /// [`Arch::backward_batch`].
+    /// one after the other while the block's activations are still in cache (`g_out` must
+    /// write every element of its gradient). Returns the output (`n × d`) and `∂L/∂θ` — the
+    /// same numbers as [`Arch::forward_batch`] followed by [`Arch::backward_batch`].
     pub fn train_batch(
         &self,
         p: &[f32],

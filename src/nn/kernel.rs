@@ -3,8 +3,9 @@
 //! Layer `l` computes `z_l = h_{l−1} W_l + b_l` (weights stored `fan_in × fan_out`, row-major,
 //! so a layer is one sgemm with the bias as its initial value) and `h_l = act(z_l)`, plus
 //! `h_{l−1}` for the residual hidden layers (`l ≥ 1`, He et al. 2016's identity shortcut); the
-//! output layer is linear. Training (the candle op in `nn::model`) and inference
-//! ([`super::Mlp`]) call the same functions, so the two paths cannot drift apart.
+//! output layer is linear. Training ([`super::Arch::train_batch`], and the candle op in
+//! `nn::model` for the DDPM objectives) and inference ([`super::Mlp`]) call the same functions,
+//! so the paths cannot drift apart.
 //!
 //! Rows are processed in fixed blocks of [`BLOCK`], blocks in parallel on the rayon pool. The
 //! forward pass runs each layer as one [`super::panel::product`] on weights packed once (the

@@ -331,6 +331,11 @@ impl Trainer {
     ) -> Result<Self> {
         cfg.train.validate()?;
         cfg.net.validate()?;
+        if arch.cfg != cfg.net {
+            return Err(invalid!(
+                "the network's architecture is not the one the run's config describes"
+            ));
+        }
         let total = arch.layout().total;
         if [&state.w, &state.m, &state.v, &state.ema]
             .iter()
