@@ -163,13 +163,25 @@ fn sin_cos_reduced(x: f64) -> (f64, f64, f64) {
     (k, sin_r, cos_r)
 }
 
+/// Whether the hand-written AVX-512 kernels (mixture score, sin/cos, permutation block sums)
+/// run: the CPU has AVX-512F and `SCORESDE_PORTABLE_SIMD` is not set (set it to time or check
+/// the portable loops, which give the same bits, on the same machine).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn avx512() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::env::var_os("SCORESDE_PORTABLE_SIMD").is_none()
+    })
+}
+
 /// `sin[i], cos[i] = sin_cos_fast(phase[i])` rounded to f32, over slices of equal length:
 /// eight phases per AVX-512 register where the CPU has it (the same operations, so the same
 /// bits), else one flat loop that the compiler vectorises.
 pub fn sin_cos_f32(phase: &[f64], sin: &mut [f32], cos: &mut [f32]) {
     assert!(sin.len() == phase.len() && cos.len() == phase.len());
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if avx512() {
         let whole = phase.len() / 8 * 8;
         // SAFETY: the CPU has AVX-512F; the kernel reads and writes `whole` ≤ len elements.
         unsafe { sin_cos_avx512::run(&phase[..whole], &mut sin[..whole], &mut cos[..whole]) };

@@ -29,7 +29,7 @@ pub(super) fn logits(
     check(xt, means_t, lognorm.len(), out);
     assert_eq!(half_inv.len(), lognorm.len(), "one ½/c per component");
     #[cfg(target_arch = "x86_64")]
-    if avx512() && xt.len() >= MIN_DIM * LANES {
+    if crate::numerics::avx512() && xt.len() >= MIN_DIM * LANES {
         // SAFETY: the CPU has AVX-512F; `check` verified every length the kernel indexes.
         unsafe { avx512::logits(xt, means_t, lognorm, half_inv, out) };
         return;
@@ -41,23 +41,12 @@ pub(super) fn logits(
 pub(super) fn accumulate(b: &mut [f64], w: &[f64], means_t: &[f64]) {
     check(b, means_t, w.len() / LANES, w);
     #[cfg(target_arch = "x86_64")]
-    if avx512() && b.len() >= MIN_DIM * LANES {
+    if crate::numerics::avx512() && b.len() >= MIN_DIM * LANES {
         // SAFETY: as in `logits`.
         unsafe { avx512::accumulate(b, w, means_t) };
         return;
     }
     portable::accumulate(b, w, means_t);
-}
-
-/// Whether the AVX-512 kernels run: the CPU has AVX-512F and `SCORESDE_PORTABLE_SIMD` is not
-/// set (set it to time or check the portable kernels on the same machine).
-#[cfg(target_arch = "x86_64")]
-fn avx512() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        std::arch::is_x86_feature_detected!("avx512f")
-            && std::env::var_os("SCORESDE_PORTABLE_SIMD").is_none()
-    })
 }
 
 /// The shapes every kernel relies on: `xt` holds d rows of 8 lanes, `means_t` d × K, `per_k`

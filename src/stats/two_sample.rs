@@ -15,9 +15,14 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
+/// Rows of the pooled matrix per block of its layout (one AVX-512 register of f64).
+const LANES: usize = 8;
+
 /// A pooled symmetric matrix with zero diagonal and its row sums.
 struct Pooled {
     n: usize,
+    /// `a(i, j)` with rows in blocks of [`LANES`], interleaved: `a[(b·n + j)·LANES + r]` is
+    /// `a(LANES·b + r, j)` (rows past `n` zero), so a block's sums over j read memory in order.
     a: Vec<f64>,
     row: Vec<f64>,
     total: f64,
@@ -35,37 +40,69 @@ impl Pooled {
     fn new(x: ArrayView2<f64>, y: ArrayView2<f64>, f: impl Fn(f64) -> f64 + Sync) -> Self {
         let pts = pooled_rows(&x, &y);
         let n = pts.len();
-        let mut a = vec![0.0; n * n];
-        a.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
-            for j in 0..n {
-                if i != j {
-                    row[j] = f(sq_dist(pts[i], pts[j]));
+        let mut a = vec![0.0; n.div_ceil(LANES) * n * LANES];
+        a.par_chunks_mut((n * LANES).max(1))
+            .enumerate()
+            .for_each(|(b, block)| {
+                for (j, at) in block.chunks_exact_mut(LANES).enumerate() {
+                    for (r, v) in at.iter_mut().enumerate() {
+                        let i = b * LANES + r;
+                        if i < n && i != j {
+                            *v = f(sq_dist(pts[i], pts[j]));
+                        }
+                    }
                 }
-            }
-        });
-        let row: Vec<f64> = a.chunks(n).map(|r| r.iter().sum()).collect();
+            });
+        let pooled = Self {
+            n,
+            a,
+            row: Vec::new(),
+            total: 0.0,
+        };
+        let row: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| pooled.at(i, j)).sum())
+            .collect();
         let total = row.iter().sum();
-        Self { n, a, row, total }
-    }
-
-    /// Block sums when rows with `label[i] = +1` form the first sample.
-    fn blocks(&self, label: &[f64]) -> Blocks {
-        let q: f64 = self
-            .a
-            .chunks(self.n)
-            .zip(label)
-            .map(|(r, &li)| li * r.iter().zip(label).map(|(a, l)| a * l).sum::<f64>())
-            .sum();
-        let rho: f64 = self.row.iter().zip(label).map(|(r, l)| r * l).sum();
-        let within = 0.5 * (self.total + q);
-        Blocks {
-            xx: 0.5 * (within + rho),
-            yy: 0.5 * (within - rho),
-            xy: 0.25 * (self.total - q),
+        Self {
+            row,
+            total,
+            ..pooled
         }
     }
 
-    /// Observed statistic and permutation p-value.
+    /// `a(i, j)`.
+    fn at(&self, i: usize, j: usize) -> f64 {
+        self.a[((i / LANES) * self.n + j) * LANES + i % LANES]
+    }
+
+    /// Block sums for each labelling in `labels` (±1 per row; rows with +1 form the first
+    /// sample). Per labelling and row i, `s_i = Σ_j a(i, j) l_j` is summed in j order and
+    /// `q = Σ_i l_i s_i` in i order — the one-row-at-a-time arithmetic, bit for bit — with
+    /// eight rows in vector lanes and the matrix streamed once per batch of labellings.
+    fn blocks(&self, labels: &[Vec<f64>]) -> Vec<Blocks> {
+        let n = self.n;
+        let padded = n.div_ceil(LANES) * LANES;
+        // The neutral element `Iterator::sum` starts from, so each s_i is that sum exactly.
+        let zero: f64 = std::iter::empty::<f64>().sum();
+        let mut s = vec![zero; labels.len() * padded];
+        row_sums(&self.a, n, labels, &mut s);
+        labels
+            .iter()
+            .zip(s.chunks_exact(padded.max(1)))
+            .map(|(label, s)| {
+                let q: f64 = label.iter().zip(s).map(|(l, s)| l * s).sum();
+                let rho: f64 = self.row.iter().zip(label).map(|(r, l)| r * l).sum();
+                let within = 0.5 * (self.total + q);
+                Blocks {
+                    xx: 0.5 * (within + rho),
+                    yy: 0.5 * (within - rho),
+                    xy: 0.25 * (self.total - q),
+                }
+            })
+            .collect()
+    }
+
+    /// [`permutation_p`] with the labellings' block sums taken [`PER_PASS`] at a time.
     fn permutation_test(
         &self,
         m: usize,
@@ -73,16 +110,135 @@ impl Pooled {
         seed: u64,
         stat: impl Fn(Blocks) -> f64 + Sync,
     ) -> (f64, f64, Vec<f64>) {
-        permutation_p(self.n, m, b, seed, |first| {
-            let label: Vec<f64> = first.iter().map(|&f| if f { 1.0 } else { -1.0 }).collect();
-            stat(self.blocks(&label))
-        })
+        let signs = |first: &[bool]| -> Vec<f64> {
+            first.iter().map(|&f| if f { 1.0 } else { -1.0 }).collect()
+        };
+        let observed = stat(self.blocks(&[signs(&first_m(self.n, m))])[0]);
+        let null: Vec<f64> = (0..b)
+            .collect::<Vec<_>>()
+            .par_chunks(PER_PASS)
+            .flat_map_iter(|ks| {
+                let labels: Vec<Vec<f64>> = ks
+                    .iter()
+                    .map(|&k| signs(&relabelling(self.n, m, seed, k)))
+                    .collect();
+                self.blocks(&labels).into_iter().map(&stat)
+            })
+            .collect();
+        (observed, resampling_p(observed, &null), null)
     }
 }
 
-/// `stat` of the observed labelling (the first `m` of `n` pooled points form the first sample),
-/// its p-value over `b` seeded random relabellings, `(1 + #{T_b ≥ T_obs}) / (b + 1)`, and the
-/// `b` relabelled statistics.
+/// Labellings per pass over the pooled matrix in [`Pooled::blocks`]: one AVX-512 register
+/// block, 24 accumulators of eight rows, each load of the matrix feeding 24 updates.
+const PER_PASS: usize = 24;
+
+/// `s[p·n₈ + i] += Σ_j a(i, j) · labels[p][j]` over the blocked layout of [`Pooled::a`]
+/// (`n₈` = n rounded up to [`LANES`]), each sum in j order: AVX-512 where the CPU has it,
+/// else [`row_sums_portable`] (the same bits).
+fn row_sums(a: &[f64], n: usize, labels: &[Vec<f64>], s: &mut [f64]) {
+    let padded = n.div_ceil(LANES) * LANES;
+    assert!(a.len() == padded * n && s.len() == labels.len() * padded);
+    assert!(labels.iter().all(|l| l.len() == n));
+    #[cfg(target_arch = "x86_64")]
+    if crate::numerics::avx512() {
+        // SAFETY: the CPU has AVX-512F; the lengths were checked above.
+        unsafe { avx512::row_sums(a, n, labels, s) };
+        return;
+    }
+    row_sums_portable(a, n, labels, s);
+}
+
+/// [`row_sums`] as plain loops (eight rows of a block side by side, which the compiler
+/// vectorises as the target allows).
+fn row_sums_portable(a: &[f64], n: usize, labels: &[Vec<f64>], s: &mut [f64]) {
+    let padded = n.div_ceil(LANES) * LANES;
+    for (b, block) in a.chunks_exact((n * LANES).max(1)).enumerate() {
+        for group in (0..labels.len()).collect::<Vec<_>>().chunks(PER_PASS) {
+            let mut acc: Vec<[f64; LANES]> = group
+                .iter()
+                .map(|&p| std::array::from_fn(|r| s[p * padded + b * LANES + r]))
+                .collect();
+            for (j, av) in block.chunks_exact(LANES).enumerate() {
+                for (acc, &p) in acc.iter_mut().zip(group) {
+                    let lj = labels[p][j];
+                    for (acc, &a) in acc.iter_mut().zip(av) {
+                        *acc += a * lj;
+                    }
+                }
+            }
+            for (acc, &p) in acc.iter().zip(group) {
+                s[p * padded + b * LANES..][..LANES].copy_from_slice(acc);
+            }
+        }
+    }
+}
+
+/// [`row_sums`] in AVX-512 registers: one block of eight rows per register and
+/// [`PER_PASS`] labellings at once.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{LANES, PER_PASS};
+    use std::arch::x86_64::*;
+
+    /// [`super::row_sums`]. One fused multiply–add per term gives the bits of the separate
+    /// product and sum: `l = ±1` makes `a · l` exact.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; the lengths are those [`super::row_sums`] checks.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn row_sums(a: &[f64], n: usize, labels: &[Vec<f64>], s: &mut [f64]) {
+        debug_assert!(labels.iter().flatten().all(|&l| l == 1.0 || l == -1.0));
+        let padded = n.div_ceil(LANES) * LANES;
+        for (g, group) in labels.chunks(PER_PASS).enumerate() {
+            // lt[j·P + p] = l_p[j], padded with +1 (sums computed and dropped).
+            let mut lt = vec![1.0f64; n * PER_PASS];
+            for (p, l) in group.iter().enumerate() {
+                for (j, &v) in l.iter().enumerate() {
+                    lt[j * PER_PASS + p] = v;
+                }
+            }
+            let out = |p: usize, b: usize| (g * PER_PASS + p) * padded + b * LANES;
+            for b in 0..padded / LANES {
+                let mut acc = [_mm512_setzero_pd(); PER_PASS];
+                for (p, acc) in acc.iter_mut().enumerate().take(group.len()) {
+                    *acc = _mm512_loadu_pd(s.as_ptr().add(out(p, b)));
+                }
+                let block = a.as_ptr().add(b * n * LANES);
+                for j in 0..n {
+                    let av = _mm512_loadu_pd(block.add(j * LANES));
+                    let l = lt.as_ptr().add(j * PER_PASS);
+                    for (p, acc) in acc.iter_mut().enumerate() {
+                        *acc = _mm512_fmadd_pd(av, _mm512_set1_pd(*l.add(p)), *acc);
+                    }
+                }
+                for (p, acc) in acc.iter().enumerate().take(group.len()) {
+                    _mm512_storeu_pd(s.as_mut_ptr().add(out(p, b)), *acc);
+                }
+            }
+        }
+    }
+}
+
+/// The observed labelling: the first `m` of `n` pooled points form the first sample.
+fn first_m(n: usize, m: usize) -> Vec<bool> {
+    let mut label = vec![false; n];
+    label[..m].iter_mut().for_each(|l| *l = true);
+    label
+}
+
+/// Relabelling `k` of `seed`: the observed labelling shuffled by its own generator.
+fn relabelling(n: usize, m: usize, seed: u64, k: usize) -> Vec<bool> {
+    let mut rng =
+        Xoshiro256PlusPlus::seed_from_u64(seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut l = first_m(n, m);
+    l.shuffle(&mut rng);
+    l
+}
+
+/// `stat` of the observed labelling ([`first_m`]), its p-value over `b` seeded random
+/// relabellings ([`relabelling`]), `(1 + #{T_b ≥ T_obs}) / (b + 1)`, and the `b` relabelled
+/// statistics.
 fn permutation_p(
     n: usize,
     m: usize,
@@ -90,19 +246,10 @@ fn permutation_p(
     seed: u64,
     stat: impl Fn(&[bool]) -> f64 + Sync,
 ) -> (f64, f64, Vec<f64>) {
-    let mut label = vec![false; n];
-    label[..m].iter_mut().for_each(|l| *l = true);
-    let observed = stat(&label);
+    let observed = stat(&first_m(n, m));
     let null: Vec<f64> = (0..b)
         .into_par_iter()
-        .map(|k| {
-            let mut rng = Xoshiro256PlusPlus::seed_from_u64(
-                seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            );
-            let mut l = label.clone();
-            l.shuffle(&mut rng);
-            stat(&l)
-        })
+        .map(|k| stat(&relabelling(n, m, seed, k)))
         .collect();
     (observed, resampling_p(observed, &null), null)
 }
@@ -271,5 +418,75 @@ pub fn knn_test(
         p_value,
         bandwidth: 0.0,
         null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// The block sums one labelling at a time, row by row: the arithmetic `Pooled::blocks`
+    /// must reproduce bit for bit.
+    fn row_by_row(p: &Pooled, label: &[f64]) -> [f64; 3] {
+        let q: f64 = (0..p.n)
+            .zip(label)
+            .map(|(i, &li)| {
+                li * (0..p.n)
+                    .zip(label)
+                    .map(|(j, l)| p.at(i, j) * l)
+                    .sum::<f64>()
+            })
+            .sum();
+        let rho: f64 = p.row.iter().zip(label).map(|(r, l)| r * l).sum();
+        let within = 0.5 * (p.total + q);
+        [
+            0.5 * (within + rho),
+            0.5 * (within - rho),
+            0.25 * (p.total - q),
+        ]
+    }
+
+    #[test]
+    fn batched_block_sums_equal_row_by_row_bitwise() {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        // Sizes across the stripe boundary; some rows repeated (zero distances off the diagonal).
+        for (m, n) in [(7, 5), (300, 290), (260, 1), (6, 2)] {
+            let mut x = Array2::<f64>::zeros((m, 3));
+            x.iter_mut()
+                .for_each(|v| *v = StandardNormal.sample(&mut rng));
+            let mut y = Array2::<f64>::zeros((n, 3));
+            y.iter_mut()
+                .for_each(|v| *v = StandardNormal.sample(&mut rng));
+            y.row_mut(0).assign(&x.row(1));
+            for f in [f64::sqrt as fn(f64) -> f64, |d2: f64| (-d2 / 2.0).exp()] {
+                let pooled = Pooled::new(x.view(), y.view(), f);
+                let labels: Vec<Vec<f64>> = (0..PER_PASS + 3)
+                    .map(|k| {
+                        let l = relabelling(m + n, m, 9, k);
+                        l.iter().map(|&f| if f { 1.0 } else { -1.0 }).collect()
+                    })
+                    .collect();
+                for batch in [&labels[..1], &labels[..]] {
+                    for (b, l) in pooled.blocks(batch).iter().zip(batch) {
+                        let want = row_by_row(&pooled, l);
+                        let got = [b.xx, b.yy, b.xy];
+                        assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "m {m} n {n}");
+                    }
+                }
+                // The portable loops equal the dispatched ones.
+                let k = (m + n).div_ceil(LANES) * LANES;
+                let (mut fast, mut slow) =
+                    (vec![0.0; labels.len() * k], vec![0.0; labels.len() * k]);
+                row_sums(&pooled.a, m + n, &labels, &mut fast);
+                row_sums_portable(&pooled.a, m + n, &labels, &mut slow);
+                let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&slow));
+                // a(i, j) is f of the squared distance, and symmetric.
+                assert_eq!(pooled.at(1, m).to_bits(), f(0.0).to_bits());
+                assert_eq!(pooled.at(2, m).to_bits(), pooled.at(m, 2).to_bits());
+            }
+        }
     }
 }
