@@ -172,12 +172,7 @@ pub fn projected_quantiles(law: &GaussianMixture, dirs: ArrayView2<f64>, n: usiz
                     (law.weights()[k], m, s)
                 })
                 .collect();
-            let cdf = |x: f64| -> f64 {
-                comps
-                    .iter()
-                    .map(|&(w, m, s)| w * crate::stats::ks::normal_cdf((x - m) / s))
-                    .sum()
-            };
+            let cdf = |x: f64| crate::stats::ks::mixture_cdf(&comps, x);
             let lo0 = comps
                 .iter()
                 .map(|c| c.1 - 12.0 * c.2)
