@@ -453,7 +453,9 @@ impl<'a> Oracle<'a> {
             .into_iter()
             .map(|r| r.to_slice().expect("owned"))
             .collect();
-        let pairs: f64 = (0..m)
+        // Row sums in parallel, their total in row order: the same bits for any thread count
+        // (rayon's own `sum` adds along a tree that work stealing shapes).
+        let per_row: Vec<f64> = (0..m)
             .into_par_iter()
             .map(|i| {
                 let a = rows[i];
@@ -465,7 +467,8 @@ impl<'a> Oracle<'a> {
                     })
                     .sum::<f64>()
             })
-            .sum();
+            .collect();
+        let pairs: f64 = per_row.iter().sum();
         let cross = kernel_mean(&self.smoothed, self.h, x.view());
         2.0 * pairs / (m * (m - 1)) as f64 - 2.0 * cross + self.self_term
     }
@@ -610,6 +613,29 @@ mod tests {
                 .sum::<f64>()
                 / y.nrows() as f64;
             assert!((exact / mc - 1.0).abs() < 0.01, "{x:?}: {exact} vs {mc}");
+        }
+    }
+
+    #[test]
+    fn one_sample_mmd_has_the_same_bits_for_any_thread_count() {
+        let mix = GaussianMixture::isotropic(
+            vec![0.5, 0.5],
+            ndarray::arr2(&[[-1.0, 0.0], [1.0, 0.0]]),
+            &[0.3, 0.3],
+        )
+        .unwrap();
+        let oracle = super::Oracle::new(&mix, 2000, 1500, 4).unwrap();
+        let x = mix.sample(1500, 9, 0).0;
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| oracle.mmd_to_exact(x.view())).to_bits()
+        };
+        let one = on(1);
+        for threads in [2, 3, 5, 8] {
+            assert_eq!(on(threads), one, "{threads} threads");
         }
     }
 
