@@ -53,24 +53,17 @@ impl Pooled {
                     }
                 }
             });
-        let pooled = Self {
-            n,
-            a,
-            row: Vec::new(),
-            total: 0.0,
-        };
-        let row: Vec<f64> = (0..n)
-            .map(|i| (0..n).map(|j| pooled.at(i, j)).sum())
-            .collect();
+        // Row sums: the block sums of the all-ones labelling (a · 1 is exact).
+        let zero: f64 = std::iter::empty::<f64>().sum();
+        let mut row = vec![zero; n.div_ceil(LANES) * LANES];
+        row_sums(&a, n, &[vec![1.0; n]], &mut row);
+        row.truncate(n);
         let total = row.iter().sum();
-        Self {
-            row,
-            total,
-            ..pooled
-        }
+        Self { n, a, row, total }
     }
 
-    /// `a(i, j)`.
+    /// `a(i, j)` (the tests' reference arithmetic reads the layout through it).
+    #[cfg(test)]
     fn at(&self, i: usize, j: usize) -> f64 {
         self.a[((i / LANES) * self.n + j) * LANES + i % LANES]
     }
@@ -153,22 +146,25 @@ fn row_sums(a: &[f64], n: usize, labels: &[Vec<f64>], s: &mut [f64]) {
 /// vectorises as the target allows).
 fn row_sums_portable(a: &[f64], n: usize, labels: &[Vec<f64>], s: &mut [f64]) {
     let padded = n.div_ceil(LANES) * LANES;
-    for (b, block) in a.chunks_exact((n * LANES).max(1)).enumerate() {
-        for group in (0..labels.len()).collect::<Vec<_>>().chunks(PER_PASS) {
-            let mut acc: Vec<[f64; LANES]> = group
-                .iter()
-                .map(|&p| std::array::from_fn(|r| s[p * padded + b * LANES + r]))
+    for (group, s) in labels
+        .chunks(PER_PASS)
+        .zip(s.chunks_mut((PER_PASS * padded).max(1)))
+    {
+        for (b, block) in a.chunks_exact((n * LANES).max(1)).enumerate() {
+            let at = |p: usize| p * padded + b * LANES;
+            let mut acc: Vec<[f64; LANES]> = (0..group.len())
+                .map(|p| std::array::from_fn(|r| s[at(p) + r]))
                 .collect();
             for (j, av) in block.chunks_exact(LANES).enumerate() {
-                for (acc, &p) in acc.iter_mut().zip(group) {
-                    let lj = labels[p][j];
+                for (acc, l) in acc.iter_mut().zip(group) {
+                    let lj = l[j];
                     for (acc, &a) in acc.iter_mut().zip(av) {
                         *acc += a * lj;
                     }
                 }
             }
-            for (acc, &p) in acc.iter().zip(group) {
-                s[p * padded + b * LANES..][..LANES].copy_from_slice(acc);
+            for (p, acc) in acc.iter().enumerate() {
+                s[at(p)..][..LANES].copy_from_slice(acc);
             }
         }
     }
@@ -451,7 +447,8 @@ mod tests {
     #[test]
     fn batched_block_sums_equal_row_by_row_bitwise() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
-        // Sizes across the stripe boundary; some rows repeated (zero distances off the diagonal).
+        // Sizes on and off the eight-row blocks; one row repeated (a zero distance off the
+        // diagonal).
         for (m, n) in [(7, 5), (300, 290), (260, 1), (6, 2)] {
             let mut x = Array2::<f64>::zeros((m, 3));
             x.iter_mut()
@@ -483,6 +480,11 @@ mod tests {
                 row_sums_portable(&pooled.a, m + n, &labels, &mut slow);
                 let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&fast), bits(&slow));
+                // The row sums are the plain sums of the rows.
+                for i in 0..m + n {
+                    let plain: f64 = (0..m + n).map(|j| pooled.at(i, j)).sum();
+                    assert_eq!(pooled.row[i].to_bits(), plain.to_bits(), "row {i}");
+                }
                 // a(i, j) is f of the squared distance, and symmetric.
                 assert_eq!(pooled.at(1, m).to_bits(), f(0.0).to_bits());
                 assert_eq!(pooled.at(2, m).to_bits(), pooled.at(m, 2).to_bits());
