@@ -226,6 +226,7 @@ impl NetConfig {
 /// * OpenBLAS runs single-threaded: callers split rows over the rayon pool themselves, and
 ///   OpenBLAS's own threads on top of that oversubscribe the cores (measured: half the
 ///   throughput, most of it in `sched_yield`).
+/// * OpenBLAS uses the vector kernels the CPU has (see `openblas_core`).
 /// * Freed activation buffers stay in the heap: a training step allocates and frees tensors
 ///   of about 1 MiB, which glibc serves with mmap/munmap by default; the page faults and TLB
 ///   shoot-downs cost about a quarter of a step on 2 cores. `mallopt` raises the mmap and trim
@@ -243,10 +244,62 @@ pub fn tune_runtime() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+    openblas_core::upgrade();
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[link(name = "openblas")]
 extern "C" {
     fn openblas_set_num_threads(n: std::ffi::c_int);
+    fn openblas_get_corename() -> *const std::ffi::c_char;
+}
+
+/// The name of the kernel set OpenBLAS runs (`"Prescott"`, `"Haswell"`, `"SkylakeX"`, …).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn openblas_core_name() -> String {
+    // SAFETY: OpenBLAS returns a static NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(openblas_get_corename()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// OpenBLAS picks its kernels by CPU model at load time, and a release older than the CPU
+/// falls back to its SSE3 `Prescott` kernels: Debian 12's 0.3.21 does so on Intel's model 207,
+/// which has AVX-512, and runs `dgemm` (the exact empirical score's inner products, LAPACK)
+/// several times slower than it could. Where that happened, the CPU has AVX-512 (F, BW, DQ,
+/// VL) or AVX2 + FMA, and the user has not chosen a core through `OPENBLAS_CORETYPE`, the
+/// dynamic-architecture build is re-initialised on `SkylakeX` or `Haswell` (the same as
+/// starting the process with that variable, which is also left set for child processes).
+/// Builds without dynamic architectures lack the entry points and are left alone.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+mod openblas_core {
+    use std::arch::is_x86_feature_detected as has;
+
+    pub fn upgrade() {
+        if std::env::var_os("OPENBLAS_CORETYPE").is_some()
+            || super::openblas_core_name() != "Prescott"
+        {
+            return;
+        }
+        let core = if has!("avx512f") && has!("avx512bw") && has!("avx512dq") && has!("avx512vl") {
+            "SKYLAKEX"
+        } else if has!("avx2") && has!("fma") {
+            "HASWELL"
+        } else {
+            return;
+        };
+        // SAFETY: dlsym looks the two entry points up by name (null where this build lacks
+        // them); they take no arguments. They run before any BLAS call of this process.
+        unsafe {
+            let sym = |name: &std::ffi::CStr| libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+            let (quit, init) = (sym(c"gotoblas_dynamic_quit"), sym(c"gotoblas_dynamic_init"));
+            if quit.is_null() || init.is_null() {
+                return;
+            }
+            std::env::set_var("OPENBLAS_CORETYPE", core);
+            std::mem::transmute::<*mut libc::c_void, extern "C" fn()>(quit)();
+            std::mem::transmute::<*mut libc::c_void, extern "C" fn()>(init)();
+        }
+    }
 }
