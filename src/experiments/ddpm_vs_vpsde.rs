@@ -12,9 +12,8 @@ use crate::plot::{Chart, Series};
 use crate::sample::{sample, SampleSpec, Sampler};
 use crate::score::{MixtureScore, Score};
 use crate::sde::Sde;
-use crate::stats::two_sample::energy_distance;
+use crate::stats::two_sample::EnergyReference;
 use crate::{invalid, Result};
-use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -96,7 +95,8 @@ pub struct Shared {
     sde: Arc<dyn Sde>,
     score: MixtureScore,
     seeds: Vec<u64>,
-    references: Vec<Array2<f64>>,
+    /// Exact draws per seed, with their energy self-terms.
+    references: Vec<EnergyReference>,
 }
 
 impl Params {
@@ -144,7 +144,7 @@ impl Cells for Params {
         let seeds = self.seed_list(o);
         let references: Vec<_> = seeds
             .iter()
-            .map(|&s| mixture.sample(n_pts, s, REFERENCE_DOMAIN).0)
+            .map(|&s| EnergyReference::new(mixture.sample(n_pts, s, REFERENCE_DOMAIN).0))
             .collect();
         Ok(Shared {
             mixture,
@@ -188,10 +188,7 @@ impl Cells for Params {
                     .iter()
                     .zip(&sh.references)
                     .map(|(&s, r)| {
-                        energy_distance(
-                            sh.mixture.sample(n_pts, s + 1, REFERENCE_DOMAIN).0.view(),
-                            r.view(),
-                        )
+                        r.distance(sh.mixture.sample(n_pts, s + 1, REFERENCE_DOMAIN).0.view())
                     })
                     .sum::<f64>()
                     / sh.seeds.len() as f64;
@@ -222,7 +219,7 @@ impl Cells for Params {
                         o.nfe
                             .push((format!("{label}: {} N={n}", sampler.name()), run.nfe));
                     }
-                    e += energy_distance(run.x.view(), reference.view()) / sh.seeds.len() as f64;
+                    e += reference.distance(run.x.view()) / sh.seeds.len() as f64;
                 }
                 Ok(e)
             };

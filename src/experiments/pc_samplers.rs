@@ -11,9 +11,8 @@ use crate::data::REFERENCE_DOMAIN;
 use crate::nn::NetScore;
 use crate::plot::{Chart, Series};
 use crate::sample::{config, integrate, Corrector, Predictor, SampleSpec, Sampler};
-use crate::stats::two_sample::energy_distance;
+use crate::stats::two_sample::EnergyReference;
 use crate::Result;
-use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -88,18 +87,15 @@ impl Column {
 
 struct Ctx<'a> {
     net: &'a NetScore,
-    reference: &'a Array2<f64>,
+    reference: EnergyReference,
 }
 
 impl Ctx<'_> {
     fn energy(&self, spec: &SampleSpec) -> Result<(f64, f64)> {
         let sde = self.net.sde();
-        let x_t = sde.prior_sample(spec.n, self.reference.ncols(), spec.seed);
+        let x_t = sde.prior_sample(spec.n, self.reference.sample().ncols(), spec.seed);
         let run = integrate(sde.as_ref(), self.net, x_t, spec, None)?;
-        Ok((
-            energy_distance(run.x.view(), self.reference.view()),
-            run.nfe,
-        ))
+        Ok((self.reference.distance(run.x.view()), run.nfe))
     }
 }
 
@@ -183,7 +179,7 @@ impl Cells for Params {
         let sde = net.sde().name().to_string();
         let ctx = Ctx {
             net: &net,
-            reference: &reference,
+            reference: EnergyReference::new(reference),
         };
         // Tune r at table_n with one seed (distinct from the table's seeds).
         let tune_seed = o.seed + 10_000;
