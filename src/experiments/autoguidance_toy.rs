@@ -19,7 +19,7 @@ use crate::plot::Chart;
 use crate::sample::{sample, SampleSpec, Sampler};
 use crate::score::{Guided, MixtureScore, Score, Scratch};
 use crate::sde::Sde;
-use crate::stats::two_sample::energy_distance;
+use crate::stats::two_sample::EnergyReference;
 use crate::Result;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -148,7 +148,8 @@ pub struct Shared {
     good: Arc<MixtureScore>,
     bad: Arc<MixtureScore>,
     uncond: Arc<MixtureScore>,
-    exact: Array2<f64>,
+    /// Exact draws, with their energy self-term.
+    exact: EnergyReference,
 }
 
 /// The training data of the networks, beside the outputs: the tree as a mixture file.
@@ -171,7 +172,7 @@ fn draw(p: &Params, n: usize, seed: u64, sde: &dyn Sde, score: &dyn Score) -> Re
 /// An arm's statistics against the exact draws; its samples kept when `shown`.
 fn measured(sh: &Shared, x: Array2<f64>, shown: bool) -> Measured {
     let (inside, coverage) = assess(&sh.m, sh.target, &x);
-    let energy = energy_distance(x.view(), sh.exact.view());
+    let energy = sh.exact.distance(x.view());
     Measured::Arm {
         inside,
         coverage,
@@ -223,7 +224,7 @@ impl Cells for Params {
             good,
             bad,
             uncond,
-            exact,
+            exact: EnergyReference::new(exact),
         })
     }
 
@@ -239,12 +240,12 @@ impl Cells for Params {
         let last = p.ws[p.ws.len() - 1];
         match *cell {
             Cell::Reference => {
-                let (inside, coverage) = assess(&sh.m, sh.target, &sh.exact);
+                let (inside, coverage) = assess(&sh.m, sh.target, sh.exact.sample());
                 Ok(Measured::Arm {
                     inside,
                     coverage,
                     energy: 0.0,
-                    shown: Some(sh.exact.clone()),
+                    shown: Some(sh.exact.sample().clone()),
                 })
             }
             Cell::Exact(i, method) => {
@@ -266,10 +267,7 @@ impl Cells for Params {
                 let reversed =
                     Guided::new(sh.bad.clone(), sh.good.clone(), last, [0.0, sh.sde.t_max()])?;
                 let x = draw(p, n, seed, sh.sde.as_ref(), &reversed)?;
-                Ok(Measured::Reversed(energy_distance(
-                    x.view(),
-                    sh.exact.view(),
-                )))
+                Ok(Measured::Reversed(sh.exact.distance(x.view())))
             }
             Cell::Trained => {
                 let nets = trained_nets(exp, p, o, &sh.m)?;
@@ -296,10 +294,7 @@ impl Cells for Params {
                 let nets = trained_nets(exp, p, o, &sh.m)?;
                 let reversed = Guided::new(nets.bad, nets.good, last, [0.0, nets.sde.t_max()])?;
                 let x = draw(p, n, seed, nets.sde.as_ref(), &reversed)?;
-                Ok(Measured::Reversed(energy_distance(
-                    x.view(),
-                    sh.exact.view(),
-                )))
+                Ok(Measured::Reversed(sh.exact.distance(x.view())))
             }
         }
     }

@@ -7,9 +7,8 @@ use super::{Claim, Exact, Experiment, Outputs, Scale, Sci};
 use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Series};
 use crate::sample::{config, sample, SampleSpec, Sampler, Variance};
-use crate::stats::two_sample::energy_distance;
+use crate::stats::two_sample::EnergyReference;
 use crate::Result;
-use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -85,7 +84,7 @@ impl Params {
 /// The exact set-up and the exact draws every energy distance is taken against.
 pub struct Shared {
     exact: Exact,
-    reference: Array2<f64>,
+    reference: EnergyReference,
 }
 
 impl Cells for Params {
@@ -106,7 +105,10 @@ impl Cells for Params {
         let exact = exp.exact()?;
         let n = *self.n.at(o.quick);
         let reference = exact.mixture.sample(n, o.seed, REFERENCE_DOMAIN).0;
-        Ok(Shared { exact, reference })
+        Ok(Shared {
+            exact,
+            reference: EnergyReference::new(reference),
+        })
     }
 
     fn compute(&self, _: &Experiment, sh: &Shared, cell: &Cell, o: &mut Outputs) -> Result<f64> {
@@ -126,7 +128,7 @@ impl Cells for Params {
             if k == 0 {
                 o.nfe.push((format!("{label} S={s}"), run.nfe));
             }
-            total += energy_distance(run.x.view(), sh.reference.view());
+            total += sh.reference.distance(run.x.view());
         }
         Ok(total / seeds as f64)
     }

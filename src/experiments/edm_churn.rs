@@ -12,7 +12,7 @@ use crate::sample::config::EdmSde;
 use crate::sample::{sample, SampleSpec, Sampler};
 use crate::score::{MixtureScore, Score};
 use crate::sde::Sde;
-use crate::stats::two_sample::{energy_distance, energy_test, knn_test};
+use crate::stats::two_sample::{energy_test, knn_test, EnergyReference};
 use crate::Result;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -87,7 +87,8 @@ pub enum Measured {
 /// The exact set-up and the exact draws every configuration is compared with.
 pub struct Shared {
     exact: Exact,
-    exact_draws: Array2<f64>,
+    /// Exact draws, with their energy self-term.
+    exact_draws: EnergyReference,
 }
 
 impl Params {
@@ -160,8 +161,8 @@ impl Params {
         let mut out = Vec::new();
         for &churn in &self.churn {
             let x = self.draw(sde, score, steps, churn, noise, o)?;
-            let t = tested.then(|| self.test(&x, &sh.exact_draws, o.seed));
-            let e = energy_distance(x.view(), sh.exact_draws.view());
+            let t = tested.then(|| self.test(&x, sh.exact_draws.sample(), o.seed));
+            let e = sh.exact_draws.distance(x.view());
             o.nfe.push((
                 format!("{name} N={steps} churn={churn} noise={noise}"),
                 2.0 * (steps - 1) as f64,
@@ -208,7 +209,10 @@ impl Cells for Params {
         let exact = exp.exact()?;
         let n = *self.n.at(o.quick);
         let exact_draws = exact.mixture.sample(n, o.seed, REFERENCE_DOMAIN).0;
-        Ok(Shared { exact, exact_draws })
+        Ok(Shared {
+            exact,
+            exact_draws: EnergyReference::new(exact_draws),
+        })
     }
 
     fn compute(
@@ -222,9 +226,8 @@ impl Cells for Params {
         match *cell {
             Cell::Floor => {
                 let n = *self.n.at(o.quick);
-                Ok(Measured::Floor(energy_distance(
+                Ok(Measured::Floor(sh.exact_draws.distance(
                     ex.mixture.sample(n, o.seed + 1, REFERENCE_DOMAIN).0.view(),
-                    sh.exact_draws.view(),
                 )))
             }
             Cell::Denoiser {
@@ -268,7 +271,11 @@ impl Cells for Params {
                 );
                 let mid = self.churn.iter().copied().find(|&c| c > 0.0).unwrap_or(0.0);
                 let wx = self.draw(ex.sde.as_ref(), &wrong, self.big(), mid, 1.0, o)?;
-                Ok(Measured::Power(self.test(&wx, &sh.exact_draws, o.seed)))
+                Ok(Measured::Power(self.test(
+                    &wx,
+                    sh.exact_draws.sample(),
+                    o.seed,
+                )))
             }
         }
     }
