@@ -269,9 +269,12 @@ pub fn openblas_core_name() -> String {
 /// which has AVX-512, and runs `dgemm` (the exact empirical score's inner products, LAPACK)
 /// several times slower than it could. Where that happened, the CPU has AVX-512 (F, BW, DQ,
 /// VL) or AVX2 + FMA, and the user has not chosen a core through `OPENBLAS_CORETYPE`, the
-/// dynamic-architecture build is re-initialised on `SkylakeX` or `Haswell` (the same as
-/// starting the process with that variable, which is also left set for child processes).
-/// Builds without dynamic architectures lack the entry points and are left alone.
+/// dynamic-architecture build is re-initialised on `SkylakeX` or `Haswell` — the same as
+/// starting the process with that variable, which OpenBLAS reads only while it initialises and
+/// which is removed again, so that child processes (a Slurm job on another node) choose for
+/// their own CPU. Builds without dynamic architectures lack the entry points
+/// ([`openblas_core_switchable`]) and are left alone. Library users and the Python bindings
+/// keep the kernels OpenBLAS chose unless they call [`tune_runtime`] first.
 #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
 mod openblas_core {
     use std::arch::is_x86_feature_detected as has;
@@ -289,17 +292,43 @@ mod openblas_core {
         } else {
             return;
         };
-        // SAFETY: dlsym looks the two entry points up by name (null where this build lacks
-        // them); they take no arguments. They run before any BLAS call of this process.
+        let Some((quit, init)) = entry_points() else {
+            return;
+        };
+        // The two calls run before any BLAS call of this process: OpenBLAS's idle worker
+        // threads read the kernel table only for a job. The variable is read inside `init`.
+        std::env::set_var("OPENBLAS_CORETYPE", core);
+        quit();
+        init();
+        std::env::remove_var("OPENBLAS_CORETYPE");
+    }
+
+    /// `gotoblas_dynamic_quit` and `gotoblas_dynamic_init`, where this OpenBLAS has them.
+    pub fn entry_points() -> Option<(extern "C" fn(), extern "C" fn())> {
+        // SAFETY: dlsym looks the symbols up by name (null where this build lacks them); both
+        // are `void f(void)` in OpenBLAS's driver/others/dynamic.c.
         unsafe {
             let sym = |name: &std::ffi::CStr| libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
             let (quit, init) = (sym(c"gotoblas_dynamic_quit"), sym(c"gotoblas_dynamic_init"));
-            if quit.is_null() || init.is_null() {
-                return;
-            }
-            std::env::set_var("OPENBLAS_CORETYPE", core);
-            std::mem::transmute::<*mut libc::c_void, extern "C" fn()>(quit)();
-            std::mem::transmute::<*mut libc::c_void, extern "C" fn()>(init)();
+            (!quit.is_null() && !init.is_null()).then(|| {
+                (
+                    std::mem::transmute::<*mut libc::c_void, extern "C" fn()>(quit),
+                    std::mem::transmute::<*mut libc::c_void, extern "C" fn()>(init),
+                )
+            })
         }
+    }
+}
+
+/// Whether this OpenBLAS is a dynamic-architecture build whose kernels [`tune_runtime`] can
+/// switch (false off x86-64 Linux/glibc).
+pub fn openblas_core_switchable() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+    {
+        openblas_core::entry_points().is_some()
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64")))]
+    {
+        false
     }
 }
