@@ -7,7 +7,7 @@ use crate::data::REFERENCE_DOMAIN;
 use crate::plot::{Chart, Series};
 use crate::sample::convergence::EndpointOracle;
 use crate::sample::{integrate, SampleSpec};
-use crate::stats::two_sample::energy_distance;
+use crate::stats::two_sample::EnergyReference;
 use crate::Result;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,8 @@ pub enum Measured {
 pub struct Shared {
     exact: Exact,
     x_t: Array2<f64>,
-    reference_draws: Array2<f64>,
+    /// Exact draws, with their energy self-term.
+    reference_draws: EnergyReference,
     exact_path: Array2<f64>,
 }
 
@@ -74,7 +75,7 @@ impl Cells for Params {
         Ok(Shared {
             exact,
             x_t,
-            reference_draws,
+            reference_draws: EnergyReference::new(reference_draws),
             exact_path,
         })
     }
@@ -88,10 +89,9 @@ impl Cells for Params {
     ) -> Result<Measured> {
         let tol = match *cell {
             Cell::Floor => {
-                return Ok(Measured::Floor(energy_distance(
-                    sh.exact_path.view(),
-                    sh.reference_draws.view(),
-                )))
+                return Ok(Measured::Floor(
+                    sh.reference_draws.distance(sh.exact_path.view()),
+                ))
             }
             Cell::Tolerance(i) => self.tolerances[i],
         };
@@ -109,7 +109,7 @@ impl Cells for Params {
             .map(|r| r.dot(&r).sqrt())
             .sum::<f64>()
             / n as f64;
-        let energy = energy_distance(run.x.view(), sh.reference_draws.view());
+        let energy = sh.reference_draws.distance(run.x.view());
         o.nfe.push((format!("pf-rk45 tol={tol:e}"), run.nfe));
         Ok(Measured::Tolerance {
             nfe: run.nfe,

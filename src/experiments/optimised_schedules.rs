@@ -17,7 +17,7 @@ use crate::sample::schedules::{
 use crate::sample::{integrate_with, Method, RunSpec, Sampler};
 use crate::score::MixtureScore;
 use crate::sde::Sde;
-use crate::stats::two_sample::energy_distance;
+use crate::stats::two_sample::EnergyReference;
 use crate::{invalid, Result};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -283,10 +283,11 @@ impl Cells for Params {
             // final denoising step. Energy distance to exact data draws, both ends.
             Cell::AysEnd => {
                 let n = self.steps[self.steps.len() - 1];
-                let exact = sh
-                    .mixture
-                    .sample(self.reference_draws, o.seed ^ 0xa75, REFERENCE_DOMAIN)
-                    .0;
+                let exact = EnergyReference::new(
+                    sh.mixture
+                        .sample(self.reference_draws, o.seed ^ 0xa75, REFERENCE_DOMAIN)
+                        .0,
+                );
                 let ddim = self.samplers[0].method(Some(sde))?;
                 let points = sh.problem(ddim.as_ref(), n).points()?;
                 let ays = standard(sde, self.data_std, sh.t0, sh.t1, points)?
@@ -304,7 +305,7 @@ impl Cells for Params {
                         &sh.x_t,
                         denoise,
                     )?;
-                    Ok(energy_distance(x.view(), exact.view()))
+                    Ok(exact.distance(x.view()))
                 };
                 let (at_min, at_zero) = (end(false)?, end(true)?);
                 Ok(Measured::AysEnd { at_min, at_zero })

@@ -17,7 +17,7 @@ use crate::nn::NetScore;
 use crate::plot::{Chart, Series};
 use crate::sample::{integrate, SampleSpec, Sampler, Variance};
 use crate::score::par_eps;
-use crate::stats::two_sample::{energy_distance, mmd_test};
+use crate::stats::two_sample::{mmd_test, EnergyReference};
 use crate::train::TrainData;
 use crate::{invalid, Result};
 use ndarray::{Array2, Axis};
@@ -208,9 +208,10 @@ impl Cells for Params {
                 let other = data.draw(n, o.seed + 8, DATA_DOMAIN);
                 let model = rec(0.0);
                 let mmd_p = mmd_test(model.view(), held.view(), p.permutations, o.seed).p_value;
+                let held_ref = EnergyReference::new(held.clone());
                 let (e_model, e_floor) = (
-                    energy_distance(model.view(), held.view()),
-                    energy_distance(other.view(), held.view()),
+                    held_ref.distance(model.view()),
+                    held_ref.distance(other.view()),
                 );
                 Ok(Computed::Trajectories {
                     forward,

@@ -13,7 +13,7 @@ use crate::sample::{sample, SampleSpec, Sampler};
 use crate::sde::Marginal;
 use crate::stats::chi2::component_chi2;
 use crate::stats::spread::component_spread;
-use crate::stats::two_sample::{energy_distance, energy_test, knn_test, mmd_test};
+use crate::stats::two_sample::{energy_test, knn_test, mmd_test, EnergyReference};
 use crate::stats::KNN_K;
 use crate::train::TrainData;
 use crate::{invalid, Result};
@@ -170,23 +170,24 @@ impl Cells for Params {
         let held = data.draw(n, o.seed + 7, DATA_DOMAIN);
         // Energy over replicate blocks: block r of the model and of fresh data, each against
         // its own held-out block.
+        // Each held-out block's energy self-term once (`held`'s serves the wrong model too).
+        let held_ref = EnergyReference::new(held.clone());
         let (mut e_model, mut e_floor) = (0.0, 0.0);
         for r in 0..reps {
+            let fresh;
             let (d_r, h_r) = if r == 0 {
-                (shown.clone(), held.clone())
+                (shown.clone(), &held_ref)
             } else {
                 let s = o.seed + 1000 * r as u64;
-                (
-                    data.draw(n, s, DATA_DOMAIN),
-                    data.draw(n, s + 7, DATA_DOMAIN),
-                )
+                fresh = EnergyReference::new(data.draw(n, s + 7, DATA_DOMAIN));
+                (data.draw(n, s, DATA_DOMAIN), &fresh)
             };
-            e_model += energy_distance(block(r), h_r.view());
-            e_floor += energy_distance(d_r.view(), h_r.view());
+            e_model += h_r.distance(block(r));
+            e_floor += h_r.distance(d_r.view());
         }
         let floor = (e_floor / reps as f64).max(1e-12);
         let ratio = e_model / reps as f64 / floor;
-        let wrong_ratio = energy_distance(wrong.view(), held.view()) / floor;
+        let wrong_ratio = held_ref.distance(wrong.view()) / floor;
         let energy_p = energy_test(model.view(), held.view(), p.permutations, o.seed).p_value;
         let mmd_p = mmd_test(model.view(), held.view(), p.permutations, o.seed).p_value;
         // Local structure: Schilling's kNN same-sample fraction (chance level: data vs data).

@@ -10,7 +10,7 @@ use crate::sample::SampleSpec;
 use crate::score::MixtureScore;
 use crate::stats::spread::component_spread;
 use crate::stats::suite::Battery;
-use crate::stats::two_sample::{energy_distance, knn_fraction};
+use crate::stats::two_sample::{knn_fraction, EnergyReference};
 use crate::stats::KNN_K;
 use crate::train::eval::{bucket_edges, excess_loss};
 use crate::train::RunDir;
@@ -145,8 +145,9 @@ impl EvalTask {
         let exact = Model::new(MixtureScore::new(mixture.clone(), sde.clone()), sde.clone())?;
         let exact_run = exact.sample(&spec, None)?;
         let reference = data.sample(self.n, self.seed, REFERENCE_DOMAIN);
-        let e_learned = energy_distance(learned.x.view(), reference.view());
-        let e_exact = energy_distance(exact_run.x.view(), reference.view());
+        let energy = EnergyReference::new(reference.clone());
+        let e_learned = energy.distance(learned.x.view());
+        let e_exact = energy.distance(exact_run.x.view());
         say(&format!(
             "reverse EM, w = g or √(2s) where g is singular ({} steps, n={}): energy distance to exact draws: learned {e_learned:.5}, exact score {e_exact:.5} (ratio {:.2})",
             self.steps,
